@@ -1,0 +1,200 @@
+import { assign, sendParent, setup } from 'xstate';
+import type { CloseCause } from './types.js';
+
+/** Heartbeat timing; `null` turns the heartbeat off for a connection. */
+export interface HeartbeatTiming {
+  readonly intervalMs: number;
+  readonly timeoutMs: number;
+}
+
+export interface ConnectionInput {
+  readonly id: string;
+  readonly heartbeat: HeartbeatTiming | null;
+  /** How long `disconnecting` waits for the peer's close frame before terminating the socket. */
+  readonly closeTimeoutMs: number;
+}
+
+export interface ConnectionContext extends ConnectionInput {
+  /** The close code that ended the connection: the peer's, the server's, or 1006 when no frame was exchanged. */
+  code: number | undefined;
+  reason: string;
+  cause: CloseCause | undefined;
+  /** The transport has reported the socket fully closed. */
+  socketClosed: boolean;
+}
+
+/** What the connection reports when it reaches `closed`. */
+export interface ConnectionOutput {
+  readonly id: string;
+  readonly code: number;
+  readonly reason: string;
+  readonly cause: CloseCause;
+}
+
+/** Every event a connection actor accepts. */
+export type ConnectionEvent =
+  /** The socket is closed: after the peer's close frame (its code and reason) or a dropped TCP connection (1006). */
+  | { type: 'socket.closed'; code: number; reason: string }
+  /** The transport failed; `code` is the close code sent to the peer (1002, 1007, 1009 …) or 1006. */
+  | { type: 'socket.error'; code: number; message: string }
+  | { type: 'socket.pong' }
+  /** A write to the socket failed. */
+  | { type: 'send.failed'; message: string }
+  /** The server closes the connection: the application, a failing handler, or a rate limit. */
+  | { type: 'server.close'; code: number; reason: string; cause: 'server' | 'handler-error' | 'rate-limit' }
+  | { type: 'runtime.shutdown'; code: number; reason: string };
+
+/** The event a connection sends its supervisor when it begins to disconnect. */
+export interface ConnectionLeavingEvent {
+  type: 'connection.leaving';
+  id: string;
+}
+
+/** No close frame was exchanged (RFC 6455 §7.1.5); never sent on the wire. */
+const ABNORMAL_CLOSURE = 1006;
+
+/**
+ * One WebSocket connection: `open` → `disconnecting` → `closed`.
+ *
+ * Every way a connection ends enters `disconnecting` exactly once, and only
+ * the first trigger counts: its entry tells the supervisor to take the
+ * connection out of every room and user, and `closed` (final) reports the
+ * close once. Side effects are named here and implemented by the runtime
+ * with `provide`.
+ */
+export const connectionMachine = setup({
+  types: {} as {
+    context: ConnectionContext;
+    events: ConnectionEvent;
+    input: ConnectionInput;
+    output: ConnectionOutput;
+  },
+  actions: {
+    /** Sends a ping frame. */
+    sendPing: () => {},
+    /** Starts the closing handshake: queued frames go out first, then the close frame. */
+    closeSocket: (_, _params: { code: number; reason: string }) => {},
+    /** Destroys the socket at once, without a closing handshake. */
+    terminateSocket: () => {},
+    /** The connection stopped being usable: no sends, joins or user bindings from now on. */
+    markLeaving: () => {},
+    /** Reports the close, once. */
+    reportClosed: (_, _params: ConnectionOutput) => {},
+    notifySupervisor: sendParent(({ context }): ConnectionLeavingEvent => ({
+      type: 'connection.leaving',
+      id: context.id,
+    })),
+  },
+  guards: {
+    heartbeatOff: ({ context }) => context.heartbeat === null,
+    socketClosed: ({ context }) => context.socketClosed,
+  },
+  delays: {
+    heartbeatInterval: ({ context }) => context.heartbeat?.intervalMs ?? 0,
+    heartbeatTimeout: ({ context }) => context.heartbeat?.timeoutMs ?? 0,
+    closeTimeout: ({ context }) => context.closeTimeoutMs,
+  },
+}).createMachine({
+  id: 'connection',
+  description: 'One WebSocket connection; cleanup runs once, on the way through disconnecting.',
+  context: ({ input }) => ({
+    ...input,
+    code: undefined,
+    reason: '',
+    cause: undefined,
+    socketClosed: false,
+  }),
+  initial: 'open',
+  states: {
+    open: {
+      description: 'Sends, joins and user bindings take effect.',
+      initial: 'alive',
+      states: {
+        alive: {
+          description: 'Waiting for the next heartbeat.',
+          always: { guard: 'heartbeatOff', target: 'unmonitored' },
+          after: { heartbeatInterval: 'awaitingPong' },
+        },
+        awaitingPong: {
+          description: 'A ping is out; the pong must come within the heartbeat timeout.',
+          entry: 'sendPing',
+          on: { 'socket.pong': 'alive' },
+          after: {
+            heartbeatTimeout: {
+              target: '#connection.disconnecting',
+              actions: [
+                assign({ code: ABNORMAL_CLOSURE, reason: '', cause: 'heartbeat' as const }),
+                'terminateSocket',
+              ],
+            },
+          },
+        },
+        unmonitored: { description: 'Heartbeat turned off.' },
+      },
+      on: {
+        'socket.closed': {
+          target: 'disconnecting',
+          actions: assign(({ event }) => ({
+            code: event.code,
+            reason: event.reason,
+            cause: 'client' as const,
+            socketClosed: true,
+          })),
+        },
+        'socket.error': {
+          target: 'disconnecting',
+          // The transport has already answered the peer with `code`; the socket closes by itself.
+          actions: assign(({ event }) => ({ code: event.code, reason: '', cause: 'socket-error' as const })),
+        },
+        'send.failed': {
+          target: 'disconnecting',
+          actions: [
+            assign({ code: ABNORMAL_CLOSURE, reason: '', cause: 'send-failed' as const }),
+            'terminateSocket',
+          ],
+        },
+        'server.close': {
+          target: 'disconnecting',
+          actions: [
+            assign(({ event }) => ({ code: event.code, reason: event.reason, cause: event.cause })),
+            { type: 'closeSocket', params: ({ event }) => ({ code: event.code, reason: event.reason }) },
+          ],
+        },
+        'runtime.shutdown': {
+          target: 'disconnecting',
+          actions: [
+            assign(({ event }) => ({ code: event.code, reason: event.reason, cause: 'shutdown' as const })),
+            { type: 'closeSocket', params: ({ event }) => ({ code: event.code, reason: event.reason }) },
+          ],
+        },
+      },
+    },
+    disconnecting: {
+      description: 'Out of every room and user; waiting for the socket to close.',
+      entry: ['markLeaving', 'notifySupervisor'],
+      always: { guard: 'socketClosed', target: 'closed' },
+      on: {
+        'socket.closed': { target: 'closed', actions: assign({ socketClosed: true }) },
+      },
+      after: { closeTimeout: { actions: 'terminateSocket' } },
+    },
+    closed: {
+      type: 'final',
+      description: 'Gone; the close was reported once.',
+      entry: {
+        type: 'reportClosed',
+        params: ({ context }) => outputOf(context),
+      },
+    },
+  },
+  output: ({ context }) => outputOf(context),
+});
+
+function outputOf(context: ConnectionContext): ConnectionOutput {
+  return {
+    id: context.id,
+    code: context.code ?? ABNORMAL_CLOSURE,
+    reason: context.reason,
+    cause: context.cause ?? 'client',
+  };
+}

@@ -1,0 +1,155 @@
+import { assign, enqueueActions, setup } from 'xstate';
+import type { AnyActorRef, DoneActorEvent, ErrorActorEvent } from 'xstate';
+import type { ConnectionEvent, ConnectionLeavingEvent, ConnectionOutput } from './connection.machine.js';
+import { Directory } from './directory.js';
+import type { DeliveryPort, Outbound, Respond, Target } from './types.js';
+
+export type SupervisorDirectory = Directory<DeliveryPort, AnyActorRef>;
+
+export interface SupervisorContext {
+  readonly directory: SupervisorDirectory;
+}
+
+export interface SupervisorInput {
+  /** Lets a test start from a prepared directory; the runtime always starts empty. */
+  readonly directory?: SupervisorDirectory;
+}
+
+/** Every event the supervisor accepts. It handles them one at a time, in arrival order. */
+export type SupervisorEvent =
+  | {
+      type: 'connection.register';
+      id: string;
+      ref: AnyActorRef;
+      port: DeliveryPort;
+      user?: string;
+      respond?: Respond;
+    }
+  | { type: 'room.join'; id: string; room: string; respond?: Respond }
+  | { type: 'room.leave'; id: string; room: string; respond?: Respond }
+  | { type: 'user.bind'; id: string; user: string | undefined; respond?: Respond }
+  | ConnectionLeavingEvent
+  | { type: 'broadcast'; target: Target; except?: string; message: Outbound }
+  | { type: 'runtime.shutdown'; code: number; reason: string }
+  | DoneActorEvent<ConnectionOutput, string>
+  | ErrorActorEvent<unknown, string>;
+
+type Event<T extends SupervisorEvent['type']> = Extract<SupervisorEvent, { type: T }>;
+
+const refuse = { type: 'respond', params: { ok: false } } as const;
+const accept = { type: 'respond', params: { ok: true } } as const;
+
+/**
+ * The supervisor: the connection registry, rooms and users.
+ *
+ * Because it processes one message at a time, a `connection.leaving` is
+ * handled before any later join for that connection, and a join for a
+ * connection that is leaving or gone is refused — so no connection is left in
+ * a room after it began to disconnect (S11).
+ */
+export const supervisorMachine = setup({
+  types: {} as {
+    context: SupervisorContext;
+    events: SupervisorEvent;
+    input: SupervisorInput | undefined;
+  },
+  actions: {
+    /** Answers the caller of a request event. */
+    respond: ({ event }, params: { ok: boolean }) => {
+      if ('respond' in event) event.respond?.(params.ok);
+    },
+    /** Writes a broadcast into every recipient's outbox (implemented by the runtime). */
+    deliver: (_, _params: { target: Target; except: string | undefined; message: Outbound }) => {},
+    register: assign(({ context, event }) => {
+      const { id, ref, port, user } = event as Event<'connection.register'>;
+      context.directory.register(id, ref, port, user);
+      return {};
+    }),
+    join: assign(({ context, event }) => {
+      const { id, room } = event as Event<'room.join'>;
+      context.directory.join(id, room);
+      return {};
+    }),
+    leave: assign(({ context, event }) => {
+      const { id, room } = event as Event<'room.leave'>;
+      context.directory.leave(id, room);
+      return {};
+    }),
+    bind: assign(({ context, event }) => {
+      const { id, user } = event as Event<'user.bind'>;
+      context.directory.bind(id, user);
+      return {};
+    }),
+    markLeaving: assign(({ context, event }) => {
+      context.directory.markLeaving((event as Event<'connection.leaving'>).id);
+      return {};
+    }),
+    forget: assign(({ context }, params: { id: string }) => {
+      context.directory.remove(params.id);
+      return {};
+    }),
+    shutdownConnections: enqueueActions(({ context, event, enqueue }) => {
+      const { code, reason } = event as Event<'runtime.shutdown'>;
+      const shutdown: ConnectionEvent = { type: 'runtime.shutdown', code, reason };
+      for (const entry of context.directory.connections.values()) enqueue.sendTo(entry.ref, shutdown);
+    }),
+  },
+  guards: {
+    isNew: ({ context, event }) => !context.directory.connections.has((event as Event<'connection.register'>).id),
+    isActive: ({ context, event }) => context.directory.isActive((event as { id: string }).id),
+    isMember: ({ context, event }) => {
+      const { id, room } = event as Event<'room.leave'>;
+      return context.directory.connections.get(id)?.rooms.has(room) ?? false;
+    },
+    isEmpty: ({ context }) => context.directory.connections.size === 0,
+  },
+}).createMachine({
+  id: 'supervisor',
+  description: 'Owns the connection registry, rooms and users; one message at a time.',
+  context: ({ input }) => ({ directory: input?.directory ?? new Directory() }),
+  initial: 'running',
+  on: {
+    'connection.leaving': { actions: 'markLeaving' },
+    'room.leave': [{ guard: 'isMember', actions: ['leave', accept] }, { actions: refuse }],
+    broadcast: {
+      actions: {
+        type: 'deliver',
+        params: ({ event }) => ({ target: event.target, except: event.except, message: event.message }),
+      },
+    },
+    'xstate.done.actor.*': {
+      actions: { type: 'forget', params: ({ event }) => ({ id: (event as DoneActorEvent<ConnectionOutput>).output.id }) },
+    },
+    // A failed connection actor is forgotten; the runtime, its observer, closes the socket.
+    'xstate.error.actor.*': {
+      actions: { type: 'forget', params: ({ event }) => ({ id: actorIdOf(event.type) }) },
+    },
+  },
+  states: {
+    running: {
+      description: 'Admits connections; joins and user bindings of active connections take effect.',
+      on: {
+        'connection.register': [{ guard: 'isNew', actions: ['register', accept] }, { actions: refuse }],
+        'room.join': [{ guard: 'isActive', actions: ['join', accept] }, { actions: refuse }],
+        'user.bind': [{ guard: 'isActive', actions: ['bind', accept] }, { actions: refuse }],
+        'runtime.shutdown': 'stopping',
+      },
+    },
+    stopping: {
+      description: 'Every connection was told to close with 1001; new registrations, joins and bindings are refused.',
+      entry: 'shutdownConnections',
+      always: { guard: 'isEmpty', target: 'stopped' },
+      on: {
+        'connection.register': { actions: refuse },
+        'room.join': { actions: refuse },
+        'user.bind': { actions: refuse },
+      },
+    },
+    stopped: { type: 'final', description: 'No connection is left.' },
+  },
+});
+
+/** `xstate.error.actor.<id>` → `<id>`. */
+function actorIdOf(eventType: string): string {
+  return eventType.slice('xstate.error.actor.'.length);
+}

@@ -1,0 +1,46 @@
+/**
+ * Types shared by the machines and the runtime. Types only: this file has no
+ * runtime code, so `machines/` stays free of anything but `xstate`.
+ */
+
+/**
+ * Why a connection ended: the first trigger that drove it out of `open`.
+ * Later triggers are ignored, so this names exactly one cause.
+ */
+export type CloseCause =
+  /** The peer sent a close frame or its TCP connection went away. */
+  | 'client'
+  /** The application called `connection.close()`. */
+  | 'server'
+  /** The peer did not answer a ping within `heartbeat.timeoutMs`. */
+  | 'heartbeat'
+  /** A write to the socket failed. */
+  | 'send-failed'
+  /** The transport reported an error: a bad or oversized frame, a reset. */
+  | 'socket-error'
+  /** The runtime is shutting down (`runtime.close()`). */
+  | 'shutdown'
+  /** An application event handler threw or rejected. */
+  | 'handler-error'
+  /** The peer exceeded its message rate under the `close` policy. */
+  | 'rate-limit';
+
+/** Who a broadcast is for. `except` is handled separately so one shape serves every target. */
+export type Target =
+  | { readonly kind: 'room'; readonly room: string }
+  | { readonly kind: 'user'; readonly user: string }
+  | { readonly kind: 'all' };
+
+/** A message on its way out: the bytes (or text) and whether it is a binary frame. */
+export interface Outbound {
+  readonly data: string | Uint8Array;
+  readonly binary: boolean;
+}
+
+/** The data-plane side of a connection: what a broadcast writes into. */
+export interface DeliveryPort {
+  deliver(message: Outbound): void;
+}
+
+/** A callback carried by a request event; the supervisor answers through it. */
+export type Respond = (ok: boolean) => void;

@@ -1,0 +1,32 @@
+/**
+ * The machines' side effects, implemented for real sockets. Each machine is
+ * provided once per runtime; a connection actor finds its connection by id.
+ */
+import { connectionMachine } from '../machines/connection.machine.js';
+import { supervisorMachine } from '../machines/supervisor.machine.js';
+import type { ServerConnection } from './connection.js';
+
+export type ConnectionMachine = typeof connectionMachine;
+export type SupervisorMachine = typeof supervisorMachine;
+
+export function provideConnectionMachine(lookup: (id: string) => ServerConnection<unknown> | undefined): ConnectionMachine {
+  return connectionMachine.provide({
+    actions: {
+      sendPing: ({ context }) => lookup(context.id)?.socket.ping(),
+      closeSocket: ({ context }, { code, reason }) => lookup(context.id)?.socket.close(code, reason),
+      terminateSocket: ({ context }) => lookup(context.id)?.socket.terminate(),
+      markLeaving: ({ context }) => lookup(context.id)?.markLeaving(),
+      reportClosed: ({ context }, output) => lookup(context.id)?.markClosed(output),
+    },
+  });
+}
+
+export function provideSupervisorMachine(): SupervisorMachine {
+  return supervisorMachine.provide({
+    actions: {
+      deliver: ({ context }, { target, except, message }) => {
+        context.directory.forEachRecipient(target, except, (entry) => entry.port.deliver(message));
+      },
+    },
+  });
+}

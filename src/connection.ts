@@ -1,0 +1,248 @@
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import type { ActorRefFrom } from 'xstate';
+import type { ConnectionMachine } from './actors.js';
+import type { ConnectionOutput } from '../machines/connection.machine.js';
+import type { DeliveryPort, Outbound } from '../machines/types.js';
+import type { SupervisorEvent } from '../machines/supervisor.machine.js';
+import type { PresenceChange } from './adapter.js';
+import { CloseCode, assertCloseArguments } from './close-codes.js';
+import { Outbox } from './outbox.js';
+import { TokenBucket } from './rate-limit.js';
+import type { RateLimitOptions } from './options.js';
+import type { SocketSink, TransportSocket } from './transport.js';
+
+/** Where a connection is in its life. */
+export type ConnectionState = 'open' | 'disconnecting' | 'closed';
+
+/** What berth keeps of the upgrade request. */
+export interface RequestInfo {
+  readonly url: string;
+  readonly headers: IncomingHttpHeaders;
+  readonly remoteAddress: string | undefined;
+}
+
+/** Data a connection can send: text, or bytes (binary frames unless `binary: false`). */
+export type SendData = string | Uint8Array | ArrayBuffer;
+
+/** One client connection, as the application sees it. */
+export interface Connection<TData = unknown> {
+  /** Unique in the cluster: `<nodeId>-<n>`. */
+  readonly id: string;
+  readonly state: ConnectionState;
+  /** The bound user, if any. */
+  readonly user: string | undefined;
+  /** What `authenticate` returned as `data`. */
+  readonly data: TData | undefined;
+  /** Rooms the connection is in (a live view, empty once it began to disconnect). */
+  readonly rooms: ReadonlySet<string>;
+  readonly request: RequestInfo;
+  /** Queues a message for this connection; false (and nothing sent) unless `open`. */
+  send(data: SendData, options?: { binary?: boolean }): boolean;
+  /** Joins a room: true once a member, false if the connection is leaving or gone. */
+  join(room: string): Promise<boolean>;
+  /** Leaves a room: true if it was a member, false otherwise. */
+  leave(room: string): Promise<boolean>;
+  /** Binds a user (or unbinds with `undefined`): true once bound, false if the connection is leaving or gone. */
+  setUser(user: string | undefined): Promise<boolean>;
+  /**
+   * Closes with `code` and `reason`, after the messages already queued.
+   * Throws `TypeError` for a code that may not be sent, `RangeError` for a reason over 123 bytes.
+   * [code=1000] [reason='']
+   */
+  close(code?: number, reason?: string): void;
+}
+
+/** What a connection needs from its runtime. */
+export interface ConnectionHost<TData> {
+  readonly rateLimit: Required<RateLimitOptions> | null;
+  sendToSupervisor(event: SupervisorEvent): void;
+  rooms(id: string): ReadonlySet<string>;
+  track(change: PresenceChange): void;
+  received(connection: ServerConnection<TData>, data: string | Buffer, binary: boolean): void;
+  dropped(connection: ServerConnection<TData>, reason: 'rate-limit'): void;
+  socketFailed(connection: ServerConnection<TData>, error: Error, closeCode: number): void;
+  sendFailed(connection: ServerConnection<TData>, error: Error): void;
+  leaving(connection: ServerConnection<TData>): void;
+  closed(connection: ServerConnection<TData>, output: ConnectionOutput): void;
+}
+
+const emptyRooms: ReadonlySet<string> = new Set();
+
+/** Turns what an application sends into a frame: strings are text, bytes binary. */
+export function toOutbound(data: SendData, binary: boolean | undefined): Outbound {
+  if (typeof data === 'string') return { data, binary: binary ?? false };
+  if (data instanceof Uint8Array) return { data, binary: binary ?? true };
+  if (data instanceof ArrayBuffer) return { data: new Uint8Array(data), binary: binary ?? true };
+  throw new TypeError(`data must be a string, Uint8Array or ArrayBuffer, got ${describe(data)}`);
+}
+
+export function assertName(what: 'room' | 'user', value: unknown): asserts value is string {
+  if (typeof value !== 'string' || value.length === 0) {
+    throw new TypeError(`${what} must be a non-empty string, got ${describe(value)}`);
+  }
+}
+
+function describe(value: unknown): string {
+  return value === null ? 'null' : Array.isArray(value) ? 'array' : typeof value;
+}
+
+/**
+ * The runtime's side of a connection: the application's handle, the
+ * supervisor's delivery port, and the sink of its socket's events, which it
+ * turns into events of its actor.
+ */
+export class ServerConnection<TData = unknown> implements Connection<TData>, DeliveryPort, SocketSink {
+  readonly id: string;
+  readonly data: TData | undefined;
+  readonly request: RequestInfo;
+  readonly socket: TransportSocket;
+  #state: ConnectionState = 'open';
+  #user: string | undefined;
+  #actor: ActorRefFrom<ConnectionMachine> | undefined;
+  readonly #host: ConnectionHost<TData>;
+  readonly #outbox: Outbox;
+  readonly #bucket: TokenBucket | undefined;
+
+  constructor(
+    id: string,
+    socket: TransportSocket,
+    request: IncomingMessage,
+    grant: { user: string | undefined; data: TData | undefined },
+    host: ConnectionHost<TData>,
+  ) {
+    this.id = id;
+    this.socket = socket;
+    this.data = grant.data;
+    this.#user = grant.user;
+    this.#host = host;
+    this.request = {
+      url: request.url ?? '/',
+      headers: request.headers,
+      remoteAddress: request.socket.remoteAddress,
+    };
+    this.#outbox = new Outbox(socket, (error) => host.sendFailed(this, error));
+    const limit = host.rateLimit;
+    this.#bucket = limit === null ? undefined : new TokenBucket(limit.messagesPerSecond, limit.burst);
+  }
+
+  /** Connects the handle to its actor; called once, before the actor starts. */
+  attach(actor: ActorRefFrom<ConnectionMachine>): void {
+    this.#actor = actor;
+  }
+
+  get actor(): ActorRefFrom<ConnectionMachine> | undefined {
+    return this.#actor;
+  }
+
+  get state(): ConnectionState {
+    return this.#state;
+  }
+
+  get user(): string | undefined {
+    return this.#user;
+  }
+
+  get rooms(): ReadonlySet<string> {
+    return this.#state === 'open' ? this.#host.rooms(this.id) : emptyRooms;
+  }
+
+  send(data: SendData, options?: { binary?: boolean }): boolean {
+    const message = toOutbound(data, options?.binary);
+    return this.#state === 'open' && this.#outbox.push(message);
+  }
+
+  /** Delivery port: a broadcast's frame for this connection. */
+  deliver(message: Outbound): void {
+    if (this.#state === 'open') this.#outbox.push(message);
+  }
+
+  join(room: string): Promise<boolean> {
+    assertName('room', room);
+    return this.#request({ type: 'room.join', id: this.id, room }, { kind: 'join', id: this.id, room });
+  }
+
+  leave(room: string): Promise<boolean> {
+    assertName('room', room);
+    return this.#request({ type: 'room.leave', id: this.id, room }, { kind: 'leave', id: this.id, room });
+  }
+
+  setUser(user: string | undefined): Promise<boolean> {
+    if (user !== undefined) assertName('user', user);
+    return this.#request({ type: 'user.bind', id: this.id, user }, { kind: 'bind', id: this.id, user }, () => {
+      this.#user = user;
+    });
+  }
+
+  close(code: number = CloseCode.NORMAL, reason = ''): void {
+    assertCloseArguments(code, reason);
+    this.#actor?.send({ type: 'server.close', code, reason, cause: 'server' });
+  }
+
+  /** Closes on berth's own account (failing handler, rate limit); not subject to the caller checks. */
+  closeFor(cause: 'handler-error' | 'rate-limit', code: number, reason: string): void {
+    this.#actor?.send({ type: 'server.close', code, reason, cause });
+  }
+
+  #request(
+    event: Extract<SupervisorEvent, { type: 'room.join' | 'room.leave' | 'user.bind' }>,
+    change: PresenceChange,
+    applied?: () => void,
+  ): Promise<boolean> {
+    if (this.#state !== 'open') return Promise.resolve(false);
+    return new Promise((resolve) => {
+      this.#host.sendToSupervisor({
+        ...event,
+        respond: (ok) => {
+          if (ok) {
+            applied?.();
+            this.#host.track(change);
+          }
+          resolve(ok);
+        },
+      });
+    });
+  }
+
+  // Socket sink: what the transport reports, turned into actor events.
+
+  message(data: string | Buffer, binary: boolean): void {
+    if (this.#state !== 'open') return;
+    if (this.#bucket !== undefined && !this.#bucket.take()) {
+      if (this.#host.rateLimit?.policy === 'drop') this.#host.dropped(this, 'rate-limit');
+      else this.closeFor('rate-limit', CloseCode.POLICY_VIOLATION, 'rate limit exceeded');
+      return;
+    }
+    this.#host.received(this, data, binary);
+  }
+
+  pong(): void {
+    this.#actor?.send({ type: 'socket.pong' });
+  }
+
+  closed(code: number, reason: string): void {
+    this.#actor?.send({ type: 'socket.closed', code, reason });
+  }
+
+  error(error: Error, closeCode: number): void {
+    if (this.#state === 'open') this.#host.socketFailed(this, error, closeCode);
+    this.#actor?.send({ type: 'socket.error', code: closeCode, message: error.message });
+  }
+
+  // Actor side effects (see actors.ts).
+
+  markLeaving(): void {
+    if (this.#state !== 'open') return;
+    this.#state = 'disconnecting';
+    this.#host.leaving(this);
+  }
+
+  markClosed(output: ConnectionOutput): void {
+    if (this.#state === 'closed') return;
+    this.#state = 'closed';
+    this.#host.closed(this, output);
+  }
+
+  toJSON(): { id: string; state: ConnectionState; user: string | undefined } {
+    return { id: this.id, state: this.#state, user: this.#user };
+  }
+}

@@ -1,0 +1,37 @@
+/**
+ * Stable codes of the errors berth emits on its `error` event. Caller misuse
+ * is not here: it throws `TypeError` or `RangeError` synchronously.
+ */
+export const ErrorCode = {
+  /** An application event handler threw or its promise rejected. Its connection (if any) is closed with 1011. */
+  HANDLER_FAILED: 'ERR_HANDLER_FAILED',
+  /** The `authenticate` hook threw or rejected; the upgrade was answered with HTTP 500. */
+  AUTHENTICATE_FAILED: 'ERR_AUTHENTICATE_FAILED',
+  /** The peer sent something the transport refused (bad frame, oversized message, invalid close code), or the socket failed. */
+  SOCKET: 'ERR_SOCKET',
+  /** A write to a socket failed; the connection is closed. */
+  SEND_FAILED: 'ERR_SEND_FAILED',
+  /** The adapter failed to carry a broadcast to other nodes; local delivery was not affected. */
+  ADAPTER: 'ERR_ADAPTER',
+  /** A connection actor failed unexpectedly (a bug in berth); its socket was terminated. */
+  ACTOR_FAILED: 'ERR_ACTOR_FAILED',
+} as const;
+
+export type ErrorCodeValue = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+/** An error berth reports on its `error` event; `code` is stable, `cause` the original error if any. */
+export class BerthError extends Error {
+  override readonly name = 'BerthError';
+  readonly code: ErrorCodeValue;
+
+  constructor(code: ErrorCodeValue, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+  }
+}
+
+/** Wraps anything thrown into a `BerthError` with the given code. */
+export function toBerthError(code: ErrorCodeValue, what: string, thrown: unknown): BerthError {
+  const detail = thrown instanceof Error ? thrown.message : String(thrown);
+  return new BerthError(code, `${what}: ${detail}`, { cause: thrown });
+}

@@ -1,0 +1,16 @@
+export { createRuntime } from './runtime.js';
+export type { Runtime, RuntimeEvents, BroadcastOptions } from './runtime.js';
+export type { RuntimeOptions, RateLimitOptions } from './options.js';
+export type { Connection, ConnectionState, RequestInfo, SendData } from './connection.js';
+export type { Authenticate, AuthDecision, AuthGrant, AuthRefusal } from './admission.js';
+export { CloseCode, closeCodeCatalog, describeCloseCode, isSendableCloseCode, MAX_CLOSE_REASON_BYTES } from './close-codes.js';
+export type { CloseCodeInfo, CloseCodeName } from './close-codes.js';
+export { BerthError, ErrorCode } from './errors.js';
+export type { ErrorCodeValue } from './errors.js';
+export type { Adapter, AdapterNode, BroadcastMessage, PresenceChange } from './adapter.js';
+export { createMemoryAdapter, createMemoryBus } from './memory-adapter.js';
+export type { MemoryBus } from './memory-adapter.js';
+export type { Health } from './stats.js';
+export type { CloseCause, Target } from '../machines/types.js';
+export { connectionMachine } from '../machines/connection.machine.js';
+export { supervisorMachine } from '../machines/supervisor.machine.js';

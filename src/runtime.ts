@@ -1,0 +1,403 @@
+import { randomBytes } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { createActor, type Actor } from 'xstate';
+import type { ConnectionOutput } from '../machines/connection.machine.js';
+import type { DirectoryView } from '../machines/directory.js';
+import type { SupervisorDirectory, SupervisorEvent } from '../machines/supervisor.machine.js';
+import type { Target } from '../machines/types.js';
+import type { BroadcastMessage, PresenceChange } from './adapter.js';
+import { Refusal, admit, type Grant } from './admission.js';
+import { provideConnectionMachine, provideSupervisorMachine, type ConnectionMachine, type SupervisorMachine } from './actors.js';
+import { CloseCode } from './close-codes.js';
+import { ServerConnection, assertName, toOutbound, type Connection, type ConnectionHost, type SendData } from './connection.js';
+import { BerthError, ErrorCode, toBerthError, type ErrorCodeValue } from './errors.js';
+import { EventHub } from './events.js';
+import { resolveOptions, type ResolvedOptions, type RuntimeOptions } from './options.js';
+import { indexScheduledEvents } from './scheduler.js';
+import { Stats, type Health } from './stats.js';
+import { Transport, type SocketSink, type TransportSocket } from './transport.js';
+import type { CloseCause } from '../machines/types.js';
+
+/** Events a runtime emits. Handlers run outside every actor, so they may call any API. */
+export interface RuntimeEvents<TData = unknown> extends Record<string, unknown> {
+  /** A connection completed its handshake and is registered (its user, if any, already bound). */
+  connection: Connection<TData>;
+  /** A message arrived: text as a string, binary as a Buffer. */
+  message: { connection: Connection<TData>; data: string | Buffer; binary: boolean };
+  /** A connection is gone; emitted exactly once per connection. */
+  close: { connection: Connection<TData>; code: number; reason: string; cause: CloseCause };
+  /** Something failed; `error.code` is stable (see `ErrorCode`). */
+  error: { error: BerthError; connection?: Connection<TData> };
+  /** An upgrade was answered with HTTP `status` instead of a handshake. */
+  refused: { status: number; reason: string; request: IncomingMessage };
+  /** An incoming message was discarded under the `drop` rate-limit policy. */
+  drop: { connection: Connection<TData>; reason: 'rate-limit' };
+}
+
+/** Options of a broadcast. */
+export interface BroadcastOptions {
+  /** A connection (or its id) that must not receive it. */
+  readonly except?: Connection<unknown> | string;
+  /** Send bytes as a text frame with `false`. [default true for bytes, false for strings] */
+  readonly binary?: boolean;
+}
+
+/** A running berth. See `createRuntime`. */
+export interface Runtime<TData = unknown> {
+  /** Unique per runtime; every connection id starts with it. */
+  readonly nodeId: string;
+  /** Resolves once a standalone server listens (at once when attached); rejects if it cannot. */
+  readonly ready: Promise<void>;
+  /** The supervisor actor: subscribe to it or inspect it. */
+  readonly supervisor: Actor<SupervisorMachine>;
+  on<K extends keyof RuntimeEvents<TData>>(type: K, handler: (event: RuntimeEvents<TData>[K]) => unknown): void;
+  off<K extends keyof RuntimeEvents<TData>>(type: K, handler?: (event: RuntimeEvents<TData>[K]) => unknown): void;
+  /** The listening address of the standalone (or attached) server. */
+  address(): AddressInfo | null;
+  /** Handles an upgrade yourself (for `noServer` setups); the same admission rules apply. */
+  handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void;
+  /** Sends to every member of a room on every node. */
+  sendToRoom(room: string, data: SendData, options?: BroadcastOptions): void;
+  /** Sends to every connection bound to a user on every node. */
+  sendToUser(user: string, data: SendData, options?: BroadcastOptions): void;
+  /** Sends to every connection on every node. */
+  sendToAll(data: SendData, options?: BroadcastOptions): void;
+  /** A live connection of this node by id. */
+  connection(id: string): Connection<TData> | undefined;
+  /** Counts and status; cheap enough for a health endpoint. */
+  health(): Health;
+  /** This node's registry, rooms and users as plain data (O(connections); for tests and debugging). */
+  snapshot(): DirectoryView;
+  /**
+   * Stops admitting (503), closes every connection with 1001 after its queued
+   * messages, waits up to `timeoutMs` for them to close, terminates the rest,
+   * and releases the server and adapter. Idempotent. [timeoutMs=closeTimeoutMs]
+   */
+  close(options?: { timeoutMs?: number }): Promise<void>;
+}
+
+type RuntimeState = 'running' | 'closing' | 'closed';
+
+const SHUTDOWN_REASON = 'server shutting down';
+
+/** Creates a runtime; with `port` it starts listening at once (await `ready`). */
+export function createRuntime<TData = unknown>(options: RuntimeOptions<TData> = {}): Runtime<TData> {
+  return new BerthRuntime(resolveOptions(options));
+}
+
+class BerthRuntime<TData> implements Runtime<TData>, ConnectionHost<TData> {
+  readonly nodeId = randomBytes(4).toString('hex');
+  readonly ready: Promise<void>;
+  readonly supervisor: Actor<SupervisorMachine>;
+  readonly #options: ResolvedOptions<TData>;
+  readonly #events = new EventHub<RuntimeEvents<TData>>();
+  readonly #connections = new Map<string, ServerConnection<TData>>();
+  readonly #connectionLogic: ConnectionMachine;
+  readonly #transport: Transport<Grant<TData>>;
+  readonly #stats = new Stats();
+  #sequence = 0;
+  #state: RuntimeState = 'running';
+  #closing: Promise<void> | undefined;
+
+  constructor(options: ResolvedOptions<TData>) {
+    this.#options = options;
+    this.#connectionLogic = provideConnectionMachine((id) => this.#connections.get(id) as ServerConnection<unknown> | undefined);
+    // XState spreads options over its defaults, so an `undefined` clock would replace the real one.
+    this.supervisor = createActor(provideSupervisorMachine(), {
+      input: {},
+      id: 'supervisor',
+      systemId: 'supervisor',
+      ...(options.inspect && { inspect: options.inspect }),
+      ...(options.clock && { clock: options.clock }),
+    });
+    indexScheduledEvents(this.supervisor.system);
+    this.supervisor.subscribe({
+      error: (error) => {
+        // A bug in berth: nothing can be registered or broadcast from here on.
+        this.#report(toBerthError(ErrorCode.ACTOR_FAILED, 'supervisor failed', error));
+      },
+    });
+    this.supervisor.start();
+
+    const policy = {
+      maxConnections: options.maxConnections,
+      retryAfterSeconds: options.retryAfterSeconds,
+      allowedOrigins: options.allowedOrigins,
+      authenticate: options.authenticate,
+      load: () => this.#connections.size + this.#transport.pending,
+      admitting: () => this.#state === 'running',
+    };
+    this.#transport = new Transport<Grant<TData>>(options, {
+      admit: (request) => {
+        const decision = admit(policy, request);
+        return decision instanceof Promise ? decision.then((d) => this.#noteRefusal(d, request)) : this.#noteRefusal(decision, request);
+      },
+      open: (socket, request, grant) => this.#open(socket, request, grant),
+      admissionFailed: (error, request) => {
+        this.#stats.refused(500);
+        this.#report(toBerthError(ErrorCode.AUTHENTICATE_FAILED, `admission of ${request.url ?? '/'} failed`, error));
+      },
+    });
+    const attached = Promise.resolve(options.adapter.attach({ nodeId: this.nodeId, deliver: (message) => this.#deliverLocally(message) }));
+    this.ready = Promise.all([this.#transport.listening, attached]).then(() => undefined);
+    // `ready` rejects for whoever awaits it; an unawaited failure must not crash the process.
+    this.ready.catch(() => {});
+  }
+
+  on<K extends keyof RuntimeEvents<TData>>(type: K, handler: (event: RuntimeEvents<TData>[K]) => unknown): void {
+    this.#events.on(type, handler);
+  }
+
+  off<K extends keyof RuntimeEvents<TData>>(type: K, handler?: (event: RuntimeEvents<TData>[K]) => unknown): void {
+    this.#events.off(type, handler);
+  }
+
+  address(): AddressInfo | null {
+    const address = this.#transport.address();
+    return typeof address === 'object' ? address : null;
+  }
+
+  handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void {
+    this.#transport.handleUpgrade(request, socket, head);
+  }
+
+  sendToRoom(room: string, data: SendData, options?: BroadcastOptions): void {
+    assertName('room', room);
+    this.#broadcast({ kind: 'room', room }, data, options);
+  }
+
+  sendToUser(user: string, data: SendData, options?: BroadcastOptions): void {
+    assertName('user', user);
+    this.#broadcast({ kind: 'user', user }, data, options);
+  }
+
+  sendToAll(data: SendData, options?: BroadcastOptions): void {
+    this.#broadcast({ kind: 'all' }, data, options);
+  }
+
+  connection(id: string): Connection<TData> | undefined {
+    return this.#connections.get(id);
+  }
+
+  health(): Health {
+    const directory = this.#directory();
+    return this.#stats.health({
+      status: this.#state === 'running' ? 'ok' : this.#state,
+      nodeId: this.nodeId,
+      connections: this.#connections.size,
+      pending: this.#transport.pending,
+      maxConnections: this.#options.maxConnections,
+      rooms: directory.rooms.size,
+      users: directory.users.size,
+    });
+  }
+
+  snapshot(): DirectoryView {
+    return this.#directory().toJSON();
+  }
+
+  close(options?: { timeoutMs?: number }): Promise<void> {
+    this.#closing ??= this.#shutdown(options?.timeoutMs ?? this.#options.closeTimeoutMs);
+    return this.#closing;
+  }
+
+  // ConnectionHost: what connections ask of the runtime.
+
+  get rateLimit(): ResolvedOptions<TData>['rateLimit'] {
+    return this.#options.rateLimit;
+  }
+
+  sendToSupervisor(event: SupervisorEvent): void {
+    this.supervisor.send(event);
+  }
+
+  rooms(id: string): ReadonlySet<string> {
+    return this.#directory().connections.get(id)?.rooms ?? new Set();
+  }
+
+  track(change: PresenceChange): void {
+    const { adapter } = this.#options;
+    if (adapter.track === undefined) return;
+    this.#callAdapter(() => adapter.track!(change), 'presence update');
+  }
+
+  received(connection: ServerConnection<TData>, data: string | Buffer, binary: boolean): void {
+    this.#emit('message', { connection, data, binary }, connection);
+  }
+
+  dropped(connection: ServerConnection<TData>, reason: 'rate-limit'): void {
+    this.#stats.dropped(reason);
+    this.#emit('drop', { connection, reason }, connection);
+  }
+
+  socketFailed(connection: ServerConnection<TData>, error: Error, closeCode: number): void {
+    const failure = toBerthError(ErrorCode.SOCKET, `connection ${connection.id} closed with ${closeCode}`, error);
+    this.#report(failure, connection);
+  }
+
+  sendFailed(connection: ServerConnection<TData>, error: Error): void {
+    this.#report(toBerthError(ErrorCode.SEND_FAILED, `send to ${connection.id} failed`, error), connection);
+    connection.actor?.send({ type: 'send.failed', message: error.message });
+  }
+
+  leaving(connection: ServerConnection<TData>): void {
+    this.track({ kind: 'disconnect', id: connection.id });
+  }
+
+  closed(connection: ServerConnection<TData>, output: ConnectionOutput): void {
+    this.#connections.delete(connection.id);
+    this.#stats.closed(output.code, output.cause);
+    // Runs inside the connection actor's transition: the application hears of it once every actor is at rest.
+    queueMicrotask(() =>
+      this.#emit('close', { connection, code: output.code, reason: output.reason, cause: output.cause }),
+    );
+  }
+
+  // Internals.
+
+  #directory(): SupervisorDirectory {
+    return this.supervisor.getSnapshot().context.directory;
+  }
+
+  #noteRefusal(decision: Grant<TData> | Refusal, request: IncomingMessage): Grant<TData> | Refusal {
+    if (decision instanceof Refusal) {
+      this.#stats.refused(decision.status);
+      this.#emit('refused', { status: decision.status, reason: decision.reason, request });
+    }
+    return decision;
+  }
+
+  #open(socket: TransportSocket, request: IncomingMessage, grant: Grant<TData>): SocketSink {
+    const id = `${this.nodeId}-${(++this.#sequence).toString(36)}`;
+    const connection = new ServerConnection<TData>(id, socket, request, grant, this);
+    if (this.#state !== 'running') {
+      // Admitted just before shutdown began.
+      socket.close(CloseCode.GOING_AWAY, SHUTDOWN_REASON);
+      return connection;
+    }
+    this.#connections.set(id, connection);
+    const actor = createActor(this.#connectionLogic, {
+      parent: this.supervisor,
+      id,
+      systemId: id,
+      input: { id, heartbeat: this.#options.heartbeat, closeTimeoutMs: this.#options.closeTimeoutMs },
+    });
+    connection.attach(actor);
+    actor.subscribe({ error: (error) => this.#connectionFailed(id, error) });
+    actor.start();
+    if (actor.getSnapshot().status !== 'active') return connection;
+    let registered = false;
+    this.supervisor.send({
+      type: 'connection.register',
+      id,
+      ref: actor,
+      port: connection,
+      user: grant.user,
+      respond: (ok) => {
+        registered = ok;
+        if (!ok) actor.send({ type: 'runtime.shutdown', code: CloseCode.GOING_AWAY, reason: SHUTDOWN_REASON });
+      },
+    });
+    if (registered) {
+      this.#stats.accepted();
+      this.track({ kind: 'connect', id, user: grant.user });
+      this.#emit('connection', connection, connection);
+    }
+    return connection;
+  }
+
+  #broadcast(target: Target, data: SendData, options: BroadcastOptions | undefined): void {
+    const outbound = toOutbound(data, options?.binary);
+    if (this.#state === 'closed') return;
+    const except = typeof options?.except === 'object' ? options.except.id : options?.except;
+    // Encoded once here; every recipient's outbox holds the same bytes.
+    const message: BroadcastMessage = {
+      target,
+      except,
+      data: typeof outbound.data === 'string' ? Buffer.from(outbound.data) : outbound.data,
+      binary: outbound.binary,
+    };
+    this.#deliverLocally(message);
+    const { adapter } = this.#options;
+    this.#callAdapter(() => adapter.publish(message), 'publish');
+  }
+
+  #deliverLocally(message: BroadcastMessage): void {
+    this.supervisor.send({
+      type: 'broadcast',
+      target: message.target,
+      except: message.except,
+      message: { data: message.data, binary: message.binary },
+    });
+  }
+
+  #callAdapter(call: () => void | Promise<void>, what: string): void {
+    const fail = (error: unknown) => this.#report(toBerthError(ErrorCode.ADAPTER, `adapter ${what} failed`, error));
+    try {
+      const result = call();
+      if (result instanceof Promise) result.catch(fail);
+    } catch (error) {
+      fail(error);
+    }
+  }
+
+  /** Emits to the application; a failing handler costs at most its connection. */
+  #emit<K extends keyof RuntimeEvents<TData>>(type: K, payload: RuntimeEvents<TData>[K], connection?: ServerConnection<TData>): void {
+    this.#events.emit(type, payload, (error) => {
+      if (type === 'error') {
+        console.error('berth: an error handler threw', error);
+        return;
+      }
+      this.#report(toBerthError(ErrorCode.HANDLER_FAILED, `${String(type)} handler failed`, error), connection);
+      if (connection !== undefined && (type === 'connection' || type === 'message' || type === 'drop')) {
+        connection.closeFor('handler-error', CloseCode.INTERNAL_ERROR, 'internal error');
+      }
+    });
+  }
+
+  #report(error: BerthError, connection?: ServerConnection<TData>): void {
+    this.#stats.error(error.code as ErrorCodeValue);
+    if (!this.#events.has('error')) {
+      console.error(`berth: ${error.code}: ${error.message}`);
+      return;
+    }
+    this.#emit('error', connection === undefined ? { error } : { error, connection });
+  }
+
+  #connectionFailed(id: string, error: unknown): void {
+    const connection = this.#connections.get(id);
+    connection?.socket.terminate();
+    this.#report(toBerthError(ErrorCode.ACTOR_FAILED, `connection ${id} failed`, error), connection);
+    if (connection !== undefined) connection.markClosed({ id, code: CloseCode.ABNORMAL, reason: '', cause: 'socket-error' });
+  }
+
+  async #shutdown(timeoutMs: number): Promise<void> {
+    if (this.#state !== 'running') return;
+    this.#state = 'closing';
+    const stopped = new Promise<void>((resolve) => {
+      if (this.supervisor.getSnapshot().status !== 'active') resolve();
+      else this.supervisor.subscribe({ complete: resolve, error: () => resolve() });
+    });
+    this.supervisor.send({ type: 'runtime.shutdown', code: CloseCode.GOING_AWAY, reason: SHUTDOWN_REASON });
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), timeoutMs);
+    });
+    if ((await Promise.race([stopped, timedOut])) === 'timeout') {
+      // Peers that did not finish the closing handshake in time lose their sockets;
+      // each socket's close event then ends its actor.
+      for (const connection of this.#connections.values()) connection.socket.terminate();
+      await stopped;
+    }
+    clearTimeout(timer);
+    await this.#transport.close();
+    try {
+      await this.#options.adapter.close();
+    } catch (error) {
+      this.#report(toBerthError(ErrorCode.ADAPTER, 'adapter close failed', error));
+    }
+    this.#state = 'closed';
+  }
+}

@@ -1,0 +1,265 @@
+/**
+ * The only file that imports `ws`. It turns HTTP upgrades into sockets the
+ * runtime drives through `TransportSocket`, and answers refused upgrades with
+ * plain HTTP before any WebSocket handshake.
+ */
+import http from 'node:http';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer, type RawData, type WebSocket } from 'ws';
+import { Refusal } from './admission.js';
+import { CloseCode } from './close-codes.js';
+
+/** Where a socket reports what happened on it. */
+export interface SocketSink {
+  message(data: string | Buffer, binary: boolean): void;
+  pong(): void;
+  /** The socket is fully closed; `code`/`reason` are from the peer's close frame, or 1006 and ''. */
+  closed(code: number, reason: string): void;
+  /** The transport failed; `closeCode` is what was sent to the peer, or 1006 if nothing could be. */
+  error(error: Error, closeCode: number): void;
+}
+
+/** What the runtime may do with an open socket. */
+export interface TransportSocket {
+  /** Queues a frame; `done` runs once it is written or has failed. */
+  send(data: string | Uint8Array, binary: boolean, done: (error?: Error) => void): void;
+  /** Starts the closing handshake after everything queued; no-op unless open. */
+  close(code: number, reason: string): void;
+  /** Destroys the socket now. */
+  terminate(): void;
+  ping(): void;
+  /** Bytes queued in user land and not yet handed to the kernel. */
+  readonly bufferedAmount: number;
+  readonly isOpen: boolean;
+}
+
+/** What the transport needs from the runtime. */
+export interface TransportHooks<Grant> {
+  /** Decides an upgrade; may be async (authentication). The request's socket is held meanwhile. */
+  admit(request: http.IncomingMessage): Grant | Refusal | Promise<Grant | Refusal>;
+  /** A socket completed its handshake; returns the sink that will receive its events. */
+  open(socket: TransportSocket, request: http.IncomingMessage, grant: Grant): SocketSink;
+  /** `authenticate` or another admission step threw. */
+  admissionFailed(error: unknown, request: http.IncomingMessage): void;
+}
+
+export interface TransportOptions {
+  port?: number | undefined;
+  host?: string | undefined;
+  server?: http.Server | undefined;
+  path?: string | undefined;
+  maxPayload: number;
+  closeTimeoutMs: number;
+}
+
+/**
+ * ws reports protocol errors with a code; this is the close code it sent for
+ * each (ws's receiver.js). Anything else ended the socket without a frame.
+ */
+const closeCodeOfWsError: Record<string, number> = {
+  WS_ERR_INVALID_UTF8: CloseCode.INVALID_PAYLOAD,
+  WS_ERR_UNSUPPORTED_MESSAGE_LENGTH: CloseCode.MESSAGE_TOO_BIG,
+  WS_ERR_UNSUPPORTED_DATA_PAYLOAD_LENGTH: CloseCode.MESSAGE_TOO_BIG,
+  WS_ERR_TOO_MANY_BUFFERED_PARTS: CloseCode.POLICY_VIOLATION,
+};
+
+function closeCodeOf(error: Error & { code?: unknown }): number {
+  const code = typeof error.code === 'string' ? error.code : '';
+  if (code in closeCodeOfWsError) return closeCodeOfWsError[code]!;
+  return code.startsWith('WS_ERR_') ? CloseCode.PROTOCOL_ERROR : CloseCode.ABNORMAL;
+}
+
+class WsSocket implements TransportSocket {
+  readonly #ws: WebSocket;
+
+  constructor(ws: WebSocket) {
+    this.#ws = ws;
+  }
+
+  get bufferedAmount(): number {
+    return this.#ws.bufferedAmount;
+  }
+
+  get isOpen(): boolean {
+    return this.#ws.readyState === 1;
+  }
+
+  send(data: string | Uint8Array, binary: boolean, done: (error?: Error) => void): void {
+    this.#ws.send(data, { binary }, done);
+  }
+
+  close(code: number, reason: string): void {
+    if (this.isOpen) this.#ws.close(code, reason);
+  }
+
+  terminate(): void {
+    this.#ws.terminate();
+  }
+
+  ping(): void {
+    if (this.isOpen) this.#ws.ping();
+  }
+
+  listen(sink: SocketSink): void {
+    const ws = this.#ws;
+    ws.on('message', (data: RawData, binary: boolean) => {
+      // Default binaryType delivers one Buffer per message.
+      const buffer = data as Buffer;
+      sink.message(binary ? buffer : buffer.toString('utf8'), binary);
+    });
+    ws.on('pong', () => sink.pong());
+    ws.on('error', (error: Error) => sink.error(error, closeCodeOf(error)));
+    ws.on('close', (code: number, reason: Buffer) => sink.closed(code, reason.toString('utf8')));
+  }
+}
+
+/** Writes a complete HTTP response on a raw upgrade socket and closes it. */
+export function refuseUpgrade(socket: Duplex, refusal: Refusal): void {
+  if (socket.destroyed) return;
+  const body = `${refusal.reason}\n`;
+  const headers: Record<string, string | number> = {
+    Connection: 'close',
+    'Content-Type': 'text/plain; charset=utf-8',
+    'Content-Length': Buffer.byteLength(body),
+    ...refusal.headers,
+  };
+  const head = Object.entries(headers)
+    .map(([name, value]) => `${name}: ${value}`)
+    .join('\r\n');
+  socket.once('finish', () => socket.destroy());
+  socket.end(`HTTP/1.1 ${refusal.status} ${http.STATUS_CODES[refusal.status] ?? ''}\r\n${head}\r\n\r\n${body}`);
+}
+
+/**
+ * Accepts upgrades on a standalone port or on an existing server, through
+ * the runtime's admission hook, and hands open sockets to the runtime.
+ */
+export class Transport<Grant> {
+  readonly #wss: WebSocketServer;
+  readonly #hooks: TransportHooks<Grant>;
+  readonly #options: TransportOptions;
+  readonly #server: http.Server;
+  readonly #ownsServer: boolean;
+  /** Upgrades admitted or being decided whose handshake has not completed. */
+  #pending = 0;
+  readonly #pendingSockets = new Set<Duplex>();
+  readonly listening: Promise<void>;
+
+  constructor(options: TransportOptions, hooks: TransportHooks<Grant>) {
+    this.#options = options;
+    this.#hooks = hooks;
+    this.#wss = new WebSocketServer({
+      noServer: true,
+      clientTracking: false,
+      perMessageDeflate: false,
+      maxPayload: options.maxPayload,
+    });
+    if (options.server !== undefined) {
+      this.#server = options.server;
+      this.#ownsServer = false;
+      this.listening = Promise.resolve();
+    } else {
+      this.#server = http.createServer((_request, response) => {
+        response.writeHead(426, { 'Content-Type': 'text/plain; charset=utf-8', Upgrade: 'websocket' });
+        response.end('This endpoint speaks WebSocket.\n');
+      });
+      this.#ownsServer = true;
+      this.listening = new Promise((resolve, reject) => {
+        this.#server.once('error', reject);
+        this.#server.listen(options.port ?? 0, options.host, () => {
+          this.#server.off('error', reject);
+          resolve();
+        });
+      });
+    }
+    this.#server.on('upgrade', this.handleUpgrade);
+  }
+
+  /** Upgrades whose handshake has not completed yet; they count against `maxConnections`. */
+  get pending(): number {
+    return this.#pending;
+  }
+
+  get server(): http.Server {
+    return this.#server;
+  }
+
+  /** Handles one upgrade request; bound so it can be passed to a server's `upgrade` event. */
+  readonly handleUpgrade = (request: http.IncomingMessage, socket: Duplex, head: Buffer): void => {
+    if (!this.#matchesPath(request)) {
+      // Another upgrade handler on a shared server may own this path.
+      if (this.#server.listenerCount('upgrade') <= 1) {
+        refuseUpgrade(socket, new Refusal(400, 'unknown WebSocket path'));
+      }
+      return;
+    }
+    this.#pending++;
+    this.#pendingSockets.add(socket);
+    let settled = false;
+    const settle = () => {
+      if (settled) return;
+      settled = true;
+      this.#pending--;
+      this.#pendingSockets.delete(socket);
+    };
+    // Until ws takes over, an error on the raw socket must not crash the process.
+    const onEarlyError = () => socket.destroy();
+    socket.on('error', onEarlyError);
+    socket.once('close', settle);
+
+    const decide = (decision: Grant | Refusal) => {
+      if (socket.destroyed) return settle();
+      if (decision instanceof Refusal) {
+        settle();
+        refuseUpgrade(socket, decision);
+        return;
+      }
+      this.#wss.handleUpgrade(request, socket, head, (ws) => {
+        settle();
+        socket.off('error', onEarlyError);
+        const transportSocket = new WsSocket(ws);
+        transportSocket.listen(this.#hooks.open(transportSocket, request, decision));
+      });
+    };
+    const fail = (error: unknown) => {
+      settle();
+      this.#hooks.admissionFailed(error, request);
+      refuseUpgrade(socket, new Refusal(500, 'admission failed'));
+    };
+
+    let decision: Grant | Refusal | Promise<Grant | Refusal>;
+    try {
+      decision = this.#hooks.admit(request);
+    } catch (error) {
+      fail(error);
+      return;
+    }
+    if (decision instanceof Promise) decision.then(decide, fail);
+    else decide(decision);
+  };
+
+  /** Address of the standalone server, or of the attached one. */
+  address(): ReturnType<http.Server['address']> {
+    return this.#server.address();
+  }
+
+  /** Stops listening for upgrades; refuses handshakes still waiting for admission; closes an owned server. */
+  async close(): Promise<void> {
+    this.#server.off('upgrade', this.handleUpgrade);
+    for (const socket of this.#pendingSockets) socket.destroy();
+    if (this.#ownsServer) {
+      await new Promise<void>((resolve) => {
+        this.#server.close(() => resolve());
+        this.#server.closeAllConnections();
+      });
+    }
+  }
+
+  #matchesPath(request: http.IncomingMessage): boolean {
+    const path = this.#options.path;
+    if (path === undefined) return true;
+    const url = request.url ?? '/';
+    const query = url.indexOf('?');
+    return (query === -1 ? url : url.slice(0, query)) === path;
+  }
+}
