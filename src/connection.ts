@@ -1,7 +1,7 @@
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import type { ActorRefFrom } from 'xstate';
 import type { ConnectionMachine } from './actors.js';
-import type { ConnectionOutput } from '../machines/connection.machine.js';
+import type { ConnectionEvent, ConnectionOutput } from '../machines/connection.machine.js';
 import type { DeliveryPort, Outbound } from '../machines/types.js';
 import type { SupervisorEvent } from '../machines/supervisor.machine.js';
 import type { PresenceChange } from './adapter.js';
@@ -175,12 +175,17 @@ export class ServerConnection<TData = unknown> implements Connection<TData>, Del
 
   close(code: number = CloseCode.NORMAL, reason = ''): void {
     assertCloseArguments(code, reason);
-    this.#actor?.send({ type: 'server.close', code, reason, cause: 'server' });
+    this.#toActor({ type: 'server.close', code, reason, cause: 'server' });
   }
 
   /** Closes on berth's own account (failing handler, rate limit); not subject to the caller checks. */
   closeFor(cause: 'handler-error' | 'rate-limit', code: number, reason: string): void {
-    this.#actor?.send({ type: 'server.close', code, reason, cause });
+    this.#toActor({ type: 'server.close', code, reason, cause });
+  }
+
+  /** Feeds the actor; a closed connection's actor has stopped and takes nothing more. */
+  #toActor(event: ConnectionEvent): void {
+    if (this.#state !== 'closed') this.#actor?.send(event);
   }
 
   #request(
@@ -216,19 +221,24 @@ export class ServerConnection<TData = unknown> implements Connection<TData>, Del
   }
 
   pong(): void {
-    this.#actor?.send({ type: 'socket.pong' });
+    this.#toActor({ type: 'socket.pong' });
   }
 
   closed(code: number, reason: string): void {
-    this.#actor?.send({ type: 'socket.closed', code, reason });
+    this.#toActor({ type: 'socket.closed', code, reason });
   }
 
   error(error: Error, closeCode: number): void {
     if (this.#state === 'open') this.#host.socketFailed(this, error, closeCode);
-    this.#actor?.send({ type: 'socket.error', code: closeCode, message: error.message });
+    this.#toActor({ type: 'socket.error', code: closeCode, message: error.message });
   }
 
   // Actor side effects (see actors.ts).
+
+  /** Reports a failed write to the actor. */
+  sendFailed(message: string): void {
+    this.#toActor({ type: 'send.failed', message });
+  }
 
   markLeaving(): void {
     if (this.#state !== 'open') return;

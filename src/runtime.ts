@@ -239,7 +239,7 @@ class BerthRuntime<TData> implements Runtime<TData>, ConnectionHost<TData> {
 
   sendFailed(connection: ServerConnection<TData>, error: Error): void {
     this.#report(toBerthError(ErrorCode.SEND_FAILED, `send to ${connection.id} failed`, error), connection);
-    connection.actor?.send({ type: 'send.failed', message: error.message });
+    connection.sendFailed(error.message);
   }
 
   leaving(connection: ServerConnection<TData>): void {

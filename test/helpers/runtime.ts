@@ -1,0 +1,20 @@
+import { afterEach } from 'vitest';
+import { createRuntime, type Runtime, type RuntimeOptions } from '../../src/index.js';
+
+const running = new Set<Runtime<any>>();
+
+afterEach(async () => {
+  await Promise.all([...running].map((runtime) => runtime.close({ timeoutMs: 1000 })));
+  running.clear();
+});
+
+/** A standalone runtime on a free loopback port, closed after the test. */
+export async function startRuntime<TData = unknown>(
+  options: RuntimeOptions<TData> = {},
+): Promise<{ runtime: Runtime<TData>; url: string; port: number }> {
+  const runtime = createRuntime<TData>({ port: 0, host: '127.0.0.1', ...options });
+  running.add(runtime);
+  await runtime.ready;
+  const port = runtime.address()!.port;
+  return { runtime, url: `ws://127.0.0.1:${port}${options.path ?? '/'}`, port };
+}

@@ -1,0 +1,12 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    testTimeout: 20_000,
+    hookTimeout: 20_000,
+    // A skipped or focused test must never pass CI silently.
+    allowOnly: false,
+    pool: 'forks',
+  },
+});
