@@ -9,7 +9,7 @@
  *
  * Prints medians of several batches of 100, in microseconds per connection.
  */
-import { createActor, createMachine, spawnChild, type AnyActorRef } from 'xstate';
+import { createActor, enqueueActions, setup, type AnyActorRef } from 'xstate';
 import { connectionMachine } from '../machines/connection.machine.js';
 import { supervisorMachine } from '../machines/supervisor.machine.js';
 import { indexScheduledEvents } from '../src/scheduler.js';
@@ -45,14 +45,12 @@ function berthRegistry(indexed: boolean): Registry {
 
 function spawnRegistry(): Registry {
   const parent = createActor(
-    createMachine({
-      types: {} as { events: { type: 'add'; id: string } },
+    setup({ types: {} as { events: { type: 'add'; id: string } }, actors: { connection: connectionMachine } }).createMachine({
       on: {
         add: {
-          actions: spawnChild(connectionMachine, {
-            id: ({ event }) => event.id,
-            input: ({ event }) => input(event.id),
-          }),
+          actions: enqueueActions(({ event, enqueue }) =>
+            enqueue.spawnChild('connection', { id: event.id, input: input(event.id) }),
+          ),
         },
       },
     }),
@@ -60,7 +58,7 @@ function spawnRegistry(): Registry {
   return {
     add(id) {
       parent.send({ type: 'add', id });
-      return parent.getSnapshot().children[id] as AnyActorRef;
+      return (parent.getSnapshot().children as Record<string, AnyActorRef>)[id]!;
     },
   };
 }

@@ -1,4 +1,4 @@
-import { assign, sendParent, setup } from 'xstate';
+import { assign, setup } from 'xstate';
 import type { CloseCause } from './types.js';
 
 /** Heartbeat timing; `null` turns the heartbeat off for a connection. */
@@ -80,10 +80,12 @@ export const connectionMachine = setup({
     markLeaving: () => {},
     /** Reports the close, once. */
     reportClosed: (_, _params: ConnectionOutput) => {},
-    notifySupervisor: sendParent(({ context }): ConnectionLeavingEvent => ({
-      type: 'connection.leaving',
-      id: context.id,
-    })),
+    /**
+     * Tells the supervisor (a `connection.leaving` event) to take the
+     * connection out of every room and user. A named action rather than
+     * `sendParent`, so `transition()` can run the machine without a parent.
+     */
+    notifySupervisor: () => {},
   },
   guards: {
     heartbeatOff: ({ context }) => context.heartbeat === null,

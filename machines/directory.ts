@@ -83,6 +83,7 @@ export class Directory<Port = unknown, Ref = unknown> {
     for (const room of entry.rooms) removeFrom(this.rooms, room, entry);
     entry.rooms.clear();
     if (entry.user !== undefined) removeFrom(this.users, entry.user, entry);
+    entry.user = undefined;
   }
 
   /** Forgets a connection entirely. */

@@ -91,7 +91,9 @@ export const supervisorMachine = setup({
     shutdownConnections: enqueueActions(({ context, event, enqueue }) => {
       const { code, reason } = event as Event<'runtime.shutdown'>;
       const shutdown: ConnectionEvent = { type: 'runtime.shutdown', code, reason };
-      for (const entry of context.directory.connections.values()) enqueue.sendTo(entry.ref, shutdown);
+      for (const entry of context.directory.connections.values()) {
+        if (!entry.leaving) enqueue.sendTo(entry.ref, shutdown);
+      }
     }),
   },
   guards: {
@@ -117,8 +119,9 @@ export const supervisorMachine = setup({
         params: ({ event }) => ({ target: event.target, except: event.except, message: event.message }),
       },
     },
+    // A connection actor is named by its connection id, so the event names the connection.
     'xstate.done.actor.*': {
-      actions: { type: 'forget', params: ({ event }) => ({ id: (event as DoneActorEvent<ConnectionOutput>).output.id }) },
+      actions: { type: 'forget', params: ({ event }) => ({ id: actorIdOf(event.type) }) },
     },
     // A failed connection actor is forgotten; the runtime, its observer, closes the socket.
     'xstate.error.actor.*': {
@@ -149,7 +152,7 @@ export const supervisorMachine = setup({
   },
 });
 
-/** `xstate.error.actor.<id>` → `<id>`. */
+/** `xstate.done.actor.<id>` or `xstate.error.actor.<id>` → `<id>`. */
 function actorIdOf(eventType: string): string {
-  return eventType.slice('xstate.error.actor.'.length);
+  return eventType.slice(eventType.indexOf('.actor.') + '.actor.'.length);
 }

@@ -2,16 +2,20 @@
  * The machines' side effects, implemented for real sockets. Each machine is
  * provided once per runtime; a connection actor finds its connection by id.
  */
-import { connectionMachine } from '../machines/connection.machine.js';
+import { connectionMachine, type ConnectionLeavingEvent } from '../machines/connection.machine.js';
 import { supervisorMachine } from '../machines/supervisor.machine.js';
 import type { ServerConnection } from './connection.js';
 
 export type ConnectionMachine = typeof connectionMachine;
 export type SupervisorMachine = typeof supervisorMachine;
 
-export function provideConnectionMachine(lookup: (id: string) => ServerConnection<unknown> | undefined): ConnectionMachine {
+export function provideConnectionMachine(
+  lookup: (id: string) => ServerConnection<unknown> | undefined,
+  supervisor: { send(event: ConnectionLeavingEvent): void },
+): ConnectionMachine {
   return connectionMachine.provide({
     actions: {
+      notifySupervisor: ({ context }) => supervisor.send({ type: 'connection.leaving', id: context.id }),
       sendPing: ({ context }) => lookup(context.id)?.socket.ping(),
       closeSocket: ({ context }, { code, reason }) => lookup(context.id)?.socket.close(code, reason),
       terminateSocket: ({ context }) => lookup(context.id)?.socket.terminate(),

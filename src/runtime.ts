@@ -103,7 +103,10 @@ class BerthRuntime<TData> implements Runtime<TData>, ConnectionHost<TData> {
 
   constructor(options: ResolvedOptions<TData>) {
     this.#options = options;
-    this.#connectionLogic = provideConnectionMachine((id) => this.#connections.get(id) as ServerConnection<unknown> | undefined);
+    this.#connectionLogic = provideConnectionMachine(
+      (id) => this.#connections.get(id) as ServerConnection<unknown> | undefined,
+      { send: (event) => this.supervisor.send(event) },
+    );
     // XState spreads options over its defaults, so an `undefined` clock would replace the real one.
     this.supervisor = createActor(provideSupervisorMachine(), {
       input: {},
@@ -325,6 +328,8 @@ class BerthRuntime<TData> implements Runtime<TData>, ConnectionHost<TData> {
   }
 
   #deliverLocally(message: BroadcastMessage): void {
+    // Once the supervisor has stopped (shutdown, last connection gone) nobody local is left to receive it.
+    if (this.supervisor.getSnapshot().status !== 'active') return;
     this.supervisor.send({
       type: 'broadcast',
       target: message.target,

@@ -1,4 +1,5 @@
 import http from 'node:http';
+import type { AnyActorRef } from 'xstate';
 import { describe, expect, it } from 'vitest';
 import { createRuntime, type Connection, type RuntimeEvents } from '../src/index.js';
 import { connect, eventually } from './helpers/client.js';
@@ -12,7 +13,7 @@ describe('maxConnections (S9)', () => {
       maxConnections: 2,
       retryAfterSeconds: 7,
       inspect: (event) => {
-        if (event.type === '@xstate.actor') inspected.push(event.actorRef.id);
+        if (event.type === '@xstate.actor') inspected.push((event.actorRef as AnyActorRef).id);
       },
     });
     const refused: RuntimeEvents['refused'][] = [];

@@ -1,4 +1,4 @@
-import { SimulatedClock, type InspectionEvent } from 'xstate';
+import { SimulatedClock, type AnyActorRef, type InspectionEvent } from 'xstate';
 import { describe, expect, it } from 'vitest';
 import type { Connection, RuntimeEvents } from '../src/index.js';
 import { connect, eventually } from './helpers/client.js';
@@ -10,7 +10,7 @@ async function setUp(autoPong: boolean) {
   const clock = new SimulatedClock();
   const pongs: string[] = [];
   const inspect = (event: InspectionEvent) => {
-    if (event.type === '@xstate.event' && event.event.type === 'socket.pong') pongs.push(event.actorRef.id);
+    if (event.type === '@xstate.event' && event.event.type === 'socket.pong') pongs.push((event.actorRef as AnyActorRef).id);
   };
   const { runtime, url } = await startRuntime({ clock, heartbeat: HEARTBEAT, inspect });
   const closes: RuntimeEvents['close'][] = [];

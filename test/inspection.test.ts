@@ -1,4 +1,4 @@
-import type { InspectionEvent } from 'xstate';
+import type { AnyActorRef, InspectionEvent } from 'xstate';
 import { describe, expect, it } from 'vitest';
 import type { Connection } from '../src/index.js';
 import { connect, eventually } from './helpers/client.js';
@@ -14,7 +14,7 @@ describe('inspection', () => {
     client.ws.close(4000, 'bye');
     await eventually(() => connection.state === 'closed', 'the close');
 
-    const actors = events.filter((event) => event.type === '@xstate.actor').map((event) => event.actorRef);
+    const actors = events.filter((event) => event.type === '@xstate.actor').map((event) => event.actorRef as AnyActorRef);
     const supervisor = actors.find((actor) => actor.id === 'supervisor');
     const child = actors.find((actor) => actor.id === connection.id);
     expect(supervisor).toBe(runtime.supervisor);
@@ -25,19 +25,19 @@ describe('inspection', () => {
     const states = events
       .filter((event) => event.type === '@xstate.snapshot' && event.actorRef === child)
       .map((event) => {
-        const snapshot = (event as { snapshot: { value: unknown; status: string } }).snapshot;
+        const snapshot = (event as unknown as { snapshot: { value: unknown; status: string } }).snapshot;
         return typeof snapshot.value === 'string' ? snapshot.value : Object.keys(snapshot.value as object)[0];
       });
     expect(states[0]).toBe('open');
     expect(states.at(-1)).toBe('closed');
     const microsteps = events
       .filter((event) => event.type === '@xstate.microstep' && event.actorRef === child)
-      .map((event) => JSON.stringify((event as { snapshot: { value: unknown } }).snapshot.value));
+      .map((event) => JSON.stringify((event as unknown as { snapshot: { value: unknown } }).snapshot.value));
     expect(microsteps).toContain('"disconnecting"');
 
     const supervisorEvents = events
       .filter((event) => event.type === '@xstate.event' && event.actorRef === supervisor)
-      .map((event) => (event as { event: { type: string } }).event.type);
+      .map((event) => (event as unknown as { event: { type: string } }).event.type);
     expect(supervisorEvents).toEqual(
       expect.arrayContaining(['connection.register', 'connection.leaving', `xstate.done.actor.${connection.id}`]),
     );

@@ -1,0 +1,48 @@
+/**
+ * `npm start`: runs the demo chat until SIGINT or SIGTERM.
+ *
+ * Environment: `PORT` [default 8080], `HOST` [default all interfaces].
+ */
+import { startDemo } from './server.js';
+
+function portFromEnvironment(value: string | undefined): number {
+  if (value === undefined || value.trim() === '') return 8080;
+  const port = Number(value);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    console.error(`berth demo: PORT must be an integer within 0–65535, got ${JSON.stringify(value)}`);
+    process.exit(2);
+  }
+  return port;
+}
+
+const demo = await startDemo({
+  port: portFromEnvironment(process.env.PORT),
+  host: process.env.HOST || undefined,
+}).catch((error: unknown) => {
+  // EADDRINUSE and friends deserve one readable line, not a stack trace.
+  console.error(`berth demo: cannot start: ${error instanceof Error ? error.message : String(error)}`);
+  process.exit(1);
+});
+const ws = new URL('ws', demo.url);
+ws.protocol = 'ws:';
+console.log(`berth demo: ${demo.url} (WebSocket ${ws.href}, health /healthz)`);
+
+let stopping = false;
+function stop(signal: NodeJS.Signals): void {
+  if (stopping) {
+    // A second signal means the person is done waiting for clients to say goodbye.
+    console.log(`berth demo: ${signal} again, exiting now`);
+    process.exit(1);
+  }
+  stopping = true;
+  console.log(`berth demo: ${signal}, closing connections…`);
+  demo.close().then(
+    () => process.exit(0),
+    (error: unknown) => {
+      console.error('berth demo: close failed', error);
+      process.exit(1);
+    },
+  );
+}
+process.on('SIGINT', stop);
+process.on('SIGTERM', stop);
