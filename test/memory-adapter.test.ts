@@ -1,0 +1,91 @@
+import { describe, expect, it } from 'vitest';
+import { createMemoryAdapter, createMemoryBus, type Adapter, type Connection, type Runtime } from '../src/index.js';
+import { connect, eventually, type TestClient } from './helpers/client.js';
+import { startRuntime } from './helpers/runtime.js';
+
+async function node(adapter: Adapter): Promise<{ runtime: Runtime; url: string; opened: Connection[] }> {
+  const { runtime, url } = await startRuntime({ adapter });
+  const opened: Connection[] = [];
+  runtime.on('connection', (connection) => opened.push(connection));
+  return { runtime, url, opened };
+}
+
+describe('adapter seam: runtimes on one memory bus', () => {
+  it('room, user and global broadcasts reach every node once; except works across nodes', async () => {
+    const bus = createMemoryBus();
+    const a = await node(createMemoryAdapter(bus));
+    const b = await node(createMemoryAdapter(bus));
+    const onA = await connect(a.url);
+    const onB = await connect(b.url);
+    const loneB = await connect(b.url);
+    await eventually(() => a.opened.length === 1 && b.opened.length === 2, 'connections on both nodes');
+    await a.opened[0]!.join('room');
+    await b.opened[0]!.join('room');
+    await a.opened[0]!.setUser('ada');
+    await b.opened[1]!.setUser('ada');
+
+    a.runtime.sendToRoom('room', 'room from a');
+    b.runtime.sendToUser('ada', 'user from b');
+    a.runtime.sendToAll('all from a', { except: b.opened[1]!.id });
+    const last = (client: TestClient) => client.next();
+    expect([await last(onA), await last(onA), await last(onA)]).toEqual(['room from a', 'user from b', 'all from a']);
+    expect([await last(onB), await last(onB)]).toEqual(['room from a', 'all from a']);
+    expect(await last(loneB)).toBe('user from b');
+
+    // Nothing arrives twice: a marker sent last is the next message everywhere.
+    a.runtime.sendToAll('marker');
+    for (const client of [onA, onB, loneB]) expect(await client.next()).toBe('marker');
+  });
+
+  it('a cluster of one (the default) delivers locally only', async () => {
+    const a = await node(createMemoryAdapter());
+    const b = await node(createMemoryAdapter());
+    const onA = await connect(a.url);
+    const onB = await connect(b.url);
+    a.runtime.sendToAll('only a');
+    b.runtime.sendToAll('only b');
+    expect(await onA.next()).toBe('only a');
+    expect(await onB.next()).toBe('only b');
+  });
+
+  it('a failing adapter is reported as ERR_ADAPTER and local delivery carries on', async () => {
+    const failing: Adapter = {
+      attach() {},
+      publish: () => Promise.reject(new Error('bus down')),
+      track() {
+        throw new Error('presence down');
+      },
+      close() {},
+    };
+    const { runtime, url } = await startRuntime({ adapter: failing });
+    const errors: string[] = [];
+    runtime.on('error', ({ error }) => errors.push(`${error.code}: ${error.message}`));
+    const client = await connect(url);
+    runtime.sendToAll('local still works');
+    expect(await client.next()).toBe('local still works');
+    await eventually(() => errors.some((e) => e.includes('bus down')), 'the publish error');
+    expect(errors.every((e) => e.startsWith('ERR_ADAPTER'))).toBe(true);
+    expect(errors.some((e) => e.includes('presence down'))).toBe(true);
+  });
+
+  it('tells the adapter every presence change of its node, in order', async () => {
+    const changes: string[] = [];
+    const tracking: Adapter = {
+      attach() {},
+      publish() {},
+      track: (change) => void changes.push(Object.values(change).join(' ')),
+      close() {},
+    };
+    const { runtime, url } = await startRuntime({ adapter: tracking });
+    const opened = new Promise<Connection>((resolve) => runtime.on('connection', resolve));
+    const client = await connect(url);
+    const connection = await opened;
+    await connection.join('room');
+    await connection.setUser('ada');
+    await connection.leave('room');
+    client.ws.close();
+    await eventually(() => connection.state === 'closed', 'the close');
+    const id = connection.id;
+    expect(changes).toEqual([`connect ${id} `, `join ${id} room`, `bind ${id} ada`, `leave ${id} room`, `disconnect ${id}`]);
+  });
+});
