@@ -62,9 +62,9 @@ export function admit<TData>(
   }
   if (policy.authenticate === undefined) return { user: undefined, data: undefined };
   const decision = policy.authenticate(request);
-  if (decision instanceof Promise) {
+  if (isThenable(decision)) {
     // The runtime may have begun to shut down while the hook ran.
-    return decision.then((settled) => checkAvailable(policy, true) ?? toGrant(settled));
+    return Promise.resolve(decision).then((settled) => checkAvailable(policy, true) ?? toGrant(settled));
   }
   return toGrant(decision);
 }
@@ -94,6 +94,10 @@ function toGrant<TData>(decision: AuthDecision<TData>): Grant<TData> | Refusal {
     throw new TypeError('authenticate returned a user that is not a non-empty string');
   }
   return { user: decision.user, data: decision.data };
+}
+
+function isThenable<T>(value: T | PromiseLike<T>): value is PromiseLike<T> {
+  return typeof value === 'object' && value !== null && typeof (value as { then?: unknown }).then === 'function';
 }
 
 /** Origins compare case-insensitively, without a trailing slash; a missing Origin is ''. */

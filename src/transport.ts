@@ -138,7 +138,8 @@ export class Transport<Grant> {
   readonly #wss: WebSocketServer;
   readonly #hooks: TransportHooks<Grant>;
   readonly #options: TransportOptions;
-  readonly #server: http.Server;
+  /** Ours (standalone `port`), the application's (`server`), or none (it calls `handleUpgrade`). */
+  readonly #server: http.Server | undefined;
   readonly #ownsServer: boolean;
   /** Upgrades admitted or being decided whose handshake has not completed. */
   #pending = 0;
@@ -154,25 +155,25 @@ export class Transport<Grant> {
       perMessageDeflate: false,
       maxPayload: options.maxPayload,
     });
-    if (options.server !== undefined) {
-      this.#server = options.server;
-      this.#ownsServer = false;
-      this.listening = Promise.resolve();
-    } else {
-      this.#server = http.createServer((_request, response) => {
+    this.#ownsServer = options.port !== undefined;
+    this.listening = Promise.resolve();
+    if (options.port !== undefined) {
+      const server = http.createServer((_request, response) => {
         response.writeHead(426, { 'Content-Type': 'text/plain; charset=utf-8', Upgrade: 'websocket' });
         response.end('This endpoint speaks WebSocket.\n');
       });
-      this.#ownsServer = true;
       this.listening = new Promise((resolve, reject) => {
-        this.#server.once('error', reject);
-        this.#server.listen(options.port ?? 0, options.host, () => {
-          this.#server.off('error', reject);
+        server.once('error', reject);
+        server.listen(options.port, options.host, () => {
+          server.off('error', reject);
           resolve();
         });
       });
+      this.#server = server;
+    } else {
+      this.#server = options.server;
     }
-    this.#server.on('upgrade', this.handleUpgrade);
+    this.#server?.on('upgrade', this.handleUpgrade);
   }
 
   /** Upgrades whose handshake has not completed yet; they count against `maxConnections`. */
@@ -180,15 +181,11 @@ export class Transport<Grant> {
     return this.#pending;
   }
 
-  get server(): http.Server {
-    return this.#server;
-  }
-
   /** Handles one upgrade request; bound so it can be passed to a server's `upgrade` event. */
   readonly handleUpgrade = (request: http.IncomingMessage, socket: Duplex, head: Buffer): void => {
     if (!this.#matchesPath(request)) {
-      // Another upgrade handler on a shared server may own this path.
-      if (this.#server.listenerCount('upgrade') <= 1) {
+      // Another upgrade handler on a shared server may own this path; a caller of handleUpgrade gets an answer.
+      if (this.#server === undefined || this.#server.listenerCount('upgrade') <= 1) {
         refuseUpgrade(socket, new Refusal(400, 'unknown WebSocket path'));
       }
       return;
@@ -240,17 +237,18 @@ export class Transport<Grant> {
 
   /** Address of the standalone server, or of the attached one. */
   address(): ReturnType<http.Server['address']> {
-    return this.#server.address();
+    return this.#server?.address() ?? null;
   }
 
   /** Stops listening for upgrades; refuses handshakes still waiting for admission; closes an owned server. */
   async close(): Promise<void> {
-    this.#server.off('upgrade', this.handleUpgrade);
+    const server = this.#server;
+    server?.off('upgrade', this.handleUpgrade);
     for (const socket of this.#pendingSockets) socket.destroy();
-    if (this.#ownsServer) {
+    if (server !== undefined && this.#ownsServer) {
       await new Promise<void>((resolve) => {
-        this.#server.close(() => resolve());
-        this.#server.closeAllConnections();
+        server.close(() => resolve());
+        server.closeAllConnections();
       });
     }
   }
