@@ -20,17 +20,21 @@ export function rawUpgrade(port: number, path = '/', headers: Record<string, str
     });
     socket.on('error', reject);
     socket.on('close', () => resolve(parseResponse(data)));
-    const lines = [
-      `GET ${path} HTTP/1.1`,
-      `Host: 127.0.0.1:${port}`,
-      'Upgrade: websocket',
-      'Connection: Upgrade',
-      `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}`,
-      'Sec-WebSocket-Version: 13',
-      ...Object.entries(headers).map(([name, value]) => `${name}: ${value}`),
-    ];
-    socket.write(`${lines.join('\r\n')}\r\n\r\n`);
+    socket.write(upgradeRequest(port, path, headers));
   });
+}
+
+function upgradeRequest(port: number, path: string, headers: Record<string, string> = {}): string {
+  const lines = [
+    `GET ${path} HTTP/1.1`,
+    `Host: 127.0.0.1:${port}`,
+    'Upgrade: websocket',
+    'Connection: Upgrade',
+    `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}`,
+    'Sec-WebSocket-Version: 13',
+    ...Object.entries(headers).map(([name, value]) => `${name}: ${value}`),
+  ];
+  return `${lines.join('\r\n')}\r\n\r\n`;
 }
 
 function parseResponse(raw: string): RawResponse {
@@ -85,18 +89,7 @@ export class RawWebSocket {
       };
       socket.on('data', onData);
       socket.on('error', reject);
-      socket.write(
-        [
-          `GET ${path} HTTP/1.1`,
-          `Host: 127.0.0.1:${port}`,
-          'Upgrade: websocket',
-          'Connection: Upgrade',
-          `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}`,
-          'Sec-WebSocket-Version: 13',
-          '',
-          '',
-        ].join('\r\n'),
-      );
+      socket.write(upgradeRequest(port, path));
     });
   }
 

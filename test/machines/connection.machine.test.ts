@@ -18,6 +18,7 @@ import {
   type ConnectionOutput,
 } from '../../machines/connection.machine.js';
 import type { CloseCause } from '../../machines/types.js';
+import { runEvents } from '../helpers/transitions.js';
 
 const machine = connectionMachine;
 type Snapshot = SnapshotFrom<typeof machine>;
@@ -48,13 +49,7 @@ function send(snapshot: Snapshot, event: AnyEvent): [Snapshot, ExecutableActionO
 
 /** Folds `events` over `snapshot`, returning the final snapshot and every action along the way. */
 function run(snapshot: Snapshot, events: readonly AnyEvent[]): [Snapshot, ExecutableActionObject[]] {
-  const all: ExecutableActionObject[] = [];
-  for (const event of events) {
-    const [next, actions] = send(snapshot, event);
-    snapshot = next;
-    all.push(...actions);
-  }
-  return [snapshot, all];
+  return runEvents(machine, snapshot, events as readonly ConnectionEvent[]);
 }
 
 /** The machine's own named actions (everything but XState's `xstate.*` built-ins), with their params. */

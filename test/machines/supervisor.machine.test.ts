@@ -11,6 +11,7 @@ import type { ConnectionOutput } from '../../machines/connection.machine.js';
 import { Directory } from '../../machines/directory.js';
 import { supervisorMachine, type SupervisorDirectory, type SupervisorEvent } from '../../machines/supervisor.machine.js';
 import type { DeliveryPort, Outbound, Target } from '../../machines/types.js';
+import { runEvents } from '../helpers/transitions.js';
 
 type Snapshot = SnapshotFrom<typeof supervisorMachine>;
 
@@ -36,13 +37,7 @@ function send(snapshot: Snapshot, event: SupervisorEvent): [Snapshot, Executable
 }
 
 function run(snapshot: Snapshot, events: readonly SupervisorEvent[]): [Snapshot, ExecutableActionObject[]] {
-  const all: ExecutableActionObject[] = [];
-  for (const event of events) {
-    const [next, actions] = send(snapshot, event);
-    snapshot = next;
-    all.push(...actions);
-  }
-  return [snapshot, all];
+  return runEvents(supervisorMachine, snapshot, events);
 }
 
 /** Actions as `{ type, params }`, the shape the machine names them with. */
