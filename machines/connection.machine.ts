@@ -41,7 +41,7 @@ export type ConnectionEvent =
   /** A write to the socket failed. */
   | { type: 'send.failed'; message: string }
   /** The server closes the connection: the application, a failing handler, or a rate limit. */
-  | { type: 'server.close'; code: number; reason: string; cause: 'server' | 'handler-error' | 'rate-limit' }
+  | { type: 'server.close'; code: number; reason: string; cause: 'server' | 'handler-error' | 'rate-limit' | 'slow-consumer' }
   | { type: 'runtime.shutdown'; code: number; reason: string };
 
 /** The event a connection sends its supervisor when it begins to disconnect. */
@@ -177,6 +177,8 @@ export const connectionMachine = setup({
       always: { guard: 'socketClosed', target: 'closed' },
       on: {
         'socket.closed': { target: 'closed', actions: assign({ socketClosed: true }) },
+        // A write failing during the closing handshake means it will not finish.
+        'send.failed': { actions: 'terminateSocket' },
       },
       after: { closeTimeout: { actions: 'terminateSocket' } },
     },

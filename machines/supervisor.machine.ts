@@ -2,7 +2,7 @@ import { assign, enqueueActions, setup } from 'xstate';
 import type { AnyActorRef, DoneActorEvent, ErrorActorEvent } from 'xstate';
 import type { ConnectionEvent, ConnectionLeavingEvent, ConnectionOutput } from './connection.machine.js';
 import { Directory } from './directory.js';
-import type { DeliveryPort, Outbound, Respond, Target } from './types.js';
+import type { DeliveryPort, EncodedFrame, Respond, Target } from './types.js';
 
 export type SupervisorDirectory = Directory<DeliveryPort, AnyActorRef>;
 
@@ -29,7 +29,7 @@ export type SupervisorEvent =
   | { type: 'room.leave'; id: string; room: string; respond?: Respond }
   | { type: 'user.bind'; id: string; user: string | undefined; respond?: Respond }
   | ConnectionLeavingEvent
-  | { type: 'broadcast'; target: Target; except?: string; message: Outbound }
+  | { type: 'broadcast'; target: Target; except?: string; frame: EncodedFrame }
   | { type: 'runtime.shutdown'; code: number; reason: string }
   | DoneActorEvent<ConnectionOutput, string>
   | ErrorActorEvent<unknown, string>;
@@ -59,7 +59,7 @@ export const supervisorMachine = setup({
       if ('respond' in event) event.respond?.(params.ok);
     },
     /** Writes a broadcast into every recipient's outbox (implemented by the runtime). */
-    deliver: (_, _params: { target: Target; except: string | undefined; message: Outbound }) => {},
+    deliver: (_, _params: { target: Target; except: string | undefined; frame: EncodedFrame }) => {},
     register: assign(({ context, event }) => {
       const { id, ref, port, user } = event as Event<'connection.register'>;
       context.directory.register(id, ref, port, user);
@@ -116,7 +116,7 @@ export const supervisorMachine = setup({
     broadcast: {
       actions: {
         type: 'deliver',
-        params: ({ event }) => ({ target: event.target, except: event.except, message: event.message }),
+        params: ({ event }) => ({ target: event.target, except: event.except, frame: event.frame }),
       },
     },
     // A connection actor is named by its connection id, so the event names the connection.

@@ -23,7 +23,9 @@ export type CloseCause =
   /** An application event handler threw or rejected. */
   | 'handler-error'
   /** The peer exceeded its message rate under the `close` policy. */
-  | 'rate-limit';
+  | 'rate-limit'
+  /** The peer read too slowly: its outbox overflowed under the `close` policy. */
+  | 'slow-consumer';
 
 /** Who a broadcast is for. `except` is handled separately so one shape serves every target. */
 export type Target =
@@ -31,15 +33,16 @@ export type Target =
   | { readonly kind: 'user'; readonly user: string }
   | { readonly kind: 'all' };
 
-/** A message on its way out: the bytes (or text) and whether it is a binary frame. */
-export interface Outbound {
-  readonly data: string | Uint8Array;
-  readonly binary: boolean;
+/** A message framed once for the wire; every recipient gets a reference to the same bytes. */
+export interface EncodedFrame {
+  /** The frame's bytes, in order. */
+  readonly chunks: readonly Uint8Array[];
+  readonly byteLength: number;
 }
 
 /** The data-plane side of a connection: what a broadcast writes into. */
 export interface DeliveryPort {
-  deliver(message: Outbound): void;
+  deliver(frame: EncodedFrame): void;
 }
 
 /** A callback carried by a request event; the supervisor answers through it. */

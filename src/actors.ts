@@ -17,8 +17,8 @@ export function provideConnectionMachine(
     actions: {
       notifySupervisor: ({ context }) => supervisor.send({ type: 'connection.leaving', id: context.id }),
       sendPing: ({ context }) => lookup(context.id)?.socket.ping(),
-      closeSocket: ({ context }, { code, reason }) => lookup(context.id)?.socket.close(code, reason),
-      terminateSocket: ({ context }) => lookup(context.id)?.socket.terminate(),
+      closeSocket: ({ context }, { code, reason }) => lookup(context.id)?.closeSocket(code, reason),
+      terminateSocket: ({ context }) => lookup(context.id)?.terminateSocket(),
       markLeaving: ({ context }) => lookup(context.id)?.markLeaving(),
       reportClosed: ({ context }, output) => lookup(context.id)?.markClosed(output),
     },
@@ -28,8 +28,8 @@ export function provideConnectionMachine(
 export function provideSupervisorMachine(): SupervisorMachine {
   return supervisorMachine.provide({
     actions: {
-      deliver: ({ context }, { target, except, message }) => {
-        context.directory.forEachRecipient(target, except, (entry) => entry.port.deliver(message));
+      deliver: ({ context }, { target, except, frame }) => {
+        context.directory.forEachRecipient(target, except, (entry) => entry.port.deliver(frame));
       },
     },
   });

@@ -2,13 +2,15 @@ import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import type { ActorRefFrom } from 'xstate';
 import type { ConnectionMachine } from './actors.js';
 import type { ConnectionEvent, ConnectionOutput } from '../machines/connection.machine.js';
-import type { DeliveryPort, Outbound } from '../machines/types.js';
+import type { DeliveryPort, EncodedFrame } from '../machines/types.js';
 import type { SupervisorEvent } from '../machines/supervisor.machine.js';
 import type { PresenceChange } from './adapter.js';
 import { CloseCode, assertCloseArguments } from './close-codes.js';
-import { Outbox } from './outbox.js';
+import type { FlushScheduler } from './flush-scheduler.js';
+import { Frame } from './frame.js';
+import { Outbox, type OutboxLimits, type OutboxOwner } from './outbox.js';
 import { TokenBucket } from './rate-limit.js';
-import type { RateLimitOptions } from './options.js';
+import { resolveOutboxLimits, type RateLimitOptions } from './options.js';
 import type { SocketSink, TransportSocket } from './transport.js';
 
 /** Where a connection is in its life. */
@@ -44,6 +46,10 @@ export interface Connection<TData = unknown> {
   leave(room: string): Promise<boolean>;
   /** Binds a user (or unbinds with `undefined`): true once bound, false if the connection is leaving or gone. */
   setUser(user: string | undefined): Promise<boolean>;
+  /** Frames waiting in this connection's outbox, and their bytes. */
+  readonly outbox: { readonly depth: number; readonly bytes: number; readonly limits: OutboxLimits };
+  /** Overrides the runtime's outbox limits or overflow policy for this connection. */
+  setOutboxLimits(limits: Partial<OutboxLimits>): void;
   /**
    * Closes with `code` and `reason`, after the messages already queued.
    * Throws `TypeError` for a code that may not be sent, `RangeError` for a reason over 123 bytes.
@@ -55,11 +61,13 @@ export interface Connection<TData = unknown> {
 /** What a connection needs from its runtime. */
 export interface ConnectionHost<TData> {
   readonly rateLimit: Required<RateLimitOptions> | null;
+  readonly outboxLimits: OutboxLimits;
+  readonly scheduler: FlushScheduler;
   sendToSupervisor(event: SupervisorEvent): void;
   rooms(id: string): ReadonlySet<string>;
   track(change: PresenceChange): void;
   received(connection: ServerConnection<TData>, data: string | Buffer, binary: boolean): void;
-  dropped(connection: ServerConnection<TData>, reason: 'rate-limit'): void;
+  dropped(connection: ServerConnection<TData>, reason: DropReason, count: number): void;
   socketFailed(connection: ServerConnection<TData>, error: Error, closeCode: number): void;
   sendFailed(connection: ServerConnection<TData>, error: Error): void;
   leaving(connection: ServerConnection<TData>): void;
@@ -68,11 +76,14 @@ export interface ConnectionHost<TData> {
 
 const emptyRooms: ReadonlySet<string> = new Set();
 
-/** Turns what an application sends into a frame: strings are text, bytes binary. */
-export function toOutbound(data: SendData, binary: boolean | undefined): Outbound {
-  if (typeof data === 'string') return { data, binary: binary ?? false };
-  if (data instanceof Uint8Array) return { data, binary: binary ?? true };
-  if (data instanceof ArrayBuffer) return { data: new Uint8Array(data), binary: binary ?? true };
+/** Why a message was dropped: an incoming one over the rate limit, or outgoing ones an overflowing outbox let go. */
+export type DropReason = 'rate-limit' | 'outbox-overflow';
+
+/** Frames what an application sends, once: strings as text, bytes as binary unless `binary: false`. */
+export function encode(data: SendData, binary: boolean | undefined): Frame {
+  if (typeof data === 'string') return binary === true ? Frame.bytes(Buffer.from(data), true) : Frame.text(data);
+  if (data instanceof Uint8Array) return Frame.bytes(data, binary ?? true);
+  if (data instanceof ArrayBuffer) return Frame.bytes(new Uint8Array(data), binary ?? true);
   throw new TypeError(`data must be a string, Uint8Array or ArrayBuffer, got ${describe(data)}`);
 }
 
@@ -91,7 +102,7 @@ function describe(value: unknown): string {
  * supervisor's delivery port, and the sink of its socket's events, which it
  * turns into events of its actor.
  */
-export class ServerConnection<TData = unknown> implements Connection<TData>, DeliveryPort, SocketSink {
+export class ServerConnection<TData = unknown> implements Connection<TData>, DeliveryPort, SocketSink, OutboxOwner {
   readonly id: string;
   readonly data: TData | undefined;
   readonly request: RequestInfo;
@@ -120,7 +131,7 @@ export class ServerConnection<TData = unknown> implements Connection<TData>, Del
       headers: request.headers,
       remoteAddress: request.socket.remoteAddress,
     };
-    this.#outbox = new Outbox(socket, (error) => host.sendFailed(this, error));
+    this.#outbox = new Outbox(socket, this, host.scheduler, host.outboxLimits);
     const limit = host.rateLimit;
     this.#bucket = limit === null ? undefined : new TokenBucket(limit.messagesPerSecond, limit.burst);
   }
@@ -146,14 +157,22 @@ export class ServerConnection<TData = unknown> implements Connection<TData>, Del
     return this.#state === 'open' ? this.#host.rooms(this.id) : emptyRooms;
   }
 
+  get outbox(): Connection['outbox'] {
+    return this.#outbox;
+  }
+
+  setOutboxLimits(limits: Partial<OutboxLimits>): void {
+    this.#outbox.limits = resolveOutboxLimits({ ...this.#outbox.limits, ...limits }, 'limits');
+  }
+
   send(data: SendData, options?: { binary?: boolean }): boolean {
-    const message = toOutbound(data, options?.binary);
-    return this.#state === 'open' && this.#outbox.push(message);
+    const frame = encode(data, options?.binary);
+    return this.#state === 'open' && this.#outbox.push(frame);
   }
 
   /** Delivery port: a broadcast's frame for this connection. */
-  deliver(message: Outbound): void {
-    if (this.#state === 'open') this.#outbox.push(message);
+  deliver(frame: EncodedFrame): void {
+    if (this.#state === 'open') this.#outbox.push(frame);
   }
 
   join(room: string): Promise<boolean> {
@@ -178,8 +197,8 @@ export class ServerConnection<TData = unknown> implements Connection<TData>, Del
     this.#toActor({ type: 'server.close', code, reason, cause: 'server' });
   }
 
-  /** Closes on berth's own account (failing handler, rate limit); not subject to the caller checks. */
-  closeFor(cause: 'handler-error' | 'rate-limit', code: number, reason: string): void {
+  /** Closes on berth's own account (failing handler, rate limit, slow consumer); not subject to the caller checks. */
+  closeFor(cause: 'handler-error' | 'rate-limit' | 'slow-consumer', code: number, reason: string): void {
     this.#toActor({ type: 'server.close', code, reason, cause });
   }
 
@@ -213,7 +232,7 @@ export class ServerConnection<TData = unknown> implements Connection<TData>, Del
   message(data: string | Buffer, binary: boolean): void {
     if (this.#state !== 'open') return;
     if (this.#bucket !== undefined && !this.#bucket.take()) {
-      if (this.#host.rateLimit?.policy === 'drop') this.#host.dropped(this, 'rate-limit');
+      if (this.#host.rateLimit?.policy === 'drop') this.#host.dropped(this, 'rate-limit', 1);
       else this.closeFor('rate-limit', CloseCode.POLICY_VIOLATION, 'rate limit exceeded');
       return;
     }
@@ -225,6 +244,7 @@ export class ServerConnection<TData = unknown> implements Connection<TData>, Del
   }
 
   closed(code: number, reason: string): void {
+    this.#outbox.discard();
     this.#toActor({ type: 'socket.closed', code, reason });
   }
 
@@ -233,7 +253,31 @@ export class ServerConnection<TData = unknown> implements Connection<TData>, Del
     this.#toActor({ type: 'socket.error', code: closeCode, message: error.message });
   }
 
+  // Outbox owner.
+
+  dropped(count: number): void {
+    this.#host.dropped(this, 'outbox-overflow', count);
+  }
+
+  overflowed(): void {
+    this.closeFor('slow-consumer', CloseCode.SLOW_CONSUMER, 'slow consumer');
+  }
+
+  failed(error: Error): void {
+    this.#host.sendFailed(this, error);
+  }
+
   // Actor side effects (see actors.ts).
+
+  /** Closes the socket with `code` once the outbox has handed everything queued to it. */
+  closeSocket(code: number, reason: string): void {
+    this.#outbox.end(() => this.socket.close(code, reason));
+  }
+
+  terminateSocket(): void {
+    this.#outbox.discard();
+    this.socket.terminate();
+  }
 
   /** Reports a failed write to the actor. */
   sendFailed(message: string): void {

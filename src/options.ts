@@ -4,6 +4,7 @@ import type { HeartbeatTiming } from '../machines/connection.machine.js';
 import type { Adapter } from './adapter.js';
 import { normalizeOrigin, type Authenticate } from './admission.js';
 import { createMemoryAdapter } from './memory-adapter.js';
+import type { OutboxLimits, OverflowPolicy } from './outbox.js';
 
 /** Per-connection limit on incoming messages (a token bucket). */
 export interface RateLimitOptions {
@@ -13,6 +14,16 @@ export interface RateLimitOptions {
   readonly burst?: number;
   /** `drop` discards messages over the limit (emitting `drop`); `close` closes with 1008. [default 'close'] */
   readonly policy?: 'drop' | 'close';
+}
+
+/** Bounds of each connection's outbox, the frames waiting to be written to it (S7). */
+export interface OutboxOptions {
+  /** Frames waiting at most. [default 1024] */
+  readonly maxMessages?: number;
+  /** Bytes waiting at most; frames are shared between recipients, so this bounds references, not copies. [default 8388608] */
+  readonly maxBytes?: number;
+  /** Past a bound: `close` closes with 4001 (slow consumer), `drop-oldest` and `drop-newest` discard frames and emit `drop`. [default 'close'] */
+  readonly overflow?: OverflowPolicy;
 }
 
 /** Options of `createRuntime`. Give `port` (standalone), `server` (attach), or neither (call `runtime.handleUpgrade` yourself). */
@@ -41,6 +52,8 @@ export interface RuntimeOptions<TData = unknown> {
   readonly allowedOrigins?: readonly string[];
   /** Per-connection incoming message limit. [default none] */
   readonly rateLimit?: RateLimitOptions | false;
+  /** Per-connection outgoing bounds; `connection.setOutboxLimits` overrides them for one connection. */
+  readonly outbox?: OutboxOptions;
   /** Carries broadcasts to other nodes. [default createMemoryAdapter(), a cluster of one] */
   readonly adapter?: Adapter;
   /** An XState inspection observer; it sees the supervisor and every connection actor. */
@@ -68,6 +81,7 @@ export interface ResolvedOptions<TData> {
   readonly authenticate: Authenticate<TData> | undefined;
   readonly allowedOrigins: ReadonlySet<string> | undefined;
   readonly rateLimit: Required<RateLimitOptions> | null;
+  readonly outbox: OutboxLimits;
   readonly adapter: Adapter;
   readonly inspect: RuntimeOptions<TData>['inspect'];
   readonly clock: Clock | undefined;
@@ -121,9 +135,23 @@ export function resolveOptions<TData>(options: RuntimeOptions<TData>): ResolvedO
     authenticate: options.authenticate,
     allowedOrigins: options.allowedOrigins && new Set(options.allowedOrigins.map(normalizeOrigin)),
     rateLimit,
+    outbox: resolveOutboxLimits(options.outbox ?? {}),
     adapter: options.adapter ?? createMemoryAdapter(),
     inspect: options.inspect,
     clock: options.clock,
+  };
+}
+
+/** Fills in and checks outbox bounds; `name` prefixes the option in error messages. */
+export function resolveOutboxLimits(limits: OutboxOptions, name = 'outbox'): OutboxLimits {
+  const overflow = limits.overflow ?? 'close';
+  if (overflow !== 'close' && overflow !== 'drop-oldest' && overflow !== 'drop-newest') {
+    throw new TypeError(`options.${name}.overflow must be 'close', 'drop-oldest' or 'drop-newest', got ${String(overflow)}`);
+  }
+  return {
+    maxMessages: integer(`${name}.maxMessages`, limits.maxMessages ?? 1024, 1, Number.MAX_SAFE_INTEGER),
+    maxBytes: integer(`${name}.maxBytes`, limits.maxBytes ?? 8 * 1024 * 1024, 1, Number.MAX_SAFE_INTEGER),
+    overflow,
   };
 }
 

@@ -1,37 +1,240 @@
-import type { Outbound } from '../machines/types.js';
-import type { TransportSocket } from './transport.js';
+import type { EncodedFrame } from '../machines/types.js';
+import type { FlushScheduler } from './flush-scheduler.js';
+
+/** What happens when a frame would push an outbox past its limits. */
+export type OverflowPolicy = 'drop-oldest' | 'drop-newest' | 'close';
+
+/** Bounds of one connection's outbox. */
+export interface OutboxLimits {
+  /** Frames waiting at most. */
+  readonly maxMessages: number;
+  /** Bytes waiting at most (frames are shared, so this bounds references, not copies). */
+  readonly maxBytes: number;
+  readonly overflow: OverflowPolicy;
+}
+
+/** The socket side an outbox writes to. */
+export interface OutboxSocket {
+  readonly isOpen: boolean;
+  /** Bytes handed to the socket and not yet to the kernel. */
+  readonly writableLength: number;
+  /** Writes the chunks as one write (a single syscall where the kernel takes them). */
+  write(chunks: readonly Uint8Array[], done: (error?: Error | null) => void): void;
+  /** Calls `listener` once the socket has drained its user-land buffer. */
+  onceDrain(listener: () => void): void;
+}
+
+/** What an outbox reports to its connection. */
+export interface OutboxOwner {
+  /** Frames were discarded under `drop-oldest` or `drop-newest`. */
+  dropped(count: number): void;
+  /** The `close` policy fired; the outbox is already empty. */
+  overflowed(): void;
+  /** A write failed. Reported once. */
+  failed(error: Error): void;
+}
 
 /**
- * A connection's way out. Frames go to the socket in the order they are
- * pushed, whichever API pushed them (S14); `ws` keeps that order down to
- * the kernel. A write that fails while the socket still counts as open
- * reports the failure once; a socket already closing will report its close.
+ * Above this many bytes queued in the socket's user-land buffer the outbox
+ * stops writing and waits for `drain`: the rest stays in the bounded outbox
+ * rather than in an unbounded socket buffer.
+ */
+export const SOCKET_HIGH_WATER_MARK = 64 * 1024;
+
+/** Several small frames are copied into one buffer up to this size; beyond it they go as a vectored write. */
+const COALESCE_LIMIT = 64 * 1024;
+
+/**
+ * A connection's bounded mailbox for outgoing frames (S7). Frames are
+ * references to shared bytes; the outbox is flushed at most once per
+ * event-loop turn, in one write, in the order frames were pushed (S14).
  */
 export class Outbox {
-  readonly #socket: TransportSocket;
-  readonly #onFailure: (error: Error) => void;
+  readonly #socket: OutboxSocket;
+  readonly #owner: OutboxOwner;
+  readonly #scheduler: FlushScheduler;
+  #limits: OutboxLimits;
+  #queue: EncodedFrame[] = [];
+  #head = 0;
+  #bytes = 0;
+  #scheduled = false;
+  #awaitingDrain = false;
   #failed = false;
+  #discarded = false;
+  /** Runs once everything queued has been handed to the socket (a graceful close). */
+  #onEmpty: (() => void) | undefined;
 
-  constructor(socket: TransportSocket, onFailure: (error: Error) => void) {
+  constructor(socket: OutboxSocket, owner: OutboxOwner, scheduler: FlushScheduler, limits: OutboxLimits) {
     this.#socket = socket;
-    this.#onFailure = onFailure;
+    this.#owner = owner;
+    this.#scheduler = scheduler;
+    this.#limits = limits;
   }
 
-  /** Bytes accepted and not yet handed to the kernel. */
-  get bufferedBytes(): number {
-    return this.#socket.bufferedAmount;
+  /** Frames waiting. */
+  get depth(): number {
+    return this.#queue.length - this.#head;
   }
 
-  /** Queues a frame; false if the socket is no longer open. */
-  push(message: Outbound): boolean {
-    if (!this.#socket.isOpen) return false;
-    this.#socket.send(message.data, message.binary, this.#written);
+  /** Bytes waiting. */
+  get bytes(): number {
+    return this.#bytes;
+  }
+
+  get limits(): OutboxLimits {
+    return this.#limits;
+  }
+
+  set limits(limits: OutboxLimits) {
+    this.#limits = limits;
+  }
+
+  /** Queues a frame for the next flush; false if it was not queued (dropped, closing, or closed). */
+  push(frame: EncodedFrame): boolean {
+    if (this.#discarded || this.#onEmpty !== undefined) return false;
+    const { maxMessages, maxBytes } = this.#limits;
+    if (this.depth + 1 > maxMessages || this.#bytes + frame.byteLength > maxBytes) {
+      if (!this.#makeRoom(frame)) return false;
+    }
+    this.#queue.push(frame);
+    this.#bytes += frame.byteLength;
+    if (!this.#scheduled && !this.#awaitingDrain) {
+      this.#scheduled = true;
+      this.#scheduler.schedule(this);
+    }
     return true;
   }
 
-  readonly #written = (error?: Error): void => {
+  /**
+   * Calls `onEmpty` once every queued frame has been handed to the socket —
+   * at once if none is waiting — and refuses frames from now on.
+   */
+  end(onEmpty: () => void): void {
+    if (this.#discarded) return;
+    // Bytes already in the socket go out before anything written after them, the close frame included.
+    if (this.depth === 0) {
+      this.#discarded = true;
+      onEmpty();
+      return;
+    }
+    this.#onEmpty = onEmpty;
+  }
+
+  /** Forgets every queued frame; nothing is written from now on. */
+  discard(): void {
+    this.#discarded = true;
+    this.#onEmpty = undefined;
+    this.#clear();
+  }
+
+  /** Writes what the socket will take; called by the scheduler, at most once per turn. */
+  flush(): void {
+    this.#scheduled = false;
+    if (this.#discarded || this.#awaitingDrain) return;
+    if (!this.#socket.isOpen) {
+      // The peer is closing or gone: these frames cannot be delivered.
+      this.discard();
+      return;
+    }
+    while (this.depth > 0) {
+      const room = SOCKET_HIGH_WATER_MARK - this.#socket.writableLength;
+      if (room <= 0) {
+        this.#awaitingDrain = true;
+        this.#socket.onceDrain(this.#drained);
+        return;
+      }
+      this.#writeBatch(room);
+    }
+    const onEmpty = this.#onEmpty;
+    if (onEmpty !== undefined) {
+      this.#onEmpty = undefined;
+      this.#discarded = true;
+      onEmpty();
+    }
+  }
+
+  /** Writes frames from the head up to about `room` bytes (at least one frame), in one write. */
+  #writeBatch(room: number): void {
+    const queue = this.#queue;
+    const first = queue[this.#head]!;
+    let end = this.#head + 1;
+    let bytes = first.byteLength;
+    while (end < queue.length && bytes + queue[end]!.byteLength <= room) bytes += queue[end++]!.byteLength;
+    let chunks: readonly Uint8Array[];
+    if (end === this.#head + 1) {
+      chunks = first.chunks;
+    } else if (bytes <= COALESCE_LIMIT) {
+      const buffer = Buffer.allocUnsafe(bytes);
+      let offset = 0;
+      for (let i = this.#head; i < end; i++) {
+        for (const chunk of queue[i]!.chunks) {
+          buffer.set(chunk, offset);
+          offset += chunk.length;
+        }
+      }
+      chunks = [buffer];
+    } else {
+      const list: Uint8Array[] = [];
+      for (let i = this.#head; i < end; i++) list.push(...queue[i]!.chunks);
+      chunks = list;
+    }
+    this.#advance(end, bytes);
+    this.#socket.write(chunks, this.#written);
+  }
+
+  /** Drops frames from the head up to index `end`, which held `bytes` bytes. */
+  #advance(end: number, bytes: number): void {
+    const queue = this.#queue;
+    for (let i = this.#head; i < end; i++) queue[i] = undefined as unknown as EncodedFrame;
+    this.#head = end;
+    this.#bytes -= bytes;
+    if (this.#head === queue.length) {
+      queue.length = 0;
+      this.#head = 0;
+    } else if (this.#head > 1024 && this.#head * 2 > queue.length) {
+      this.#queue = queue.slice(this.#head);
+      this.#head = 0;
+    }
+  }
+
+  /** Applies the overflow policy; true if `frame` may now be queued. */
+  #makeRoom(frame: EncodedFrame): boolean {
+    const { maxMessages, maxBytes, overflow } = this.#limits;
+    if (overflow === 'close') {
+      this.discard();
+      this.#owner.overflowed();
+      return false;
+    }
+    if (overflow === 'drop-newest' || frame.byteLength > maxBytes) {
+      this.#owner.dropped(1);
+      return false;
+    }
+    let end = this.#head;
+    let bytes = 0;
+    while (end < this.#queue.length && (this.depth - (end - this.#head) + 1 > maxMessages || this.#bytes - bytes + frame.byteLength > maxBytes)) {
+      bytes += this.#queue[end++]!.byteLength;
+    }
+    const dropped = end - this.#head;
+    this.#advance(end, bytes);
+    if (dropped > 0) this.#owner.dropped(dropped);
+    return true;
+  }
+
+  #clear(): void {
+    this.#queue = [];
+    this.#head = 0;
+    this.#bytes = 0;
+  }
+
+  readonly #drained = (): void => {
+    this.#awaitingDrain = false;
+    this.flush();
+  };
+
+  readonly #written = (error?: Error | null): void => {
     if (error === undefined || error === null || this.#failed) return;
     this.#failed = true;
-    this.#onFailure(error);
+    this.discard();
+    this.#owner.failed(error);
   };
 }

@@ -11,7 +11,10 @@ import type { BroadcastMessage, PresenceChange } from './adapter.js';
 import { Refusal, admit, type Grant } from './admission.js';
 import { provideConnectionMachine, provideSupervisorMachine, type ConnectionMachine, type SupervisorMachine } from './actors.js';
 import { CloseCode } from './close-codes.js';
-import { ServerConnection, assertName, toOutbound, type Connection, type ConnectionHost, type SendData } from './connection.js';
+import { ServerConnection, assertName, encode, type Connection, type ConnectionHost, type DropReason, type SendData } from './connection.js';
+import { FlushScheduler } from './flush-scheduler.js';
+import type { EncodedFrame } from '../machines/types.js';
+import type { OutboxLimits } from './outbox.js';
 import { BerthError, ErrorCode, toBerthError, type ErrorCodeValue } from './errors.js';
 import { EventHub } from './events.js';
 import { resolveOptions, type ResolvedOptions, type RuntimeOptions } from './options.js';
@@ -32,8 +35,11 @@ export interface RuntimeEvents<TData = unknown> extends Record<string, unknown> 
   error: { error: BerthError; connection?: Connection<TData> };
   /** An upgrade was answered with HTTP `status` instead of a handshake. */
   refused: { status: number; reason: string; request: IncomingMessage };
-  /** An incoming message was discarded under the `drop` rate-limit policy. */
-  drop: { connection: Connection<TData>; reason: 'rate-limit' };
+  /**
+   * Messages were discarded: an incoming one under the `drop` rate-limit
+   * policy, or `count` outgoing ones under a `drop-oldest`/`drop-newest` outbox.
+   */
+  drop: { connection: Connection<TData>; reason: DropReason; count: number };
 }
 
 /** Options of a broadcast. */
@@ -97,6 +103,9 @@ class BerthRuntime<TData> implements Runtime<TData>, ConnectionHost<TData> {
   readonly #connectionLogic: ConnectionMachine;
   readonly #transport: Transport<Grant<TData>>;
   readonly #stats = new Stats();
+  readonly scheduler = new FlushScheduler({
+    onError: (error) => this.#report(toBerthError(ErrorCode.SEND_FAILED, 'flushing an outbox failed', error)),
+  });
   #sequence = 0;
   #state: RuntimeState = 'running';
   #closing: Promise<void> | undefined;
@@ -143,7 +152,7 @@ class BerthRuntime<TData> implements Runtime<TData>, ConnectionHost<TData> {
         this.#report(toBerthError(ErrorCode.AUTHENTICATE_FAILED, `admission of ${request.url ?? '/'} failed`, error));
       },
     });
-    const attached = Promise.resolve(options.adapter.attach({ nodeId: this.nodeId, deliver: (message) => this.#deliverLocally(message) }));
+    const attached = Promise.resolve(options.adapter.attach({ nodeId: this.nodeId, deliver: (message) => this.#deliverLocally(message.target, message.except, encode(message.data, message.binary)) }));
     this.ready = Promise.all([this.#transport.listening, attached]).then(() => undefined);
     // `ready` rejects for whoever awaits it; an unawaited failure must not crash the process.
     this.ready.catch(() => {});
@@ -212,6 +221,10 @@ class BerthRuntime<TData> implements Runtime<TData>, ConnectionHost<TData> {
     return this.#options.rateLimit;
   }
 
+  get outboxLimits(): OutboxLimits {
+    return this.#options.outbox;
+  }
+
   sendToSupervisor(event: SupervisorEvent): void {
     this.supervisor.send(event);
   }
@@ -230,9 +243,9 @@ class BerthRuntime<TData> implements Runtime<TData>, ConnectionHost<TData> {
     this.#emit('message', { connection, data, binary }, connection);
   }
 
-  dropped(connection: ServerConnection<TData>, reason: 'rate-limit'): void {
-    this.#stats.dropped(reason);
-    this.#emit('drop', { connection, reason }, connection);
+  dropped(connection: ServerConnection<TData>, reason: DropReason, count: number): void {
+    this.#stats.dropped(reason, count);
+    if (this.#events.has('drop')) this.#emit('drop', { connection, reason, count }, connection);
   }
 
   socketFailed(connection: ServerConnection<TData>, error: Error, closeCode: number): void {
@@ -312,30 +325,26 @@ class BerthRuntime<TData> implements Runtime<TData>, ConnectionHost<TData> {
   }
 
   #broadcast(target: Target, data: SendData, options: BroadcastOptions | undefined): void {
-    const outbound = toOutbound(data, options?.binary);
+    // Framed once here; every local recipient's outbox holds a reference to the same bytes.
+    const frame = encode(data, options?.binary);
     if (this.#state === 'closed') return;
     const except = typeof options?.except === 'object' ? options.except.id : options?.except;
-    // Encoded once here; every recipient's outbox holds the same bytes.
+    this.#deliverLocally(target, except, frame);
     const message: BroadcastMessage = {
       target,
       except,
-      data: typeof outbound.data === 'string' ? Buffer.from(outbound.data) : outbound.data,
-      binary: outbound.binary,
+      data: data instanceof ArrayBuffer ? new Uint8Array(data) : data,
+      binary: options?.binary ?? typeof data !== 'string',
     };
-    this.#deliverLocally(message);
     const { adapter } = this.#options;
     this.#callAdapter(() => adapter.publish(message), 'publish');
   }
 
-  #deliverLocally(message: BroadcastMessage): void {
+  /** One supervisor event per broadcast, whatever the number of recipients. */
+  #deliverLocally(target: Target, except: string | undefined, frame: EncodedFrame): void {
     // Once the supervisor has stopped (shutdown, last connection gone) nobody local is left to receive it.
     if (this.supervisor.getSnapshot().status !== 'active') return;
-    this.supervisor.send({
-      type: 'broadcast',
-      target: message.target,
-      except: message.except,
-      message: { data: message.data, binary: message.binary },
-    });
+    this.supervisor.send({ type: 'broadcast', target, except, frame });
   }
 
   #callAdapter(call: () => void | Promise<void>, what: string): void {

@@ -64,8 +64,8 @@ export class Stats {
     bump(this.#closedByCause, cause);
   }
 
-  dropped(reason: string): void {
-    bump(this.#dropped, reason);
+  dropped(reason: string, count: number): void {
+    this.#dropped[reason] = (this.#dropped[reason] ?? 0) + count;
   }
 
   error(code: ErrorCodeValue): void {

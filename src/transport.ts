@@ -8,6 +8,7 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { Refusal } from './admission.js';
 import { CloseCode } from './close-codes.js';
+import type { OutboxSocket } from './outbox.js';
 
 /** Where a socket reports what happened on it. */
 export interface SocketSink {
@@ -20,17 +21,12 @@ export interface SocketSink {
 }
 
 /** What the runtime may do with an open socket. */
-export interface TransportSocket {
-  /** Queues a frame; `done` runs once it is written or has failed. */
-  send(data: string | Uint8Array, binary: boolean, done: (error?: Error) => void): void;
-  /** Starts the closing handshake after everything queued; no-op unless open. */
+export interface TransportSocket extends OutboxSocket {
+  /** Starts the closing handshake after everything already written; no-op unless open. */
   close(code: number, reason: string): void;
   /** Destroys the socket now. */
   terminate(): void;
   ping(): void;
-  /** Bytes queued in user land and not yet handed to the kernel. */
-  readonly bufferedAmount: number;
-  readonly isOpen: boolean;
 }
 
 /** What the transport needs from the runtime. */
@@ -69,23 +65,55 @@ function closeCodeOf(error: Error & { code?: unknown }): number {
   return code.startsWith('WS_ERR_') ? CloseCode.PROTOCOL_ERROR : CloseCode.ABNORMAL;
 }
 
+/** ws keeps the TCP socket it frames onto here; `ws` is pinned to ^8, where this holds. */
+function rawSocketOf(ws: WebSocket): Duplex {
+  const socket = (ws as unknown as { _socket?: Duplex })._socket;
+  if (socket === undefined || typeof socket.write !== 'function' || typeof socket.cork !== 'function') {
+    throw new Error('berth: this version of ws does not expose its socket; berth needs ws ^8');
+  }
+  return socket;
+}
+
+/**
+ * A ws connection whose data frames berth writes itself: frames come
+ * pre-built (once per broadcast, shared by every recipient) and go straight
+ * onto the TCP socket, several per write. ws still reads, answers pings and
+ * runs the closing handshake; its frames are written whole and synchronously
+ * (no compression), so they never split one of ours.
+ */
 class WsSocket implements TransportSocket {
   readonly #ws: WebSocket;
+  readonly #socket: Duplex;
 
   constructor(ws: WebSocket) {
     this.#ws = ws;
-  }
-
-  get bufferedAmount(): number {
-    return this.#ws.bufferedAmount;
+    this.#socket = rawSocketOf(ws);
   }
 
   get isOpen(): boolean {
     return this.#ws.readyState === 1;
   }
 
-  send(data: string | Uint8Array, binary: boolean, done: (error?: Error) => void): void {
-    this.#ws.send(data, { binary }, done);
+  get writableLength(): number {
+    return this.#socket.writableLength;
+  }
+
+  write(chunks: readonly Uint8Array[], done: (error?: Error | null) => void): void {
+    const socket = this.#socket;
+    const last = chunks.length - 1;
+    if (last === 0) {
+      socket.write(chunks[0]!, done);
+      return;
+    }
+    // Corked, the chunks leave in one writev.
+    socket.cork();
+    for (let i = 0; i < last; i++) socket.write(chunks[i]!);
+    socket.write(chunks[last]!, done);
+    socket.uncork();
+  }
+
+  onceDrain(listener: () => void): void {
+    this.#socket.once('drain', listener);
   }
 
   close(code: number, reason: string): void {

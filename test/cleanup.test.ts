@@ -18,8 +18,8 @@ interface Trigger {
   cause: CloseCause;
   code: number;
   reason: string;
-  /** Starts from the peer, so the server learns of it only over the network. */
-  remote: boolean;
+  /** Takes effect later (over the network, or at the next flush), so the test waits until the server has seen it. */
+  deferred: boolean;
   fire(setup: Setup): void;
 }
 
@@ -31,7 +31,7 @@ const triggers: Trigger[] = [
     cause: 'client',
     code: 4000,
     reason: 'client bye',
-    remote: true,
+    deferred: true,
     fire: ({ client }) => client.ws.close(4000, 'client bye'),
   },
   {
@@ -39,7 +39,7 @@ const triggers: Trigger[] = [
     cause: 'client',
     code: 1006,
     reason: '',
-    remote: true,
+    deferred: true,
     fire: ({ client }) => client.ws.terminate(),
   },
   {
@@ -47,7 +47,7 @@ const triggers: Trigger[] = [
     cause: 'server',
     code: 4002,
     reason: 'server bye',
-    remote: false,
+    deferred: false,
     fire: ({ connection }) => connection.close(4002, 'server bye'),
   },
   {
@@ -55,7 +55,7 @@ const triggers: Trigger[] = [
     cause: 'heartbeat',
     code: 1006,
     reason: '',
-    remote: false,
+    deferred: false,
     // The ping went out during setup; this passes its deadline.
     fire: ({ clock }) => clock.increment(HEARTBEAT.timeoutMs),
   },
@@ -64,10 +64,10 @@ const triggers: Trigger[] = [
     cause: 'send-failed',
     code: 1006,
     reason: '',
-    remote: false,
+    deferred: true,
     fire: ({ connection }) => {
       // Fault injection on the real socket: the next write fails as a broken pipe would.
-      (connection.socket as { send: ServerConnection['socket']['send'] }).send = (_data, _binary, done) =>
+      (connection.socket as { write: ServerConnection['socket']['write'] }).write = (_chunks, done) =>
         done(Object.assign(new Error('write EPIPE'), { code: 'EPIPE' }));
       connection.send('doomed');
     },
@@ -77,7 +77,7 @@ const triggers: Trigger[] = [
     cause: 'socket-error',
     code: 1009,
     reason: '',
-    remote: true,
+    deferred: true,
     fire: ({ client }) => client.ws.send('x'.repeat(2048)),
   },
   {
@@ -85,7 +85,7 @@ const triggers: Trigger[] = [
     cause: 'shutdown',
     code: 1001,
     reason: 'server shutting down',
-    remote: false,
+    deferred: false,
     fire: ({ runtime }) => void runtime.close({ timeoutMs: 2000 }),
   },
 ];
@@ -110,8 +110,8 @@ async function setUp(): Promise<Setup> {
 
 async function fire(trigger: Trigger, setup: Setup): Promise<void> {
   trigger.fire(setup);
-  // A remote trigger counts as first once the server has seen it.
-  if (trigger.remote) await eventually(() => setup.connection.state !== 'open', `${trigger.name} to arrive`);
+  // A deferred trigger counts as first once the server has seen it.
+  if (trigger.deferred) await eventually(() => setup.connection.state !== 'open', `${trigger.name} to arrive`);
 }
 
 async function expectCleanedUpOnce(setup: Setup, first: Trigger): Promise<void> {

@@ -386,7 +386,7 @@ describe('connection machine: disconnecting', () => {
 
   it.each(
     everyEvent
-      .filter((event) => event.type !== 'socket.closed' && event.type !== AFTER_CLOSE_TIMEOUT)
+      .filter((event) => event.type !== 'socket.closed' && event.type !== AFTER_CLOSE_TIMEOUT && event.type !== 'send.failed')
       .map((event) => [describeEvent(event), event] as const),
   )(
     'ignores %s in disconnecting',
@@ -395,6 +395,14 @@ describe('connection machine: disconnecting', () => {
       expectUnchanged(before, send(before, event));
     },
   );
+
+  it('terminates the socket on send.failed in disconnecting, recording nothing new', () => {
+    const before = disconnecting();
+    const [snapshot, actions] = send(before, { type: 'send.failed', message: 'EPIPE' });
+    expect(snapshot.value).toBe('disconnecting');
+    expect(snapshot.context).toEqual(before.context);
+    expect(named(actions)).toEqual([{ type: 'terminateSocket' }]);
+  });
 });
 
 describe('connection machine: closed', () => {
@@ -493,6 +501,10 @@ describe('connection machine: two ending triggers, in both orders', () => {
       if (afterFirst.value === 'disconnecting' && second.name === 'socket.closed') {
         expect(afterSecond.value).toBe('closed');
         expect(secondNamed).toEqual([{ type: 'reportClosed', params: { id: 'c1', ...first.recorded } }]);
+      } else if (afterFirst.value === 'disconnecting' && second.name === 'send.failed') {
+        // A write failing while closing destroys the socket; nothing else changes.
+        expect(afterSecond.context).toEqual(afterFirst.context);
+        expect(secondNamed).toEqual([{ type: 'terminateSocket' }]);
       } else {
         expectUnchanged(afterFirst, [afterSecond, secondActions]);
       }

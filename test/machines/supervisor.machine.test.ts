@@ -10,7 +10,7 @@ import { initialTransition, transition, type AnyActorRef, type ExecutableActionO
 import type { ConnectionOutput } from '../../machines/connection.machine.js';
 import { Directory } from '../../machines/directory.js';
 import { supervisorMachine, type SupervisorDirectory, type SupervisorEvent } from '../../machines/supervisor.machine.js';
-import type { DeliveryPort, Outbound, Target } from '../../machines/types.js';
+import type { DeliveryPort, EncodedFrame, Target } from '../../machines/types.js';
 import { runEvents } from '../helpers/transitions.js';
 
 type Snapshot = SnapshotFrom<typeof supervisorMachine>;
@@ -18,12 +18,12 @@ type Snapshot = SnapshotFrom<typeof supervisorMachine>;
 interface FakeConnection {
   id: string;
   ref: AnyActorRef;
-  port: DeliveryPort & { deliver: Mock<(message: Outbound) => void> };
+  port: DeliveryPort & { deliver: Mock<(frame: EncodedFrame) => void> };
 }
 
 /** A connection as the supervisor sees it: a ref (any object in a pure test) and a delivery port. */
 function fake(id: string): FakeConnection {
-  return { id, ref: { id: `ref-${id}` } as unknown as AnyActorRef, port: { deliver: vi.fn<(message: Outbound) => void>() } };
+  return { id, ref: { id: `ref-${id}` } as unknown as AnyActorRef, port: { deliver: vi.fn<(frame: EncodedFrame) => void>() } };
 }
 
 function fresh(): Snapshot {
@@ -66,7 +66,7 @@ const done = (id: string, output: Partial<ConnectionOutput> = {}): SupervisorEve
 });
 const failed = (id: string): SupervisorEvent => ({ type: `xstate.error.actor.${id}`, actorId: id, error: new Error('boom') });
 const shutdown: SupervisorEvent = { type: 'runtime.shutdown', code: 1001, reason: 'going away' };
-const message: Outbound = { data: 'hello', binary: false };
+const frame: EncodedFrame = { chunks: [Buffer.from([0x81, 5, 104, 101, 108, 108, 111])], byteLength: 7 };
 
 function directoryOf(snapshot: Snapshot): SupervisorDirectory {
   return snapshot.context.directory;
@@ -328,11 +328,11 @@ describe('supervisor machine: broadcast', () => {
     ['everyone', { kind: 'all' }, 'b'],
   ];
 
-  it.each(targets)('to %s returns one deliver action with { target, except, message } and changes nothing', (_, target, except) => {
+  it.each(targets)('to %s returns one deliver action with { target, except, frame } and changes nothing', (_, target, except) => {
     const [before] = run(fresh(), [register(a, 'alice'), register(b), join('a', 'lobby')]);
     const view = directoryOf(before).toJSON();
-    const [snapshot, actions] = send(before, { type: 'broadcast', target, ...(except !== undefined && { except }), message });
-    expect(summary(actions)).toEqual([{ type: 'deliver', params: { target, except, message } }]);
+    const [snapshot, actions] = send(before, { type: 'broadcast', target, ...(except !== undefined && { except }), frame });
+    expect(summary(actions)).toEqual([{ type: 'deliver', params: { target, except, frame } }]);
     expect(snapshot.value).toBe('running');
     expect(directoryOf(snapshot).toJSON()).toEqual(view);
     // Pure: nothing was written to any port.
@@ -389,12 +389,12 @@ describe('supervisor machine: shutdown', () => {
     const [snapshot, actions] = run(stopping(), [
       leave('b', 'lobby'),
       leaving('a'),
-      { type: 'broadcast', target: { kind: 'all' }, message },
+      { type: 'broadcast', target: { kind: 'all' }, frame },
     ]);
     expect(snapshot.value).toBe('stopping');
     expect(summary(actions)).toEqual([
       ...accepted,
-      { type: 'deliver', params: { target: { kind: 'all' }, except: undefined, message } },
+      { type: 'deliver', params: { target: { kind: 'all' }, except: undefined, frame } },
     ]);
     expect(directoryOf(snapshot).toJSON().rooms).toEqual({});
     expect(directoryOf(snapshot).toJSON().users).toEqual({});
@@ -428,7 +428,7 @@ describe('supervisor machine: shutdown', () => {
     ['room.leave', leave('a', 'lobby')],
     ['user.bind', bind('a', 'alice')],
     ['connection.leaving', leaving('a')],
-    ['broadcast', { type: 'broadcast', target: { kind: 'all' }, message }],
+    ['broadcast', { type: 'broadcast', target: { kind: 'all' }, frame }],
     ['runtime.shutdown', shutdown],
     ['xstate.done.actor.a', done('a')],
     ['xstate.error.actor.a', failed('a')],
@@ -459,9 +459,9 @@ describe('supervisor machine: shutdown', () => {
     const [before] = send(fresh(), shutdown);
     const [, leaveActions] = send(before, leave('a', 'lobby'));
     expect(summary(leaveActions)).toEqual(refused);
-    const [, broadcastActions] = send(before, { type: 'broadcast', target: { kind: 'all' }, message });
+    const [, broadcastActions] = send(before, { type: 'broadcast', target: { kind: 'all' }, frame });
     expect(summary(broadcastActions)).toEqual([
-      { type: 'deliver', params: { target: { kind: 'all' }, except: undefined, message } },
+      { type: 'deliver', params: { target: { kind: 'all' }, except: undefined, frame } },
     ]);
   });
 });

@@ -1,0 +1,76 @@
+import type { EncodedFrame } from '../machines/types.js';
+
+const OPCODE_TEXT = 0x1;
+const OPCODE_BINARY = 0x2;
+const FIN = 0x80;
+
+/** Up to this payload size header and payload share one buffer; above it the payload is referenced, not copied. */
+const MERGE_LIMIT = 16 * 1024;
+
+function headerLength(payloadLength: number): number {
+  return payloadLength < 126 ? 2 : payloadLength < 65536 ? 4 : 10;
+}
+
+function writeHeader(target: Buffer, opcode: number, payloadLength: number): number {
+  target[0] = FIN | opcode;
+  if (payloadLength < 126) {
+    target[1] = payloadLength;
+    return 2;
+  }
+  if (payloadLength < 65536) {
+    target[1] = 126;
+    target.writeUInt16BE(payloadLength, 2);
+    return 4;
+  }
+  target[1] = 127;
+  // RFC 6455 §5.2: 64-bit length; a Buffer is at most 2^53 - 1 bytes.
+  target.writeUInt32BE(Math.floor(payloadLength / 2 ** 32), 2);
+  target.writeUInt32BE(payloadLength >>> 0, 6);
+  return 10;
+}
+
+/**
+ * A complete server-to-client WebSocket frame (unmasked, FIN set), built
+ * once and written to any number of sockets: every recipient's outbox holds
+ * a reference to the same bytes (S4, S8).
+ */
+export class Frame implements EncodedFrame {
+  /** What goes on the wire, in order: one buffer, or a header and the caller's payload. */
+  readonly chunks: readonly Buffer[];
+  readonly byteLength: number;
+  readonly payloadLength: number;
+
+  private constructor(chunks: readonly Buffer[], payloadLength: number) {
+    this.chunks = chunks;
+    this.payloadLength = payloadLength;
+    let byteLength = 0;
+    for (const chunk of chunks) byteLength += chunk.length;
+    this.byteLength = byteLength;
+  }
+
+  /** Frames text: encoded to UTF-8 straight into the frame's buffer. */
+  static text(text: string): Frame {
+    const payloadLength = Buffer.byteLength(text);
+    const buffer = Buffer.allocUnsafe(headerLength(payloadLength) + payloadLength);
+    const offset = writeHeader(buffer, OPCODE_TEXT, payloadLength);
+    buffer.write(text, offset, 'utf8');
+    return new Frame([buffer], payloadLength);
+  }
+
+  /** Frames bytes as a binary frame, or with `opcode: 'text'` as text the caller vouches is UTF-8. */
+  static bytes(payload: Uint8Array, binary: boolean): Frame {
+    const opcode = binary ? OPCODE_BINARY : OPCODE_TEXT;
+    const payloadLength = payload.byteLength;
+    const header = headerLength(payloadLength);
+    if (payloadLength <= MERGE_LIMIT) {
+      const buffer = Buffer.allocUnsafe(header + payloadLength);
+      writeHeader(buffer, opcode, payloadLength);
+      buffer.set(payload, header);
+      return new Frame([buffer], payloadLength);
+    }
+    const head = Buffer.allocUnsafe(header);
+    writeHeader(head, opcode, payloadLength);
+    const body = Buffer.isBuffer(payload) ? payload : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
+    return new Frame([head, body], payloadLength);
+  }
+}
