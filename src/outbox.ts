@@ -41,8 +41,12 @@ export interface OutboxOwner {
  */
 export const SOCKET_HIGH_WATER_MARK = 64 * 1024;
 
-/** Several small frames are copied into one buffer up to this size; beyond it they go as a vectored write. */
-const COALESCE_LIMIT = 64 * 1024;
+/**
+ * Several small frames are copied into one buffer up to this size (copying
+ * a few KiB costs less than a chunk of a writev); beyond it, and for every
+ * socket of a fan-out, a vectored write spares the copy.
+ */
+const COALESCE_LIMIT = 16 * 1024;
 
 /**
  * A connection's bounded mailbox for outgoing frames (S7). Frames are
