@@ -96,8 +96,16 @@ function serve(request: http.IncomingMessage, response: http.ServerResponse, ass
   const readable = request.method === 'GET' || request.method === 'HEAD';
   if (readable && path === '/healthz') {
     const health = runtime.health();
-    const status = health.status === 'ok' ? 200 : 503;
+    // Degraded still serves; only a runtime that is closing or closed asks to be taken out of rotation.
+    const status = health.status === 'ok' || health.status === 'degraded' ? 200 : 503;
     reply(response, status, 'application/json', JSON.stringify(health), { 'Cache-Control': 'no-store' });
+    return;
+  }
+  if (readable && path === '/metrics') {
+    runtime.metrics.prometheus().then(
+      (text) => reply(response, 200, runtime.metrics.registry.contentType, text, { 'Cache-Control': 'no-store' }),
+      (error: unknown) => reply(response, 500, 'text/plain; charset=utf-8', `metrics failed: ${String(error)}\n`),
+    );
     return;
   }
   const asset = readable && path !== undefined ? assets.get(path) : undefined;

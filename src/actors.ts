@@ -25,11 +25,12 @@ export function provideConnectionMachine(
   });
 }
 
-export function provideSupervisorMachine(): SupervisorMachine {
+/** `delivered` learns how many local recipients each broadcast had. */
+export function provideSupervisorMachine(delivered: (recipients: number) => void): SupervisorMachine {
   return supervisorMachine.provide({
     actions: {
       deliver: ({ context }, { target, except, frame }) => {
-        context.directory.forEachRecipient(target, except, (entry) => entry.port.deliver(frame));
+        delivered(context.directory.forEachRecipient(target, except, (entry) => entry.port.deliver(frame)));
       },
     },
   });

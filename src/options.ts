@@ -5,6 +5,7 @@ import type { Adapter } from './adapter.js';
 import { normalizeOrigin, type Authenticate } from './admission.js';
 import { createMemoryAdapter } from './memory-adapter.js';
 import type { OutboxLimits, OverflowPolicy } from './outbox.js';
+import type { HealthThresholds } from './health.js';
 
 /** Per-connection limit on incoming messages (a token bucket). */
 export interface RateLimitOptions {
@@ -54,6 +55,8 @@ export interface RuntimeOptions<TData = unknown> {
   readonly rateLimit?: RateLimitOptions | false;
   /** Per-connection outgoing bounds; `connection.setOutboxLimits` overrides them for one connection. */
   readonly outbox?: OutboxOptions;
+  /** When `health()` says `degraded`. */
+  readonly health?: HealthThresholds;
   /** Carries broadcasts to other nodes. [default createMemoryAdapter(), a cluster of one] */
   readonly adapter?: Adapter;
   /** An XState inspection observer; it sees the supervisor and every connection actor. */
@@ -82,6 +85,7 @@ export interface ResolvedOptions<TData> {
   readonly allowedOrigins: ReadonlySet<string> | undefined;
   readonly rateLimit: Required<RateLimitOptions> | null;
   readonly outbox: OutboxLimits;
+  readonly health: Required<HealthThresholds>;
   readonly adapter: Adapter;
   readonly inspect: RuntimeOptions<TData>['inspect'];
   readonly clock: Clock | undefined;
@@ -121,6 +125,7 @@ export function resolveOptions<TData>(options: RuntimeOptions<TData>): ResolvedO
     throw new TypeError('options.allowedOrigins must be an array of origins');
   }
   const maxConnections = options.maxConnections ?? Infinity;
+  const outbox = resolveOutboxLimits(options.outbox ?? {});
   if (maxConnections !== Infinity) integer('maxConnections', maxConnections, 0, Number.MAX_SAFE_INTEGER);
   return {
     port: options.port,
@@ -135,7 +140,11 @@ export function resolveOptions<TData>(options: RuntimeOptions<TData>): ResolvedO
     authenticate: options.authenticate,
     allowedOrigins: options.allowedOrigins && new Set(options.allowedOrigins.map(normalizeOrigin)),
     rateLimit,
-    outbox: resolveOutboxLimits(options.outbox ?? {}),
+    outbox,
+    health: {
+      maxOutboxDepth: positive('health.maxOutboxDepth', options.health?.maxOutboxDepth ?? Math.max(1, Math.floor(outbox.maxMessages / 2))),
+      maxEventLoopLagMs: positive('health.maxEventLoopLagMs', options.health?.maxEventLoopLagMs ?? 200),
+    },
     adapter: options.adapter ?? createMemoryAdapter(),
     inspect: options.inspect,
     clock: options.clock,

@@ -19,7 +19,9 @@ import { BerthError, ErrorCode, toBerthError, type ErrorCodeValue } from './erro
 import { EventHub } from './events.js';
 import { resolveOptions, type ResolvedOptions, type RuntimeOptions } from './options.js';
 import { indexScheduledEvents } from './scheduler.js';
-import { Stats, type Health } from './stats.js';
+import { healthOf, type Health } from './health.js';
+import { Metrics, type MetricsSnapshot } from './metrics.js';
+import type { Registry } from 'prom-client';
 import { Transport, type SocketSink, type TransportSocket } from './transport.js';
 import type { CloseCause } from '../machines/types.js';
 
@@ -72,8 +74,10 @@ export interface Runtime<TData = unknown> {
   sendToAll(data: SendData, options?: BroadcastOptions): void;
   /** A live connection of this node by id. */
   connection(id: string): Connection<TData> | undefined;
-  /** Counts and status; cheap enough for a health endpoint. */
+  /** Status (`degraded` past the `health` thresholds), counts and totals; O(connections). */
   health(): Health;
+  /** Metrics (S15): a plain snapshot, Prometheus text, or registration into your prom-client registry. */
+  readonly metrics: RuntimeMetrics;
   /** This node's registry, rooms and users as plain data (O(connections); for tests and debugging). */
   snapshot(): DirectoryView;
   /**
@@ -82,6 +86,18 @@ export interface Runtime<TData = unknown> {
    * and releases the server and adapter. Idempotent. [timeoutMs=closeTimeoutMs]
    */
   close(options?: { timeoutMs?: number }): Promise<void>;
+}
+
+/** berth's metrics; see `MetricsSnapshot` and the README for what each holds. */
+export interface RuntimeMetrics {
+  /** Everything measured, as plain data; O(connections). */
+  snapshot(): MetricsSnapshot;
+  /** The metrics in Prometheus text format, produced by prom-client. */
+  prometheus(): Promise<string>;
+  /** Adds berth's metrics to your prom-client registry too (one runtime per registry: names do not repeat). */
+  register(registry: Registry): void;
+  /** The runtime's own prom-client registry. */
+  readonly registry: Registry;
 }
 
 type RuntimeState = 'running' | 'closing' | 'closed';
@@ -102,8 +118,13 @@ class BerthRuntime<TData> implements Runtime<TData>, ConnectionHost<TData> {
   readonly #connections = new Map<string, ServerConnection<TData>>();
   readonly #connectionLogic: ConnectionMachine;
   readonly #transport: Transport<Grant<TData>>;
-  readonly #stats = new Stats();
+  readonly #started = performance.now();
+  readonly #metrics: Metrics;
+  readonly metrics: RuntimeMetrics;
+  /** Recipients of the broadcast the supervisor delivered last (set by its deliver action). */
+  #lastRecipients = 0;
   readonly scheduler = new FlushScheduler({
+    afterFlush: () => this.#metrics.flushed(),
     onError: (error) => this.#report(toBerthError(ErrorCode.SEND_FAILED, 'flushing an outbox failed', error)),
   });
   #sequence = 0;
@@ -112,12 +133,37 @@ class BerthRuntime<TData> implements Runtime<TData>, ConnectionHost<TData> {
 
   constructor(options: ResolvedOptions<TData>) {
     this.#options = options;
+    const runtime = this;
+    this.#metrics = new Metrics({
+      get connections() {
+        return runtime.#connections.size;
+      },
+      get pending() {
+        return runtime.#transport.pending;
+      },
+      get rooms() {
+        return runtime.#directory().rooms.size;
+      },
+      get users() {
+        return runtime.#directory().users.size;
+      },
+      *outboxes() {
+        for (const connection of runtime.#connections.values()) yield connection.outbox;
+      },
+    });
+    const metrics = this.#metrics;
+    this.metrics = {
+      snapshot: () => metrics.snapshot(),
+      prometheus: () => metrics.prometheus(),
+      register: (registry) => metrics.register(registry),
+      registry: metrics.registry,
+    };
     this.#connectionLogic = provideConnectionMachine(
       (id) => this.#connections.get(id) as ServerConnection<unknown> | undefined,
       { send: (event) => this.supervisor.send(event) },
     );
     // XState spreads options over its defaults, so an `undefined` clock would replace the real one.
-    this.supervisor = createActor(provideSupervisorMachine(), {
+    this.supervisor = createActor(provideSupervisorMachine((recipients) => (this.#lastRecipients = recipients)), {
       input: {},
       id: 'supervisor',
       systemId: 'supervisor',
@@ -148,11 +194,15 @@ class BerthRuntime<TData> implements Runtime<TData>, ConnectionHost<TData> {
       },
       open: (socket, request, grant) => this.#open(socket, request, grant),
       admissionFailed: (error, request) => {
-        this.#stats.refused(500);
+        this.#metrics.refused(500);
         this.#report(toBerthError(ErrorCode.AUTHENTICATE_FAILED, `admission of ${request.url ?? '/'} failed`, error));
       },
     });
-    const attached = Promise.resolve(options.adapter.attach({ nodeId: this.nodeId, deliver: (message) => this.#deliverLocally(message.target, message.except, encode(message.data, message.binary)) }));
+    const attached = Promise.resolve(options.adapter.attach({ nodeId: this.nodeId, deliver: (message) => {
+        this.#metrics.crossNode('received');
+        this.#deliverLocally(message.target, message.except, encode(message.data, message.binary));
+      },
+    }));
     this.ready = Promise.all([this.#transport.listening, attached]).then(() => undefined);
     // `ready` rejects for whoever awaits it; an unawaited failure must not crash the process.
     this.ready.catch(() => {});
@@ -194,16 +244,16 @@ class BerthRuntime<TData> implements Runtime<TData>, ConnectionHost<TData> {
   }
 
   health(): Health {
-    const directory = this.#directory();
-    return this.#stats.health({
-      status: this.#state === 'running' ? 'ok' : this.#state,
-      nodeId: this.nodeId,
-      connections: this.#connections.size,
-      pending: this.#transport.pending,
-      maxConnections: this.#options.maxConnections,
-      rooms: directory.rooms.size,
-      users: directory.users.size,
-    });
+    return healthOf(
+      this.#metrics.snapshot(),
+      {
+        state: this.#state,
+        nodeId: this.nodeId,
+        uptimeSeconds: Math.round((performance.now() - this.#started) / 1000),
+        maxConnections: this.#options.maxConnections,
+      },
+      this.#options.health,
+    );
   }
 
   snapshot(): DirectoryView {
@@ -244,7 +294,7 @@ class BerthRuntime<TData> implements Runtime<TData>, ConnectionHost<TData> {
   }
 
   dropped(connection: ServerConnection<TData>, reason: DropReason, count: number): void {
-    this.#stats.dropped(reason, count);
+    this.#metrics.dropped(reason, count);
     if (this.#events.has('drop')) this.#emit('drop', { connection, reason, count }, connection);
   }
 
@@ -264,7 +314,7 @@ class BerthRuntime<TData> implements Runtime<TData>, ConnectionHost<TData> {
 
   closed(connection: ServerConnection<TData>, output: ConnectionOutput): void {
     this.#connections.delete(connection.id);
-    this.#stats.closed(output.code, output.cause);
+    this.#metrics.closed(output.code, output.cause);
     // Runs inside the connection actor's transition: the application hears of it once every actor is at rest.
     queueMicrotask(() =>
       this.#emit('close', { connection, code: output.code, reason: output.reason, cause: output.cause }),
@@ -279,7 +329,7 @@ class BerthRuntime<TData> implements Runtime<TData>, ConnectionHost<TData> {
 
   #noteRefusal(decision: Grant<TData> | Refusal, request: IncomingMessage): Grant<TData> | Refusal {
     if (decision instanceof Refusal) {
-      this.#stats.refused(decision.status);
+      this.#metrics.refused(decision.status);
       this.#emit('refused', { status: decision.status, reason: decision.reason, request });
     }
     return decision;
@@ -317,7 +367,7 @@ class BerthRuntime<TData> implements Runtime<TData>, ConnectionHost<TData> {
       },
     });
     if (registered) {
-      this.#stats.accepted();
+      this.#metrics.accepted();
       this.track({ kind: 'connect', id, user: grant.user });
       this.#emit('connection', connection, connection);
     }
@@ -337,18 +387,25 @@ class BerthRuntime<TData> implements Runtime<TData>, ConnectionHost<TData> {
       binary: options?.binary ?? typeof data !== 'string',
     };
     const { adapter } = this.#options;
-    this.#callAdapter(() => adapter.publish(message), 'publish');
+    this.#metrics.crossNode('published');
+    this.#callAdapter(() => adapter.publish(message), 'publish', () => this.#metrics.crossNode('dropped'));
   }
 
   /** One supervisor event per broadcast, whatever the number of recipients. */
   #deliverLocally(target: Target, except: string | undefined, frame: EncodedFrame): void {
     // Once the supervisor has stopped (shutdown, last connection gone) nobody local is left to receive it.
     if (this.supervisor.getSnapshot().status !== 'active') return;
+    const startedAt = performance.now();
+    this.#lastRecipients = 0;
     this.supervisor.send({ type: 'broadcast', target, except, frame });
+    this.#metrics.broadcast(this.#lastRecipients, startedAt);
   }
 
-  #callAdapter(call: () => void | Promise<void>, what: string): void {
-    const fail = (error: unknown) => this.#report(toBerthError(ErrorCode.ADAPTER, `adapter ${what} failed`, error));
+  #callAdapter(call: () => void | Promise<void>, what: string, onFailure?: () => void): void {
+    const fail = (error: unknown) => {
+      onFailure?.();
+      this.#report(toBerthError(ErrorCode.ADAPTER, `adapter ${what} failed`, error));
+    };
     try {
       const result = call();
       if (result instanceof Promise) result.catch(fail);
@@ -372,7 +429,7 @@ class BerthRuntime<TData> implements Runtime<TData>, ConnectionHost<TData> {
   }
 
   #report(error: BerthError, connection?: ServerConnection<TData>): void {
-    this.#stats.error(error.code as ErrorCodeValue);
+    this.#metrics.error(error.code as ErrorCodeValue);
     if (!this.#events.has('error')) {
       console.error(`berth: ${error.code}: ${error.message}`);
       return;
@@ -412,6 +469,7 @@ class BerthRuntime<TData> implements Runtime<TData>, ConnectionHost<TData> {
     } catch (error) {
       this.#report(toBerthError(ErrorCode.ADAPTER, 'adapter close failed', error));
     }
+    this.#metrics.stop();
     this.#state = 'closed';
   }
 }

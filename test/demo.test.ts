@@ -177,6 +177,18 @@ describe('demo chat', () => {
     expect(await ada.closed).toMatchObject({ code: 1001 });
   });
 
+  it('serves Prometheus metrics from prom-client on /metrics', async () => {
+    await person('ada', 'lobby', ['ada']);
+    await person('bob', 'lobby', ['ada', 'bob']);
+    const response = await fetch(`${demo.url}metrics`);
+    expect(response.status).toBe(200);
+    expect(response.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
+    const text = await response.text();
+    expect(text).toContain('# TYPE berth_connections gauge');
+    expect(text).toMatch(/^berth_connections 2$/m);
+    expect(text).toContain('# TYPE berth_broadcast_fanout_seconds histogram');
+  });
+
   it('answers /healthz with 503 while shutting down', async () => {
     // A raw client never answers the close frame, so the shutdown waits on it until it is destroyed.
     const raw = await RawWebSocket.open(demo.port, '/ws');

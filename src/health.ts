@@ -1,0 +1,70 @@
+import type { MetricsSnapshot } from './metrics.js';
+
+/** When `health()` reports `degraded`. */
+export interface HealthThresholds {
+  /** An outbox holding more frames than this. [default half of outbox.maxMessages] */
+  readonly maxOutboxDepth?: number;
+  /** Event-loop delay p99 above this many milliseconds. [default 200] */
+  readonly maxEventLoopLagMs?: number;
+}
+
+/** A health snapshot: `status` first, then why, then counts and totals since start. */
+export interface Health {
+  /** `ok`; `degraded` while a threshold is passed (still serving); `closing` during `runtime.close()`; `closed` after. */
+  readonly status: 'ok' | 'degraded' | 'closing' | 'closed';
+  /** Why it is degraded; empty otherwise. */
+  readonly reasons: readonly string[];
+  readonly nodeId: string;
+  readonly uptimeSeconds: number;
+  readonly connections: { readonly current: number; readonly pending: number; readonly max: number | null };
+  readonly rooms: number;
+  readonly users: number;
+  readonly outbox: { readonly depthMax: number; readonly bytesQueued: number };
+  readonly eventLoopLagMs: number;
+  readonly totals: {
+    readonly accepted: number;
+    readonly refused: MetricsSnapshot['refused'];
+    readonly closedByCode: MetricsSnapshot['closedByCode'];
+    readonly closedByCause: MetricsSnapshot['closedByCause'];
+    readonly dropped: MetricsSnapshot['dropped'];
+    readonly errors: MetricsSnapshot['errors'];
+  };
+}
+
+export function healthOf(
+  metrics: MetricsSnapshot,
+  facts: { state: 'running' | 'closing' | 'closed'; nodeId: string; uptimeSeconds: number; maxConnections: number },
+  thresholds: Required<HealthThresholds>,
+): Health {
+  const reasons: string[] = [];
+  if (metrics.outbox.depthMax > thresholds.maxOutboxDepth) {
+    reasons.push(`an outbox holds ${metrics.outbox.depthMax} frames (threshold ${thresholds.maxOutboxDepth})`);
+  }
+  if (metrics.eventLoopLagMs > thresholds.maxEventLoopLagMs) {
+    reasons.push(`event-loop delay p99 ${metrics.eventLoopLagMs.toFixed(1)} ms (threshold ${thresholds.maxEventLoopLagMs} ms)`);
+  }
+  const status = facts.state !== 'running' ? facts.state : reasons.length > 0 ? 'degraded' : 'ok';
+  return {
+    status,
+    reasons,
+    nodeId: facts.nodeId,
+    uptimeSeconds: facts.uptimeSeconds,
+    connections: {
+      current: metrics.connections.current,
+      pending: metrics.connections.pending,
+      max: Number.isFinite(facts.maxConnections) ? facts.maxConnections : null,
+    },
+    rooms: metrics.rooms,
+    users: metrics.users,
+    outbox: { depthMax: metrics.outbox.depthMax, bytesQueued: metrics.outbox.bytesQueued },
+    eventLoopLagMs: metrics.eventLoopLagMs,
+    totals: {
+      accepted: metrics.connections.accepted,
+      refused: metrics.refused,
+      closedByCode: metrics.closedByCode,
+      closedByCause: metrics.closedByCause,
+      dropped: metrics.dropped,
+      errors: metrics.errors,
+    },
+  };
+}

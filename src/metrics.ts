@@ -1,0 +1,249 @@
+import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { CloseCause } from '../machines/types.js';
+import type { ErrorCodeValue } from './errors.js';
+
+/** Upper bounds (seconds) of the broadcast fan-out latency buckets. */
+const FANOUT_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1];
+/** Upper bounds of the outbox depth distribution (frames waiting per connection). */
+const DEPTH_BUCKETS = [0, 1, 10, 100, 1000];
+
+/** What the runtime knows at any moment; read when a snapshot or scrape is taken. */
+export interface LiveCounts {
+  connections: number;
+  pending: number;
+  rooms: number;
+  users: number;
+  /** Every connection's outbox depth and bytes. */
+  outboxes(): Iterable<{ readonly depth: number; readonly bytes: number }>;
+}
+
+/** Everything measured, as plain data (`runtime.metrics.snapshot()`). */
+export interface MetricsSnapshot {
+  readonly connections: { readonly current: number; readonly pending: number; readonly accepted: number };
+  readonly rooms: number;
+  readonly users: number;
+  readonly outbox: {
+    readonly depthMax: number;
+    readonly bytesQueued: number;
+    /** Connections whose outbox holds at most `le` frames, for each bucket. */
+    readonly depth: ReadonlyArray<{ readonly le: number; readonly connections: number }>;
+  };
+  /** Messages dropped, by reason (`rate-limit`, `outbox-overflow`). */
+  readonly dropped: Readonly<Record<string, number>>;
+  readonly refused: Readonly<Record<string, number>>;
+  readonly closedByCode: Readonly<Record<string, number>>;
+  readonly closedByCause: Readonly<Partial<Record<CloseCause, number>>>;
+  readonly errors: Readonly<Partial<Record<ErrorCodeValue, number>>>;
+  readonly broadcasts: {
+    readonly count: number;
+    /** Frames queued to local recipients. */
+    readonly deliveries: number;
+    /** Time from a broadcast call until its frames were handed to every recipient's socket. */
+    readonly fanoutSeconds: { readonly count: number; readonly sum: number; readonly buckets: ReadonlyArray<{ readonly le: number; readonly count: number }> };
+  };
+  readonly crossNode: { readonly published: number; readonly received: number; readonly dropped: number };
+  /** Event-loop delay p99 in milliseconds since the previous snapshot or health check. */
+  readonly eventLoopLagMs: number;
+}
+
+function bump<K extends string>(counts: Partial<Record<K, number>>, key: K, by = 1): void {
+  counts[key] = (counts[key] ?? 0) + by;
+}
+
+/**
+ * berth's metrics (S15): plain counters read synchronously by `snapshot()`
+ * and `health()`, and the same values as prom-client metrics, produced at
+ * scrape time, in a registry of the runtime's own that can also be
+ * registered into the application's.
+ */
+export class Metrics {
+  readonly registry = new Registry();
+  readonly #live: LiveCounts;
+  readonly #lag: IntervalHistogram;
+  #accepted = 0;
+  readonly #refused: Record<string, number> = {};
+  readonly #closedByCode: Record<string, number> = {};
+  readonly #closedByCause: Partial<Record<CloseCause, number>> = {};
+  readonly #dropped: Record<string, number> = {};
+  readonly #errors: Partial<Record<ErrorCodeValue, number>> = {};
+  #broadcasts = 0;
+  #deliveries = 0;
+  readonly #crossNode = { published: 0, received: 0, dropped: 0 };
+  readonly #fanout = { count: 0, sum: 0, buckets: FANOUT_BUCKETS.map(() => 0) };
+  /** Start times of broadcasts whose frames wait for the next flush. */
+  #awaitingFlush: number[] = [];
+  readonly #fanoutHistogram: Histogram;
+  readonly #metrics: Array<Counter | Gauge | Histogram>;
+
+  constructor(live: LiveCounts) {
+    this.#live = live;
+    this.#lag = monitorEventLoopDelay({ resolution: 10 });
+    this.#lag.enable();
+    const self = this;
+    const gauge = (name: string, help: string, read: () => number) =>
+      new Gauge({ name, help, registers: [], collect() { this.set(read()); } });
+    // Counters are kept as plain numbers (read synchronously by snapshot and health) and copied in at scrape time.
+    const total = (name: string, help: string, read: () => number) =>
+      new Counter({ name, help, registers: [], collect() { this.reset(); this.inc(read()); } });
+    const totals = (name: string, help: string, label: string, read: () => Record<string, number>) =>
+      new Counter({
+        name,
+        help,
+        labelNames: [label],
+        registers: [],
+        collect() {
+          this.reset();
+          for (const [key, value] of Object.entries(read())) this.inc({ [label]: key }, value);
+        },
+      });
+    this.#fanoutHistogram = new Histogram({
+      name: 'berth_broadcast_fanout_seconds',
+      help: 'Time from a broadcast call until its frames were handed to every local recipient socket.',
+      buckets: FANOUT_BUCKETS,
+      registers: [],
+    });
+    this.#metrics = [
+      gauge('berth_connections', 'Connections holding a socket (open or disconnecting).', () => live.connections),
+      gauge('berth_connections_pending', 'Upgrades being admitted or completing their handshake.', () => live.pending),
+      gauge('berth_rooms', 'Rooms with at least one member on this node.', () => live.rooms),
+      gauge('berth_users', 'Users with at least one connection on this node.', () => live.users),
+      gauge('berth_outbox_depth_max', 'Largest number of frames waiting in one outbox.', () => self.#outboxes().depthMax),
+      gauge('berth_outbox_bytes', 'Bytes waiting in all outboxes (shared frames counted per recipient).', () => self.#outboxes().bytesQueued),
+      new Gauge({
+        name: 'berth_outbox_connections',
+        help: 'Connections whose outbox holds at most depth_le frames.',
+        labelNames: ['depth_le'],
+        registers: [],
+        collect() {
+          for (const { le, connections } of self.#outboxes().depth) this.set({ depth_le: String(le) }, connections);
+          this.set({ depth_le: '+Inf' }, live.connections);
+        },
+      }),
+      gauge('berth_event_loop_lag_seconds', 'Event-loop delay p99 over the last scrape interval.', () => self.#takeLag() / 1000),
+      total('berth_connections_accepted_total', 'Connections accepted since start.', () => self.#accepted),
+      totals('berth_upgrades_refused_total', 'Upgrades refused with an HTTP status.', 'status', () => self.#refused),
+      totals('berth_connections_closed_total', 'Closed connections by close code.', 'code', () => self.#closedByCode),
+      totals('berth_connections_closed_by_cause_total', 'Closed connections by cause.', 'cause', () => self.#closedByCause as Record<string, number>),
+      totals('berth_messages_dropped_total', 'Messages dropped, by reason.', 'reason', () => self.#dropped),
+      totals('berth_errors_total', 'Errors reported, by code.', 'code', () => self.#errors as Record<string, number>),
+      total('berth_broadcasts_total', 'Broadcasts sent from this node.', () => self.#broadcasts),
+      total('berth_deliveries_total', 'Frames queued to local recipients by broadcasts.', () => self.#deliveries),
+      totals('berth_cross_node_messages_total', 'Broadcasts carried between nodes, by direction.', 'direction', () => ({
+        out: self.#crossNode.published,
+        in: self.#crossNode.received,
+      })),
+      total('berth_cross_node_dropped_total', 'Broadcasts the adapter failed to carry to other nodes.', () => self.#crossNode.dropped),
+      this.#fanoutHistogram,
+    ];
+    for (const metric of this.#metrics) this.registry.registerMetric(metric);
+  }
+
+  /** Adds berth's metrics to the application's registry as well. */
+  register(registry: Registry): void {
+    for (const metric of this.#metrics) registry.registerMetric(metric);
+  }
+
+  /** The metrics in Prometheus text format. */
+  prometheus(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  accepted(): void {
+    this.#accepted++;
+  }
+
+  refused(status: number): void {
+    bump(this.#refused, String(status));
+  }
+
+  closed(code: number, cause: CloseCause): void {
+    bump(this.#closedByCode, String(code));
+    bump(this.#closedByCause, cause);
+  }
+
+  dropped(reason: string, count: number): void {
+    bump(this.#dropped, reason, count);
+  }
+
+  error(code: ErrorCodeValue): void {
+    bump(this.#errors, code);
+  }
+
+  crossNode(direction: 'published' | 'received' | 'dropped'): void {
+    this.#crossNode[direction]++;
+  }
+
+  /** A broadcast queued its frame to `recipients` local outboxes at `startedAt` (performance.now()). */
+  broadcast(recipients: number, startedAt: number): void {
+    this.#broadcasts++;
+    this.#deliveries += recipients;
+    if (recipients > 0) this.#awaitingFlush.push(startedAt);
+  }
+
+  /** The outboxes were flushed: every broadcast queued before now has reached its sockets. */
+  flushed(): void {
+    if (this.#awaitingFlush.length === 0) return;
+    const now = performance.now();
+    for (const startedAt of this.#awaitingFlush) {
+      const seconds = (now - startedAt) / 1000;
+      this.#fanoutHistogram.observe(seconds);
+      this.#fanout.count++;
+      this.#fanout.sum += seconds;
+      const bucket = FANOUT_BUCKETS.findIndex((le) => seconds <= le);
+      if (bucket !== -1) this.#fanout.buckets[bucket]!++;
+    }
+    this.#awaitingFlush = [];
+  }
+
+  /** Event-loop delay p99 in ms since the last call; resets the window. */
+  #takeLag(): number {
+    const p99 = this.#lag.count > 0 ? this.#lag.percentile(99) / 1e6 : 0;
+    this.#lag.reset();
+    return p99;
+  }
+
+  #outboxes(): MetricsSnapshot['outbox'] {
+    let depthMax = 0;
+    let bytesQueued = 0;
+    const depth = DEPTH_BUCKETS.map((le) => ({ le, connections: 0 }));
+    for (const outbox of this.#live.outboxes()) {
+      if (outbox.depth > depthMax) depthMax = outbox.depth;
+      bytesQueued += outbox.bytes;
+      for (const bucket of depth) if (outbox.depth <= bucket.le) bucket.connections++;
+    }
+    return { depthMax, bytesQueued, depth };
+  }
+
+  /** O(connections): walks every outbox. */
+  snapshot(): MetricsSnapshot {
+    let cumulative = 0;
+    return {
+      connections: { current: this.#live.connections, pending: this.#live.pending, accepted: this.#accepted },
+      rooms: this.#live.rooms,
+      users: this.#live.users,
+      outbox: this.#outboxes(),
+      dropped: { ...this.#dropped },
+      refused: { ...this.#refused },
+      closedByCode: { ...this.#closedByCode },
+      closedByCause: { ...this.#closedByCause },
+      errors: { ...this.#errors },
+      broadcasts: {
+        count: this.#broadcasts,
+        deliveries: this.#deliveries,
+        fanoutSeconds: {
+          count: this.#fanout.count,
+          sum: this.#fanout.sum,
+          buckets: FANOUT_BUCKETS.map((le, i) => ({ le, count: (cumulative += this.#fanout.buckets[i]!) })),
+        },
+      },
+      crossNode: { ...this.#crossNode },
+      eventLoopLagMs: this.#takeLag(),
+    };
+  }
+
+  /** Stops the event-loop monitor. */
+  stop(): void {
+    this.#lag.disable();
+  }
+}
