@@ -50,6 +50,15 @@ export interface ConnectionLeavingEvent {
   id: string;
 }
 
+/**
+ * The actor id every connection actor is created with; its `systemId` is the
+ * connection id. One id for all keeps the supervisor's event types bounded:
+ * XState memoizes transition candidates per event type for good, so a
+ * `xstate.done.actor.<unique id>` per connection would grow the heap by
+ * ~375 bytes for every connection ever opened.
+ */
+export const CONNECTION_ACTOR_ID = 'connection';
+
 /** No close frame was exchanged (RFC 6455 §7.1.5); never sent on the wire. */
 const ABNORMAL_CLOSURE = 1006;
 

@@ -1,6 +1,6 @@
 import { assign, enqueueActions, setup } from 'xstate';
 import type { AnyActorRef, DoneActorEvent, ErrorActorEvent } from 'xstate';
-import type { ConnectionEvent, ConnectionLeavingEvent, ConnectionOutput } from './connection.machine.js';
+import { CONNECTION_ACTOR_ID, type ConnectionEvent, type ConnectionLeavingEvent, type ConnectionOutput } from './connection.machine.js';
 import { Directory } from './directory.js';
 import type { DeliveryPort, EncodedFrame, Respond, Target } from './types.js';
 
@@ -31,8 +31,10 @@ export type SupervisorEvent =
   | ConnectionLeavingEvent
   | { type: 'broadcast'; target: Target; except?: string; frame: EncodedFrame }
   | { type: 'runtime.shutdown'; code: number; reason: string }
-  | DoneActorEvent<ConnectionOutput, string>
-  | ErrorActorEvent<unknown, string>;
+  /** A connection actor failed (reported by the runtime, which saw which one). */
+  | { type: 'connection.failed'; id: string }
+  | DoneActorEvent<ConnectionOutput, typeof CONNECTION_ACTOR_ID>
+  | ErrorActorEvent<unknown, typeof CONNECTION_ACTOR_ID>;
 
 type Event<T extends SupervisorEvent['type']> = Extract<SupervisorEvent, { type: T }>;
 
@@ -119,14 +121,14 @@ export const supervisorMachine = setup({
         params: ({ event }) => ({ target: event.target, except: event.except, frame: event.frame }),
       },
     },
-    // A connection actor is named by its connection id, so the event names the connection.
-    'xstate.done.actor.*': {
-      actions: { type: 'forget', params: ({ event }) => ({ id: actorIdOf(event.type) }) },
+    [`xstate.done.actor.${CONNECTION_ACTOR_ID}`]: {
+      actions: { type: 'forget', params: ({ event }) => ({ id: (event as DoneActorEvent<ConnectionOutput>).output.id }) },
     },
-    // A failed connection actor is forgotten; the runtime, its observer, closes the socket.
-    'xstate.error.actor.*': {
-      actions: { type: 'forget', params: ({ event }) => ({ id: actorIdOf(event.type) }) },
-    },
+    // Every connection actor has the same actor id, so this event cannot say which one failed:
+    // the runtime, which observes each actor, closes its socket and sends `connection.failed`.
+    // Handled here all the same: an unhandled child error would fail the supervisor.
+    [`xstate.error.actor.${CONNECTION_ACTOR_ID}`]: {},
+    'connection.failed': { actions: { type: 'forget', params: ({ event }) => ({ id: event.id }) } },
   },
   states: {
     running: {
@@ -151,8 +153,3 @@ export const supervisorMachine = setup({
     stopped: { type: 'final', description: 'No connection is left.' },
   },
 });
-
-/** `xstate.done.actor.<id>` or `xstate.error.actor.<id>` → `<id>`. */
-function actorIdOf(eventType: string): string {
-  return eventType.slice(eventType.indexOf('.actor.') + '.actor.'.length);
-}

@@ -114,7 +114,11 @@ export class Outbox {
    * at once if none is waiting — and refuses frames from now on.
    */
   end(onEmpty: () => void): void {
-    if (this.#discarded) return;
+    // Discarded (overflow under `close`, a failed write): nothing waits, so the close goes now.
+    if (this.#discarded) {
+      onEmpty();
+      return;
+    }
     // Bytes already in the socket go out before anything written after them, the close frame included.
     if (this.depth === 0) {
       this.#discarded = true;

@@ -3,7 +3,7 @@ import type { IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { createActor, type Actor } from 'xstate';
-import type { ConnectionOutput } from '../machines/connection.machine.js';
+import { CONNECTION_ACTOR_ID, type ConnectionOutput } from '../machines/connection.machine.js';
 import type { DirectoryView } from '../machines/directory.js';
 import type { SupervisorDirectory, SupervisorEvent } from '../machines/supervisor.machine.js';
 import type { Target } from '../machines/types.js';
@@ -346,7 +346,7 @@ class BerthRuntime<TData> implements Runtime<TData>, ConnectionHost<TData> {
     this.#connections.set(id, connection);
     const actor = createActor(this.#connectionLogic, {
       parent: this.supervisor,
-      id,
+      id: CONNECTION_ACTOR_ID,
       systemId: id,
       input: { id, heartbeat: this.#options.heartbeat, closeTimeoutMs: this.#options.closeTimeoutMs },
     });
@@ -442,6 +442,7 @@ class BerthRuntime<TData> implements Runtime<TData>, ConnectionHost<TData> {
     connection?.socket.terminate();
     this.#report(toBerthError(ErrorCode.ACTOR_FAILED, `connection ${id} failed`, error), connection);
     if (connection !== undefined) connection.markClosed({ id, code: CloseCode.ABNORMAL, reason: '', cause: 'socket-error' });
+    this.supervisor.send({ type: 'connection.failed', id });
   }
 
   async #shutdown(timeoutMs: number): Promise<void> {

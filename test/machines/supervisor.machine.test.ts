@@ -59,12 +59,14 @@ const join = (id: string, room: string): SupervisorEvent => ({ type: 'room.join'
 const leave = (id: string, room: string): SupervisorEvent => ({ type: 'room.leave', id, room });
 const bind = (id: string, user: string | undefined): SupervisorEvent => ({ type: 'user.bind', id, user });
 const leaving = (id: string): SupervisorEvent => ({ type: 'connection.leaving', id });
+// Every connection actor has the actor id 'connection'; the output and `connection.failed` name the connection.
 const done = (id: string, output: Partial<ConnectionOutput> = {}): SupervisorEvent => ({
-  type: `xstate.done.actor.${id}`,
-  actorId: id,
+  type: 'xstate.done.actor.connection',
+  actorId: 'connection',
   output: { id, code: 1000, reason: '', cause: 'client', ...output },
 });
-const failed = (id: string): SupervisorEvent => ({ type: `xstate.error.actor.${id}`, actorId: id, error: new Error('boom') });
+const failed = (id: string): SupervisorEvent => ({ type: 'connection.failed', id });
+const actorError: SupervisorEvent = { type: 'xstate.error.actor.connection', actorId: 'connection', error: new Error('boom') };
 const shutdown: SupervisorEvent = { type: 'runtime.shutdown', code: 1001, reason: 'going away' };
 const frame: EncodedFrame = { chunks: [Buffer.from([0x81, 5, 104, 101, 108, 108, 111])], byteLength: 7 };
 
@@ -280,7 +282,7 @@ describe('supervisor machine: connection.leaving', () => {
 });
 
 describe('supervisor machine: connection actors ending', () => {
-  it('forgets a connection entirely on xstate.done.actor.<id>, by the output id', () => {
+  it('forgets a connection entirely on xstate.done.actor.connection, by the output id', () => {
     const [before] = run(fresh(), [register(a, 'alice'), register(b), join('a', 'lobby'), leaving('a')]);
     const [snapshot, actions] = send(before, done('a', { code: 4000, reason: 'kicked', cause: 'server' }));
     expect(snapshot.value).toBe('running');
@@ -298,7 +300,16 @@ describe('supervisor machine: connection actors ending', () => {
     expect(directoryOf(snapshot).toJSON()).toEqual({ connections: {}, rooms: {}, users: {} });
   });
 
-  it('forgets a failed connection actor on xstate.error.actor.<id> and stays active', () => {
+  it('handles a connection actor error without failing, and changes nothing by it', () => {
+    const [before] = run(fresh(), [register(a), register(b)]);
+    const view = directoryOf(before).toJSON();
+    const [snapshot, actions] = send(before, actorError);
+    expect(snapshot.status).toBe('active');
+    expect(actions).toEqual([]);
+    expect(directoryOf(snapshot).toJSON()).toEqual(view);
+  });
+
+  it('forgets a failed connection actor on connection.failed and stays active', () => {
     const [before] = run(fresh(), [register(a, 'alice'), register(b), join('a', 'lobby'), join('b', 'lobby')]);
     const [snapshot, actions] = send(before, failed('a'));
     expect(snapshot.value).toBe('running');
@@ -430,8 +441,8 @@ describe('supervisor machine: shutdown', () => {
     ['connection.leaving', leaving('a')],
     ['broadcast', { type: 'broadcast', target: { kind: 'all' }, frame }],
     ['runtime.shutdown', shutdown],
-    ['xstate.done.actor.a', done('a')],
-    ['xstate.error.actor.a', failed('a')],
+    ['xstate.done.actor.connection (a)', done('a')],
+    ['connection.failed (a)', failed('a')],
   ];
 
   it.each(everyEvent)('%s once stopped (final) changes no state and accepts or sends nothing', (_, event) => {
