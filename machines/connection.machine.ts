@@ -19,8 +19,6 @@ export interface ConnectionContext extends ConnectionInput {
   code: number | undefined;
   reason: string;
   cause: CloseCause | undefined;
-  /** The transport has reported the socket fully closed. */
-  socketClosed: boolean;
 }
 
 /** What the connection reports when it reaches `closed`. */
@@ -98,7 +96,6 @@ export const connectionMachine = setup({
   },
   guards: {
     heartbeatOff: ({ context }) => context.heartbeat === null,
-    socketClosed: ({ context }) => context.socketClosed,
   },
   delays: {
     heartbeatInterval: ({ context }) => context.heartbeat?.intervalMs ?? 0,
@@ -113,7 +110,6 @@ export const connectionMachine = setup({
     code: undefined,
     reason: '',
     cause: undefined,
-    socketClosed: false,
   }),
   initial: 'open',
   states: {
@@ -144,13 +140,8 @@ export const connectionMachine = setup({
       },
       on: {
         'socket.closed': {
-          target: 'disconnecting',
-          actions: assign(({ event }) => ({
-            code: event.code,
-            reason: event.reason,
-            cause: 'client' as const,
-            socketClosed: true,
-          })),
+          target: 'disconnecting.socketGone',
+          actions: assign(({ event }) => ({ code: event.code, reason: event.reason, cause: 'client' as const })),
         },
         'socket.error': {
           target: 'disconnecting',
@@ -181,15 +172,25 @@ export const connectionMachine = setup({
       },
     },
     disconnecting: {
-      description: 'Out of every room and user; waiting for the socket to close.',
-      entry: ['markLeaving', 'notifySupervisor'],
-      always: { guard: 'socketClosed', target: 'closed' },
-      on: {
-        'socket.closed': { target: 'closed', actions: assign({ socketClosed: true }) },
-        // A write failing during the closing handshake means it will not finish.
-        'send.failed': { actions: 'terminateSocket' },
+      description: 'No sends, joins or user bindings take effect any more.',
+      entry: 'markLeaving',
+      initial: 'closing',
+      states: {
+        closing: {
+          description: 'Out of every room and user; the socket has closeTimeout to finish closing.',
+          entry: 'notifySupervisor',
+          on: {
+            'socket.closed': '#connection.closed',
+            // A write failing during the closing handshake means it will not finish.
+            'send.failed': { actions: 'terminateSocket' },
+          },
+          after: { closeTimeout: { actions: 'terminateSocket' } },
+        },
+        socketGone: {
+          description: 'The socket closed first: nothing to wait for. The supervisor takes the connection out of its rooms and users when it is done.',
+          always: '#connection.closed',
+        },
       },
-      after: { closeTimeout: { actions: 'terminateSocket' } },
     },
     closed: {
       type: 'final',

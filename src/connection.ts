@@ -20,6 +20,7 @@ export type ConnectionState = 'open' | 'disconnecting' | 'closed';
 export interface RequestInfo {
   readonly url: string;
   readonly headers: IncomingHttpHeaders;
+  /** The peer's address; read it while the connection is open (it is looked up on first read). */
   readonly remoteAddress: string | undefined;
 }
 
@@ -126,10 +127,16 @@ export class ServerConnection<TData = unknown> implements Connection<TData>, Del
     this.data = grant.data;
     this.#user = grant.user;
     this.#host = host;
+    const socketOfRequest = request.socket;
+    let remoteAddress: string | undefined | null = null;
     this.request = {
       url: request.url ?? '/',
       headers: request.headers,
-      remoteAddress: request.socket.remoteAddress,
+      // Asked of the kernel on first read (a getpeername per connection otherwise), then kept.
+      get remoteAddress() {
+        if (remoteAddress === null) remoteAddress = socketOfRequest.remoteAddress;
+        return remoteAddress;
+      },
     };
     this.#outbox = new Outbox(socket, this, host.scheduler, host.outboxLimits);
     const limit = host.rateLimit;

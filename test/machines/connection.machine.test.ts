@@ -6,6 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import {
+  getMicrosteps,
   initialTransition,
   transition,
   type ExecutableActionObject,
@@ -26,12 +27,15 @@ type Snapshot = SnapshotFrom<typeof machine>;
 /** Delayed transitions fire as `xstate.after.<delay>.<state id>` events (XState's `createAfterEvent`). */
 const AFTER_HEARTBEAT_INTERVAL = 'xstate.after.heartbeatInterval.connection.open.alive';
 const AFTER_HEARTBEAT_TIMEOUT = 'xstate.after.heartbeatTimeout.connection.open.awaitingPong';
-const AFTER_CLOSE_TIMEOUT = 'xstate.after.closeTimeout.connection.disconnecting';
+const AFTER_CLOSE_TIMEOUT = 'xstate.after.closeTimeout.connection.disconnecting.closing';
 type DelayedEventType = typeof AFTER_HEARTBEAT_INTERVAL | typeof AFTER_HEARTBEAT_TIMEOUT | typeof AFTER_CLOSE_TIMEOUT;
 type AnyEvent = ConnectionEvent | { type: DelayedEventType };
 
 const INPUT: ConnectionInput = { id: 'c1', heartbeat: { intervalMs: 30_000, timeoutMs: 10_000 }, closeTimeoutMs: 5_000 };
 const NO_HEARTBEAT: ConnectionInput = { ...INPUT, heartbeat: null };
+
+/** Where every ending trigger but `socket.closed` comes to rest: waiting for the socket to close. */
+const CLOSING = { disconnecting: 'closing' } as const;
 
 interface Named {
   type: string;
@@ -142,7 +146,6 @@ describe('connection machine: start', () => {
       code: undefined,
       reason: '',
       cause: undefined,
-      socketClosed: false,
     });
   });
 
@@ -201,9 +204,9 @@ describe('connection machine: heartbeat', () => {
 
   it('disconnects on the pong timeout with cause heartbeat, code 1006, and terminates the socket', () => {
     const [snapshot, actions] = send(awaitingPong(), { type: AFTER_HEARTBEAT_TIMEOUT });
-    expect(snapshot.value).toBe('disconnecting');
+    expect(snapshot.value).toEqual(CLOSING);
     expect(snapshot.status).toBe('active');
-    expect(snapshot.context).toMatchObject({ code: 1006, reason: '', cause: 'heartbeat', socketClosed: false });
+    expect(snapshot.context).toMatchObject({ code: 1006, reason: '', cause: 'heartbeat' });
     expect(named(actions)).toEqual([{ type: 'terminateSocket' }, { type: 'markLeaving' }, { type: 'notifySupervisor' }]);
     expect(cancelled(actions)).toEqual([AFTER_HEARTBEAT_TIMEOUT]);
     expect(scheduled(actions)).toEqual({ [AFTER_CLOSE_TIMEOUT]: 5_000 });
@@ -247,7 +250,7 @@ interface EndingCase {
   code: number;
   reason: string;
   cause: CloseCause;
-  /** What the trigger itself does to the socket, before `disconnecting`'s entry actions. */
+  /** What the trigger itself does to the socket, before the entry actions of `disconnecting` and `closing`. */
   socketAction: Named[];
 }
 
@@ -313,31 +316,40 @@ describe('connection machine: ending triggers from open', () => {
       return { snapshot, actions, history: [...startActions, ...prefixActions, ...actions] };
     };
 
-    it.each(endingCases)('$name → disconnecting, recording its code/reason/cause, leaving and notifying once', (c) => {
+    it.each(endingCases)('$name → disconnecting.closing, recording its code/reason/cause, leaving and notifying once', (c) => {
       const { snapshot, actions, history } = fromStart(c.event);
-      expect(snapshot.value).toBe('disconnecting');
+      expect(snapshot.value).toEqual(CLOSING);
       expect(snapshot.status).toBe('active');
-      expect(snapshot.context).toMatchObject({ code: c.code, reason: c.reason, cause: c.cause, socketClosed: false });
+      expect(snapshot.context).toMatchObject({ code: c.code, reason: c.reason, cause: c.cause });
       expect(named(actions)).toEqual([...c.socketAction, { type: 'markLeaving' }, { type: 'notifySupervisor' }]);
       // The heartbeat timers of `open` are cancelled; only the close timeout is armed.
       expect(scheduled(actions)).toEqual({ [AFTER_CLOSE_TIMEOUT]: 5_000 });
       expect(pending(history)).toEqual([AFTER_CLOSE_TIMEOUT]);
     });
 
-    it('socket.closed → closed directly (the socket is already closed), reporting the peer code once', () => {
+    it('socket.closed → disconnecting.socketGone → closed in one macrostep, leaving and reporting the peer code once, not notifying', () => {
       const { snapshot, actions, history } = fromStart({ type: 'socket.closed', code: 1000, reason: 'bye' });
       const output: ConnectionOutput = { id: 'c1', code: 1000, reason: 'bye', cause: 'client' };
       expect(snapshot.value).toBe('closed');
       expect(snapshot.status).toBe('done');
       expect(snapshot.output).toEqual(output);
-      expect(snapshot.context).toMatchObject({ code: 1000, reason: 'bye', cause: 'client', socketClosed: true });
-      // Nothing is closed or terminated: the socket is gone already.
-      expect(named(actions)).toEqual([
-        { type: 'markLeaving' },
-        { type: 'notifySupervisor' },
-        { type: 'reportClosed', params: output },
-      ]);
+      expect(snapshot.context).toMatchObject({ code: 1000, reason: 'bye', cause: 'client' });
+      // Nothing is closed or terminated: the socket is gone already. The supervisor is not notified:
+      // it cleans up from the connection's done event.
+      expect(named(actions)).toEqual([{ type: 'markLeaving' }, { type: 'reportClosed', params: output }]);
+      // `closing` is never entered, so the close timeout is never armed.
+      expect(scheduled(actions)).toEqual({});
       expect(pending(history)).toEqual([]);
+    });
+
+    it('socket.closed passes through disconnecting.socketGone (markLeaving) before closed (reportClosed)', () => {
+      const [begin] = start(input);
+      const [before] = run(begin, prefix);
+      const steps = getMicrosteps(machine, before, { type: 'socket.closed', code: 1000, reason: 'bye' });
+      expect(steps.map(([step, stepActions]) => [step.value, step.status, named(stepActions)])).toEqual([
+        [{ disconnecting: 'socketGone' }, 'active', [{ type: 'markLeaving' }]],
+        ['closed', 'done', [{ type: 'reportClosed', params: { id: 'c1', code: 1000, reason: 'bye', cause: 'client' } }]],
+      ]);
     });
   });
 
@@ -347,26 +359,26 @@ describe('connection machine: ending triggers from open', () => {
   });
 });
 
-describe('connection machine: disconnecting', () => {
+describe('connection machine: disconnecting.closing', () => {
   it('socket.closed → closed (final), reporting the recorded close once, with the output', () => {
     const [snapshot, actions] = send(disconnecting(), { type: 'socket.closed', code: 1000, reason: 'peer echo' });
     const output: ConnectionOutput = { id: 'c1', code: 4000, reason: 'kicked', cause: 'server' };
     expect(snapshot.value).toBe('closed');
     expect(snapshot.status).toBe('done');
     expect(snapshot.output).toEqual(output);
-    expect(snapshot.context).toMatchObject({ code: 4000, reason: 'kicked', cause: 'server', socketClosed: true });
+    expect(snapshot.context).toMatchObject({ code: 4000, reason: 'kicked', cause: 'server' });
     expect(named(actions)).toEqual([{ type: 'reportClosed', params: output }]);
     expect(cancelled(actions)).toEqual([AFTER_CLOSE_TIMEOUT]);
   });
 
-  it('terminates the socket on the close timeout and stays in disconnecting with the context unchanged', () => {
+  it('terminates the socket on the close timeout and stays in disconnecting.closing with the context unchanged', () => {
     const before = disconnecting();
     const [snapshot, actions] = send(before, { type: AFTER_CLOSE_TIMEOUT });
-    expect(snapshot.value).toBe('disconnecting');
+    expect(snapshot.value).toEqual(CLOSING);
     expect(snapshot.status).toBe('active');
     expect(snapshot.context).toEqual(before.context);
     expect(named(actions)).toEqual([{ type: 'terminateSocket' }]);
-    // A targetless transition: `disconnecting` is not re-entered, so no second leave/notify and no new timer.
+    // A targetless transition: neither `disconnecting` nor `closing` is re-entered, so no second leave/notify and no new timer.
     expect(scheduled(actions)).toEqual({});
     expect(cancelled(actions)).toEqual([]);
   });
@@ -389,17 +401,17 @@ describe('connection machine: disconnecting', () => {
       .filter((event) => event.type !== 'socket.closed' && event.type !== AFTER_CLOSE_TIMEOUT && event.type !== 'send.failed')
       .map((event) => [describeEvent(event), event] as const),
   )(
-    'ignores %s in disconnecting',
+    'ignores %s in disconnecting.closing',
     (_, event) => {
       const before = disconnecting();
       expectUnchanged(before, send(before, event));
     },
   );
 
-  it('terminates the socket on send.failed in disconnecting, recording nothing new', () => {
+  it('terminates the socket on send.failed in disconnecting.closing, recording nothing new', () => {
     const before = disconnecting();
     const [snapshot, actions] = send(before, { type: 'send.failed', message: 'EPIPE' });
-    expect(snapshot.value).toBe('disconnecting');
+    expect(snapshot.value).toEqual(CLOSING);
     expect(snapshot.context).toEqual(before.context);
     expect(named(actions)).toEqual([{ type: 'terminateSocket' }]);
   });
@@ -416,7 +428,7 @@ describe('connection machine: closed', () => {
     // Only reachable by hand: every real path records a code and cause first.
     const before = disconnecting();
     const bare = machine.resolveState({
-      value: 'disconnecting',
+      value: CLOSING,
       context: { ...before.context, code: undefined, reason: '', cause: undefined },
     });
     const [snapshot] = send(bare, { type: 'socket.closed', code: 1000, reason: '' });
@@ -489,7 +501,7 @@ const pairs = triggers.flatMap((first) => triggers.map((second) => [first, secon
 
 describe('connection machine: two ending triggers, in both orders', () => {
   it.each(pairs.map(([first, second]) => [first.name, second.name, first, second] as const))(
-    '%s then %s: the first trigger is recorded, leaving/notify/report happen exactly once',
+    '%s then %s: the first trigger is recorded, leaving/report happen exactly once, notify once unless the socket closed first',
     (_, __, first, second) => {
       const [begin, startActions] = start();
       const [afterFirst, firstActions] = run(begin, [...first.prefix, first.event(0)]);
@@ -498,10 +510,13 @@ describe('connection machine: two ending triggers, in both orders', () => {
       // The second trigger changes nothing recorded and does nothing to the socket.
       expect(afterSecond.context).toMatchObject(first.recorded);
       const secondNamed = named(secondActions);
-      if (afterFirst.value === 'disconnecting' && second.name === 'socket.closed') {
+      const closing = afterFirst.matches(CLOSING);
+      // Every first trigger but socket.closed rests in disconnecting.closing; socket.closed goes straight through to closed.
+      expect(closing).toBe(first.name !== 'socket.closed');
+      if (closing && second.name === 'socket.closed') {
         expect(afterSecond.value).toBe('closed');
         expect(secondNamed).toEqual([{ type: 'reportClosed', params: { id: 'c1', ...first.recorded } }]);
-      } else if (afterFirst.value === 'disconnecting' && second.name === 'send.failed') {
+      } else if (closing && second.name === 'send.failed') {
         // A write failing while closing destroys the socket; nothing else changes.
         expect(afterSecond.context).toEqual(afterFirst.context);
         expect(secondNamed).toEqual([{ type: 'terminateSocket' }]);
@@ -518,7 +533,8 @@ describe('connection machine: two ending triggers, in both orders', () => {
       const all = [...startActions, ...firstActions, ...secondActions, ...endActions];
       expect(count(all, 'reportClosed')).toBe(1);
       expect(count(all, 'markLeaving')).toBe(1);
-      expect(count(all, 'notifySupervisor')).toBe(1);
+      // When the socket closed first, the supervisor cleans up from the done event instead.
+      expect(count(all, 'notifySupervisor')).toBe(first.name === 'socket.closed' ? 0 : 1);
       expect(pending(all)).toEqual([]);
     },
   );
