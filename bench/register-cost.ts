@@ -5,7 +5,7 @@
  * XState's `spawnChild` under one parent. Also the cost of a connection
  * closing at those sizes, with and without berth's scheduler index.
  *
- *   npx tsx bench/register-cost.ts [--no-spawn]
+ *   npx tsc -p tsconfig.bench.json && node dist-bench/bench/register-cost.js [--no-spawn]
  *
  * Prints medians of several batches of 100, in microseconds per connection.
  */

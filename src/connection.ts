@@ -77,6 +77,30 @@ export interface ConnectionHost<TData> {
 
 const emptyRooms: ReadonlySet<string> = new Set();
 
+/** What berth keeps of an upgrade request: not the request itself. */
+class UpgradeRequest implements RequestInfo {
+  readonly url: string;
+  readonly headers: IncomingHttpHeaders;
+  readonly #socket: IncomingMessage['socket'];
+  #remoteAddress: string | undefined | null = null;
+
+  constructor(request: IncomingMessage) {
+    this.url = request.url ?? '/';
+    this.headers = request.headers;
+    this.#socket = request.socket;
+  }
+
+  /** Asked of the kernel on first read (otherwise a getpeername per connection), then kept. */
+  get remoteAddress(): string | undefined {
+    if (this.#remoteAddress === null) this.#remoteAddress = this.#socket.remoteAddress;
+    return this.#remoteAddress;
+  }
+
+  toJSON(): RequestInfo {
+    return { url: this.url, headers: this.headers, remoteAddress: this.remoteAddress };
+  }
+}
+
 /** Why a message was dropped: an incoming one over the rate limit, or outgoing ones an overflowing outbox let go. */
 export type DropReason = 'rate-limit' | 'outbox-overflow';
 
@@ -127,17 +151,7 @@ export class ServerConnection<TData = unknown> implements Connection<TData>, Del
     this.data = grant.data;
     this.#user = grant.user;
     this.#host = host;
-    const socketOfRequest = request.socket;
-    let remoteAddress: string | undefined | null = null;
-    this.request = {
-      url: request.url ?? '/',
-      headers: request.headers,
-      // Asked of the kernel on first read (a getpeername per connection otherwise), then kept.
-      get remoteAddress() {
-        if (remoteAddress === null) remoteAddress = socketOfRequest.remoteAddress;
-        return remoteAddress;
-      },
-    };
+    this.request = new UpgradeRequest(request);
     this.#outbox = new Outbox(socket, this, host.scheduler, host.outboxLimits);
     const limit = host.rateLimit;
     this.#bucket = limit === null ? undefined : new TokenBucket(limit.messagesPerSecond, limit.burst);

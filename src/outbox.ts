@@ -148,7 +148,8 @@ export class Outbox {
       const room = SOCKET_HIGH_WATER_MARK - this.#socket.writableLength;
       if (room <= 0) {
         this.#awaitingDrain = true;
-        this.#socket.onceDrain(this.#drained);
+        // Created only under backpressure: most connections never need it.
+        this.#socket.onceDrain(() => this.#drained());
         return;
       }
       this.#writeBatch(room);
@@ -234,10 +235,10 @@ export class Outbox {
     this.#bytes = 0;
   }
 
-  readonly #drained = (): void => {
+  #drained(): void {
     this.#awaitingDrain = false;
     this.flush();
-  };
+  }
 
   readonly #written = (error?: Error | null): void => {
     if (error === undefined || error === null || this.#failed) return;

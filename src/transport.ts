@@ -5,7 +5,7 @@
  */
 import http from 'node:http';
 import type { Duplex } from 'node:stream';
-import { WebSocketServer, type RawData, type WebSocket } from 'ws';
+import { WebSocket, WebSocketServer, type Server as WsServer } from 'ws';
 import { Refusal } from './admission.js';
 import { CloseCode } from './close-codes.js';
 import type { OutboxSocket } from './outbox.js';
@@ -75,6 +75,44 @@ function rawSocketOf(ws: WebSocket): Duplex {
 }
 
 /**
+ * ws lets a server construct its own WebSocket subclass (the `WebSocket`
+ * option). This one hands its events straight to berth's sink: no listener
+ * closures and no listener table per connection.
+ */
+class SinkWebSocket extends WebSocket {
+  sink: SocketSink | undefined;
+
+  override emit(event: string | symbol, ...args: unknown[]): boolean {
+    const sink = this.sink;
+    if (sink === undefined) {
+      // Nothing is attached before the handshake completes; an early error must not throw.
+      return event === 'error' ? false : super.emit(event, ...args);
+    }
+    switch (event) {
+      case 'message': {
+        // Default binaryType delivers one Buffer per message.
+        const [data, binary] = args as [Buffer, boolean];
+        sink.message(binary ? data : data.toString('utf8'), binary);
+        return true;
+      }
+      case 'pong':
+        sink.pong();
+        return true;
+      case 'error': {
+        const error = args[0] as Error;
+        sink.error(error, closeCodeOf(error));
+        return true;
+      }
+      case 'close':
+        sink.closed(args[0] as number, (args[1] as Buffer).toString('utf8'));
+        return true;
+      default:
+        return super.emit(event, ...args);
+    }
+  }
+}
+
+/**
  * A ws connection whose data frames berth writes itself: frames come
  * pre-built (once per broadcast, shared by every recipient) and go straight
  * onto the TCP socket, several per write. ws still reads, answers pings and
@@ -82,10 +120,10 @@ function rawSocketOf(ws: WebSocket): Duplex {
  * (no compression), so they never split one of ours.
  */
 class WsSocket implements TransportSocket {
-  readonly #ws: WebSocket;
+  readonly #ws: SinkWebSocket;
   readonly #socket: Duplex;
 
-  constructor(ws: WebSocket) {
+  constructor(ws: SinkWebSocket) {
     this.#ws = ws;
     this.#socket = rawSocketOf(ws);
   }
@@ -128,17 +166,6 @@ class WsSocket implements TransportSocket {
     if (this.isOpen) this.#ws.ping();
   }
 
-  listen(sink: SocketSink): void {
-    const ws = this.#ws;
-    ws.on('message', (data: RawData, binary: boolean) => {
-      // Default binaryType delivers one Buffer per message.
-      const buffer = data as Buffer;
-      sink.message(binary ? buffer : buffer.toString('utf8'), binary);
-    });
-    ws.on('pong', () => sink.pong());
-    ws.on('error', (error: Error) => sink.error(error, closeCodeOf(error)));
-    ws.on('close', (code: number, reason: Buffer) => sink.closed(code, reason.toString('utf8')));
-  }
 }
 
 /** Writes a complete HTTP response on a raw upgrade socket and closes it. */
@@ -163,7 +190,7 @@ export function refuseUpgrade(socket: Duplex, refusal: Refusal): void {
  * the runtime's admission hook, and hands open sockets to the runtime.
  */
 export class Transport<Grant> {
-  readonly #wss: WebSocketServer;
+  readonly #wss: WsServer<typeof SinkWebSocket>;
   readonly #hooks: TransportHooks<Grant>;
   readonly #options: TransportOptions;
   /** Ours (standalone `port`), the application's (`server`), or none (it calls `handleUpgrade`). */
@@ -178,11 +205,12 @@ export class Transport<Grant> {
     this.#options = options;
     this.#hooks = hooks;
     this.#wss = new WebSocketServer({
+      WebSocket: SinkWebSocket,
       noServer: true,
       clientTracking: false,
       perMessageDeflate: false,
       maxPayload: options.maxPayload,
-    });
+    }) as WsServer<typeof SinkWebSocket>;
     this.#ownsServer = options.port !== undefined;
     this.listening = Promise.resolve();
     if (options.port !== undefined) {
@@ -242,8 +270,10 @@ export class Transport<Grant> {
       this.#wss.handleUpgrade(request, socket, head, (ws) => {
         settle();
         socket.off('error', onEarlyError);
+        // Nothing of the upgrade (request, head, these closures) stays reachable from the socket.
+        socket.off('close', settle);
         const transportSocket = new WsSocket(ws);
-        transportSocket.listen(this.#hooks.open(transportSocket, request, decision));
+        ws.sink = this.#hooks.open(transportSocket, request, decision);
       });
     };
     const fail = (error: unknown) => {
