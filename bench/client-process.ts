@@ -1,0 +1,63 @@
+/**
+ * A client child: holds its share of a scenario's connections (receiver.ts)
+ * or runs churn cycles (churn.ts) against the server child, as the
+ * orchestrator asks over IPC. Started by bench/children.ts as
+ * `node --import tsx bench/client-process.ts <system>`; it dies with its
+ * parent's IPC channel.
+ */
+import { churn } from './clients/churn.js';
+import { plainDialect, type Dialect } from './clients/dialect.js';
+import { Receiver } from './clients/receiver.js';
+import { socketIoDialect } from './clients/socketio-dialect.js';
+import type { ClientCommand, ClientReply, SystemName } from './protocol.js';
+
+const system = process.argv[2] as SystemName;
+const dialect: Dialect = system === 'socketio' ? socketIoDialect : plainDialect;
+process.on('disconnect', () => process.exit(0));
+
+let receiver: Receiver | undefined;
+
+const cpuUs = () => {
+  const { user, system: sys } = process.cpuUsage();
+  return user + sys;
+};
+
+function need(): Receiver {
+  if (receiver === undefined) throw new Error('no connections yet: send connect first');
+  return receiver;
+}
+
+async function handle(command: ClientCommand): Promise<ClientReply> {
+  switch (command.type) {
+    case 'connect':
+      receiver?.destroyAll();
+      receiver = new Receiver(command.port, dialect, command.groups);
+      return { id: command.id, type: 'connect', report: await receiver.connect(command.concurrency) };
+    case 'expect':
+      need().expect(command.perRoom);
+      return { id: command.id, type: 'expect', cpuUs: cpuUs() };
+    case 'wait':
+      return { id: command.id, type: 'wait', report: await need().wait(command.timeoutMs) };
+    case 'report':
+      return { id: command.id, type: 'report', report: need().report() };
+    case 'churn':
+      return {
+        id: command.id,
+        type: 'churn',
+        report: await churn(command.port, dialect, command.cycles, command.concurrency, command.timeoutMs),
+      };
+  }
+}
+
+process.on('message', (command: ClientCommand) => {
+  handle(command).then(
+    (reply) => process.send!(reply),
+    (error: unknown) =>
+      process.send!({
+        id: command.id,
+        type: 'error',
+        message: error instanceof Error ? (error.stack ?? error.message) : String(error),
+      } satisfies ClientReply),
+  );
+});
+process.send!({ id: 0, type: 'ready' } satisfies ClientReply);

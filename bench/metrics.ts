@@ -1,0 +1,55 @@
+/** The metrics a row can carry: unit, which direction is better, and what it means (for the report). */
+export const METRICS = {
+  deliveries_per_s: {
+    unit: 'msg/s',
+    better: 'higher',
+    about: 'messages delivered to clients / wall seconds from the first send until the last client has everything',
+  },
+  server_cpu_us_per_delivery: {
+    unit: 'µs',
+    better: 'lower',
+    about: 'server process user+system CPU over the scenario / messages delivered',
+  },
+  p99_ms: { unit: 'ms', better: 'lower', about: '99th percentile of send → receipt latency of the (fast) clients' },
+  delivered_fraction: {
+    unit: 'ratio',
+    better: 'higher',
+    about: 'in-order, exactly-once deliveries / expected deliveries (slow clients exempt); below 1 fails the row',
+  },
+  peak_rss_delta_bytes: {
+    unit: 'B',
+    better: 'lower',
+    about: 'highest server RSS sampled every ms during the broadcast − RSS just before it',
+  },
+  rss_bytes_per_conn: {
+    unit: 'B',
+    better: 'lower',
+    about: '(server RSS with the connections open − RSS before), both after gc(), / connections',
+  },
+  heap_bytes_per_conn: {
+    unit: 'B',
+    better: 'lower',
+    about: 'the same with V8 heapUsed',
+  },
+  cycles_per_s: {
+    unit: 'cycles/s',
+    better: 'higher',
+    about: 'connect + join + one message + close cycles completed per second',
+  },
+  server_cpu_us_per_cycle: { unit: 'µs', better: 'lower', about: 'server CPU per churn cycle' },
+  heap_growth_ratio: {
+    unit: 'ratio',
+    better: 'lower',
+    about: 'server heapUsed after the churn / before it, both after gc() with no connection open',
+  },
+} as const;
+
+export type MetricName = keyof typeof METRICS;
+
+export interface ResultRow {
+  readonly scenario: string;
+  readonly system: string;
+  readonly metric: MetricName;
+  readonly value: number;
+  readonly unit: string;
+}

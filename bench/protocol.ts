@@ -1,0 +1,153 @@
+/**
+ * The IPC vocabulary between the orchestrator (bench/run.ts) and its
+ * children: one server process (bench/server-process.ts) and one or more
+ * client processes (bench/client-process.ts). Every command carries an `id`
+ * and is answered by exactly one reply with the same `id`, so the
+ * orchestrator can time out each phase on its own.
+ */
+
+export type SystemName = 'berth' | 'ws' | 'socketio';
+export const SYSTEMS: readonly SystemName[] = ['berth', 'ws', 'socketio'];
+export const SYSTEM_LABELS: Record<SystemName, string> = { berth: 'berth', ws: 'ws', socketio: 'Socket.IO' };
+
+/** Every socket of the benchmark stays on loopback. */
+export const HOST = '127.0.0.1';
+
+/** What the server sends, turn by turn. */
+export interface BroadcastPlan {
+  readonly rooms: readonly string[];
+  readonly turns: number;
+  /** Messages to each room per turn. */
+  readonly perTurn: number;
+  readonly payloadBytes: number;
+  /** 0: next turn on `setImmediate`; otherwise turns start this many ms apart. */
+  readonly intervalMs: number;
+  /** Sample the server's RSS every millisecond from just before the first send until `finish`. */
+  readonly sampleRss: boolean;
+}
+
+export type ServerCommand =
+  | { readonly id: number; readonly type: 'stats'; readonly rooms: readonly string[]; readonly gc: boolean }
+  | { readonly id: number; readonly type: 'broadcast'; readonly plan: BroadcastPlan }
+  | { readonly id: number; readonly type: 'finish' };
+
+export interface ServerStats {
+  /** Open connections as the system itself counts them. */
+  readonly connections: number;
+  /** Joined members per requested room. */
+  readonly members: Record<string, number>;
+  /** Client → server messages handled. */
+  readonly received: number;
+  readonly errors: number;
+  readonly firstErrors: readonly string[];
+  readonly rss: number;
+  readonly heapUsed: number;
+  /** Process user + system CPU since start, µs. */
+  readonly cpuUs: number;
+}
+
+export interface BroadcastStarted {
+  /** `performance.timeOrigin + performance.now()` just before the first send. */
+  readonly startedAt: number;
+  /** When the last turn had been handed to the system. */
+  readonly lastSendAt: number;
+  readonly cpuUs: number;
+}
+
+export interface BroadcastFinished {
+  readonly cpuUs: number;
+  /** RSS just before the first send (after a gc). */
+  readonly baseRss: number;
+  /** Highest sampled RSS; equals `baseRss` when sampling was off. */
+  readonly peakRss: number;
+  readonly samples: number;
+}
+
+export type ServerReply =
+  | { readonly id: 0; readonly type: 'ready'; readonly port: number }
+  | { readonly id: number; readonly type: 'stats'; readonly stats: ServerStats }
+  | { readonly id: number; readonly type: 'broadcast'; readonly started: BroadcastStarted }
+  | { readonly id: number; readonly type: 'finish'; readonly finished: BroadcastFinished }
+  | { readonly id: number; readonly type: 'error'; readonly message: string };
+
+/** Connections a client process opens: `fast` ones read everything, `slow` ones stop reading after the handshake. */
+export interface ConnectionGroup {
+  readonly room: string;
+  readonly fast: number;
+  readonly slow: number;
+}
+
+export type ClientCommand =
+  | {
+      readonly id: number;
+      readonly type: 'connect';
+      readonly port: number;
+      readonly groups: readonly ConnectionGroup[];
+      /** Handshakes in flight at once. */
+      readonly concurrency: number;
+    }
+  /** Resets the counters: each connection of `room` must now receive sequence numbers 0..n-1. */
+  | { readonly id: number; readonly type: 'expect'; readonly perRoom: Record<string, number> }
+  /** Answers once every fast connection has all it expects, or after `timeoutMs` with what arrived. */
+  | { readonly id: number; readonly type: 'wait'; readonly timeoutMs: number }
+  | { readonly id: number; readonly type: 'report' }
+  | {
+      readonly id: number;
+      readonly type: 'churn';
+      readonly port: number;
+      readonly cycles: number;
+      readonly concurrency: number;
+      readonly timeoutMs: number;
+    };
+
+export interface DeliveryReport {
+  /** In-order, first-time deliveries to fast connections. */
+  readonly delivered: number;
+  readonly expected: number;
+  /** A sequence number at or below one already seen on that connection. */
+  readonly duplicates: number;
+  /** Sequence numbers skipped over (a later one arrived first). */
+  readonly gaps: number;
+  /** Messages that were not well-formed benchmark messages, or beyond the expected range. */
+  readonly malformed: number;
+  /** Fast connections closed while the scenario ran. */
+  readonly closedEarly: number;
+  /** Fast connections that still miss messages. */
+  readonly incompleteConnections: number;
+  /** When the last fast connection got its last message; 0 if not all did. */
+  readonly completedAt: number;
+  /** Deliveries to slow connections (for information; they are exempt). */
+  readonly slowDelivered: number;
+  /** Latency histogram of fast deliveries, sparse `[bucket, count]` pairs (see histogram.ts). */
+  readonly latency: readonly (readonly [number, number])[];
+  readonly cpuUs: number;
+}
+
+export interface ConnectReport {
+  readonly opened: number;
+  readonly failed: number;
+  readonly retries: number;
+  readonly firstErrors: readonly string[];
+  readonly ms: number;
+}
+
+export interface ChurnReport {
+  readonly completed: number;
+  readonly failed: number;
+  readonly firstErrors: readonly string[];
+  readonly ms: number;
+}
+
+export type ClientReply =
+  | { readonly id: 0; readonly type: 'ready' }
+  | { readonly id: number; readonly type: 'connect'; readonly report: ConnectReport }
+  | { readonly id: number; readonly type: 'expect'; readonly cpuUs: number }
+  | { readonly id: number; readonly type: 'wait'; readonly report: DeliveryReport }
+  | { readonly id: number; readonly type: 'report'; readonly report: DeliveryReport }
+  | { readonly id: number; readonly type: 'churn'; readonly report: ChurnReport }
+  | { readonly id: number; readonly type: 'error'; readonly message: string };
+
+/** Wall-clock milliseconds comparable across processes on one machine. */
+export function wallNow(): number {
+  return performance.timeOrigin + performance.now();
+}

@@ -1,0 +1,115 @@
+/**
+ * Checks the benchmark's own client against the real servers, in one
+ * process and in a few seconds: that it completes the handshake of each
+ * system, answers berth's WebSocket pings and Socket.IO's Engine.IO pings
+ * (both made to come every few hundred ms), reads large and fragmented
+ * messages, and that the receiver really reports duplicated, skipped and
+ * reordered messages. Not part of `npm test`.
+ *
+ *   npx tsx bench/self-check.ts
+ */
+import http from 'node:http';
+import { Server } from 'socket.io';
+import { WebSocketServer } from 'ws';
+import { createRuntime } from '../src/index.js';
+import { plainDialect } from './clients/dialect.js';
+import { Receiver } from './clients/receiver.js';
+import { socketIoDialect } from './clients/socketio-dialect.js';
+import { payloadMaker } from './payload.js';
+import { HOST, wallNow } from './protocol.js';
+
+const small = payloadMaker(100);
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+let failed = 0;
+function check(what: string, ok: boolean, detail: unknown = ''): void {
+  if (!ok) failed++;
+  console.log(`${ok ? '✓' : '✗'} ${what}${ok ? '' : ` — got ${JSON.stringify(detail)}`}`);
+}
+
+async function plainWs(): Promise<void> {
+  const wss = new WebSocketServer({ port: 0, host: HOST, perMessageDeflate: false });
+  await new Promise((resolve) => wss.once('listening', resolve));
+  const receiver = new Receiver((wss.address() as { port: number }).port, plainDialect, [{ room: 'a', fast: 3, slow: 0 }]);
+  const connected = await receiver.connect(10);
+  check('ws: 3 connections open', connected.opened === 3 && wss.clients.size === 3, connected);
+  const [clean, duplicating, reordering] = [...wss.clients];
+
+  receiver.expect({ a: 5 });
+  for (const seq of [0, 1, 2, 3, 4]) clean!.send(small(seq, wallNow()));
+  for (const seq of [0, 1, 1, 2, 3, 4]) duplicating!.send(small(seq, wallNow()));
+  for (const seq of [0, 2, 1, 3, 4]) reordering!.send(small(seq, wallNow()));
+  const faults = await receiver.wait(2000);
+  check(
+    'ws: a duplicate and a reordering are reported, only in-order first deliveries count',
+    faults.delivered === 13 && faults.expected === 15 && faults.duplicates === 2 && faults.gaps === 1,
+    faults,
+  );
+
+  receiver.expect({ a: 2 });
+  const big = payloadMaker(3 * 1024 * 1024)(0, wallNow());
+  const fragmented = small(1, wallNow());
+  for (const ws of wss.clients) {
+    ws.send(big);
+    ws.send(fragmented.slice(0, 50), { fin: false });
+    ws.send(fragmented.slice(50), { fin: true });
+  }
+  const large = await receiver.wait(5000);
+  check('ws: a 3 MiB message and a fragmented one arrive', large.delivered === 6 && large.malformed === 0, large);
+
+  let pongs = 0;
+  for (const ws of wss.clients) ws.once('pong', (data) => void (data.toString() === 'hi' && pongs++)).ping('hi');
+  await sleep(300);
+  check('ws: pings are answered with their payload', pongs === 3, pongs);
+
+  clean!.close(1001, 'bye');
+  await sleep(300);
+  check('ws: a server close is seen as a closed connection', receiver.report().closedEarly === 1, receiver.report().closedEarly);
+  receiver.destroyAll();
+  wss.close();
+}
+
+async function socketIo(): Promise<void> {
+  const httpServer = http.createServer();
+  const io = new Server(httpServer, { transports: ['websocket'], perMessageDeflate: false, pingInterval: 300, pingTimeout: 200 });
+  io.on('connection', (socket) => void socket.join(String(socket.handshake.query['room'])));
+  await new Promise<void>((resolve) => httpServer.listen(0, HOST, () => resolve()));
+  const receiver = new Receiver((httpServer.address() as { port: number }).port, socketIoDialect, [{ room: 'b', fast: 5, slow: 1 }]);
+  const connected = await receiver.connect(10);
+  check('Socket.IO: 6 connections complete the Engine.IO and namespace handshakes', connected.opened === 6, connected);
+  await sleep(1500);
+  check(
+    'Socket.IO: over 5 ping intervals the 5 reading clients stay (the paused one is dropped)',
+    io.engine.clientsCount === 5 && io.sockets.adapter.rooms.get('b')?.size === 5,
+    { clients: io.engine.clientsCount, members: io.sockets.adapter.rooms.get('b')?.size },
+  );
+  receiver.expect({ b: 3 });
+  for (let seq = 0; seq < 3; seq++) io.to('b').emit('m', small(seq, wallNow()));
+  const report = await receiver.wait(2000);
+  check('Socket.IO: events are decoded and counted', report.delivered === 15 && report.malformed === 0, report);
+  receiver.destroyAll();
+  await io.close();
+}
+
+async function berth(): Promise<void> {
+  const runtime = createRuntime({ port: 0, host: HOST, heartbeat: { intervalMs: 200, timeoutMs: 150 } });
+  runtime.on('connection', (connection) => void connection.join('c'));
+  await runtime.ready;
+  const receiver = new Receiver(runtime.address()!.port, plainDialect, [{ room: 'c', fast: 5, slow: 0 }]);
+  const connected = await receiver.connect(10);
+  check('berth: 5 connections open', connected.opened === 5, connected);
+  await sleep(1000);
+  check('berth: over 5 heartbeats every connection stays', runtime.health().connections.current === 5, runtime.health().connections);
+  receiver.expect({ c: 2 });
+  runtime.sendToRoom('c', small(0, wallNow()));
+  runtime.sendToRoom('c', small(1, wallNow()));
+  const report = await receiver.wait(2000);
+  check('berth: room broadcasts are counted', report.delivered === 10, report);
+  receiver.destroyAll();
+  await runtime.close({ timeoutMs: 200 });
+}
+
+await plainWs();
+await socketIo();
+await berth();
+console.log(failed === 0 ? 'self-check passed' : `self-check: ${failed} check(s) failed`);
+process.exit(failed === 0 ? 0 : 1);

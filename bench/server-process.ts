@@ -1,0 +1,125 @@
+/**
+ * The server child: starts one system under test, then does what the
+ * orchestrator asks over IPC — report counts and memory, run a broadcast plan
+ * (measuring its own CPU and, on request, sampling its RSS), finish it.
+ * Started by bench/children.ts as `node --expose-gc --import tsx
+ * bench/server-process.ts <system>`; it dies with its parent's IPC channel.
+ */
+import { payloadMaker } from './payload.js';
+import { RssSampler } from './rss-sampler.js';
+import { wallNow, type BroadcastPlan, type ServerCommand, type ServerReply, type SystemName } from './protocol.js';
+import { startBerth } from './servers/berth.js';
+import { startSocketIo } from './servers/socketio.js';
+import type { SystemServer } from './servers/system.js';
+import { startWs } from './servers/ws.js';
+
+const starters: Record<SystemName, () => Promise<SystemServer>> = {
+  berth: startBerth,
+  ws: startWs,
+  socketio: startSocketIo,
+};
+
+const system = process.argv[2] as SystemName;
+const start = starters[system];
+if (start === undefined) throw new Error(`unknown system ${String(system)}`);
+// Without the orchestrator nobody would ever stop this process.
+process.on('disconnect', () => process.exit(0));
+
+const gc = (globalThis as { gc?: () => void }).gc;
+const server = await start();
+const cpuUs = () => {
+  const { user, system: sys } = process.cpuUsage();
+  return user + sys;
+};
+
+/** Started now, so that its own memory is in every baseline. */
+const sampler = new RssSampler();
+let sampling = false;
+let baseRss = 0;
+
+function reply(message: ServerReply): void {
+  process.send!(message);
+}
+
+/** Runs the plan's turns; resolves when the last turn has been handed to the system. */
+function run(plan: BroadcastPlan, started: number): Promise<number> {
+  const make = payloadMaker(plan.payloadBytes);
+  const seqs = plan.rooms.map(() => 0);
+  let turn = 0;
+  return new Promise((resolve, reject) => {
+    const step = () => {
+      try {
+        for (let k = 0; k < plan.perTurn; k++) {
+          for (let r = 0; r < plan.rooms.length; r++) {
+            server.broadcast(plan.rooms[r]!, make(seqs[r]!++, wallNow()));
+          }
+        }
+      } catch (error) {
+        reject(error instanceof Error ? error : new Error(String(error)));
+        return;
+      }
+      if (++turn === plan.turns) return resolve(wallNow());
+      if (plan.intervalMs === 0) setImmediate(step);
+      // Paced turns keep to a schedule from the start, so timer slack does not add up.
+      else setTimeout(step, Math.max(0, started + turn * plan.intervalMs - wallNow()));
+    };
+    step();
+  });
+}
+
+async function handle(command: ServerCommand): Promise<ServerReply> {
+  switch (command.type) {
+    case 'stats': {
+      // Read before collecting, so churn's CPU per cycle does not include the benchmark's own gc().
+      const cpu = cpuUs();
+      if (command.gc) {
+        if (gc === undefined) throw new Error('server needs --expose-gc');
+        gc();
+        gc();
+      }
+      const errors = server.errors();
+      const members: Record<string, number> = {};
+      for (const room of command.rooms) members[room] = server.members(room);
+      const memory = process.memoryUsage();
+      return {
+        id: command.id,
+        type: 'stats',
+        stats: {
+          connections: server.connections(),
+          members,
+          received: server.received(),
+          errors: errors.count,
+          firstErrors: errors.first,
+          rss: memory.rss,
+          heapUsed: memory.heapUsed,
+          cpuUs: cpu,
+        },
+      };
+    }
+    case 'broadcast': {
+      const { plan } = command;
+      // A collection now keeps garbage of the setup out of the peak.
+      if (plan.sampleRss) gc?.();
+      baseRss = process.memoryUsage.rss();
+      sampling = plan.sampleRss;
+      if (sampling) sampler.start(baseRss);
+      const cpu = cpuUs();
+      const startedAt = wallNow();
+      const lastSendAt = await run(plan, startedAt);
+      return { id: command.id, type: 'broadcast', started: { startedAt, lastSendAt, cpuUs: cpu } };
+    }
+    case 'finish': {
+      const cpu = cpuUs();
+      const { peak, samples } = sampling ? sampler.stop() : { peak: baseRss, samples: 0 };
+      sampling = false;
+      return { id: command.id, type: 'finish', finished: { cpuUs: cpu, baseRss, peakRss: Math.max(peak, baseRss), samples } };
+    }
+  }
+}
+
+process.on('message', (command: ServerCommand) => {
+  handle(command).then(reply, (error: unknown) =>
+    reply({ id: command.id, type: 'error', message: error instanceof Error ? (error.stack ?? error.message) : String(error) }),
+  );
+});
+reply({ id: 0, type: 'ready', port: server.port });

@@ -1,0 +1,49 @@
+/**
+ * berth as an application uses it: a standalone runtime, `connection.join`
+ * on connect, `runtime.sendToRoom` to broadcast. Defaults everywhere else
+ * (heartbeat included), as the other two systems keep theirs.
+ */
+import { createRuntime } from '../../src/index.js';
+import { HOST } from '../protocol.js';
+import { ErrorLog, roomOf, type SystemServer } from './system.js';
+
+export async function startBerth(): Promise<SystemServer> {
+  const runtime = createRuntime({ port: 0, host: HOST });
+  const errors = new ErrorLog();
+  // berth has no per-room count in its public API short of the O(n) snapshot(),
+  // so count completed joins the way an application would, and drop them on close.
+  const members = new Map<string, number>();
+  const joined = new WeakSet<object>();
+  let received = 0;
+  runtime.on('connection', (connection) => {
+    const room = roomOf(connection.request.url);
+    connection.join(room).then(
+      (ok) => {
+        if (!ok) return errors.note(new Error(`join of ${room} refused for ${connection.id} (${connection.state})`));
+        joined.add(connection);
+        members.set(room, (members.get(room) ?? 0) + 1);
+      },
+      (error: unknown) => errors.note(error),
+    );
+  });
+  runtime.on('message', () => {
+    received++;
+  });
+  runtime.on('close', ({ connection }) => {
+    if (!joined.delete(connection)) return;
+    const room = roomOf(connection.request.url);
+    members.set(room, (members.get(room) ?? 1) - 1);
+  });
+  runtime.on('error', ({ error }) => errors.note(error));
+  await runtime.ready;
+  const address = runtime.address();
+  if (address === null) throw new Error('berth runtime has no address');
+  return {
+    port: address.port,
+    connections: () => runtime.health().connections.current,
+    members: (room) => members.get(room) ?? 0,
+    received: () => received,
+    errors: () => ({ count: errors.count, first: errors.first }),
+    broadcast: (room, payload) => runtime.sendToRoom(room, payload),
+  };
+}

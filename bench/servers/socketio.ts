@@ -1,0 +1,45 @@
+/**
+ * Socket.IO 4 on its own HTTP server, WebSocket transport only (no polling
+ * handshake), no compression: `socket.join(room)` on connect,
+ * `io.to(room).emit('m', payload)` to broadcast. Socket.IO encodes the packet
+ * and even the WebSocket frame once per broadcast.
+ */
+import http from 'node:http';
+import { Server } from 'socket.io';
+import { HOST } from '../protocol.js';
+import { ErrorLog, type SystemServer } from './system.js';
+
+export async function startSocketIo(): Promise<SystemServer> {
+  const httpServer = http.createServer();
+  const io = new Server(httpServer, { transports: ['websocket'], perMessageDeflate: false });
+  const errors = new ErrorLog();
+  let received = 0;
+  io.on('connection', (socket) => {
+    const room = socket.handshake.query['room'];
+    if (typeof room !== 'string' || room === '') {
+      errors.note(new Error(`no room in ${socket.handshake.url}`));
+      socket.disconnect(true);
+      return;
+    }
+    void socket.join(room);
+    socket.on('m', () => {
+      received++;
+    });
+    socket.on('error', (error) => errors.note(error));
+  });
+  io.engine.on('connection_error', (error: { message: string }) => errors.note(new Error(error.message)));
+  await new Promise<void>((resolve, reject) => {
+    httpServer.once('error', reject);
+    httpServer.listen(0, HOST, () => resolve());
+  });
+  return {
+    port: (httpServer.address() as { port: number }).port,
+    connections: () => io.engine.clientsCount,
+    members: (room) => io.sockets.adapter.rooms.get(room)?.size ?? 0,
+    received: () => received,
+    errors: () => ({ count: errors.count, first: errors.first }),
+    broadcast: (room, payload) => {
+      io.to(room).emit('m', payload);
+    },
+  };
+}

@@ -1,0 +1,37 @@
+/**
+ * What the server process needs of each system under test. The three
+ * implementations do the same work the way an application would write it
+ * with that library: join the room named by the client's URL on connect,
+ * count client messages, broadcast to a room.
+ */
+export interface SystemServer {
+  readonly port: number;
+  /** Open connections, as the system itself counts them. */
+  connections(): number;
+  /** Connections whose join of `room` has completed. */
+  members(room: string): number;
+  /** Client → server messages handled. */
+  received(): number;
+  /** Errors the system reported, and the first few of them. */
+  errors(): { count: number; first: readonly string[] };
+  /** Sends `payload` to every member of `room`. */
+  broadcast(room: string, payload: string): void;
+}
+
+/** The room a client asked for with `?room=…` (clients always give one). */
+export function roomOf(url: string | undefined): string {
+  const room = new URL(url ?? '/', 'http://bench.invalid').searchParams.get('room');
+  if (!room) throw new Error(`no room in ${url ?? '(no url)'}`);
+  return room;
+}
+
+/** Keeps a count and the first few messages of the errors a system reports. */
+export class ErrorLog {
+  count = 0;
+  readonly first: string[] = [];
+
+  note(error: unknown): void {
+    this.count++;
+    if (this.first.length < 5) this.first.push(error instanceof Error ? `${error.name}: ${error.message}` : String(error));
+  }
+}

@@ -1,0 +1,49 @@
+/**
+ * A plain `ws` server: rooms in a `Map<string, Set<WebSocket>>`, broadcast as
+ * in ws's README (a loop of `client.send(data, { binary })` over open
+ * clients). The string is encoded to a Buffer once per broadcast, as the
+ * README's example sends the Buffer it received: berth and Socket.IO also
+ * encode once per broadcast internally, while handing ws the string would
+ * make it encode once per recipient (a 10 GB allocation for the 1 MB case).
+ */
+import { WebSocket, WebSocketServer } from 'ws';
+import { HOST } from '../protocol.js';
+import { ErrorLog, roomOf, type SystemServer } from './system.js';
+
+export async function startWs(): Promise<SystemServer> {
+  const wss = new WebSocketServer({ port: 0, host: HOST, perMessageDeflate: false });
+  const rooms = new Map<string, Set<WebSocket>>();
+  const errors = new ErrorLog();
+  let received = 0;
+  wss.on('connection', (ws, request) => {
+    const room = roomOf(request.url);
+    let clients = rooms.get(room);
+    if (clients === undefined) rooms.set(room, (clients = new Set()));
+    clients.add(ws);
+    ws.on('message', () => {
+      received++;
+    });
+    ws.on('error', (error) => errors.note(error));
+    ws.on('close', () => {
+      clients.delete(ws);
+      if (clients.size === 0 && rooms.get(room) === clients) rooms.delete(room);
+    });
+  });
+  wss.on('error', (error) => errors.note(error));
+  await new Promise<void>((resolve, reject) => wss.once('listening', resolve).once('error', reject));
+  return {
+    port: (wss.address() as { port: number }).port,
+    connections: () => wss.clients.size,
+    members: (room) => rooms.get(room)?.size ?? 0,
+    received: () => received,
+    errors: () => ({ count: errors.count, first: errors.first }),
+    broadcast: (room, payload) => {
+      const clients = rooms.get(room);
+      if (clients === undefined) return;
+      const data = Buffer.from(payload);
+      for (const client of clients) {
+        if (client.readyState === WebSocket.OPEN) client.send(data, { binary: false });
+      }
+    },
+  };
+}
