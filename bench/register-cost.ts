@@ -7,7 +7,7 @@
  *
  *   npx tsc -p tsconfig.bench.json && node dist-bench/bench/register-cost.js [--no-spawn]
  *
- * Prints medians of several batches of 100, in microseconds per connection.
+ * Prints medians of 15 batches of 100, in microseconds per connection.
  */
 import { createActor, enqueueActions, setup, type AnyActorRef } from 'xstate';
 import { connectionMachine } from '../machines/connection.machine.js';
@@ -16,7 +16,7 @@ import { indexScheduledEvents } from '../src/scheduler.js';
 
 const SIZES = [100, 10_000];
 const BATCH = 100;
-const BATCHES = 5;
+const BATCHES = 15;
 const port = { deliver() {} };
 const input = (id: string) => ({ id, heartbeat: { intervalMs: 30_000, timeoutMs: 10_000 }, closeTimeoutMs: 5000 });
 
