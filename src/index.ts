@@ -1,5 +1,5 @@
 export { createRuntime } from './runtime.js';
-export type { Runtime, RuntimeEvents, RuntimeMetrics, BroadcastOptions } from './runtime.js';
+export type { Runtime, RuntimeEvents, RuntimeMetrics, BroadcastOptions } from './api.js';
 export type { RuntimeOptions, RateLimitOptions, OutboxOptions } from './options.js';
 export type { Connection, ConnectionState, DropReason, RequestInfo, SendData } from './connection.js';
 export type { Authenticate, AuthDecision, AuthGrant, AuthRefusal } from './admission.js';

@@ -1,0 +1,88 @@
+/** The public shape of a runtime: what `createRuntime` returns and the events it emits. */
+import type { IncomingMessage } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { Registry } from 'prom-client';
+import type { Actor } from 'xstate';
+import type { DirectoryView } from '../machines/directory.js';
+import type { CloseCause } from '../machines/types.js';
+import type { SupervisorMachine } from './actors.js';
+import type { Connection, DropReason, SendData } from './connection.js';
+import type { BerthError } from './errors.js';
+import type { Health } from './health.js';
+import type { MetricsSnapshot } from './metrics.js';
+
+/** Events a runtime emits. Handlers run outside every actor, so they may call any API. */
+export interface RuntimeEvents<TData = unknown> extends Record<string, unknown> {
+  /** A connection completed its handshake and is registered (its user, if any, already bound). */
+  connection: Connection<TData>;
+  /** A message arrived: text as a string, binary as a Buffer. */
+  message: { connection: Connection<TData>; data: string | Buffer; binary: boolean };
+  /** A connection is gone; emitted exactly once per connection. */
+  close: { connection: Connection<TData>; code: number; reason: string; cause: CloseCause };
+  /** Something failed; `error.code` is stable (see `ErrorCode`). */
+  error: { error: BerthError; connection?: Connection<TData> };
+  /** An upgrade was answered with HTTP `status` instead of a handshake. */
+  refused: { status: number; reason: string; request: IncomingMessage };
+  /**
+   * Messages were discarded: an incoming one under the `drop` rate-limit
+   * policy, or `count` outgoing ones under a `drop-oldest`/`drop-newest` outbox.
+   */
+  drop: { connection: Connection<TData>; reason: DropReason; count: number };
+}
+
+/** Options of a broadcast. */
+export interface BroadcastOptions {
+  /** A connection (or its id) that must not receive it. */
+  readonly except?: Connection<unknown> | string;
+  /** Send bytes as a text frame with `false`. [default true for bytes, false for strings] */
+  readonly binary?: boolean;
+}
+
+/** A running berth. See `createRuntime`. */
+export interface Runtime<TData = unknown> {
+  /** Unique per runtime; every connection id starts with it. */
+  readonly nodeId: string;
+  /** Resolves once a standalone server listens (at once when attached); rejects if it cannot. */
+  readonly ready: Promise<void>;
+  /** The supervisor actor: subscribe to it or inspect it. */
+  readonly supervisor: Actor<SupervisorMachine>;
+  on<K extends keyof RuntimeEvents<TData>>(type: K, handler: (event: RuntimeEvents<TData>[K]) => unknown): void;
+  off<K extends keyof RuntimeEvents<TData>>(type: K, handler?: (event: RuntimeEvents<TData>[K]) => unknown): void;
+  /** The listening address of the standalone (or attached) server. */
+  address(): AddressInfo | null;
+  /** Handles an upgrade yourself (for `noServer` setups); the same admission rules apply. */
+  handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void;
+  /** Sends to every member of a room on every node. */
+  sendToRoom(room: string, data: SendData, options?: BroadcastOptions): void;
+  /** Sends to every connection bound to a user on every node. */
+  sendToUser(user: string, data: SendData, options?: BroadcastOptions): void;
+  /** Sends to every connection on every node. */
+  sendToAll(data: SendData, options?: BroadcastOptions): void;
+  /** A live connection of this node by id. */
+  connection(id: string): Connection<TData> | undefined;
+  /** Status (`degraded` past the `health` thresholds), counts and totals; O(connections). */
+  health(): Health;
+  /** Metrics (S15): a plain snapshot, Prometheus text, or registration into your prom-client registry. */
+  readonly metrics: RuntimeMetrics;
+  /** This node's registry, rooms and users as plain data (O(connections); for tests and debugging). */
+  snapshot(): DirectoryView;
+  /**
+   * Stops admitting (503), closes every connection with 1001 after its queued
+   * messages, waits up to `timeoutMs` for them to close, terminates the rest,
+   * and releases the server and adapter. Idempotent. [timeoutMs=closeTimeoutMs]
+   */
+  close(options?: { timeoutMs?: number }): Promise<void>;
+}
+
+/** berth's metrics; see `MetricsSnapshot` and the README for what each holds. */
+export interface RuntimeMetrics {
+  /** Everything measured, as plain data; O(connections). */
+  snapshot(): MetricsSnapshot;
+  /** The metrics in Prometheus text format, produced by prom-client. */
+  prometheus(): Promise<string>;
+  /** Adds berth's metrics to your prom-client registry too (one runtime per registry: names do not repeat). */
+  register(registry: Registry): void;
+  /** The runtime's own prom-client registry. */
+  readonly registry: Registry;
+}
