@@ -1,0 +1,109 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import net from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { connect, eventually } from './helpers/client.js';
+import { rawUpgrade } from './helpers/raw.js';
+
+const root = new URL('../', import.meta.url);
+const readme = readFileSync(new URL('README.md', root), 'utf8');
+
+/** The README's `js` example whose first line is `// <name>`. */
+function example(name: string): string {
+  const blocks = [...readme.matchAll(/```js\n([\s\S]*?)```/g)].map((match) => match[1]!);
+  const found = blocks.find((block) => block.startsWith(`// ${name}`));
+  if (found === undefined) throw new Error(`README has no example ${name}`);
+  return found;
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const server = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+interface Running {
+  readonly output: string[];
+  readonly exited: Promise<number | null>;
+  line(pattern: RegExp): Promise<string>;
+  child: ChildProcess;
+}
+
+const running: ChildProcess[] = [];
+afterEach(() => {
+  for (const child of running.splice(0)) child.kill('SIGKILL');
+});
+
+/** Runs an example as pasted — `berth` resolves to this package — with its fixed port swapped for a free one. */
+async function run(name: string, fixedPort: number): Promise<Running & { port: number }> {
+  const port = await freePort();
+  const code = example(name).replaceAll(String(fixedPort), String(port));
+  const child = spawn(process.execPath, ['--input-type=module', '-e', code], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] });
+  running.push(child);
+  const output: string[] = [];
+  child.stdout!.setEncoding('utf8');
+  child.stdout!.on('data', (chunk: string) => output.push(...chunk.split('\n').filter(Boolean)));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const line = async (pattern: RegExp) => {
+    await eventually(() => output.some((text) => pattern.test(text)), `output matching ${pattern}`, 15_000);
+    return output.find((text) => pattern.test(text))!;
+  };
+  return { output, exited, line, child, port };
+}
+
+describe('README examples run as pasted', () => {
+  it('server.mjs: lobby chat relays to the others and logs closes; SIGINT closes it', async () => {
+    const server = await run('server.mjs', 8081);
+    await server.line(/^listening on ws:\/\/localhost:\d+\/ws$/);
+    const url = `ws://127.0.0.1:${server.port}/ws`;
+    const ada = await connect(url);
+    const bob = await connect(url);
+    expect(JSON.parse(await ada.next())).toHaveProperty('hello');
+    expect(JSON.parse(await bob.next())).toHaveProperty('hello');
+    ada.ws.send('hi from ada');
+    expect(await bob.next()).toBe('hi from ada');
+    ada.ws.close(4100, 'done');
+    await server.line(/closed with 4100 "done" \(client\)$/);
+    expect(ada.messages).toHaveLength(1);
+    server.child.kill('SIGINT');
+    expect(await server.exited).toBe(0);
+    expect((await bob.closed).code).toBe(1001);
+  });
+
+  it('attach.mjs: shares an HTTP server with plain requests', async () => {
+    const attached = await run('attach.mjs', 8082);
+    await attached.line(/^http:\/\/localhost:\d+\/ and ws:/);
+    expect(await (await fetch(`http://127.0.0.1:${attached.port}/`)).text()).toBe('hello over http\n');
+    const client = await connect(`ws://127.0.0.1:${attached.port}/ws`);
+    expect(await client.next()).toBe('hello over ws');
+  });
+
+  it('guarded.mjs: refuses without the token and binds the user with it', async () => {
+    const guarded = await run('guarded.mjs', 8083);
+    await guarded.line(/^listening on/);
+    expect((await rawUpgrade(guarded.port, '/?token=wrong', { Origin: 'https://app.example' })).status).toBe(401);
+    expect((await rawUpgrade(guarded.port, '/?token=secret', { Origin: 'https://evil.example' })).status).toBe(403);
+    await guarded.line(/^refused: 401 unauthorized$/);
+    const client = await connect(`ws://127.0.0.1:${guarded.port}/?token=secret`, { headers: { Origin: 'https://app.example' } });
+    expect(await client.next()).toBe('hello ada, admin');
+  });
+
+  it('metrics.mjs: berth metrics appear in the default prom-client registry', async () => {
+    const metrics = await run('metrics.mjs', 8085);
+    expect(await metrics.exited).toBe(0);
+    expect(metrics.output).toContain('berth_connections 0');
+    expect(metrics.output).toContain('# TYPE berth_broadcast_fanout_seconds histogram');
+  });
+
+  it('inspect.mjs: prints each actor’s state changes', async () => {
+    const inspect = await run('inspect.mjs', 8084);
+    await inspect.line(/^supervisor "running"$/);
+    const client = await connect(`ws://127.0.0.1:${inspect.port}/`);
+    client.ws.close();
+    await inspect.line(/^[0-9a-f]{8}-1 "closed"$/);
+    expect(inspect.output).toContain('supervisor "running"');
+  });
+});
