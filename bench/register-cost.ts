@@ -10,7 +10,7 @@
  * Prints medians of 15 batches of 100, in microseconds per connection.
  */
 import { createActor, enqueueActions, setup, type AnyActorRef } from 'xstate';
-import { connectionMachine } from '../machines/connection.machine.js';
+import { CONNECTION_ACTOR_ID, connectionMachine } from '../machines/connection.machine.js';
 import { supervisorMachine } from '../machines/supervisor.machine.js';
 import { indexScheduledEvents } from '../src/scheduler.js';
 
@@ -35,7 +35,7 @@ function berthRegistry(indexed: boolean): Registry {
   supervisor.start();
   return {
     add(id) {
-      const actor = createActor(connectionMachine, { parent: supervisor, id, systemId: id, input: input(id) });
+      const actor = createActor(connectionMachine, { parent: supervisor, id: CONNECTION_ACTOR_ID, input: input(id) });
       actor.start();
       supervisor.send({ type: 'connection.register', id, ref: actor, port });
       return actor;

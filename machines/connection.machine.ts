@@ -49,8 +49,8 @@ export interface ConnectionLeavingEvent {
 }
 
 /**
- * The actor id every connection actor is created with; its `systemId` is the
- * connection id. One id for all keeps the supervisor's event types bounded:
+ * The actor id every connection actor is created with; the connection id is
+ * in its context. One id for all keeps the supervisor's event types bounded:
  * XState memoizes transition candidates per event type for good, so a
  * `xstate.done.actor.<unique id>` per connection would grow the heap by
  * ~375 bytes for every connection ever opened.
@@ -105,8 +105,11 @@ export const connectionMachine = setup({
 }).createMachine({
   id: 'connection',
   description: 'One WebSocket connection; cleanup runs once, on the way through disconnecting.',
+  // Spelled out rather than spread: one object shape for every connection.
   context: ({ input }) => ({
-    ...input,
+    id: input.id,
+    heartbeat: input.heartbeat,
+    closeTimeoutMs: input.closeTimeoutMs,
     code: undefined,
     reason: '',
     cause: undefined,

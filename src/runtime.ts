@@ -269,8 +269,9 @@ class BerthRuntime<TData> implements Runtime<TData>, ConnectionHost<TData> {
     this.#connections.set(id, connection);
     const actor = createActor(this.#connectionLogic, {
       parent: this.supervisor,
+      // No systemId: registering one costs a Map and a WeakMap entry per connection, and the
+      // connection id is in the actor's context for whoever inspects it.
       id: CONNECTION_ACTOR_ID,
-      systemId: id,
       input: { id, heartbeat: this.#options.heartbeat, closeTimeoutMs: this.#options.closeTimeoutMs },
     });
     connection.attach(actor);

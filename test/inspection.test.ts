@@ -16,7 +16,7 @@ describe('inspection', () => {
 
     const actors = events.filter((event) => event.type === '@xstate.actor').map((event) => event.actorRef as AnyActorRef);
     const supervisor = actors.find((actor) => actor.id === 'supervisor');
-    const child = actors.find((actor) => (actor as { systemId?: string }).systemId === connection.id);
+    const child = actors.find((actor) => actor.getSnapshot().context?.id === connection.id);
     expect(supervisor).toBe(runtime.supervisor);
     expect(child?._parent).toBe(runtime.supervisor);
     // Every event shares one root: the supervisor's system.
