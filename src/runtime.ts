@@ -27,6 +27,8 @@ type RuntimeState = 'running' | 'closing' | 'closed';
 
 const SHUTDOWN_REASON = 'server shutting down';
 
+const noRooms: ReadonlySet<string> = new Set();
+
 /** Creates a runtime; with `port` it starts listening at once (await `ready`). */
 export function createRuntime<TData = unknown>(options: RuntimeOptions<TData> = {}): Runtime<TData> {
   return new BerthRuntime(resolveOptions(options));
@@ -121,11 +123,9 @@ class BerthRuntime<TData> implements Runtime<TData>, ConnectionHost<TData> {
         this.#report(toBerthError(ErrorCode.AUTHENTICATE_FAILED, `admission of ${request.url ?? '/'} failed`, error));
       },
     });
-    const attached = Promise.resolve(options.adapter.attach({ nodeId: this.nodeId, deliver: (message) => {
-        this.#metrics.crossNode('received');
-        this.#deliverLocally(message.target, message.except, encode(message.data, message.binary));
-      },
-    }));
+    const node = { nodeId: this.nodeId, deliver: (message: BroadcastMessage) => this.#deliverRemote(message) };
+    // A throwing attach rejects `ready` like a failing one, rather than escaping with the port already bound.
+    const attached = new Promise<void>((resolve) => resolve(options.adapter.attach(node)));
     this.ready = Promise.all([this.#transport.listening, attached]).then(() => undefined);
     // `ready` rejects for whoever awaits it; an unawaited failure must not crash the process.
     this.ready.catch(() => {});
@@ -203,7 +203,7 @@ class BerthRuntime<TData> implements Runtime<TData>, ConnectionHost<TData> {
   }
 
   rooms(id: string): ReadonlySet<string> {
-    return this.#directory().connections.get(id)?.rooms ?? new Set();
+    return this.#directory().connections.get(id)?.rooms ?? noRooms;
   }
 
   track(change: PresenceChange): void {
@@ -313,6 +313,19 @@ class BerthRuntime<TData> implements Runtime<TData>, ConnectionHost<TData> {
     const { adapter } = this.#options;
     this.#metrics.crossNode('published');
     this.#callAdapter(() => adapter.publish(message), 'publish', () => this.#metrics.crossNode('dropped'));
+  }
+
+  /** A broadcast another node published: framed once here, for this node's recipients. */
+  #deliverRemote(message: BroadcastMessage): void {
+    this.#metrics.crossNode('received');
+    let frame: EncodedFrame;
+    try {
+      frame = encode(message.data, message.binary);
+    } catch (error) {
+      this.#report(toBerthError(ErrorCode.ADAPTER, 'adapter delivered a message that cannot be framed', error));
+      return;
+    }
+    this.#deliverLocally(message.target, message.except, frame);
   }
 
   /** One supervisor event per broadcast, whatever the number of recipients. */

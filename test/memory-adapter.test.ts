@@ -89,3 +89,22 @@ describe('adapter seam: runtimes on one memory bus', () => {
     expect(changes).toEqual([`connect ${id} `, `join ${id} room`, `bind ${id} ada`, `leave ${id} room`, `disconnect ${id}`]);
   });
 });
+
+describe('adapter failures at attach', () => {
+  it('an attach that throws rejects ready instead of escaping createRuntime', async () => {
+    const { createRuntime } = await import('../src/index.js');
+    const runtime = createRuntime({
+      port: 0,
+      host: '127.0.0.1',
+      adapter: {
+        attach() {
+          throw new Error('cannot reach the bus');
+        },
+        publish() {},
+        close() {},
+      },
+    });
+    await expect(runtime.ready).rejects.toThrow(/cannot reach the bus/);
+    await runtime.close();
+  });
+});
