@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http';
+import { isThenable } from './thenable.js';
 
 /** An upgrade answered with plain HTTP instead of a handshake. */
 export class Refusal {
@@ -94,10 +95,6 @@ function toGrant<TData>(decision: AuthDecision<TData>): Grant<TData> | Refusal {
     throw new TypeError('authenticate returned a user that is not a non-empty string');
   }
   return { user: decision.user, data: decision.data };
-}
-
-function isThenable<T>(value: T | PromiseLike<T>): value is PromiseLike<T> {
-  return typeof value === 'object' && value !== null && typeof (value as { then?: unknown }).then === 'function';
 }
 
 /** Origins compare case-insensitively, without a trailing slash; a missing Origin is ''. */

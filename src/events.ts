@@ -1,5 +1,6 @@
 import type { Emitter, Handler } from 'mitt';
 import { mitt } from './mitt.js';
+import { isThenable } from './thenable.js';
 
 /**
  * Typed events on mitt, with one difference from `mitt.emit`: every handler
@@ -33,11 +34,7 @@ export class EventHub<Events extends Record<string, unknown>> {
         onFailure(error);
         continue;
       }
-      if (isPromiseLike(result)) Promise.resolve(result).catch(onFailure);
+      if (isThenable(result)) Promise.resolve(result).catch(onFailure);
     }
   }
-}
-
-function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
-  return typeof value === 'object' && value !== null && typeof (value as { then?: unknown }).then === 'function';
 }

@@ -21,6 +21,7 @@ import { Metrics } from './metrics.js';
 import { resolveOptions, type ResolvedOptions, type RuntimeOptions } from './options.js';
 import type { OutboxLimits } from './outbox.js';
 import { indexScheduledEvents } from './scheduler.js';
+import { isThenable } from './thenable.js';
 import { Transport, type SocketSink, type TransportSocket } from './transport.js';
 
 type RuntimeState = 'running' | 'closing' | 'closed';
@@ -345,7 +346,8 @@ class BerthRuntime<TData> implements Runtime<TData>, ConnectionHost<TData> {
     };
     try {
       const result = call();
-      if (result instanceof Promise) result.catch(fail);
+      // Adapters may return any thenable, not only native promises.
+      if (isThenable(result)) Promise.resolve(result).catch(fail);
     } catch (error) {
       fail(error);
     }

@@ -6,7 +6,8 @@
 import { describe, expect, it } from 'vitest';
 import { startRuntime } from '../helpers/runtime.js';
 import { END } from './protocol.js';
-import { nextTurn, startClients, until } from './harness.js';
+import { joinEveryone, nextTurn, startClients } from './harness.js';
+import { eventually } from '../helpers/client.js';
 
 const CONNECTIONS = 10_000;
 const MESSAGES = 20;
@@ -14,15 +15,12 @@ const MESSAGES = 20;
 describe('10 000 concurrent connections (S17)', () => {
   it('each receives every broadcast exactly once, in order', async () => {
     const { runtime, url } = await startRuntime({ heartbeat: false });
-    let joined = 0;
-    runtime.on('connection', (connection) => {
-      void connection.join('everyone').then((ok) => ok && joined++);
-    });
+    const joined = joinEveryone(runtime);
     const clients = startClients();
     const { opened, failures } = await clients.open({ url, count: CONNECTIONS, concurrency: 200 });
     expect(failures).toEqual([]);
     expect(opened).toBe(CONNECTIONS);
-    await until(() => joined === CONNECTIONS, `${CONNECTIONS} joins`);
+    await eventually(() => joined() === CONNECTIONS, `${CONNECTIONS} joins`, 20_000);
     expect(runtime.health().connections.current).toBe(CONNECTIONS);
 
     // Room and global broadcasts alternate; every third message starts a new event-loop turn,

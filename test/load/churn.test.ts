@@ -6,7 +6,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { startRuntime } from '../helpers/runtime.js';
-import { MB, clientOf, gc, mb, startClients, until } from './harness.js';
+import { MB, clientOf, gc, mb, startClients } from './harness.js';
+import { eventually } from '../helpers/client.js';
 
 const WARMUP = 1_000;
 const CYCLES = 20_000;
@@ -42,13 +43,13 @@ describe('connection churn (S17)', () => {
     // Warm-up: code is compiled and pools and tables reach their working size before the baseline.
     const warmup = await clients.churn({ url, cycles: WARMUP, concurrency: CONCURRENCY, cycleTimeoutMs: 10_000 });
     expect(warmup).toMatchObject({ completed: WARMUP, failureCount: 0 });
-    await until(() => closed() === WARMUP, 'warm-up connections closed');
+    await eventually(() => closed() === WARMUP, 'warm-up connections closed', 20_000);
     gc();
     const before = process.memoryUsage().heapUsed;
 
     const churn = await clients.churn({ url, cycles: CYCLES, concurrency: CONCURRENCY, cycleTimeoutMs: 10_000 });
     expect(churn).toEqual({ type: 'churned', completed: CYCLES, failureCount: 0, failures: [] });
-    await until(() => closed() === WARMUP + CYCLES, 'every connection closed', 20_000);
+    await eventually(() => closed() === WARMUP + CYCLES, 'every connection closed', 20_000);
     expect(Object.fromEntries(closes)).toEqual({ '1000 client': WARMUP + CYCLES });
 
     expect(runtime.snapshot()).toEqual({ connections: {}, rooms: {}, users: {} });

@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { afterEach } from 'vitest';
-import type { Connection } from '../../src/index.js';
+import type { Connection, Runtime } from '../../src/index.js';
 import { CHILD_FLAG, type Command, type Reply, type Request, type Response } from './protocol.js';
 
 const CLIENTS = fileURLToPath(new URL('./clients.ts', import.meta.url));
@@ -108,11 +108,11 @@ export function sampleRss(): { stop(): number } {
 export const MB = 1024 * 1024;
 export const mb = (bytes: number): string => `${(bytes / MB).toFixed(1)} MB`;
 
-/** Waits until `condition` holds, checking every turn; fails after `timeoutMs` naming `what`. */
-export async function until(condition: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 2));
-  }
+/** Joins every new connection to `room`; the returned function counts the joins that completed. */
+export function joinEveryone(runtime: Runtime<unknown>, room = 'everyone'): () => number {
+  let joined = 0;
+  runtime.on('connection', (connection) => {
+    void connection.join(room).then((ok) => ok && joined++);
+  });
+  return () => joined;
 }

@@ -8,7 +8,8 @@ import { crc32 } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { startRuntime } from '../helpers/runtime.js';
 import { END } from './protocol.js';
-import { MB, gc, mb, sampleRss, startClients, until } from './harness.js';
+import { MB, gc, joinEveryone, mb, sampleRss, startClients } from './harness.js';
+import { eventually } from '../helpers/client.js';
 
 const CONNECTIONS = 1_100;
 const SIZE = 1 * MB;
@@ -25,10 +26,7 @@ const RSS_BOUND = 64 * MB;
 describe('a 1 MB broadcast (S17)', () => {
   it('reaches 1 100 connections intact while the server RSS grows by less than 64 MB', async () => {
     const { runtime, url } = await startRuntime({ heartbeat: false });
-    let joined = 0;
-    runtime.on('connection', (connection) => {
-      void connection.join('everyone').then((ok) => ok && joined++);
-    });
+    const joined = joinEveryone(runtime);
     const clients = startClients();
     // The clients stop reading after the handshake and read again 100 at a time once the
     // broadcast is out: the frame waits in 1 100 sockets at once (the server's worst case),
@@ -36,7 +34,7 @@ describe('a 1 MB broadcast (S17)', () => {
     const { opened, failures } = await clients.open({ url, count: CONNECTIONS, concurrency: 100, paused: true, checksum: true });
     expect(failures).toEqual([]);
     expect(opened).toBe(CONNECTIONS);
-    await until(() => joined === CONNECTIONS, 'every connection in the room');
+    await eventually(() => joined() === CONNECTIONS, 'every connection in the room', 20_000);
 
     const payload = randomBytes(SIZE);
     payload.writeUInt32BE(0, 0); // sequence number 0

@@ -6,7 +6,8 @@ import { describe, expect, it } from 'vitest';
 import type { Connection } from '../../src/index.js';
 import { startRuntime } from '../helpers/runtime.js';
 import { END } from './protocol.js';
-import { clientOf, nextTurn, startClients, until } from './harness.js';
+import { clientOf, nextTurn, startClients } from './harness.js';
+import { eventually } from '../helpers/client.js';
 
 const CONNECTIONS = 500;
 const ROOMS = 8;
@@ -44,7 +45,7 @@ describe('overlapping rooms (S17)', () => {
     const { opened, failures } = await clients.open({ url, count: CONNECTIONS, concurrency: 50, keepText: true });
     expect(failures).toEqual([]);
     expect(opened).toBe(CONNECTIONS);
-    await until(() => joined === CONNECTIONS, 'every connection in its rooms');
+    await eventually(() => joined === CONNECTIONS, 'every connection in its rooms', 20_000);
     for (const connection of connections) expect([...connection.rooms].sort()).toEqual(roomsOf(clientOf(connection).index).sort());
     const sizes = Object.values(runtime.snapshot().rooms).map((members) => members.length);
     expect(sizes).toHaveLength(ROOMS);

@@ -8,7 +8,8 @@ import type { Connection, OverflowPolicy, RuntimeEvents } from '../../src/index.
 import { connect } from '../helpers/client.js';
 import { startRuntime } from '../helpers/runtime.js';
 import { END } from './protocol.js';
-import { MB, clientOf, gc, mb, sampleRss, startClients, until } from './harness.js';
+import { MB, clientOf, gc, joinEveryone, mb, sampleRss, startClients } from './harness.js';
+import { eventually } from '../helpers/client.js';
 
 const FAST = 200;
 const SLOW = 40;
@@ -49,12 +50,11 @@ async function overload(overflow: OverflowPolicy) {
   const { runtime, url } = await startRuntime({ heartbeat: false, closeTimeoutMs: 60_000, outbox: { ...LIMITS, overflow } });
   const fast: Connection[] = [];
   const slow: Connection[] = [];
-  let joined = 0;
+  const joined = joinEveryone(runtime);
   const drops = new Map<string, number>();
   const closes: RuntimeEvents['close'][] = [];
   runtime.on('connection', (connection) => {
     (clientOf(connection).slow ? slow : fast).push(connection);
-    void connection.join('everyone').then((ok) => ok && joined++);
   });
   runtime.on('drop', ({ connection, reason, count }) => {
     if (reason === 'outbox-overflow') drops.set(connection.id, (drops.get(connection.id) ?? 0) + count);
@@ -64,7 +64,7 @@ async function overload(overflow: OverflowPolicy) {
   const { opened, failures } = await clients.open({ url, count: FAST + SLOW, slow: SLOW, concurrency: 50 });
   expect(failures).toEqual([]);
   expect(opened).toBe(FAST + SLOW);
-  await until(() => joined === FAST + SLOW, 'every connection in the room');
+  await eventually(() => joined() === FAST + SLOW, 'every connection in the room', 20_000);
 
   gc();
   const rssBefore = process.memoryUsage.rss();
@@ -78,7 +78,7 @@ async function overload(overflow: OverflowPolicy) {
   while (sent < MESSAGES || (!slow.every(overflowed) && sent < MAX_MESSAGES)) {
     runtime.sendToRoom('everyone', payload(sent));
     sentBytes += sizeOf(sent++);
-    if (sent % 4 === 0) await until(fastHaveRoom, 'fast outboxes to drain', 30_000);
+    if (sent % 4 === 0) await eventually(fastHaveRoom, 'fast outboxes to drain', 30_000);
   }
   runtime.sendToAll(END);
   // Slow clients are still paused; the report waits for the fast ones.
@@ -119,7 +119,7 @@ describe('slow consumers (S17)', () => {
     }
     // Tallied, so a failure reads `{ "null ": 40 }` rather than 40 lines.
     expect(tally(slowReports.map((client) => `${client.closeCode} ${client.closeReason}`))).toEqual({ '4001 slow consumer': SLOW });
-    await until(() => closes.length === SLOW, 'the server to see every slow connection closed', 10_000);
+    await eventually(() => closes.length === SLOW, 'the server to see every slow connection closed', 10_000);
     expect(tally(closes.map(({ code, cause }) => `${code} ${cause}`))).toEqual({ '4001 slow-consumer': SLOW });
     expect(new Set(closes.map((event) => event.connection))).toEqual(new Set(slow));
   }, 120_000);
@@ -158,7 +158,7 @@ describe('slow consumers (S17)', () => {
     const opened: Connection[] = [];
     runtime.on('connection', (connection) => opened.push(connection));
     const client = await connect(url);
-    await until(() => opened.length === 1, 'the connection');
+    await eventually(() => opened.length === 1, 'the connection', 20_000);
     const socket = (client.ws as unknown as { _socket: { pause(): void; resume(): void } })._socket;
     socket.pause();
     for (let i = 0; i < 9; i++) opened[0]!.send(`${i}`);
