@@ -100,7 +100,9 @@ describe('README examples run as pasted', () => {
 
   it('inspect.mjs: prints each actor’s state changes', async () => {
     const inspect = await run('inspect.mjs', 8084);
-    await inspect.line(/^supervisor "running"$/);
+    // The supervisor starts before the server listens; connect once it does.
+    await inspect.line(/^listening on/);
+    expect(inspect.output).toContain('supervisor "running"');
     const client = await connect(`ws://127.0.0.1:${inspect.port}/`);
     client.ws.close();
     await inspect.line(/^[0-9a-f]{8}-1 "closed"$/);
