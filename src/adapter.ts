@@ -1,4 +1,5 @@
 import type { Target } from '../machines/types.js';
+import type { Presence } from './presence.js';
 
 /** A broadcast as it travels between nodes. */
 export interface BroadcastMessage {
@@ -16,12 +17,21 @@ export type PresenceChange =
   | { readonly kind: 'join' | 'leave'; readonly id: string; readonly room: string }
   | { readonly kind: 'bind'; readonly id: string; readonly user: string | undefined };
 
-/** The node an adapter serves. */
+/** The node an adapter serves: what an adapter may tell its runtime. */
 export interface AdapterNode {
   /** Unique per runtime; every connection id of this node starts with it. */
   readonly nodeId: string;
   /** Delivers a broadcast that came from another node to this node's connections. */
   deliver(message: BroadcastMessage): void;
+  /** `count` broadcasts of this node could not be carried to other nodes (counted in `berth_cross_node_dropped_total`). */
+  dropped(count: number): void;
+  /**
+   * The link to the other nodes went down (with why) or came back. While it is
+   * down, broadcasts reach this node's connections only and `health()` says `degraded`.
+   */
+  linkChanged(up: boolean, error?: unknown): void;
+  /** Something failed that cost no local delivery (a malformed message from the bus, a failed presence write). */
+  failed(error: unknown, what: string): void;
 }
 
 /**
@@ -39,6 +49,11 @@ export interface Adapter {
   publish(message: BroadcastMessage): void | Promise<void>;
   /** Told of every presence change on this node, in order; optional. */
   track?(change: PresenceChange): void | Promise<void>;
-  /** Detaches from the cluster; called once by `runtime.close()`. */
+  /**
+   * Cluster-wide presence, built from every node's `track` calls. Without it,
+   * `runtime.presence` answers for this node alone.
+   */
+  readonly presence?: Presence;
+  /** Detaches from the cluster and removes this node's presence; called once by `runtime.close()`. */
   close(): void | Promise<void>;
 }

@@ -10,6 +10,7 @@ import type { SupervisorMachine } from './actors.js';
 import type { Connection, DropReason, SendData } from './connection.js';
 import type { BerthError } from './errors.js';
 import type { Health } from './health.js';
+import type { Presence } from './presence.js';
 import type { MetricsSnapshot } from './metrics.js';
 
 /** Events a runtime emits. Handlers run outside every actor, so they may call any API. */
@@ -59,6 +60,12 @@ export interface Runtime<TData = unknown> {
   sendToUser(user: string, data: SendData, options?: BroadcastOptions): void;
   /** Sends to every connection on every node. */
   sendToAll(data: SendData, options?: BroadcastOptions): void;
+  /**
+   * Who is where on every node: rooms, their members and sizes, users, nodes.
+   * Answered by the adapter (the Redis adapter reads Redis); the default
+   * memory adapter answers for the runtimes on its bus.
+   */
+  readonly presence: Presence;
   /** A live connection of this node by id. */
   connection(id: string): Connection<TData> | undefined;
   /** Status (`degraded` past the `health` thresholds), counts and totals; O(connections). */

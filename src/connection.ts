@@ -10,6 +10,7 @@ import type { FlushScheduler } from './flush-scheduler.js';
 import { Frame } from './frame.js';
 import { Outbox, type OutboxLimits, type OutboxOwner } from './outbox.js';
 import { TokenBucket } from './rate-limit.js';
+import { assertName, describe } from './names.js';
 import { resolveOutboxLimits, type RateLimitOptions } from './options.js';
 import type { SocketSink, TransportSocket } from './transport.js';
 
@@ -110,16 +111,6 @@ export function encode(data: SendData, binary: boolean | undefined): Frame {
   if (data instanceof Uint8Array) return Frame.bytes(data, binary ?? true);
   if (data instanceof ArrayBuffer) return Frame.bytes(new Uint8Array(data), binary ?? true);
   throw new TypeError(`data must be a string, Uint8Array or ArrayBuffer, got ${describe(data)}`);
-}
-
-export function assertName(what: 'room' | 'user', value: unknown): asserts value is string {
-  if (typeof value !== 'string' || value.length === 0) {
-    throw new TypeError(`${what} must be a non-empty string, got ${describe(value)}`);
-  }
-}
-
-function describe(value: unknown): string {
-  return value === null ? 'null' : Array.isArray(value) ? 'array' : typeof value;
 }
 
 /**

@@ -11,7 +11,7 @@ export const ErrorCode = {
   SOCKET: 'ERR_SOCKET',
   /** A write to a socket failed; the connection is closed. */
   SEND_FAILED: 'ERR_SEND_FAILED',
-  /** The adapter failed to carry a broadcast to other nodes; local delivery was not affected. */
+  /** The adapter failed: a broadcast did not reach other nodes, the cluster link went down, or a presence write or read failed. Local delivery is not affected. */
   ADAPTER: 'ERR_ADAPTER',
   /** A connection actor failed unexpectedly (a bug in berth); its socket was terminated. */
   ACTOR_FAILED: 'ERR_ACTOR_FAILED',

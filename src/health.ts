@@ -21,6 +21,8 @@ export interface Health {
   readonly users: number;
   readonly outbox: { readonly depthMax: number; readonly bytesQueued: number };
   readonly eventLoopLagMs: number;
+  /** The adapter's link to the other nodes; broadcasts dropped on the way out since start. */
+  readonly cluster: { readonly linkUp: boolean; readonly dropped: number };
   readonly totals: {
     readonly accepted: number;
     readonly refused: MetricsSnapshot['refused'];
@@ -43,6 +45,9 @@ export function healthOf(
   if (metrics.eventLoopLagMs > thresholds.maxEventLoopLagMs) {
     reasons.push(`event-loop delay p99 ${metrics.eventLoopLagMs.toFixed(1)} ms (threshold ${thresholds.maxEventLoopLagMs} ms)`);
   }
+  if (!metrics.crossNode.linkUp) {
+    reasons.push('cluster link down: broadcasts reach this node only');
+  }
   const status = facts.state !== 'running' ? facts.state : reasons.length > 0 ? 'degraded' : 'ok';
   return {
     status,
@@ -58,6 +63,7 @@ export function healthOf(
     users: metrics.users,
     outbox: { depthMax: metrics.outbox.depthMax, bytesQueued: metrics.outbox.bytesQueued },
     eventLoopLagMs: metrics.eventLoopLagMs,
+    cluster: { linkUp: metrics.crossNode.linkUp, dropped: metrics.crossNode.dropped },
     totals: {
       accepted: metrics.connections.accepted,
       refused: metrics.refused,

@@ -1,38 +1,53 @@
 import type { Emitter } from 'mitt';
 import { mitt } from './mitt.js';
 import type { Adapter, AdapterNode, BroadcastMessage } from './adapter.js';
+import { NodePresence, presenceOf } from './presence.js';
 
 type BusEvents = { broadcast: { origin: string; message: BroadcastMessage } };
 
-/** An in-process channel that memory adapters share to form a cluster inside one process. */
-export type MemoryBus = Emitter<BusEvents>;
+/** An in-process cluster medium that memory adapters share to form a cluster inside one process. */
+export interface MemoryBus {
+  readonly events: Emitter<BusEvents>;
+  /** Each attached node's presence, by node id. */
+  readonly nodes: Map<string, NodePresence>;
+}
 
 /** Creates a bus to pass to several `createMemoryAdapter` calls. */
 export function createMemoryBus(): MemoryBus {
-  return mitt<BusEvents>();
+  return { events: mitt<BusEvents>(), nodes: new Map() };
 }
 
 /**
- * The default adapter: carries broadcasts over a mitt bus to every other
- * runtime on the same bus. With its own private bus (the default) a runtime
- * is a cluster of one and `publish` reaches nobody.
+ * The default adapter, and the reference for others: carries broadcasts over
+ * a mitt bus to every other runtime on the same bus and keeps their presence
+ * on it. With its own private bus (the default) a runtime is a cluster of one
+ * and `publish` reaches nobody.
  */
 export function createMemoryAdapter(bus: MemoryBus = createMemoryBus()): Adapter {
   let node: AdapterNode | undefined;
+  let presence: NodePresence | undefined;
   const receive = ({ origin, message }: BusEvents['broadcast']) => {
     if (node !== undefined && origin !== node.nodeId) node.deliver(message);
   };
   return {
     attach(attached) {
       node = attached;
-      bus.on('broadcast', receive);
+      presence = new NodePresence();
+      bus.nodes.set(attached.nodeId, presence);
+      bus.events.on('broadcast', receive);
     },
     publish(message) {
-      if (node !== undefined) bus.emit('broadcast', { origin: node.nodeId, message });
+      if (node !== undefined) bus.events.emit('broadcast', { origin: node.nodeId, message });
     },
+    track(change) {
+      presence?.apply(change);
+    },
+    presence: presenceOf(() => bus.nodes),
     close() {
-      bus.off('broadcast', receive);
+      bus.events.off('broadcast', receive);
+      if (node !== undefined) bus.nodes.delete(node.nodeId);
       node = undefined;
+      presence = undefined;
     },
   };
 }

@@ -42,7 +42,13 @@ export interface MetricsSnapshot {
     /** Time from a broadcast call until its frames were handed to every recipient's socket. */
     readonly fanoutSeconds: { readonly count: number; readonly sum: number; readonly buckets: ReadonlyArray<{ readonly le: number; readonly count: number }> };
   };
-  readonly crossNode: { readonly published: number; readonly received: number; readonly dropped: number };
+  readonly crossNode: {
+    readonly published: number;
+    readonly received: number;
+    readonly dropped: number;
+    /** False while the adapter has lost its link to the other nodes. */
+    readonly linkUp: boolean;
+  };
   /** Event-loop delay p99 in milliseconds since the previous snapshot or health check. */
   readonly eventLoopLagMs: number;
 }
@@ -70,6 +76,7 @@ export class Metrics {
   #broadcasts = 0;
   #deliveries = 0;
   readonly #crossNode = { published: 0, received: 0, dropped: 0 };
+  #linkUp = true;
   readonly #fanout = { count: 0, sum: 0, buckets: FANOUT_BUCKETS.map(() => 0) };
   /** Start times of broadcasts whose frames wait for the next flush. */
   #awaitingFlush: number[] = [];
@@ -134,6 +141,7 @@ export class Metrics {
         in: self.#crossNode.received,
       })),
       total('berth_cross_node_dropped_total', 'Broadcasts the adapter failed to carry to other nodes.', () => self.#crossNode.dropped),
+      gauge('berth_cluster_link_up', '1 while the adapter is linked to the other nodes, 0 while broadcasts stay local.', () => (self.#linkUp ? 1 : 0)),
       this.#fanoutHistogram,
     ];
     for (const metric of this.#metrics) this.registry.registerMetric(metric);
@@ -170,8 +178,12 @@ export class Metrics {
     bump(this.#errors, code);
   }
 
-  crossNode(direction: 'published' | 'received' | 'dropped'): void {
-    this.#crossNode[direction]++;
+  crossNode(direction: 'published' | 'received' | 'dropped', count = 1): void {
+    this.#crossNode[direction] += count;
+  }
+
+  link(up: boolean): void {
+    this.#linkUp = up;
   }
 
   /** A broadcast queued its frame to `recipients` local outboxes at `startedAt` (performance.now()). */
@@ -237,7 +249,7 @@ export class Metrics {
           buckets: FANOUT_BUCKETS.map((le, i) => ({ le, count: (cumulative += this.#fanout.buckets[i]!) })),
         },
       },
-      crossNode: { ...this.#crossNode },
+      crossNode: { ...this.#crossNode, linkUp: this.#linkUp },
       eventLoopLagMs: this.#takeLag(),
     };
   }

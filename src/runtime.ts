@@ -8,11 +8,11 @@ import type { DirectoryView } from '../machines/directory.js';
 import type { SupervisorDirectory, SupervisorEvent } from '../machines/supervisor.machine.js';
 import type { EncodedFrame, Target } from '../machines/types.js';
 import { provideConnectionMachine, provideSupervisorMachine, type ConnectionMachine, type SupervisorMachine } from './actors.js';
-import type { BroadcastMessage, PresenceChange } from './adapter.js';
+import type { AdapterNode, BroadcastMessage, PresenceChange } from './adapter.js';
 import { Refusal, admit, type Grant } from './admission.js';
 import type { BroadcastOptions, Runtime, RuntimeEvents, RuntimeMetrics } from './api.js';
 import { CloseCode } from './close-codes.js';
-import { ServerConnection, assertName, encode, type Connection, type ConnectionHost, type DropReason, type SendData } from './connection.js';
+import { ServerConnection, encode, type Connection, type ConnectionHost, type DropReason, type SendData } from './connection.js';
 import { BerthError, ErrorCode, toBerthError, type ErrorCodeValue } from './errors.js';
 import { EventHub } from './events.js';
 import { FlushScheduler } from './flush-scheduler.js';
@@ -21,6 +21,8 @@ import { Metrics } from './metrics.js';
 import { resolveOptions, type ResolvedOptions, type RuntimeOptions } from './options.js';
 import type { OutboxLimits } from './outbox.js';
 import { indexScheduledEvents } from './scheduler.js';
+import { assertName } from './names.js';
+import { guardPresence, sortedRecord, type Presence } from './presence.js';
 import { isThenable } from './thenable.js';
 import { Transport, type SocketSink, type TransportSocket } from './transport.js';
 
@@ -47,6 +49,8 @@ class BerthRuntime<TData> implements Runtime<TData>, ConnectionHost<TData> {
   readonly #started = performance.now();
   readonly #metrics: Metrics;
   readonly metrics: RuntimeMetrics;
+  readonly presence: Presence;
+  #linkUp = true;
   /** Recipients of the broadcast the supervisor delivered last (set by its deliver action). */
   #lastRecipients = 0;
   readonly scheduler = new FlushScheduler({
@@ -124,7 +128,14 @@ class BerthRuntime<TData> implements Runtime<TData>, ConnectionHost<TData> {
         this.#report(toBerthError(ErrorCode.AUTHENTICATE_FAILED, `admission of ${request.url ?? '/'} failed`, error));
       },
     });
-    const node = { nodeId: this.nodeId, deliver: (message: BroadcastMessage) => this.#deliverRemote(message) };
+    const node: AdapterNode = {
+      nodeId: this.nodeId,
+      deliver: (message) => this.#deliverRemote(message),
+      dropped: (count) => this.#metrics.crossNode('dropped', count),
+      linkChanged: (up, error) => this.#linkChanged(up, error),
+      failed: (error, what) => this.#report(toBerthError(ErrorCode.ADAPTER, `adapter ${what} failed`, error)),
+    };
+    this.presence = guardPresence(options.adapter.presence ?? this.#localPresence());
     // A throwing attach rejects `ready` like a failing one, rather than escaping with the port already bound.
     const attached = new Promise<void>((resolve) => resolve(options.adapter.attach(node)));
     this.ready = Promise.all([this.#transport.listening, attached]).then(() => undefined);
@@ -337,6 +348,27 @@ class BerthRuntime<TData> implements Runtime<TData>, ConnectionHost<TData> {
     this.#lastRecipients = 0;
     this.supervisor.send({ type: 'broadcast', target, except, frame });
     this.#metrics.broadcast(this.#lastRecipients, startedAt);
+  }
+
+  #linkChanged(up: boolean, error: unknown): void {
+    if (up === this.#linkUp) return;
+    this.#linkUp = up;
+    this.#metrics.link(up);
+    // Reported once per outage, not once per broadcast it drops.
+    if (!up) this.#report(toBerthError(ErrorCode.ADAPTER, 'cluster link down, broadcasts stay on this node', error ?? 'no cause given'));
+  }
+
+  /** Presence for adapters that keep none: this node's directory is the whole cluster. */
+  #localPresence(): Presence {
+    const ids = (members: Iterable<{ id: string }> | undefined) => [...(members ?? [])].map((entry) => entry.id).sort();
+    return {
+      nodes: async () => [this.nodeId],
+      rooms: async () => sortedRecord(Object.fromEntries([...this.#directory().rooms].map(([room, members]) => [room, members.size]))),
+      roomSize: async (room) => this.#directory().rooms.get(room)?.size ?? 0,
+      roomMembers: async (room) => ids(this.#directory().rooms.get(room)),
+      userConnections: async (user) => ids(this.#directory().users.get(user)),
+      onlineUsers: async () => [...this.#directory().users.keys()].sort(),
+    };
   }
 
   #callAdapter(call: () => void | Promise<void>, what: string, onFailure?: () => void): void {

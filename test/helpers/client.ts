@@ -69,3 +69,16 @@ export async function eventually(condition: () => boolean, what: string, timeout
     await new Promise((resolve) => setTimeout(resolve, 5));
   }
 }
+
+/** Retries an async assertion every few milliseconds until it passes; rethrows its last failure after `timeoutMs`. */
+export async function settles<T>(assertion: () => Promise<T>, timeoutMs = 5000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await assertion();
+    } catch (error) {
+      if (Date.now() > deadline) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+  }
+}

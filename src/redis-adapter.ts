@@ -1,0 +1,237 @@
+import { createClient } from 'redis';
+import type { Adapter, AdapterNode, BroadcastMessage, PresenceChange } from './adapter.js';
+import type { Presence } from './presence.js';
+import type { RedisClient } from './redis-client.js';
+import { RedisPresence } from './redis-presence.js';
+import { decodeWire, encodeWire } from './redis-wire.js';
+
+/** Options of `createRedisAdapter`: a `url`, or a `client` you own. */
+export interface RedisAdapterOptions {
+  /** Redis to connect to; the adapter creates, owns and closes its two connections. */
+  readonly url?: string;
+  /**
+   * A node-redis client to use instead of a URL: the adapter connects it if it
+   * is not open, never closes it, and subscribes on `subscriber` (default
+   * `client.duplicate()`, which the adapter owns).
+   */
+  readonly client?: RedisClient;
+  readonly subscriber?: RedisClient;
+  /** Namespace of keys and channel, so several applications can share one Redis. [default 'berth'] */
+  readonly prefix?: string;
+  /** A node that stops renewing its heartbeat for this long is left out of presence, then removed. [default 15000] */
+  readonly nodeTimeoutMs?: number;
+  /** How often the heartbeat is renewed (and dead nodes swept). [default nodeTimeoutMs / 3] */
+  readonly heartbeatIntervalMs?: number;
+  /** How long `runtime.ready` waits for a first connection before starting local-only (health `degraded`). [default 5000] */
+  readonly connectTimeoutMs?: number;
+}
+
+/** Retries quickly at first, then every 2 s, for as long as the adapter lives. */
+const reconnectStrategy = (retries: number) => Math.min(50 * 2 ** retries, 2000);
+
+/**
+ * An adapter that carries broadcasts between nodes over Redis pub/sub (one
+ * channel, `<prefix>:broadcast`) and keeps cluster-wide presence in Redis.
+ *
+ * Delivery across nodes is at most once: a broadcast published while Redis is
+ * unreachable is dropped and counted (`berth_cross_node_dropped_total`), and
+ * one in flight when the link breaks may be lost. Local delivery never waits
+ * for Redis. If Redis is down when the runtime starts, the runtime starts
+ * anyway, local-only with health `degraded`, and joins the cluster when Redis
+ * comes up.
+ */
+export function createRedisAdapter(options: RedisAdapterOptions): Adapter {
+  return new RedisAdapter(options);
+}
+
+class RedisAdapter implements Adapter {
+  readonly #prefix: string;
+  readonly #channel: string;
+  readonly #nodeTimeoutMs: number;
+  readonly #heartbeatIntervalMs: number;
+  readonly #connectTimeoutMs: number;
+  readonly #client: RedisClient;
+  readonly #subscriber: RedisClient;
+  readonly #owned: RedisClient[] = [];
+  #node: AdapterNode | undefined;
+  #presence: RedisPresence | undefined;
+  #heartbeat: NodeJS.Timeout | undefined;
+  #subscribed = false;
+  #lastError: unknown;
+  #closed = false;
+  /** Settles `attach` once the link is first up. */
+  #firstLink: () => void = () => {};
+
+  constructor(options: RedisAdapterOptions) {
+    if ((options.url === undefined) === (options.client === undefined)) {
+      throw new TypeError('createRedisAdapter needs exactly one of `url` or `client`');
+    }
+    this.#prefix = options.prefix ?? 'berth';
+    if (this.#prefix.length === 0 || /[\s{}]/.test(this.#prefix)) throw new TypeError(`prefix must be non-empty without spaces or braces, got ${JSON.stringify(this.#prefix)}`);
+    this.#channel = `${this.#prefix}:broadcast`;
+    this.#nodeTimeoutMs = options.nodeTimeoutMs ?? 15_000;
+    this.#heartbeatIntervalMs = options.heartbeatIntervalMs ?? Math.round(this.#nodeTimeoutMs / 3);
+    this.#connectTimeoutMs = options.connectTimeoutMs ?? 5000;
+    if (!(this.#nodeTimeoutMs >= 1000)) throw new RangeError(`nodeTimeoutMs must be at least 1000, got ${this.#nodeTimeoutMs}`);
+    if (!(this.#heartbeatIntervalMs > 0 && this.#heartbeatIntervalMs <= this.#nodeTimeoutMs / 2)) {
+      throw new RangeError(`heartbeatIntervalMs must be positive and at most half of nodeTimeoutMs, got ${this.#heartbeatIntervalMs}`);
+    }
+    if (options.url !== undefined) {
+      // No offline queue: while Redis is away a publish is dropped and counted, not held.
+      this.#client = this.#own(createClient({ url: options.url, disableOfflineQueue: true, socket: { reconnectStrategy } }));
+    } else {
+      this.#client = options.client!;
+    }
+    this.#subscriber = options.subscriber ?? this.#own(this.#client.duplicate({ disableOfflineQueue: true, socket: { reconnectStrategy } }) as RedisClient);
+  }
+
+  /** Reads Redis; rejects until the adapter is attached, and while Redis is unreachable. */
+  readonly presence: Presence = {
+    nodes: () => this.#ask((presence) => presence.nodes()),
+    rooms: () => this.#ask((presence) => presence.rooms()),
+    roomSize: (room) => this.#ask((presence) => presence.roomSize(room)),
+    roomMembers: (room) => this.#ask((presence) => presence.roomMembers(room)),
+    userConnections: (user) => this.#ask((presence) => presence.userConnections(user)),
+    onlineUsers: () => this.#ask((presence) => presence.onlineUsers()),
+  };
+
+  async attach(node: AdapterNode): Promise<void> {
+    this.#node = node;
+    this.#presence = new RedisPresence(this.#client, {
+      prefix: this.#prefix,
+      nodeId: node.nodeId,
+      nodeTimeoutMs: this.#nodeTimeoutMs,
+      failed: (error, what) => node.failed(error, what),
+    });
+    this.#listen('on');
+    this.#heartbeat = setInterval(() => this.#beat(), this.#heartbeatIntervalMs).unref();
+    const linked = new Promise<void>((resolve) => {
+      const settle = () => {
+        clearTimeout(timer);
+        for (const client of [this.#client, this.#subscriber]) client.off('error', settle);
+        resolve();
+      };
+      const timer = setTimeout(settle, this.#connectTimeoutMs);
+      this.#firstLink = settle;
+      // The first failed attempt settles too: the runtime starts local-only rather than wait.
+      for (const client of [this.#client, this.#subscriber]) client.on('error', settle);
+    });
+    for (const client of [this.#client, this.#subscriber]) {
+      if (!client.isOpen) client.connect().catch(() => {}); // failures arrive as 'error' events
+    }
+    void this.#subscribe();
+    if (this.#client.isReady) this.#onClientReady();
+    await linked;
+    if (!this.#linkUp()) node.linkChanged(false, this.#lastError ?? new Error(`no Redis connection within ${this.#connectTimeoutMs} ms`));
+  }
+
+  publish(message: BroadcastMessage): void {
+    const node = this.#node;
+    if (node === undefined) return;
+    if (!this.#client.isReady) {
+      node.dropped(1);
+      return;
+    }
+    this.#client.sendCommand(['PUBLISH', this.#channel, encodeWire(node.nodeId, message)]).catch((error: unknown) => {
+      node.dropped(1);
+      if (this.#linkUp()) node.failed(error, 'publish');
+    });
+  }
+
+  track(change: PresenceChange): void {
+    this.#presence?.track(change);
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#heartbeat);
+    try {
+      await this.#presence?.close();
+    } finally {
+      this.#listen('off');
+      if (!this.#owned.includes(this.#subscriber) && this.#subscribed) await this.#subscriber.unsubscribe(this.#channel).catch(() => {});
+      // An owned client that is not connected would retry forever; close it without waiting for Redis.
+      for (const client of this.#owned) {
+        client.on('error', () => {});
+        if (client.isReady) await client.close().catch(() => client.destroy());
+        else if (client.isOpen) client.destroy();
+      }
+    }
+  }
+
+  #listen(how: 'on' | 'off'): void {
+    this.#client[how]('ready', this.#onClientReady);
+    this.#subscriber[how]('ready', this.#onLinkChange);
+    for (const client of [this.#client, this.#subscriber]) {
+      client[how]('error', this.#onError);
+      client[how]('reconnecting', this.#onLinkChange);
+      client[how]('end', this.#onLinkChange);
+    }
+  }
+
+  #ask<T>(read: (presence: RedisPresence) => Promise<T>): Promise<T> {
+    if (this.#presence === undefined) return Promise.reject(new Error('the Redis adapter is not attached to a runtime'));
+    return read(this.#presence);
+  }
+
+  #own(client: RedisClient): RedisClient {
+    this.#owned.push(client);
+    return client;
+  }
+
+  #linkUp(): boolean {
+    return this.#client.isReady && this.#subscriber.isReady && this.#subscribed;
+  }
+
+  async #subscribe(): Promise<void> {
+    // node-redis resubscribes by itself after a reconnect; this runs once.
+    while (!this.#subscriber.isReady && !this.#closed) await new Promise((resolve) => this.#subscriber.once('ready', resolve));
+    if (this.#closed) return;
+    try {
+      await this.#subscriber.subscribe(this.#channel, this.#receive, true);
+      this.#subscribed = true;
+      this.#onLinkChange();
+    } catch (error) {
+      this.#onError(error);
+    }
+  }
+
+  readonly #receive = (bytes: Buffer): void => {
+    const node = this.#node;
+    if (node === undefined) return;
+    let wire;
+    try {
+      wire = decodeWire(bytes);
+    } catch (error) {
+      node.failed(error, `receive on ${this.#channel}`);
+      return;
+    }
+    // Redis echoes a node's own publications back to it; it delivered those locally already.
+    if (wire.origin !== node.nodeId) node.deliver(wire.message);
+  };
+
+  readonly #onError = (error: unknown): void => {
+    this.#lastError = error;
+    this.#onLinkChange();
+  };
+
+  readonly #onClientReady = (): void => {
+    // A new connection: Redis may have restarted empty, so this node's entries are written again.
+    void this.#presence?.rebuild();
+    this.#onLinkChange();
+  };
+
+  readonly #onLinkChange = (): void => {
+    if (this.#closed || this.#node === undefined) return;
+    const up = this.#linkUp();
+    if (up) this.#firstLink();
+    this.#node.linkChanged(up, up ? undefined : this.#lastError);
+  };
+
+  #beat(): void {
+    this.#presence?.beat().catch((error: unknown) => {
+      if (this.#client.isReady) this.#node?.failed(error, 'heartbeat');
+    });
+  }
+}

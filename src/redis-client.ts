@@ -1,0 +1,5 @@
+import type { RedisClientType } from 'redis';
+
+/** A node-redis (v5 or later) client, whatever modules, scripts or RESP version it was created with. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type RedisClient = RedisClientType<any, any, any, any, any>;

@@ -1,0 +1,10 @@
+import { createMemoryAdapter, createMemoryBus } from '../../src/index.js';
+import { runAdapterSuite } from './conformance.js';
+
+runAdapterSuite({
+  name: 'memory',
+  cluster: () => {
+    const bus = createMemoryBus();
+    return () => createMemoryAdapter(bus);
+  },
+});

@@ -1,0 +1,83 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import { afterAll } from 'vitest';
+
+/** A `redis-server` of the test's own, on a free loopback port, with no persistence. */
+export interface TestRedis {
+  readonly port: number;
+  readonly url: string;
+  /** Kills it at once (SIGKILL), as a crash would. */
+  kill(): Promise<void>;
+  /** Starts it again on the same port, empty. */
+  restart(): Promise<void>;
+}
+
+const started = new Set<ChildProcess>();
+
+afterAll(() => {
+  for (const child of started) child.kill('SIGKILL');
+  started.clear();
+});
+
+/** Starts a private redis-server; it is killed after the test file. */
+export async function startRedis(): Promise<TestRedis> {
+  for (let attempt = 0; ; attempt++) {
+    const port = await freePort();
+    try {
+      let child = await launch(port);
+      return {
+        port,
+        url: `redis://127.0.0.1:${port}`,
+        kill: async () => {
+          const exited = new Promise((resolve) => child.once('exit', resolve));
+          child.kill('SIGKILL');
+          await exited;
+          started.delete(child);
+        },
+        restart: async () => {
+          child = await launch(port);
+        },
+      };
+    } catch (error) {
+      // Another process took the port between our probe and redis-server's bind.
+      if (attempt === 4) throw error;
+    }
+  }
+}
+
+/** A port that was free a moment ago. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+function launch(port: number): Promise<ChildProcess> {
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  started.add(child);
+  return new Promise((resolve, reject) => {
+    let output = '';
+    const onData = (chunk: Buffer) => {
+      output += chunk.toString();
+      if (output.includes('Ready to accept connections')) {
+        child.stdout!.off('data', onData);
+        child.stdout!.resume();
+        resolve(child);
+      }
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.resume();
+    child.once('error', reject);
+    child.once('exit', (code) => {
+      started.delete(child);
+      reject(new Error(`redis-server on port ${port} exited with ${code}: ${output.slice(-500)}`));
+    });
+  });
+}
