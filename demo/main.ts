@@ -1,7 +1,8 @@
 /**
  * `npm start`: runs the demo chat until SIGINT or SIGTERM.
  *
- * Environment: `PORT` [default 8080], `HOST` [default all interfaces].
+ * Environment: `PORT` [default 8080], `HOST` [default all interfaces],
+ * `REDIS_URL` [default none]: join a cluster of demos over that Redis.
  */
 import { startDemo } from './server.js';
 
@@ -18,6 +19,7 @@ function portFromEnvironment(value: string | undefined): number {
 const demo = await startDemo({
   port: portFromEnvironment(process.env.PORT),
   host: process.env.HOST || undefined,
+  redisUrl: process.env.REDIS_URL || undefined,
 }).catch((error: unknown) => {
   // EADDRINUSE and friends deserve one readable line, not a stack trace.
   console.error(`berth demo: cannot start: ${error instanceof Error ? error.message : String(error)}`);
@@ -25,7 +27,8 @@ const demo = await startDemo({
 });
 const ws = new URL('ws', demo.url);
 ws.protocol = 'ws:';
-console.log(`berth demo: ${demo.url} (WebSocket ${ws.href}, health /healthz)`);
+const cluster = process.env.REDIS_URL ? `, cluster node ${demo.runtime.nodeId} on ${process.env.REDIS_URL}` : '';
+console.log(`berth demo: ${demo.url} (WebSocket ${ws.href}, health /healthz${cluster})`);
 
 let stopping = false;
 function stop(signal: NodeJS.Signals): void {

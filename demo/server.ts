@@ -5,7 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createRuntime, type Connection, type Runtime } from '../src/index.js';
+import { createRuntime, type Adapter, type Connection, type Runtime } from '../src/index.js';
 import { encode, parseClientMessage, protocolError } from './protocol.js';
 import type { ClientMessage, ErrorCode, ProtocolError, ServerMessage } from './protocol.js';
 
@@ -15,6 +15,8 @@ export interface DemoOptions {
   readonly port?: number;
   /** Interface to listen on. [default all interfaces] */
   readonly host?: string;
+  /** Joins a cluster over this Redis (`redis://host:port`); demos on one Redis share rooms. [default none: a cluster of one] */
+  readonly redisUrl?: string;
 }
 
 /** A running demo. */
@@ -46,6 +48,7 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
   const server = http.createServer();
   const runtime = createRuntime({
     server,
+    ...(options.redisUrl !== undefined && { adapter: await redisAdapter(options.redisUrl) }),
     path: '/ws',
     maxPayload: 64 * 1024,
     rateLimit: { messagesPerSecond: 20, burst: 40, policy: 'drop' },
@@ -73,6 +76,12 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
   }
   const port = (server.address() as AddressInfo).port;
   return { port, url: `http://${displayHost(options.host)}:${port}/`, runtime, close };
+}
+
+/** Loaded only when asked for, so the default demo does not need the `redis` package. */
+async function redisAdapter(url: string): Promise<Adapter> {
+  const { createRedisAdapter } = await import('../src/redis.js');
+  return createRedisAdapter({ url });
 }
 
 // ---- HTTP -------------------------------------------------------------------
@@ -171,10 +180,15 @@ function attachChat(runtime: Runtime): void {
   const live = (connection: Connection, session: Session) =>
     sessions.get(connection.id) === session && connection.state === 'open';
 
-  /** Names of the room's members that said hello, in join order; a name with two tabs appears twice. */
-  const members = (room: string): string[] =>
-    // O(connections) per join: fine for a demo, and the runtime stays the one truth about membership.
-    (runtime.snapshot().rooms[room] ?? []).flatMap((id) => sessions.get(id)?.name ?? []);
+  /**
+   * Names of the room's members on every node that said hello, sorted; a name
+   * with two tabs appears twice. Each name is its connection's user, so presence
+   * answers for the whole cluster. If it cannot (Redis down), this node's answer.
+   */
+  const members = (room: string): Promise<string[]> =>
+    runtime.presence.roomUsers(room).catch(() =>
+      (runtime.snapshot().rooms[room] ?? []).flatMap((id) => sessions.get(id)?.name ?? []).sort(),
+    );
 
   async function handle(connection: Connection, session: Session, message: ClientMessage | ProtocolError): Promise<void> {
     if (message.type === 'error') return send(connection, message);
@@ -196,7 +210,9 @@ function attachChat(runtime: Runtime): void {
         if (!(await connection.join(room)) || !live(connection, session)) return;
         const first = !session.rooms.has(room);
         session.rooms.add(room);
-        send(connection, { type: 'joined', room, members: members(room) });
+        const names = await members(room);
+        if (!live(connection, session)) return;
+        send(connection, { type: 'joined', room, members: names });
         if (first) toRoom(room, { type: 'presence', room, name, event: 'join' }, connection);
         return;
       }

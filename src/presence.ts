@@ -17,6 +17,8 @@ export interface Presence {
   roomSize(room: string): Promise<number>;
   /** Ids of the connections in `room`. */
   roomMembers(room: string): Promise<string[]>;
+  /** The users of the connections in `room` that are bound to one: one entry per connection, so a user with two tabs there appears twice. */
+  roomUsers(room: string): Promise<string[]>;
   /** Ids of the connections bound to `user`. */
   userConnections(user: string): Promise<string[]>;
   /** Users with at least one connection. */
@@ -92,6 +94,10 @@ export function presenceOf(nodes: () => Iterable<[string, NodePresence]>): Prese
     },
     roomSize: async (room) => all().reduce((sum, node) => sum + (node.rooms.get(room)?.size ?? 0), 0),
     roomMembers: async (room) => all().flatMap((node) => [...(node.rooms.get(room) ?? [])]).sort(),
+    roomUsers: async (room) =>
+      all()
+        .flatMap((node) => [...(node.rooms.get(room) ?? [])].flatMap((id) => node.connections.get(id)?.user ?? []))
+        .sort(),
     userConnections: async (user) => all().flatMap((node) => [...(node.users.get(user) ?? [])]).sort(),
     onlineUsers: async () => [...new Set(all().flatMap((node) => [...node.users.keys()]))].sort(),
   };
@@ -140,6 +146,10 @@ export function guardPresence(inner: Presence): Presence {
     roomMembers(room) {
       assertName('room', room);
       return read('roomMembers', () => inner.roomMembers(room));
+    },
+    roomUsers(room) {
+      assertName('room', room);
+      return read('roomUsers', () => inner.roomUsers(room));
     },
     userConnections(user) {
       assertName('user', user);

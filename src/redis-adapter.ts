@@ -18,9 +18,9 @@ export interface RedisAdapterOptions {
   readonly subscriber?: RedisClient;
   /** Namespace of keys and channel, so several applications can share one Redis. [default 'berth'] */
   readonly prefix?: string;
-  /** A node that stops renewing its heartbeat for this long is left out of presence, then removed. [default 15000] */
+  /** A node that stops renewing its heartbeat for this long is left out of presence, then removed. [default 10000] */
   readonly nodeTimeoutMs?: number;
-  /** How often the heartbeat is renewed (and dead nodes swept). [default nodeTimeoutMs / 3] */
+  /** How often the heartbeat is renewed (and dead nodes swept). [default nodeTimeoutMs / 4] */
   readonly heartbeatIntervalMs?: number;
   /** How long `runtime.ready` waits for a first connection before starting local-only (health `degraded`). [default 5000] */
   readonly connectTimeoutMs?: number;
@@ -59,6 +59,8 @@ class RedisAdapter implements Adapter {
   #subscribed = false;
   #lastError: unknown;
   #closed = false;
+  /** Set once `attach` has settled: the link's state while first connecting is not news. */
+  #attached = false;
   /** Settles `attach` once the link is first up. */
   #firstLink: () => void = () => {};
 
@@ -69,8 +71,8 @@ class RedisAdapter implements Adapter {
     this.#prefix = options.prefix ?? 'berth';
     if (this.#prefix.length === 0 || /[\s{}]/.test(this.#prefix)) throw new TypeError(`prefix must be non-empty without spaces or braces, got ${JSON.stringify(this.#prefix)}`);
     this.#channel = `${this.#prefix}:broadcast`;
-    this.#nodeTimeoutMs = options.nodeTimeoutMs ?? 15_000;
-    this.#heartbeatIntervalMs = options.heartbeatIntervalMs ?? Math.round(this.#nodeTimeoutMs / 3);
+    this.#nodeTimeoutMs = options.nodeTimeoutMs ?? 10_000;
+    this.#heartbeatIntervalMs = options.heartbeatIntervalMs ?? Math.round(this.#nodeTimeoutMs / 4);
     this.#connectTimeoutMs = options.connectTimeoutMs ?? 5000;
     if (!(this.#nodeTimeoutMs >= 1000)) throw new RangeError(`nodeTimeoutMs must be at least 1000, got ${this.#nodeTimeoutMs}`);
     if (!(this.#heartbeatIntervalMs > 0 && this.#heartbeatIntervalMs <= this.#nodeTimeoutMs / 2)) {
@@ -91,6 +93,7 @@ class RedisAdapter implements Adapter {
     rooms: () => this.#ask((presence) => presence.rooms()),
     roomSize: (room) => this.#ask((presence) => presence.roomSize(room)),
     roomMembers: (room) => this.#ask((presence) => presence.roomMembers(room)),
+    roomUsers: (room) => this.#ask((presence) => presence.roomUsers(room)),
     userConnections: (user) => this.#ask((presence) => presence.userConnections(user)),
     onlineUsers: () => this.#ask((presence) => presence.onlineUsers()),
   };
@@ -122,6 +125,7 @@ class RedisAdapter implements Adapter {
     void this.#subscribe();
     if (this.#client.isReady) this.#onClientReady();
     await linked;
+    this.#attached = true;
     if (!this.#linkUp()) node.linkChanged(false, this.#lastError ?? new Error(`no Redis connection within ${this.#connectTimeoutMs} ms`));
   }
 
@@ -226,7 +230,7 @@ class RedisAdapter implements Adapter {
     if (this.#closed || this.#node === undefined) return;
     const up = this.#linkUp();
     if (up) this.#firstLink();
-    this.#node.linkChanged(up, up ? undefined : this.#lastError);
+    if (this.#attached) this.#node.linkChanged(up, up ? undefined : this.#lastError);
   };
 
   #beat(): void {

@@ -92,6 +92,10 @@ export class RedisPresence implements Presence {
     return this.#ask('roomMembers', room).then(strings);
   }
 
+  roomUsers(room: string): Promise<string[]> {
+    return this.#ask('roomUsers', room).then(strings);
+  }
+
   userConnections(user: string): Promise<string[]> {
     return this.#ask('userConnections', user).then(strings);
   }

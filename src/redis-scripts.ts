@@ -167,6 +167,16 @@ if what == 'roomMembers' or what == 'userConnections' then
   end
   return ids
 end
+if what == 'roomUsers' then
+  local users = {}
+  for _, n in ipairs(live) do
+    for _, id in ipairs(redis.call('SMEMBERS', key(n, 'room', name))) do
+      local user = redis.call('HGET', key(n, 'conns'), id)
+      if user and user ~= '' then users[#users + 1] = user end
+    end
+  end
+  return users
+end
 if what == 'onlineUsers' then
   local seen, users = {}, {}
   for _, n in ipairs(live) do

@@ -366,6 +366,7 @@ class BerthRuntime<TData> implements Runtime<TData>, ConnectionHost<TData> {
       rooms: async () => sortedRecord(Object.fromEntries([...this.#directory().rooms].map(([room, members]) => [room, members.size]))),
       roomSize: async (room) => this.#directory().rooms.get(room)?.size ?? 0,
       roomMembers: async (room) => ids(this.#directory().rooms.get(room)),
+      roomUsers: async (room) => [...(this.#directory().rooms.get(room) ?? [])].flatMap((entry) => entry.user ?? []).sort(),
       userConnections: async (user) => ids(this.#directory().users.get(user)),
       onlineUsers: async () => [...this.#directory().users.keys()].sort(),
     };

@@ -106,6 +106,8 @@ export function runAdapterSuite(suite: AdapterSuite): void {
           expect(await presence.nodes()).toEqual([a!.nodeId, b!.nodeId].sort());
           expect(await presence.roomSize('lobby')).toBe(3);
           expect(await presence.roomMembers('lobby')).toEqual(['a-1', 'a-2', 'b-1']);
+          expect(await presence.roomUsers('lobby')).toEqual(['ada', 'ada']);
+          expect(await presence.roomUsers('games')).toEqual(['bob']);
           expect(await presence.rooms()).toEqual({ games: 1, lobby: 3 });
           expect(await presence.userConnections('ada')).toEqual(['a-1', 'b-1']);
           expect(await presence.onlineUsers()).toEqual(['ada', 'bob']);
@@ -122,6 +124,8 @@ export function runAdapterSuite(suite: AdapterSuite): void {
       await settles(async () => {
         const presence = a!.adapter.presence!;
         expect(await presence.roomMembers('lobby')).toEqual(['b-1']);
+        expect(await presence.roomUsers('lobby')).toEqual(['cy']);
+        expect(await presence.roomUsers('games')).toEqual([]);
         expect(await presence.rooms()).toEqual({ games: 1, lobby: 1 });
         expect(await presence.userConnections('ada')).toEqual([]);
         expect(await presence.onlineUsers()).toEqual(['cy']);

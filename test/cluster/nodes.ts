@@ -1,0 +1,67 @@
+/** The test-process side of cluster tests: forks `node.ts` processes and talks to them. */
+import { fork, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { afterEach } from 'vitest';
+import type { Presence } from '../../src/index.js';
+import type { NodeHello, NodeReply, NodeRequest } from './node.js';
+
+const NODE = fileURLToPath(new URL('./node.ts', import.meta.url));
+
+type RequestBody = NodeRequest extends infer R ? (R extends NodeRequest ? Omit<R, 'id'> : never) : never;
+
+export interface ClusterNode {
+  readonly nodeId: string;
+  readonly url: string;
+  readonly process: ChildProcess;
+  request<T = unknown>(body: RequestBody): Promise<T>;
+  presence<T = unknown>(method: keyof Presence, name?: string): Promise<T>;
+  /** SIGKILL: no cleanup of any kind. */
+  kill(): Promise<void>;
+}
+
+const children = new Set<ChildProcess>();
+
+afterEach(() => {
+  for (const child of children) child.kill('SIGKILL');
+  children.clear();
+});
+
+export async function startNode(env: { REDIS_URL: string; BERTH_PREFIX: string; NODE_TIMEOUT_MS?: string }): Promise<ClusterNode> {
+  const child = fork(NODE, [], { execArgv: ['--import', 'tsx'], env: { ...process.env, ...env }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  children.add(child);
+  const pending = new Map<number, { resolve: (value: unknown) => void; reject: (error: Error) => void }>();
+  let sequence = 0;
+  const hello = await new Promise<NodeHello['ready']>((resolve, reject) => {
+    child.once('exit', (code) => reject(new Error(`cluster node exited with ${code} before it was ready`)));
+    child.on('message', (message: NodeHello | NodeReply) => {
+      if ('ready' in message) return resolve(message.ready);
+      const waiter = pending.get(message.id);
+      pending.delete(message.id);
+      if (message.error !== undefined) waiter?.reject(new Error(message.error));
+      else waiter?.resolve(message.result);
+    });
+  });
+  child.on('exit', () => {
+    for (const waiter of pending.values()) waiter.reject(new Error('cluster node exited'));
+    pending.clear();
+  });
+  const request = <T>(body: RequestBody) =>
+    new Promise<T>((resolve, reject) => {
+      const id = ++sequence;
+      pending.set(id, { resolve: resolve as (value: unknown) => void, reject });
+      child.send({ ...body, id });
+    });
+  return {
+    nodeId: hello.nodeId,
+    url: `ws://127.0.0.1:${hello.port}/`,
+    process: child,
+    request,
+    presence: (method, name) => request({ op: 'presence', method, ...(name !== undefined && { name }) }),
+    kill: async () => {
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.kill('SIGKILL');
+      await exited;
+      children.delete(child);
+    },
+  };
+}

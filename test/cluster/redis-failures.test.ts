@@ -1,0 +1,117 @@
+import { createClient } from 'redis';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { BerthError, type Health } from '../../src/index.js';
+import { createRedisAdapter } from '../../src/redis.js';
+import { connect, eventually, settles } from '../helpers/client.js';
+import { startRedis, type TestRedis } from '../helpers/redis.js';
+import { startRuntime } from '../helpers/runtime.js';
+import { startNode } from './nodes.js';
+
+let redis: TestRedis;
+beforeAll(async () => {
+  redis = await startRedis();
+});
+
+describe('Redis failures', () => {
+  it('Redis restarts: nodes reconnect, rebuild presence and deliver across again; local delivery never stopped', async () => {
+    const env = { REDIS_URL: redis.url, BERTH_PREFIX: 'restart' };
+    const [a, b] = await Promise.all([startNode(env), startNode(env)]);
+    const onA = await connect(a.url);
+    const alsoOnA = await connect(a.url);
+    const onB = await connect(b.url);
+    for (const client of [onA, alsoOnA, onB]) {
+      await client.next(); // its id
+      client.ws.send(JSON.stringify({ join: 'lobby' }));
+      await client.next(); // ok
+    }
+    await settles(async () => expect(await a.presence('roomSize', 'lobby')).toBe(3));
+    await a.request({ op: 'sendToRoom', name: 'lobby', data: 'before' });
+    for (const client of [onA, alsoOnA, onB]) expect(await client.next()).toBe('before');
+
+    await redis.kill();
+    await settles(async () => expect((await a.request<Health>({ op: 'health' })).cluster.linkUp).toBe(false));
+    const down = await a.request<Health>({ op: 'health' });
+    expect(down.status).toBe('degraded');
+    expect(down.reasons.join()).toMatch(/cluster link down/);
+    for (let i = 0; i < 5; i++) await a.request({ op: 'sendToRoom', name: 'lobby', data: `during ${i}` });
+    for (const client of [onA, alsoOnA]) {
+      const received = await client.received(2 + 1 + 5); // id, ok, before, during 0..4
+      expect(received.slice(3)).toEqual(['during 0', 'during 1', 'during 2', 'during 3', 'during 4']);
+    }
+    const dropped = (await a.request<Health>({ op: 'health' })).cluster.dropped;
+    expect(dropped).toBe(5);
+    await expect(a.presence('nodes')).rejects.toThrow(/ERR_ADAPTER|cluster presence/);
+
+    await redis.restart();
+    for (const node of [a, b]) {
+      await settles(async () => expect((await node.request<Health>({ op: 'health' })).status).toBe('ok'), 15_000);
+    }
+    // Redis came back empty: each node wrote its presence again.
+    await settles(async () => expect(await b.presence('roomSize', 'lobby')).toBe(3));
+    expect(await b.presence('nodes')).toEqual([a.nodeId, b.nodeId].sort());
+    await a.request({ op: 'sendToRoom', name: 'lobby', data: 'after' });
+    expect(await onB.next()).toBe('after');
+    // onB never saw the messages sent while Redis was down (at most once, and counted).
+    expect(onB.messages.filter((m) => m.startsWith('during'))).toEqual([]);
+  }, 40_000);
+
+  it('Redis down at start: the runtime starts local-only and degraded, then joins the cluster when Redis comes up', async () => {
+    const late = await startRedis();
+    await late.kill();
+    const { runtime, url } = await startRuntime({ adapter: createRedisAdapter({ url: late.url, prefix: 'late', connectTimeoutMs: 2000 }) });
+    const errors: BerthError[] = [];
+    runtime.on('error', ({ error }) => errors.push(error));
+    expect(runtime.health().status).toBe('degraded');
+    expect(runtime.health().cluster.linkUp).toBe(false);
+    expect(runtime.metrics.snapshot().errors.ERR_ADAPTER).toBe(1); // reported once, before this test could listen
+    expect(runtime.metrics.snapshot().crossNode.linkUp).toBe(false);
+    expect(await runtime.metrics.prometheus()).toMatch(/^berth_cluster_link_up 0$/m);
+    const client = await connect(url);
+    runtime.sendToAll('local only');
+    expect(await client.next()).toBe('local only');
+    const failure = await runtime.presence.nodes().catch((error: unknown) => error);
+    expect(failure).toBeInstanceOf(BerthError);
+    expect((failure as BerthError).code).toBe('ERR_ADAPTER');
+
+    await late.restart();
+    await eventually(() => runtime.health().status === 'ok', 'the link to come up', 10_000);
+    expect(await runtime.presence.nodes()).toEqual([runtime.nodeId]);
+    expect(await runtime.metrics.prometheus()).toMatch(/^berth_cluster_link_up 1$/m);
+    await late.kill();
+  }, 20_000);
+
+  it('a live node keeps its presence past nodeTimeoutMs, and one swept away by mistake registers again', async () => {
+    const options = { url: redis.url, prefix: 'heartbeat', nodeTimeoutMs: 1000, heartbeatIntervalMs: 200 };
+    const { runtime, url } = await startRuntime({ adapter: createRedisAdapter(options) });
+    const opened = new Promise<import('../../src/index.js').Connection>((resolve) => runtime.on('connection', resolve));
+    await connect(url);
+    await (await opened).join('lobby');
+    await new Promise((resolve) => setTimeout(resolve, 2500));
+    expect(await runtime.presence.roomSize('lobby')).toBe(1);
+
+    const admin = createClient({ url: redis.url });
+    await admin.connect();
+    await admin.del(`heartbeat:node:${runtime.nodeId}`);
+    expect(await runtime.presence.nodes()).toEqual([]);
+    // The next heartbeat finds its key gone, and the node writes itself back whole.
+    await settles(async () => expect(await runtime.presence.roomSize('lobby')).toBe(1));
+    expect(await runtime.presence.nodes()).toEqual([runtime.nodeId]);
+    await admin.close();
+  });
+
+  it('a message on the channel that is not a berth broadcast is reported; delivery carries on', async () => {
+    const { runtime, url } = await startRuntime({ adapter: createRedisAdapter({ url: redis.url, prefix: 'garbage' }) });
+    const errors: BerthError[] = [];
+    runtime.on('error', ({ error }) => errors.push(error));
+    const client = await connect(url);
+    const admin = createClient({ url: redis.url });
+    await admin.connect();
+    await admin.publish('garbage:broadcast', 'not a broadcast');
+    await eventually(() => errors.length === 1, 'the error');
+    expect(errors[0]!.code).toBe('ERR_ADAPTER');
+    expect(errors[0]!.message).toMatch(/receive on garbage:broadcast/);
+    runtime.sendToAll('fine');
+    expect(await client.next()).toBe('fine');
+    await admin.close();
+  });
+});
