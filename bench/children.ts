@@ -16,6 +16,12 @@ export function killAllChildren(): void {
 }
 process.on('exit', killAllChildren);
 
+/** Makes a process the orchestrator started by other means die with it too. */
+export function adopt(child: ChildProcess): void {
+  live.add(child);
+  child.once('exit', () => live.delete(child));
+}
+
 /** A phase of a run that failed or timed out; its message says which and why. */
 export class PhaseError extends Error {
   override name = 'PhaseError';
@@ -74,12 +80,13 @@ export class Child<Command extends { id: number; type: string }, Reply extends {
     label: string,
     file: string,
     args: readonly string[],
-    options: { exposeGc?: boolean; timeoutMs: number },
+    options: { exposeGc?: boolean; timeoutMs: number; env?: Record<string, string> },
   ): Promise<{ child: Child<C, R>; ready: R }> {
     const compiled = import.meta.url.endsWith('.js');
     const path = fileURLToPath(new URL(compiled ? file.replace(/\.ts$/, '.js') : file, import.meta.url));
     const execArgv = [...(compiled ? [] : ['--import', 'tsx']), ...(options.exposeGc ? ['--expose-gc'] : [])];
-    const forked = fork(path, [...args], { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const env = options.env === undefined ? process.env : { ...process.env, ...options.env };
+    const forked = fork(path, [...args], { execArgv, env, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     const child = new Child<C, R>(label, forked);
     try {
       return { child, ready: await child.#await<R>(0, options.timeoutMs, 'start') };

@@ -20,9 +20,10 @@ import { SYSTEM_LABELS, SYSTEMS, type SystemName } from './protocol.js';
 import { RESULTS_JSON, renderMarkdown, writeReport, type BenchResults, type Failure } from './report.js';
 import { runBroadcast } from './runs/broadcast.js';
 import { runChurn } from './runs/churn.js';
+import { runCluster } from './runs/cluster.js';
 import { runIdle } from './runs/idle.js';
 import { closeSession, openSession, type Outcome } from './runs/session.js';
-import { familyOf, scenarios, type Scenario } from './scenarios.js';
+import { CLUSTER_SYSTEMS, familyOf, scenarios, type Scenario } from './scenarios.js';
 
 const args = process.argv.slice(2);
 const flag = (name: string) => args.includes(`--${name}`);
@@ -84,6 +85,8 @@ const failures: Failure[] = [];
 async function runOne(scenario: Scenario, system: SystemName, round: number): Promise<Outcome> {
   const prefix = `${scenario.id} · round ${round} · ${SYSTEM_LABELS[system]}`;
   const log = (line: string) => say(`${prefix}: ${line}`);
+  // A cluster run starts its own servers, clients and Redis.
+  if (scenario.kind === 'cluster') return runCluster(system, scenario, log);
   let session;
   try {
     session = await openSession(system, scenario.kind === 'churn' ? 1 : clientProcesses, log);
@@ -131,6 +134,7 @@ async function main(): Promise<void> {
       for (const scenario of members) {
         const roundStart = performance.now();
         for (const system of systems) {
+          if (scenario.kind === 'cluster' && !CLUSTER_SYSTEMS.includes(system)) continue;
           const outcome = await runOne(scenario, system, round);
           runs.push({ scenario: scenario.id, system, round, outcome });
           if (outcome.failure !== undefined) {

@@ -4,7 +4,7 @@
  * both broadcast rows).
  */
 import type { MetricName } from './metrics.js';
-import type { BroadcastPlan } from './protocol.js';
+import type { BroadcastPlan, SystemName } from './protocol.js';
 
 interface Base {
   readonly id: string;
@@ -42,7 +42,23 @@ export interface ChurnScenario extends Base {
   readonly timeoutMs: number;
 }
 
-export type Scenario = BroadcastScenario | IdleScenario | ChurnScenario;
+/**
+ * Nodes of one system on one Redis, `perNode` connections on each, all in one
+ * room; the first node broadcasts, so every message crosses Redis once.
+ */
+export interface ClusterScenario extends Base {
+  readonly kind: 'cluster';
+  readonly nodes: number;
+  readonly perNode: number;
+  readonly plan: Omit<BroadcastPlan, 'rooms'>;
+  readonly metrics: readonly MetricName[];
+  readonly deliverTimeoutMs: number;
+}
+
+export type Scenario = BroadcastScenario | IdleScenario | ChurnScenario | ClusterScenario;
+
+/** Systems with a cluster mode over Redis. */
+export const CLUSTER_SYSTEMS: readonly SystemName[] = ['berth', 'socketio'];
 
 const KB = 1024;
 const MB = 1024 * 1024;
@@ -129,6 +145,16 @@ export function scenarios(quick: boolean): Scenario[] {
       plan: { turns: fanoutTurns, perTurn: 1, payloadBytes: 100, intervalMs: 0, sampleRss: false },
       metrics: fanout,
       deliverTimeoutMs: 120_000,
+    },
+    {
+      id: 'cluster-fanout',
+      kind: 'cluster',
+      title: `2 nodes on one Redis, ${fmt(n / 2)} connections each, one room spanning both; ${burstTurns} turns of ten 100 B messages from the first node`,
+      nodes: 2,
+      perNode: n / 2,
+      plan: { turns: burstTurns, perTurn: 10, payloadBytes: 100, intervalMs: 0, sampleRss: false },
+      metrics: fanout,
+      deliverTimeoutMs: 240_000,
     },
     {
       id: 'idle-memory',

@@ -3,7 +3,8 @@
  * orchestrator asks over IPC — report counts and memory, run a broadcast plan
  * (measuring its own CPU and, on request, sampling its RSS), finish it.
  * Started by bench/children.ts as `node --expose-gc --import tsx
- * bench/server-process.ts <system>`; it dies with its parent's IPC channel.
+ * bench/server-process.ts <system>`, with BENCH_REDIS_URL set to run as a
+ * cluster node; it dies with its parent's IPC channel.
  */
 import { payloadMaker } from './payload.js';
 import { RssSampler } from './rss-sampler.js';
@@ -13,7 +14,10 @@ import { startSocketIo } from './servers/socketio.js';
 import type { SystemServer } from './servers/system.js';
 import { startWs } from './servers/ws.js';
 
-const starters: Record<SystemName, () => Promise<SystemServer>> = {
+/** Set by the cluster scenario: the server joins a cluster over this Redis. */
+const redisUrl = process.env.BENCH_REDIS_URL || undefined;
+
+const starters: Record<SystemName, (redisUrl: string | undefined) => Promise<SystemServer>> = {
   berth: startBerth,
   ws: startWs,
   socketio: startSocketIo,
@@ -26,7 +30,7 @@ if (start === undefined) throw new Error(`unknown system ${String(system)}`);
 process.on('disconnect', () => process.exit(0));
 
 const gc = (globalThis as { gc?: () => void }).gc;
-const server = await start();
+const server = await start(redisUrl);
 const cpuUs = () => {
   const { user, system: sys } = process.cpuUsage();
   return user + sys;

@@ -75,7 +75,7 @@ export async function runBroadcast(session: Session, scenario: BroadcastScenario
 }
 
 /** Sets the clients' expectations, runs `plan` on the server, waits for the clients, and merges their reports. */
-async function deliver(session: Session, rooms: readonly string[], plan: Omit<BroadcastPlan, 'rooms'>, timeoutMs: number, phase: string) {
+export async function deliver(session: Session, rooms: readonly string[], plan: Omit<BroadcastPlan, 'rooms'>, timeoutMs: number, phase: string) {
   const perRoom = Object.fromEntries(rooms.map((room) => [room, plan.turns * plan.perTurn]));
   const expects = await Promise.all(session.clients.map((client) => client.request({ type: 'expect', perRoom }, 10_000, `${phase} expect`)));
   const sending = session.server.request({ type: 'broadcast', plan: { ...plan, rooms } }, timeoutMs, `${phase} send`);

@@ -1,14 +1,20 @@
 /**
  * berth as an application uses it: a standalone runtime, `connection.join`
  * on connect, `runtime.sendToRoom` to broadcast. Defaults everywhere else
- * (heartbeat included), as the other two systems keep theirs.
+ * (heartbeat included), as the other two systems keep theirs. As a cluster
+ * node, the Redis adapter from `berth/redis`.
  */
 import { createRuntime } from '../../src/index.js';
+import { createRedisAdapter } from '../../src/redis.js';
 import { HOST } from '../protocol.js';
 import { ErrorLog, roomOf, type SystemServer } from './system.js';
 
-export async function startBerth(): Promise<SystemServer> {
-  const runtime = createRuntime({ port: 0, host: HOST });
+export async function startBerth(redisUrl: string | undefined): Promise<SystemServer> {
+  const runtime = createRuntime({
+    port: 0,
+    host: HOST,
+    ...(redisUrl !== undefined && { adapter: createRedisAdapter({ url: redisUrl, prefix: 'bench' }) }),
+  });
   const errors = new ErrorLog();
   // berth has no per-room count in its public API short of the O(n) snapshot(),
   // so count completed joins the way an application would, and drop them on close.

@@ -2,16 +2,26 @@
  * Socket.IO 4 on its own HTTP server, WebSocket transport only (no polling
  * handshake), no compression: `socket.join(room)` on connect,
  * `io.to(room).emit('m', payload)` to broadcast. Socket.IO encodes the packet
- * and even the WebSocket frame once per broadcast.
+ * and even the WebSocket frame once per broadcast. As a cluster node,
+ * `@socket.io/redis-adapter`.
  */
 import http from 'node:http';
+import { createAdapter } from '@socket.io/redis-adapter';
+import { createClient } from 'redis';
 import { Server } from 'socket.io';
 import { HOST } from '../protocol.js';
 import { ErrorLog, type SystemServer } from './system.js';
 
-export async function startSocketIo(): Promise<SystemServer> {
+export async function startSocketIo(redisUrl: string | undefined): Promise<SystemServer> {
   const httpServer = http.createServer();
   const io = new Server(httpServer, { transports: ['websocket'], perMessageDeflate: false });
+  if (redisUrl !== undefined) {
+    // The setup of Socket.IO's documentation, on the same Redis client library as berth's adapter.
+    const pub = createClient({ url: redisUrl });
+    const sub = pub.duplicate();
+    await Promise.all([pub.connect(), sub.connect()]);
+    io.adapter(createAdapter(pub, sub));
+  }
   const errors = new ErrorLog();
   let received = 0;
   io.on('connection', (socket) => {

@@ -1,0 +1,89 @@
+/**
+ * cluster-fanout: two server children of one system on a private Redis, a
+ * client child per node holding that node's connections, all in one room.
+ * The first node runs the plan; its broadcasts reach its own connections
+ * directly and the second node's through Redis. Every client checks every
+ * message as in the broadcast scenarios; CPU is both servers' together.
+ */
+import { Child, PhaseError } from '../children.js';
+import { LatencyHistogram } from '../histogram.js';
+import type { MetricName } from '../metrics.js';
+import type { BroadcastPlan, ClientCommand, ClientReply, ServerCommand, ServerReply, SystemName } from '../protocol.js';
+import { startRedisServer } from '../redis-server.js';
+import type { ClusterScenario } from '../scenarios.js';
+import { deliver } from './broadcast.js';
+import { closeSession, connect, serverStats, type Outcome, type Session } from './session.js';
+
+const START_TIMEOUT_MS = 20_000;
+const ROOM = 'r0';
+const WARMUP: Omit<BroadcastPlan, 'rooms'> = { turns: 5, perTurn: 1, payloadBytes: 100, intervalMs: 0, sampleRss: false };
+
+export async function runCluster(system: SystemName, scenario: ClusterScenario, log: (line: string) => void): Promise<Outcome> {
+  const redis = await startRedisServer();
+  const nodes: Session[] = [];
+  try {
+    for (let i = 0; i < scenario.nodes; i++) nodes.push(await openNode(system, i, redis.url, log));
+    for (const node of nodes) await connect(node, [{ room: ROOM, fast: scenario.perNode, slow: 0 }]);
+    // Every client process of every node, driven by the first node's broadcasts.
+    const all: Session = { ...nodes[0]!, clients: nodes.map((node) => node.clients[0]!) };
+
+    // The warm-up also proves the path through Redis: the second node's clients must get it all.
+    const warm = await deliver(all, [ROOM], WARMUP, 60_000, 'warm-up');
+    if (warm.report.delivered !== warm.report.expected) {
+      throw new PhaseError(`warm-up: ${warm.report.delivered} of ${warm.report.expected} delivered across the cluster`);
+    }
+    const othersBefore = await Promise.all(nodes.slice(1).map((node) => serverStats(node, [ROOM])));
+    const messages = scenario.plan.turns * scenario.plan.perTurn;
+    log(`sending ${messages.toLocaleString('en-US')} × ${scenario.plan.payloadBytes} B from node 1 to ${(scenario.perNode * scenario.nodes).toLocaleString('en-US')} connections on ${scenario.nodes} nodes`);
+    const { started, finished, report } = await deliver(all, [ROOM], scenario.plan, scenario.deliverTimeoutMs, 'delivery');
+    const othersAfter = await Promise.all(nodes.slice(1).map((node) => serverStats(node, [ROOM])));
+
+    const otherCpuUs = othersAfter.reduce((sum, stats, i) => sum + stats.cpuUs - othersBefore[i]!.cpuUs, 0);
+    const senderCpuUs = finished.cpuUs - started.cpuUs;
+    const wallMs = report.completedAt - started.startedAt;
+    const complete = report.delivered === report.expected && report.duplicates + report.gaps + report.malformed + report.closedEarly === 0;
+    const metrics: Partial<Record<MetricName, number>> = { delivered_fraction: report.expected === 0 ? 0 : report.delivered / report.expected };
+    const notes: string[] = [];
+    const errors = [await serverStats(nodes[0]!, [ROOM]), ...othersAfter].filter((stats) => stats.errors > 0);
+    for (const stats of errors) notes.push(`a node reported ${stats.errors} errors: ${stats.firstErrors.join('; ')}`);
+    log(
+      `${report.delivered.toLocaleString('en-US')}/${report.expected.toLocaleString('en-US')} delivered in ${(wallMs / 1000).toFixed(2)} s, ` +
+        `CPU ${(senderCpuUs / 1000).toFixed(0)} ms on node 1 + ${(otherCpuUs / 1000).toFixed(0)} ms on the others`,
+    );
+    if (!complete) {
+      return { metrics, notes, failure: `delivery incomplete: ${report.delivered} of ${report.expected}, ${report.gaps} gaps, ${report.duplicates} duplicates` };
+    }
+    metrics.deliveries_per_s = report.delivered / (wallMs / 1000);
+    metrics.server_cpu_us_per_delivery = (senderCpuUs + otherCpuUs) / report.delivered;
+    const latency = new LatencyHistogram();
+    latency.add(report.latency);
+    const p99 = latency.quantile(0.99);
+    if (p99 !== null) metrics.p99_ms = p99;
+    return { metrics, notes };
+  } catch (error) {
+    return { metrics: {}, notes: [], failure: error instanceof Error ? error.message : String(error) };
+  } finally {
+    await Promise.all(nodes.map((node) => closeSession(node)));
+    await redis.stop();
+  }
+}
+
+async function openNode(system: SystemName, index: number, redisUrl: string, log: (line: string) => void): Promise<Session> {
+  const starts = [
+    Child.start<ServerCommand, ServerReply>(`${system} node ${index + 1}`, './server-process.ts', [system], {
+      exposeGc: true,
+      timeoutMs: START_TIMEOUT_MS,
+      env: { BENCH_REDIS_URL: redisUrl },
+    }),
+    Child.start<ClientCommand, ClientReply>(`client of node ${index + 1}`, './client-process.ts', [system], { timeoutMs: START_TIMEOUT_MS }),
+  ] as const;
+  const settled = await Promise.allSettled(starts);
+  const failed = settled.find((result): result is PromiseRejectedResult => result.status === 'rejected');
+  if (failed !== undefined) {
+    await Promise.all(settled.map((result) => (result.status === 'fulfilled' ? result.value.child.kill() : undefined)));
+    throw failed.reason;
+  }
+  const [server, client] = [await starts[0], await starts[1]];
+  if (server.ready.type !== 'ready') throw new PhaseError(`${system} node ${index + 1} did not start`);
+  return { system, server: server.child, port: server.ready.port, clients: [client.child], log: (line) => log(`node ${index + 1}: ${line}`) };
+}
