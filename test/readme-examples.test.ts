@@ -4,6 +4,7 @@ import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { connect, eventually } from './helpers/client.js';
 import { rawUpgrade } from './helpers/raw.js';
+import { startRedis } from './helpers/redis.js';
 
 const root = new URL('../', import.meta.url);
 const readme = readFileSync(new URL('README.md', root), 'utf8');
@@ -38,10 +39,14 @@ afterEach(() => {
 });
 
 /** Runs an example as pasted — `berth` resolves to this package — with its fixed port swapped for a free one. */
-async function run(name: string, fixedPort: number): Promise<Running & { port: number }> {
+async function run(name: string, fixedPort: number, env: Record<string, string> = {}): Promise<Running & { port: number }> {
   const port = await freePort();
   const code = example(name).replaceAll(String(fixedPort), String(port));
-  const child = spawn(process.execPath, ['--input-type=module', '-e', code], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, ['--input-type=module', '-e', code], {
+    cwd: root,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   running.push(child);
   const output: string[] = [];
   child.stdout!.setEncoding('utf8');
@@ -96,6 +101,23 @@ describe('README examples run as pasted', () => {
     expect(await metrics.exited).toBe(0);
     expect(metrics.output).toContain('berth_connections 0');
     expect(metrics.output).toContain('# TYPE berth_broadcast_fanout_seconds histogram');
+  });
+
+  it('cluster.mjs: two nodes on one Redis share the lobby and count it together', async () => {
+    const redis = await startRedis();
+    const nodes = [];
+    for (let i = 0; i < 2; i++) {
+      // PORT as the example's comment says to run it; REDIS_URL points at the test's own Redis.
+      const node = await run('cluster.mjs', 8086, { PORT: String(await freePort()), REDIS_URL: redis.url });
+      const line = await node.line(/^node [0-9a-f]{8} on ws:\/\/localhost:\d+\/$/);
+      nodes.push(`ws://127.0.0.1:${/:(\d+)\/$/.exec(line)![1]}/`);
+    }
+    const ada = await connect(nodes[0]!);
+    expect(await ada.next()).toMatch(/^node [0-9a-f]{8}: 1 in the lobby$/);
+    const bob = await connect(nodes[1]!);
+    expect(await bob.next()).toMatch(/^node [0-9a-f]{8}: 2 in the lobby$/);
+    bob.ws.send('hello from the other node');
+    expect(await ada.next()).toBe('hello from the other node');
   });
 
   it('inspect.mjs: prints each actor’s state changes', async () => {
