@@ -24,7 +24,16 @@ export interface RedisAdapterOptions {
   readonly heartbeatIntervalMs?: number;
   /** How long `runtime.ready` waits for a first connection before starting local-only (health `degraded`). [default 5000] */
   readonly connectTimeoutMs?: number;
+  /**
+   * Bytes of broadcasts handed to Redis and not yet acknowledged. Past it (Redis
+   * slow or stalled) broadcasts are dropped and counted instead of queued in
+   * memory. [default 16777216]
+   */
+  readonly maxPublishBacklogBytes?: number;
 }
+
+/** How long `close()` waits for Redis to take this node's presence away before it lets go. */
+const CLOSE_TIMEOUT_MS = 2000;
 
 /** Retries quickly at first, then every 2 s, for as long as the adapter lives. */
 const reconnectStrategy = (retries: number) => Math.min(50 * 2 ** retries, 2000);
@@ -50,6 +59,8 @@ class RedisAdapter implements Adapter {
   readonly #nodeTimeoutMs: number;
   readonly #heartbeatIntervalMs: number;
   readonly #connectTimeoutMs: number;
+  readonly #maxBacklogBytes: number;
+  #backlogBytes = 0;
   readonly #client: RedisClient;
   readonly #subscriber: RedisClient;
   readonly #owned: RedisClient[] = [];
@@ -74,6 +85,8 @@ class RedisAdapter implements Adapter {
     this.#nodeTimeoutMs = options.nodeTimeoutMs ?? 10_000;
     this.#heartbeatIntervalMs = options.heartbeatIntervalMs ?? Math.round(this.#nodeTimeoutMs / 4);
     this.#connectTimeoutMs = options.connectTimeoutMs ?? 5000;
+    this.#maxBacklogBytes = options.maxPublishBacklogBytes ?? 16 * 1024 * 1024;
+    if (!(this.#maxBacklogBytes > 0)) throw new RangeError(`maxPublishBacklogBytes must be positive, got ${this.#maxBacklogBytes}`);
     if (!(this.#nodeTimeoutMs >= 1000)) throw new RangeError(`nodeTimeoutMs must be at least 1000, got ${this.#nodeTimeoutMs}`);
     if (!(this.#heartbeatIntervalMs > 0 && this.#heartbeatIntervalMs <= this.#nodeTimeoutMs / 2)) {
       throw new RangeError(`heartbeatIntervalMs must be positive and at most half of nodeTimeoutMs, got ${this.#heartbeatIntervalMs}`);
@@ -132,14 +145,22 @@ class RedisAdapter implements Adapter {
   publish(message: BroadcastMessage): void {
     const node = this.#node;
     if (node === undefined) return;
-    if (!this.#client.isReady) {
+    if (!this.#client.isReady || this.#backlogBytes > this.#maxBacklogBytes) {
       node.dropped(1);
       return;
     }
-    this.#client.sendCommand(['PUBLISH', this.#channel, encodeWire(node.nodeId, message)]).catch((error: unknown) => {
-      node.dropped(1);
-      if (this.#linkUp()) node.failed(error, 'publish');
-    });
+    const wire = encodeWire(node.nodeId, message);
+    this.#backlogBytes += wire.length;
+    this.#client.sendCommand(['PUBLISH', this.#channel, wire]).then(
+      () => {
+        this.#backlogBytes -= wire.length;
+      },
+      (error: unknown) => {
+        this.#backlogBytes -= wire.length;
+        node.dropped(1);
+        if (this.#linkUp()) node.failed(error, 'publish');
+      },
+    );
   }
 
   track(change: PresenceChange): void {
@@ -151,14 +172,17 @@ class RedisAdapter implements Adapter {
     this.#closed = true;
     clearInterval(this.#heartbeat);
     try {
-      await this.#presence?.close();
+      if (this.#presence !== undefined) await within(this.#presence.close(), CLOSE_TIMEOUT_MS, 'removing presence');
     } finally {
       this.#listen('off');
-      if (!this.#owned.includes(this.#subscriber) && this.#subscribed) await this.#subscriber.unsubscribe(this.#channel).catch(() => {});
-      // An owned client that is not connected would retry forever; close it without waiting for Redis.
+      if (!this.#owned.includes(this.#subscriber) && this.#subscribed) {
+        await within(this.#subscriber.unsubscribe(this.#channel, this.#receive, true), CLOSE_TIMEOUT_MS, 'unsubscribing').catch(() => {});
+      }
+      // A client that is not connected would retry forever, and one that is may wait on a stalled
+      // Redis: close gracefully when that is quick, destroy otherwise.
       for (const client of this.#owned) {
         client.on('error', () => {});
-        if (client.isReady) await client.close().catch(() => client.destroy());
+        if (client.isReady) await within(client.close(), CLOSE_TIMEOUT_MS, 'closing').catch(() => client.destroy());
         else if (client.isOpen) client.destroy();
       }
     }
@@ -238,4 +262,13 @@ class RedisAdapter implements Adapter {
       if (this.#client.isReady) this.#node?.failed(error, 'heartbeat');
     });
   }
+}
+
+/** Rejects if `promise` has not settled within `ms`. */
+function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} took longer than ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }

@@ -99,6 +99,31 @@ describe('Redis failures', () => {
     await admin.close();
   });
 
+  it('a stalled Redis: broadcasts past the publish backlog are dropped and counted, not queued; close does not hang', async () => {
+    const stalled = await startRedis();
+    const adapter = createRedisAdapter({ url: stalled.url, prefix: 'stall', maxPublishBacklogBytes: 1024 * 1024 });
+    const { runtime, url } = await startRuntime({ adapter, outbox: { maxBytes: 64 * 1024 * 1024 } });
+    runtime.on('error', () => {});
+    const client = await connect(url);
+    const quarter = Buffer.alloc(256 * 1024, 7);
+    stalled.stall();
+    try {
+      for (let i = 0; i < 40; i++) runtime.sendToAll(quarter);
+      // Local delivery does not wait for Redis.
+      await client.received(40, 10_000);
+      const { crossNode } = runtime.metrics.snapshot();
+      expect(crossNode.published).toBe(40);
+      // 1 MiB of backlog holds 4 or 5 of them; the rest were dropped at once.
+      expect(crossNode.dropped).toBeGreaterThanOrEqual(35);
+      expect(crossNode.dropped).toBeLessThanOrEqual(36);
+      // With Redis still frozen, close gives up on it rather than hang.
+      await runtime.close();
+      expect(runtime.health().status).toBe('closed');
+    } finally {
+      stalled.resume();
+    }
+  }, 20_000);
+
   it('a message on the channel that is not a berth broadcast is reported; delivery carries on', async () => {
     const { runtime, url } = await startRuntime({ adapter: createRedisAdapter({ url: redis.url, prefix: 'garbage' }) });
     const errors: BerthError[] = [];

@@ -10,6 +10,9 @@ export interface TestRedis {
   kill(): Promise<void>;
   /** Starts it again on the same port, empty. */
   restart(): Promise<void>;
+  /** SIGSTOP: Redis stalls with every connection open; `resume()` (SIGCONT) lets it go on. */
+  stall(): void;
+  resume(): void;
 }
 
 const started = new Set<ChildProcess>();
@@ -37,6 +40,8 @@ export async function startRedis(): Promise<TestRedis> {
         restart: async () => {
           child = await launch(port);
         },
+        stall: () => void child.kill('SIGSTOP'),
+        resume: () => void child.kill('SIGCONT'),
       };
     } catch (error) {
       // Another process took the port between our probe and redis-server's bind.
