@@ -32,6 +32,8 @@ export interface AdapterNode {
   linkChanged(up: boolean, error?: unknown): void;
   /** Something failed that cost no local delivery (a malformed message from the bus, a failed presence write). */
   failed(error: unknown, what: string): void;
+  /** This node's own presence, read from its registry (an in-process adapter can answer from it). */
+  readonly presence: Presence;
 }
 
 /**

@@ -9,7 +9,7 @@ export { BerthError, ErrorCode } from './errors.js';
 export type { ErrorCodeValue } from './errors.js';
 export type { Adapter, AdapterNode, BroadcastMessage, PresenceChange } from './adapter.js';
 export type { Presence } from './presence.js';
-export { NodePresence, presenceOf } from './presence.js';
+export { combinePresence } from './presence.js';
 export { createMemoryAdapter, createMemoryBus } from './memory-adapter.js';
 export type { MemoryBus } from './memory-adapter.js';
 export type { Health, HealthThresholds } from './health.js';

@@ -32,8 +32,8 @@ interface Entry {
 
 /**
  * One node's presence, kept from its `PresenceChange`s with room and user
- * indexes. The memory adapter answers from these; the Redis adapter keeps one
- * for its own node to rebuild its entries after Redis comes back.
+ * indexes: the Redis adapter keeps one for its own node, to write its entries
+ * again after Redis comes back.
  */
 export class NodePresence {
   readonly connections = new Map<string, Entry>();
@@ -82,24 +82,24 @@ export class NodePresence {
   }
 }
 
-/** Answers `Presence` queries over a set of nodes' `NodePresence`. */
-export function presenceOf(nodes: () => Iterable<[string, NodePresence]>): Presence {
-  const all = () => [...nodes()].map(([, node]) => node);
+/** Answers for a set of nodes by asking each node's own `Presence` and merging the answers. */
+export function combinePresence(nodes: () => Iterable<[string, Presence]>): Presence {
+  const ask = <T>(question: (presence: Presence) => Promise<T>) => Promise.all([...nodes()].map(([, presence]) => question(presence)));
+  const merged = async (question: (presence: Presence) => Promise<string[]>) => (await ask(question)).flat().sort();
   return {
     nodes: async () => [...nodes()].map(([id]) => id).sort(),
     rooms: async () => {
       const sizes: Record<string, number> = {};
-      for (const node of all()) for (const [room, members] of node.rooms) sizes[room] = (sizes[room] ?? 0) + members.size;
+      for (const rooms of await ask((presence) => presence.rooms())) {
+        for (const [room, size] of Object.entries(rooms)) sizes[room] = (sizes[room] ?? 0) + size;
+      }
       return sortedRecord(sizes);
     },
-    roomSize: async (room) => all().reduce((sum, node) => sum + (node.rooms.get(room)?.size ?? 0), 0),
-    roomMembers: async (room) => all().flatMap((node) => [...(node.rooms.get(room) ?? [])]).sort(),
-    roomUsers: async (room) =>
-      all()
-        .flatMap((node) => [...(node.rooms.get(room) ?? [])].flatMap((id) => node.connections.get(id)?.user ?? []))
-        .sort(),
-    userConnections: async (user) => all().flatMap((node) => [...(node.users.get(user) ?? [])]).sort(),
-    onlineUsers: async () => [...new Set(all().flatMap((node) => [...node.users.keys()]))].sort(),
+    roomSize: async (room) => (await ask((presence) => presence.roomSize(room))).reduce((sum, size) => sum + size, 0),
+    roomMembers: (room) => merged((presence) => presence.roomMembers(room)),
+    roomUsers: (room) => merged((presence) => presence.roomUsers(room)),
+    userConnections: (user) => merged((presence) => presence.userConnections(user)),
+    onlineUsers: async () => [...new Set((await ask((presence) => presence.onlineUsers())).flat())].sort(),
   };
 }
 

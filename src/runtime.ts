@@ -134,8 +134,9 @@ class BerthRuntime<TData> implements Runtime<TData>, ConnectionHost<TData> {
       dropped: (count) => this.#metrics.crossNode('dropped', count),
       linkChanged: (up, error) => this.#linkChanged(up, error),
       failed: (error, what) => this.#report(toBerthError(ErrorCode.ADAPTER, `adapter ${what} failed`, error)),
+      presence: this.#localPresence(),
     };
-    this.presence = guardPresence(options.adapter.presence ?? this.#localPresence());
+    this.presence = guardPresence(options.adapter.presence ?? node.presence);
     // A throwing attach rejects `ready` like a failing one, rather than escaping with the port already bound.
     const attached = new Promise<void>((resolve) => resolve(options.adapter.attach(node)));
     this.ready = Promise.all([this.#transport.listening, attached]).then(() => undefined);
@@ -358,7 +359,7 @@ class BerthRuntime<TData> implements Runtime<TData>, ConnectionHost<TData> {
     if (!up) this.#report(toBerthError(ErrorCode.ADAPTER, 'cluster link down, broadcasts stay on this node', error ?? 'no cause given'));
   }
 
-  /** Presence for adapters that keep none: this node's directory is the whole cluster. */
+  /** This node's presence, from its directory: for adapters, and for those that keep none. */
   #localPresence(): Presence {
     const ids = (members: Iterable<{ id: string }> | undefined) => [...(members ?? [])].map((entry) => entry.id).sort();
     return {

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Adapter, AdapterNode, BroadcastMessage, Connection, PresenceChange } from '../../src/index.js';
+import type { Adapter, AdapterNode, BroadcastMessage, Connection, Presence, PresenceChange } from '../../src/index.js';
+import { NodePresence } from '../../src/presence.js';
 import { connect, eventually, settles } from '../helpers/client.js';
 import { startRuntime } from '../helpers/runtime.js';
 
@@ -22,6 +23,20 @@ interface TestNode {
   track(change: PresenceChange): void;
 }
 
+/** What a runtime's registry would answer for a node, kept here from the changes the test makes. */
+function ownPresence(nodeId: string, local: NodePresence): Presence {
+  const ids = (set: Set<string> | undefined) => [...(set ?? [])].sort();
+  return {
+    nodes: async () => [nodeId],
+    rooms: async () => Object.fromEntries([...local.rooms].map(([room, members]) => [room, members.size])),
+    roomSize: async (room) => local.rooms.get(room)?.size ?? 0,
+    roomMembers: async (room) => ids(local.rooms.get(room)),
+    roomUsers: async (room) => ids(local.rooms.get(room)).flatMap((id) => local.connections.get(id)?.user ?? []),
+    userConnections: async (user) => ids(local.users.get(user)),
+    onlineUsers: async () => [...local.users.keys()].sort(),
+  };
+}
+
 const bytes = (data: string | Uint8Array) => Buffer.from(typeof data === 'string' ? Buffer.from(data) : data).toString('hex');
 const seen = (message: BroadcastMessage) => ({ target: message.target, except: message.except, data: bytes(message.data), binary: message.binary });
 
@@ -38,15 +53,20 @@ export function runAdapterSuite(suite: AdapterSuite): void {
       const out: TestNode[] = [];
       for (let i = 0; i < count; i++) {
         const adapter = create();
+        const local = new NodePresence();
         const node: TestNode = {
           nodeId: `n${++sequence}x${i}`,
           adapter,
           received: [],
           links: [],
           failures: [],
-          track: (change) => void adapter.track?.(change),
+          track: (change) => {
+            local.apply(change);
+            void adapter.track?.(change);
+          },
         };
         const port: AdapterNode = {
+          presence: ownPresence(node.nodeId, local),
           nodeId: node.nodeId,
           deliver: (message) => node.received.push(message),
           dropped: () => {},
