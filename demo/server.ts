@@ -6,6 +6,8 @@ import { readFile } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createRuntime, type Adapter, type Connection, type Runtime } from '../src/index.js';
+import type { InspectionEvent } from 'xstate';
+import { LiveView } from './live-view.js';
 import { encode, parseClientMessage, protocolError } from './protocol.js';
 import type { ClientMessage, ErrorCode, ProtocolError, ServerMessage } from './protocol.js';
 
@@ -17,6 +19,11 @@ export interface DemoOptions {
   readonly host?: string;
   /** Joins a cluster over this Redis (`redis://host:port`); demos on one Redis share rooms. [default none: a cluster of one] */
   readonly redisUrl?: string;
+  /**
+   * Also relays every actor to the Stately inspector through a local relay on
+   * this port (`@statelyai/inspect`; open `http://localhost:<port>`). [default off]
+   */
+  readonly statelyInspectorPort?: number;
 }
 
 /** A running demo. */
@@ -26,6 +33,8 @@ export interface Demo {
   /** The page's address, e.g. `http://localhost:8080/`; the WebSocket is at `/ws` of the same host. */
   readonly url: string;
   readonly runtime: Runtime;
+  /** The Stately relay's page when `statelyInspectorPort` is set. */
+  readonly inspectorUrl: string | undefined;
   /** Closes every WebSocket (1001), then the HTTP server. Idempotent. */
   close(): Promise<void>;
 }
@@ -35,6 +44,9 @@ const ASSETS: Readonly<Record<string, { file: string; type: string }>> = {
   '/': { file: 'index.html', type: 'text/html; charset=utf-8' },
   '/chat.js': { file: 'chat.js', type: 'text/javascript; charset=utf-8' },
   '/chat.css': { file: 'chat.css', type: 'text/css; charset=utf-8' },
+  '/inspect': { file: 'inspect.html', type: 'text/html; charset=utf-8' },
+  '/inspect.js': { file: 'inspect.js', type: 'text/javascript; charset=utf-8' },
+  '/inspect.css': { file: 'inspect.css', type: 'text/css; charset=utf-8' },
 };
 
 // The page loads nothing from elsewhere; `ws:`/`wss:` are listed because older browsers do not count them as 'self'.
@@ -46,21 +58,26 @@ const CONTENT_SECURITY_POLICY =
 export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
   const assets = await loadAssets();
   const server = http.createServer();
-  const runtime = createRuntime({
+  const live: LiveView = new LiveView((): Runtime => runtime);
+  const stately = options.statelyInspectorPort === undefined ? undefined : await statelyInspector(options.statelyInspectorPort);
+  const runtime: Runtime = createRuntime({
     server,
+    inspect: stately === undefined ? live.observe : (event) => (live.observe(event), stately.observe(event)),
     ...(options.redisUrl !== undefined && { adapter: await redisAdapter(options.redisUrl) }),
     path: '/ws',
     maxPayload: 64 * 1024,
     rateLimit: { messagesPerSecond: 20, burst: 40, policy: 'drop' },
   });
   attachChat(runtime);
-  server.on('request', (request, response) => serve(request, response, assets, runtime));
+  server.on('request', (request, response) => serve(request, response, assets, runtime, live));
 
   let closing: Promise<void> | undefined;
   const close = () =>
     (closing ??= (async () => {
       // Sockets first: the runtime says goodbye (1001) to every client while the server still runs.
       await runtime.close();
+      live.close();
+      stately?.stop();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         // Idle keep-alive connections would hold `server.close` open until they time out.
@@ -72,10 +89,33 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
     await listen(server, options.port ?? 8080, options.host);
   } catch (error) {
     await runtime.close();
+    stately?.stop();
     throw error;
   }
   const port = (server.address() as AddressInfo).port;
-  return { port, url: `http://${displayHost(options.host)}:${port}/`, runtime, close };
+  return { port, url: `http://${displayHost(options.host)}:${port}/`, runtime, inspectorUrl: stately?.url, close };
+}
+
+/**
+ * The Stately inspector recipe: a relay server (`createInspectorServer`) and a
+ * WebSocket inspector that feeds it. Loaded only when asked for: its retry
+ * timer would keep the process alive, and off it must cost nothing.
+ */
+async function statelyInspector(port: number): Promise<{ observe: (event: InspectionEvent) => void; stop(): void; url: string }> {
+  const [{ createInspectorServer }, { createWebSocketInspector }] = await Promise.all([
+    import('@statelyai/inspect/server'),
+    import('@statelyai/inspect'),
+  ]);
+  const relay = createInspectorServer({ port, autoOpen: false });
+  const inspector = createWebSocketInspector({ url: `ws://localhost:${port}` });
+  return {
+    observe: (event) => inspector.inspect.next?.(event),
+    stop: () => {
+      inspector.stop();
+      relay.stop();
+    },
+    url: `http://localhost:${port}`,
+  };
 }
 
 /** Loaded only when asked for, so the default demo does not need the `redis` package. */
@@ -99,7 +139,7 @@ async function loadAssets(): Promise<Assets> {
   return new Map(entries);
 }
 
-function serve(request: http.IncomingMessage, response: http.ServerResponse, assets: Assets, runtime: Runtime): void {
+function serve(request: http.IncomingMessage, response: http.ServerResponse, assets: Assets, runtime: Runtime, live: LiveView): void {
   const path = (request.url ?? '/').split('?', 1)[0];
   // Node drops the body of a HEAD response by itself.
   const readable = request.method === 'GET' || request.method === 'HEAD';
@@ -108,6 +148,10 @@ function serve(request: http.IncomingMessage, response: http.ServerResponse, ass
     // Degraded still serves; only a runtime that is closing or closed asks to be taken out of rotation.
     const status = health.status === 'ok' || health.status === 'degraded' ? 200 : 503;
     reply(response, status, 'application/json', JSON.stringify(health), { 'Cache-Control': 'no-store' });
+    return;
+  }
+  if (request.method === 'GET' && path === '/inspect/events') {
+    live.stream(response);
     return;
   }
   if (readable && path === '/metrics') {

@@ -70,15 +70,16 @@ function renderNode(node: AnyNode, depth: number, lines: string[]): void {
   const children = Object.values(node.states) as AnyNode[];
   for (const child of children) {
     const id = mermaidId(child);
-    if (Object.keys(child.states).length > 0) {
+    if (isComposite(child)) {
       lines.push(`${pad}state "${child.key}" as ${id} {`);
       renderNode(child, depth + 1, lines);
       lines.push(`${pad}}`);
     } else {
       lines.push(`${pad}state "${child.key}" as ${id}`);
     }
-    const entry = (child.entry as unknown[]).map(actionLabel).filter((name) => name !== undefined);
-    if (entry.length > 0) lines.push(`${pad}${id} : entry / ${entry.join(', ')}`);
+    // Mermaid allows a description line on simple states only; a composite state's entry actions go in its note.
+    const entry = entryOf(child);
+    if (entry !== undefined && !isComposite(child)) lines.push(`${pad}${id} : ${entry}`);
   }
   const initial = node.initial?.target?.[0] as AnyNode | undefined;
   if (initial !== undefined) lines.push(`${pad}[*] --> ${mermaidId(initial)}`);
@@ -91,8 +92,18 @@ function renderNode(node: AnyNode, depth: number, lines: string[]): void {
     if (child.type === 'final') lines.push(`${pad}${from} --> [*]`);
   }
   for (const child of children) {
-    if (child.description) lines.push(`${pad}note right of ${mermaidId(child)} : ${child.description}`);
+    const text = [isComposite(child) ? entryOf(child) : undefined, child.description].filter((line) => line !== undefined && line !== '');
+    // The block form: in the one-line form a colon inside the text ends the note.
+    if (text.length > 0) lines.push(`${pad}note right of ${mermaidId(child)}`, ...text.map((line) => `${pad}  ${line}`), `${pad}end note`);
   }
+}
+
+const isComposite = (node: AnyNode) => Object.keys(node.states).length > 0;
+
+/** `entry / sendPing`, or undefined without entry actions of our own. */
+function entryOf(node: AnyNode): string | undefined {
+  const entry = (node.entry as unknown[]).map(actionLabel).filter((name) => name !== undefined);
+  return entry.length > 0 ? `entry / ${entry.join(', ')}` : undefined;
 }
 
 /** The Mermaid source of one machine; its first line says it is generated. */
