@@ -108,6 +108,12 @@ async function statelyInspector(port: number): Promise<{ observe: (event: Inspec
   ]);
   const relay = createInspectorServer({ port, autoOpen: false });
   const inspector = createWebSocketInspector({ url: `ws://localhost:${port}` });
+  // Stopped while its socket is still connecting, the inspector (0.7.2) retries every 5 s
+  // forever and keeps the process alive; the relay is local, so wait until it is open.
+  const adapter = inspector.adapter as unknown as { status: string };
+  for (let waited = 0; adapter.status !== 'open' && waited < 2000; waited += 10) {
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
   return {
     observe: (event) => inspector.inspect.next?.(event),
     stop: () => {

@@ -39,9 +39,14 @@ afterEach(() => {
 });
 
 /** Runs an example as pasted — `berth` resolves to this package — with its fixed port swapped for a free one. */
-async function run(name: string, fixedPort: number, env: Record<string, string> = {}): Promise<Running & { port: number }> {
+async function run(name: string, fixedPort: number, env: Record<string, string> = {}, otherPorts: number[] = []): Promise<Running & { port: number; ports: number[] }> {
   const port = await freePort();
-  const code = example(name).replaceAll(String(fixedPort), String(port));
+  let code = example(name).replaceAll(String(fixedPort), String(port));
+  const ports: number[] = [];
+  for (const other of otherPorts) {
+    ports.push(await freePort());
+    code = code.replaceAll(String(other), String(ports.at(-1)));
+  }
   const child = spawn(process.execPath, ['--input-type=module', '-e', code], {
     cwd: root,
     env: { ...process.env, ...env },
@@ -56,7 +61,7 @@ async function run(name: string, fixedPort: number, env: Record<string, string> 
     await eventually(() => output.some((text) => pattern.test(text)), `output matching ${pattern}`, 15_000);
     return output.find((text) => pattern.test(text))!;
   };
-  return { output, exited, line, child, port };
+  return { output, exited, line, child, port, ports };
 }
 
 describe('README examples run as pasted', () => {
@@ -118,6 +123,24 @@ describe('README examples run as pasted', () => {
     expect(await bob.next()).toMatch(/^node [0-9a-f]{8}: 2 in the lobby$/);
     bob.ws.send('hello from the other node');
     expect(await ada.next()).toBe('hello from the other node');
+  });
+
+  it('stately.mjs: the relay passes every actor on to the inspector page; SIGINT ends the process', async () => {
+    const stately = await run('stately.mjs', 8088, {}, [8090]);
+    await stately.line(/^berth on ws:/);
+    // What the Stately page does: connect to the relay and receive what the app sends.
+    const page = await connect(`ws://127.0.0.1:${stately.ports[0]}`);
+    const client = await connect(`ws://127.0.0.1:${stately.port}/`);
+    client.ws.close();
+    await eventually(
+      () => page.messages.some((text) => text.includes('"@xstate.snapshot"') && text.includes('"closed"')),
+      'the connection actor closing, through the relay',
+      10_000,
+    );
+    const types = new Set(page.messages.map((text) => (JSON.parse(text) as { type: string }).type));
+    expect(types).toEqual(new Set(['@xstate.actor', '@xstate.event', '@xstate.snapshot']));
+    stately.child.kill('SIGINT');
+    expect(await stately.exited).toBe(0);
   });
 
   it('inspect.mjs: prints each actor’s state changes', async () => {
