@@ -1,0 +1,8 @@
+/** `berth/testing`: scripted scenarios against your application's runtime. See the README, "Testing your app with scenarios". */
+export { runScenario, formatResult } from './runner.js';
+export type { AppFactory, AppOptions, RunOptions, ScenarioResult } from './runner.js';
+export { parseScenario, kindOf } from './scenario.js';
+export type { Scenario, Step, ServerAssertion, MessageSpec, TransportName } from './scenario.js';
+export { Timeline } from './timeline.js';
+export type { TimelineEntry } from './timeline.js';
+export { memorySocketPair } from './memory-socket.js';

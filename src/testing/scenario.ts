@@ -1,0 +1,127 @@
+/**
+ * What a scenario is: named clients and the steps they take, as data — the
+ * same shape in TypeScript and in a scenario file (JSON). `parseScenario`
+ * checks a value read from a file and says which step is wrong and why.
+ */
+
+/** A message a step sends or expects: text, JSON (sent as text), or `bytes` of binary. */
+export interface MessageSpec {
+  readonly text?: string;
+  /** Sent as `JSON.stringify(json)`; expected as a JSON text frame that contains these fields (deep, partial). */
+  readonly json?: unknown;
+  /** A binary message of this many bytes. */
+  readonly bytes?: number;
+}
+
+export type Step =
+  /** Opens a client named `connect`. `user` goes in the `x-scenario-user` header for the app's `authenticate`. */
+  | {
+      readonly connect: string;
+      readonly path?: string;
+      readonly user?: string;
+      readonly origin?: string;
+      readonly headers?: Readonly<Record<string, string>>;
+      /** The upgrade must be refused with this HTTP status instead. */
+      readonly expectRefused?: number;
+    }
+  | ({ readonly send: string } & MessageSpec)
+  /** The client's next message, within `timeoutMs` [default 2000]: equal `text`, containing `json`, matching `pattern`, or of `length` bytes. */
+  | ({ readonly expect: string; readonly pattern?: string; readonly length?: number; readonly timeoutMs?: number } & MessageSpec)
+  /** The client sees the connection close, with this code and reason if given. */
+  | { readonly expectClose: string; readonly code?: number; readonly reason?: string; readonly timeoutMs?: number }
+  /** The client stops reading from its socket (a slow client) / reads again. */
+  | { readonly pause: string }
+  | { readonly resume: string }
+  /** The client closes with a close frame. */
+  | { readonly close: string; readonly code?: number; readonly reason?: string }
+  /** The client's TCP connection drops: no close frame. */
+  | { readonly drop: string }
+  /** Simulated time passes for every actor delay (heartbeats, close timeouts). */
+  | { readonly advance: number }
+  /** The server sends `count` [default 1] broadcasts (`text` gets `#i` appended when count > 1). */
+  | {
+      readonly broadcast: { readonly room?: string; readonly user?: string; readonly all?: true } & MessageSpec & { readonly count?: number };
+    }
+  /** The server's state, eventually (within `timeoutMs`, default 2000). Client names stand for their connections. */
+  | { readonly assert: ServerAssertion; readonly timeoutMs?: number }
+  /** These steps are issued together; the runner tries their orders (see `runScenario`). */
+  | { readonly concurrent: readonly Step[] }
+  /** The steps again, `repeat` times. */
+  | { readonly repeat: number; readonly steps: readonly Step[] };
+
+export interface ServerAssertion {
+  /** Room → the clients in it, in any order; a room absent here may exist unless `rooms` lists it. */
+  readonly rooms?: Readonly<Record<string, readonly string[]>>;
+  readonly users?: Readonly<Record<string, readonly string[]>>;
+  /** Client → `open`, `disconnecting` or `closed` (as the server sees it). */
+  readonly states?: Readonly<Record<string, 'open' | 'disconnecting' | 'closed'>>;
+  /** Client → how its connection closed, as the server's `close` event said. */
+  readonly closed?: Readonly<Record<string, { readonly code?: number; readonly reason?: string; readonly cause?: string }>>;
+  /** Client → how many `close` events its connection had (cleanup runs exactly once: 1). */
+  readonly closeEvents?: Readonly<Record<string, number>>;
+  /** Client → at least this many messages were dropped for it (the `drop` events' counts). */
+  readonly minDropped?: Readonly<Record<string, number>>;
+  /** Connections the server holds. */
+  readonly connections?: number;
+}
+
+export type TransportName = 'ws' | 'memory';
+
+export interface Scenario {
+  readonly name: string;
+  readonly description?: string;
+  /** Transports it makes sense on. [default both] */
+  readonly transports?: readonly TransportName[];
+  /** Passed to the app's runtime factory, beside the runner's own options. */
+  readonly options?: Readonly<Record<string, unknown>>;
+  readonly steps: readonly Step[];
+}
+
+const STEP_KINDS = ['connect', 'send', 'expect', 'expectClose', 'pause', 'resume', 'close', 'drop', 'advance', 'broadcast', 'assert', 'concurrent', 'repeat'] as const;
+export type StepKind = (typeof STEP_KINDS)[number];
+
+/** Which kind a step is (its first known key). */
+export function kindOf(step: Step): StepKind {
+  const kind = STEP_KINDS.find((key) => key in step);
+  if (kind === undefined) throw new TypeError(`not a step: ${JSON.stringify(step)}`);
+  return kind;
+}
+
+/** Checks a scenario read from a file; throws a `TypeError` naming the step that is wrong. */
+export function parseScenario(value: unknown, source = 'scenario'): Scenario {
+  if (typeof value !== 'object' || value === null) throw new TypeError(`${source}: a scenario is a JSON object`);
+  const scenario = value as Partial<Scenario>;
+  if (typeof scenario.name !== 'string' || scenario.name === '') throw new TypeError(`${source}: "name" must be a non-empty string`);
+  if (!Array.isArray(scenario.steps)) throw new TypeError(`${source}: "steps" must be an array`);
+  for (const transport of scenario.transports ?? []) {
+    if (transport !== 'ws' && transport !== 'memory') throw new TypeError(`${source}: unknown transport ${JSON.stringify(transport)} (ws or memory)`);
+  }
+  checkSteps(scenario.steps, `${source} (${scenario.name})`, 'steps');
+  return scenario as Scenario;
+}
+
+function checkSteps(steps: readonly unknown[], source: string, where: string): void {
+  steps.forEach((step, index) => {
+    const at = `${source}: ${where}[${index}]`;
+    if (typeof step !== 'object' || step === null) throw new TypeError(`${at} is not an object`);
+    const kinds = STEP_KINDS.filter((key) => key in step);
+    if (kinds.length !== 1) throw new TypeError(`${at} must have exactly one of ${STEP_KINDS.join(', ')}; it has ${kinds.join(', ') || 'none'}`);
+    const kind = kinds[0]!;
+    const field = (step as Record<string, unknown>)[kind];
+    if (kind === 'advance' || kind === 'repeat') {
+      if (typeof field !== 'number' || !(field >= 0)) throw new TypeError(`${at}: "${kind}" must be a number ≥ 0`);
+    } else if (kind === 'broadcast' || kind === 'assert') {
+      if (typeof field !== 'object' || field === null) throw new TypeError(`${at}: "${kind}" must be an object`);
+    } else if (kind === 'concurrent') {
+      if (!Array.isArray(field) || field.length < 2) throw new TypeError(`${at}: "concurrent" must list at least two steps`);
+      checkSteps(field, source, `${where}[${index}].concurrent`);
+    } else if (typeof field !== 'string' || field === '') {
+      throw new TypeError(`${at}: "${kind}" must name a client`);
+    }
+    if (kind === 'repeat') {
+      const inner = (step as { steps?: unknown }).steps;
+      if (!Array.isArray(inner)) throw new TypeError(`${at}: "repeat" needs "steps"`);
+      checkSteps(inner, source, `${where}[${index}].steps`);
+    }
+  });
+}
