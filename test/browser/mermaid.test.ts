@@ -2,7 +2,9 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { renderAll } from '../../scripts/diagrams.js';
+import { runScenario } from '../../src/testing/index.js';
 import { headlessChromium } from '../helpers/browser.js';
+import app from '../scenarios/app.js';
 
 const MERMAID = fileURLToPath(new URL('../../node_modules/mermaid/dist/mermaid.min.js', import.meta.url));
 const root = new URL('../../', import.meta.url);
@@ -39,5 +41,32 @@ describe('diagrams/ passes mermaid.parse', () => {
     const results = await parseInBrowser([...texts, 'stateDiagram-v2\n  a --> : oops\n']);
     expect(results.slice(0, -1)).toEqual(files.map(() => ({ ok: true, type: 'stateDiagram' })));
     expect(results.at(-1)!.ok).toBe(false);
+  });
+});
+
+describe('scenario timelines pass mermaid.parse', () => {
+  it('the sequence diagram of a failed scenario, with every kind of entry, parses', async () => {
+    const result = await runScenario(
+      {
+        name: 'timeline: all kinds',
+        steps: [
+          { connect: 'ada' },
+          { connect: 'bob', user: 'bob' },
+          { send: 'ada', json: { join: 'lobby' } },
+          { expect: 'ada', json: { joined: 'lobby' } },
+          { pause: 'bob' },
+          { resume: 'bob' },
+          { broadcast: { room: 'lobby', text: 'a; b: #c' } },
+          { advance: 10 },
+          { drop: 'bob' },
+          { close: 'ada', code: 4100, reason: 'bye' },
+          { expect: 'ada', text: 'never', timeoutMs: 200 },
+        ],
+      },
+      { app },
+    );
+    expect(result.passed).toBe(false);
+    const [parsed] = await parseInBrowser([result.timeline.toMermaid(result.name)]);
+    expect(parsed).toEqual({ ok: true, type: 'sequence' });
   });
 });
