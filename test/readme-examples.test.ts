@@ -1,5 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { connect, eventually } from './helpers/client.js';
@@ -31,6 +33,14 @@ interface Running {
   readonly exited: Promise<number | null>;
   line(pattern: RegExp): Promise<string>;
   child: ChildProcess;
+}
+
+/** Waits for a child to exit; resolves with its exit code and standard output. */
+function finish(child: ChildProcess): Promise<{ code: number | null; output: string }> {
+  running.push(child);
+  let output = '';
+  child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  return new Promise((resolve) => child.once('exit', (code) => resolve({ code, output })));
 }
 
 const running: ChildProcess[] = [];
@@ -141,6 +151,28 @@ describe('README examples run as pasted', () => {
     expect(types).toEqual(new Set(['@xstate.actor', '@xstate.event', '@xstate.snapshot']));
     stately.child.kill('SIGINT');
     expect(await stately.exited).toBe(0);
+  });
+
+  it('app.mjs, scenario.mjs, lobby.json and the berth-scenario command run as pasted', async () => {
+    // Beside package.json, so that `berth` and `berth/testing` resolve to this package as they would in an app.
+    const dir = mkdtempSync(join(fileURLToPath(root), '.readme-'));
+    try {
+      writeFileSync(join(dir, 'app.mjs'), example('app.mjs'));
+      writeFileSync(join(dir, 'scenario.mjs'), example('scenario.mjs'));
+      const section = readme.slice(readme.indexOf('## Testing your app with scenarios'));
+      writeFileSync(join(dir, 'lobby.json'), /`lobby.json`:\n\n```json\n([\s\S]*?)```/.exec(section)![1]!);
+      const command = /```sh\n(npx berth-scenario[^\n]*)\n```/.exec(section)![1]!;
+
+      const scenario = await finish(spawn(process.execPath, ['scenario.mjs'], { cwd: dir, stdio: ['ignore', 'pipe', 'inherit'] }));
+      expect(scenario.output).toContain('PASS a join racing a close [memory] (2 orders)');
+      expect(scenario.code).toBe(0);
+      const cli = await finish(spawn('sh', ['-c', command], { cwd: dir, stdio: ['ignore', 'pipe', 'inherit'] }));
+      expect(cli.output).toContain('PASS lobby [memory] (1 order)');
+      expect(cli.output).toContain('PASS lobby [ws] (1 order)');
+      expect(cli.code).toBe(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('inspect.mjs: prints each actor’s state changes', async () => {

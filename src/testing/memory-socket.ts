@@ -24,9 +24,13 @@ export class MemorySocket extends Duplex {
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
-    if (this.peer.destroyed) return callback(new Error('socket closed (EPIPE)'));
-    if (this.peer.push(chunk)) callback();
-    else this.#blocked = () => callback();
+    // Never in the writer's own call stack, as over TCP: ws, for one, sets its state after
+    // writing a close frame, and a reply arriving inside that write would find it unset.
+    process.nextTick(() => {
+      if (this.peer.destroyed) return callback(new Error('socket closed (EPIPE)'));
+      if (this.peer.push(chunk)) callback();
+      else this.#blocked = () => callback();
+    });
   }
 
   override _read(): void {
@@ -36,8 +40,10 @@ export class MemorySocket extends Duplex {
   }
 
   override _final(callback: (error?: Error | null) => void): void {
-    this.peer.push(null);
-    callback();
+    process.nextTick(() => {
+      this.peer.push(null);
+      callback();
+    });
   }
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
