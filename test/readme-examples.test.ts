@@ -2,10 +2,10 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { connect, eventually } from './helpers/client.js';
 import { rawUpgrade } from './helpers/raw.js';
+import { freePort } from './helpers/net.js';
 import { startRedis } from './helpers/redis.js';
 
 const root = new URL('../', import.meta.url);
@@ -17,15 +17,6 @@ function example(name: string): string {
   const found = blocks.find((block) => block.startsWith(`// ${name}`));
   if (found === undefined) throw new Error(`README has no example ${name}`);
   return found;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 interface Running {

@@ -27,7 +27,8 @@ export const REALIZABLE = new Set([
 
 const MAX_PAYLOAD = 64;
 
-const stateOf = (value: unknown): string =>
+/** A state value as a dotted name: `open.alive`, `closed`. */
+export const stateOf = (value: unknown): string =>
   typeof value === 'string' ? value : Object.entries(value as object).map(([key, child]) => `${key}.${stateOf(child)}`).join(',');
 
 /**

@@ -11,7 +11,7 @@ import { createActor, SimulatedClock, type AnyStateMachine } from 'xstate';
 import { getShortestPaths } from 'xstate/graph';
 import { connectionMachine, type ConnectionEvent, type ConnectionInput } from '../../machines/connection.machine.js';
 import { Coverage } from './coverage.js';
-import { realize, REALIZABLE } from './connection-stimuli.js';
+import { realize, REALIZABLE, stateOf } from './connection-stimuli.js';
 
 type PathEvent = ConnectionEvent | { type: string };
 
@@ -34,8 +34,6 @@ const events: PathEvent[] = [
   { type: 'xstate.after.closeTimeout.connection.disconnecting.closing' },
 ];
 
-const stateOf = (value: unknown): string =>
-  typeof value === 'string' ? value : Object.entries(value as object).map(([key, child]) => `${key}.${stateOf(child)}`).join(',');
 
 /**
  * Paths to every edge (state before, event, state after): with the edge in the
