@@ -8,9 +8,9 @@ import type { PresenceChange } from './adapter.js';
 import { CloseCode, assertCloseArguments } from './close-codes.js';
 import type { FlushScheduler } from './flush-scheduler.js';
 import { Frame } from './frame.js';
+import { assertName, describe } from './names.js';
 import { Outbox, type OutboxLimits, type OutboxOwner } from './outbox.js';
 import { TokenBucket } from './rate-limit.js';
-import { assertName, describe } from './names.js';
 import { resolveOutboxLimits, type RateLimitOptions } from './options.js';
 import type { SocketSink, TransportSocket } from './transport.js';
 

@@ -182,8 +182,11 @@ export class Metrics {
     this.#crossNode[direction] += count;
   }
 
-  link(up: boolean): void {
+  /** Records the cluster link's state; true if it changed. */
+  link(up: boolean): boolean {
+    if (up === this.#linkUp) return false;
     this.#linkUp = up;
+    return true;
   }
 
   /** A broadcast queued its frame to `recipients` local outboxes at `startedAt` (performance.now()). */

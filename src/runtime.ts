@@ -18,11 +18,11 @@ import { EventHub } from './events.js';
 import { FlushScheduler } from './flush-scheduler.js';
 import { healthOf, type Health } from './health.js';
 import { Metrics } from './metrics.js';
+import { assertName } from './names.js';
 import { resolveOptions, type ResolvedOptions, type RuntimeOptions } from './options.js';
 import type { OutboxLimits } from './outbox.js';
-import { indexScheduledEvents } from './scheduler.js';
-import { assertName } from './names.js';
 import { guardPresence, sortedRecord, type Presence } from './presence.js';
+import { indexScheduledEvents } from './scheduler.js';
 import { isThenable } from './thenable.js';
 import { Transport, type SocketSink, type TransportSocket } from './transport.js';
 
@@ -50,7 +50,6 @@ class BerthRuntime<TData> implements Runtime<TData>, ConnectionHost<TData> {
   readonly #metrics: Metrics;
   readonly metrics: RuntimeMetrics;
   readonly presence: Presence;
-  #linkUp = true;
   /** Recipients of the broadcast the supervisor delivered last (set by its deliver action). */
   #lastRecipients = 0;
   readonly scheduler = new FlushScheduler({
@@ -352,9 +351,7 @@ class BerthRuntime<TData> implements Runtime<TData>, ConnectionHost<TData> {
   }
 
   #linkChanged(up: boolean, error: unknown): void {
-    if (up === this.#linkUp) return;
-    this.#linkUp = up;
-    this.#metrics.link(up);
+    if (!this.#metrics.link(up)) return;
     // Reported once per outage, not once per broadcast it drops.
     if (!up) this.#report(toBerthError(ErrorCode.ADAPTER, 'cluster link down, broadcasts stay on this node', error ?? 'no cause given'));
   }
