@@ -137,12 +137,14 @@ describe('a cluster of berth nodes in separate processes on one Redis', () => {
     await victim.kill();
     let expiredAfter = 0;
     for (;;) {
+      // Timed from when the question was asked: a slow answer on a busy machine is not a late expiry.
+      const askedAt = Date.now() - killedAt;
       const members = await survivor.presence<string[]>('roomMembers', 'lobby');
       if (members.length === 1) {
-        expiredAfter = Date.now() - killedAt;
+        expiredAfter = askedAt;
         break;
       }
-      expect(Date.now() - killedAt, 'presence of the killed node outlived nodeTimeoutMs').toBeLessThan(10_000 + 500);
+      expect(askedAt, 'presence of the killed node outlived nodeTimeoutMs').toBeLessThan(10_000 + 500);
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
     console.log(`presence of a SIGKILLed node expired after ${expiredAfter} ms (nodeTimeoutMs 10000)`);

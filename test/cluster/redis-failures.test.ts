@@ -81,12 +81,13 @@ describe('Redis failures', () => {
   }, 20_000);
 
   it('a live node keeps its presence past nodeTimeoutMs, and one swept away by mistake registers again', async () => {
-    const options = { url: redis.url, prefix: 'heartbeat', nodeTimeoutMs: 1000, heartbeatIntervalMs: 200 };
+    // A heartbeat every 300 ms against a 3 s timeout: only a 2.7 s stall of this process could lapse it.
+    const options = { url: redis.url, prefix: 'heartbeat', nodeTimeoutMs: 3000, heartbeatIntervalMs: 300 };
     const { runtime, url } = await startRuntime({ adapter: createRedisAdapter(options) });
     const opened = new Promise<import('../../src/index.js').Connection>((resolve) => runtime.on('connection', resolve));
     await connect(url);
     await (await opened).join('lobby');
-    await new Promise((resolve) => setTimeout(resolve, 2500));
+    await new Promise((resolve) => setTimeout(resolve, 4000));
     expect(await runtime.presence.roomSize('lobby')).toBe(1);
 
     const admin = createClient({ url: redis.url });
