@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startDemo, type Demo } from '../demo/server.js';
 import { connect, eventually } from './helpers/client.js';
-import { freePort } from './helpers/net.js';
+import { freePort } from '../bench/redis-process.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 

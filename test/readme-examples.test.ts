@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { connect, eventually } from './helpers/client.js';
 import { rawUpgrade } from './helpers/raw.js';
-import { freePort } from './helpers/net.js';
+import { freePort } from '../bench/redis-process.js';
 import { startRedis } from './helpers/redis.js';
 
 const root = new URL('../', import.meta.url);

@@ -1,6 +1,6 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { afterAll } from 'vitest';
-import { freePort } from './net.js';
+import { freePort, launchRedisServer } from '../../bench/redis-process.js';
 
 /** A `redis-server` of the test's own, on a free loopback port, with no persistence. */
 export interface TestRedis {
@@ -51,26 +51,8 @@ export async function startRedis(): Promise<TestRedis> {
 }
 
 function launch(port: number): Promise<ChildProcess> {
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  started.add(child);
-  return new Promise((resolve, reject) => {
-    let output = '';
-    const onData = (chunk: Buffer) => {
-      output += chunk.toString();
-      if (output.includes('Ready to accept connections')) {
-        child.stdout!.off('data', onData);
-        child.stdout!.resume();
-        resolve(child);
-      }
-    };
-    child.stdout!.on('data', onData);
-    child.stderr!.resume();
-    child.once('error', reject);
-    child.once('exit', (code) => {
-      started.delete(child);
-      reject(new Error(`redis-server on port ${port} exited with ${code}: ${output.slice(-500)}`));
-    });
+  return launchRedisServer(port, '127.0.0.1', (child) => {
+    started.add(child);
+    child.once('exit', () => started.delete(child));
   });
 }
