@@ -1,5 +1,5 @@
 import type { PresenceChange } from './adapter.js';
-import { NodePresence, type Presence } from './presence.js';
+import { NodePresence, sortedRecord, type Presence } from './presence.js';
 import type { RedisClient } from './redis-client.js';
 import { heartbeat, query, register, unregister, update } from './redis-scripts.js';
 
@@ -79,9 +79,9 @@ export class RedisPresence implements Presence {
 
   async rooms(): Promise<Record<string, number>> {
     const flat = (await this.#ask('rooms')) as Array<string | number>;
-    const pairs: Array<[string, number]> = [];
-    for (let i = 0; i < flat.length; i += 2) pairs.push([String(flat[i]), Number(flat[i + 1])]);
-    return Object.fromEntries(pairs.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+    const sizes: Record<string, number> = {};
+    for (let i = 0; i < flat.length; i += 2) sizes[String(flat[i])] = Number(flat[i + 1]);
+    return sortedRecord(sizes);
   }
 
   async roomSize(room: string): Promise<number> {
