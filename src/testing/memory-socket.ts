@@ -60,8 +60,8 @@ export class MemorySocket extends Duplex {
   setKeepAlive(): this {
     return this;
   }
-  setTimeout(_ms: number, callback?: () => void): this {
-    if (callback !== undefined) this.off('timeout', callback);
+  /** An in-memory socket never idles out: no 'timeout' is ever emitted. */
+  setTimeout(): this {
     return this;
   }
   ref(): this {
