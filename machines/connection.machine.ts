@@ -215,3 +215,5 @@ function outputOf(context: ConnectionContext): ConnectionOutput {
     cause: context.cause ?? 'client',
   };
 }
+
+export type ConnectionMachine = typeof connectionMachine;

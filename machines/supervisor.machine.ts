@@ -29,7 +29,8 @@ export type SupervisorEvent =
   | { type: 'room.leave'; id: string; room: string; respond?: Respond }
   | { type: 'user.bind'; id: string; user: string | undefined; respond?: Respond }
   | ConnectionLeavingEvent
-  | { type: 'broadcast'; target: Target; except?: string; frame: EncodedFrame }
+  /** `delivered` learns how many local recipients the frame was queued to. */
+  | { type: 'broadcast'; target: Target; except?: string; frame: EncodedFrame; delivered?: (recipients: number) => void }
   | { type: 'runtime.shutdown'; code: number; reason: string }
   /** A connection actor failed (reported by the runtime, which saw which one). */
   | { type: 'connection.failed'; id: string }
@@ -37,6 +38,15 @@ export type SupervisorEvent =
   | ErrorActorEvent<unknown, typeof CONNECTION_ACTOR_ID>;
 
 type Event<T extends SupervisorEvent['type']> = Extract<SupervisorEvent, { type: T }>;
+
+/** What the `deliver` action is given. */
+export interface Deliver {
+  readonly target: Target;
+  readonly except: string | undefined;
+  readonly frame: EncodedFrame;
+  readonly delivered: ((recipients: number) => void) | undefined;
+}
+
 
 const refuse = { type: 'respond', params: { ok: false } } as const;
 const accept = { type: 'respond', params: { ok: true } } as const;
@@ -47,7 +57,7 @@ const accept = { type: 'respond', params: { ok: true } } as const;
  * Because it processes one message at a time, a `connection.leaving` is
  * handled before any later join for that connection, and a join for a
  * connection that is leaving or gone is refused — so no connection is left in
- * a room after it began to disconnect (S11).
+ * a room after it began to disconnect.
  */
 export const supervisorMachine = setup({
   types: {} as {
@@ -60,8 +70,17 @@ export const supervisorMachine = setup({
     respond: ({ event }, params: { ok: boolean }) => {
       if ('respond' in event) event.respond?.(params.ok);
     },
-    /** Writes a broadcast into every recipient's outbox (implemented by the runtime). */
-    deliver: (_, _params: { target: Target; except: string | undefined; frame: EncodedFrame }) => {},
+    /** Writes a broadcast into every recipient's outbox and answers with the count (implemented by the runtime). */
+    deliver: (_, _params: Deliver) => {},
+    /** Tells a connection which rooms it was taken out of (implemented by the runtime). */
+    reportLeft: (_, _params: { id: string; rooms: readonly string[] }) => {},
+    /** Reports the rooms a connection is about to be taken out of, if it is in any. */
+    reportRoomsLeft: enqueueActions(({ context, event, enqueue }) => {
+      const id = event.type === `xstate.done.actor.${CONNECTION_ACTOR_ID}` ? (event as DoneActorEvent<ConnectionOutput>).output.id : (event as { id: string }).id;
+      const entry = context.directory.connections.get(id);
+      // Typed as never: `setup` does not know its own action names while they are being declared.
+      if (entry !== undefined && !entry.leaving && entry.rooms.size > 0) enqueue({ type: 'reportLeft', params: { id, rooms: [...entry.rooms] } } as never);
+    }),
     register: assign(({ context, event }) => {
       const { id, ref, port, user } = event as Event<'connection.register'>;
       context.directory.register(id, ref, port, user);
@@ -113,22 +132,27 @@ export const supervisorMachine = setup({
   context: ({ input }) => ({ directory: input?.directory ?? new Directory() }),
   initial: 'running',
   on: {
-    'connection.leaving': { actions: 'markLeaving' },
+    'connection.leaving': { actions: ['reportRoomsLeft', 'markLeaving'] },
     'room.leave': [{ guard: 'isMember', actions: ['leave', accept] }, { actions: refuse }],
     broadcast: {
       actions: {
         type: 'deliver',
-        params: ({ event }) => ({ target: event.target, except: event.except, frame: event.frame }),
+        params: ({ event }) => ({ target: event.target, except: event.except, frame: event.frame, delivered: event.delivered }),
       },
     },
     [`xstate.done.actor.${CONNECTION_ACTOR_ID}`]: {
-      actions: { type: 'forget', params: ({ event }) => ({ id: (event as DoneActorEvent<ConnectionOutput>).output.id }) },
+      actions: [
+        'reportRoomsLeft',
+        { type: 'forget', params: ({ event }) => ({ id: (event as DoneActorEvent<ConnectionOutput>).output.id }) },
+      ],
     },
     // Every connection actor has the same actor id, so this event cannot say which one failed:
     // the runtime, which observes each actor, closes its socket and sends `connection.failed`.
     // Handled here all the same: an unhandled child error would fail the supervisor.
     [`xstate.error.actor.${CONNECTION_ACTOR_ID}`]: {},
-    'connection.failed': { actions: { type: 'forget', params: ({ event }) => ({ id: event.id }) } },
+    'connection.failed': {
+      actions: ['reportRoomsLeft', { type: 'forget', params: ({ event }) => ({ id: event.id }) }],
+    },
   },
   states: {
     running: {

@@ -1,7 +1,7 @@
 import { SimulatedClock } from 'xstate';
 import { describe, expect, it } from 'vitest';
 import type { CloseCause, Connection, Runtime, RuntimeEvents } from '../src/index.js';
-import type { ServerConnection } from '../src/connection.js';
+import type { ServerConnection } from '../src/connection/connection.js';
 import { connect, eventually, type TestClient } from './helpers/client.js';
 import { startRuntime } from './helpers/runtime.js';
 

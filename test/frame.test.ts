@@ -1,6 +1,6 @@
 import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
-import { Frame } from '../src/frame.js';
+import { Frame } from '../src/delivery/frame.js';
 
 // ws's receiver is public (`require('ws').Receiver`) but missing from @types/ws.
 interface WsReceiver {

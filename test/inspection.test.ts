@@ -17,8 +17,8 @@ describe('inspection', () => {
     const actors = events.filter((event) => event.type === '@xstate.actor').map((event) => event.actorRef as AnyActorRef);
     const supervisor = actors.find((actor) => actor.id === 'supervisor');
     const child = actors.find((actor) => actor.getSnapshot().context?.id === connection.id);
-    expect(supervisor).toBe(runtime.supervisor);
-    expect(child?._parent).toBe(runtime.supervisor);
+    expect(supervisor?.sessionId).toBe(runtime.supervisor.sessionId);
+    expect(child?._parent).toBe(supervisor);
     // Every event shares one root: the supervisor's system.
     expect(new Set(events.map((event) => event.rootId))).toEqual(new Set([runtime.supervisor.sessionId]));
 

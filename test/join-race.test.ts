@@ -1,3 +1,4 @@
+import type { AnyActorRef } from 'xstate';
 import { describe, expect, it } from 'vitest';
 import type { Connection, Runtime } from '../src/index.js';
 import { connect, eventually } from './helpers/client.js';
@@ -102,7 +103,9 @@ describe('the room-join race (S11)', () => {
 
   // The handle refuses joins itself once it is disconnecting; these go straight
   // to the real supervisor, as a join already in flight would, to prove the
-  // supervisor's own guard in every order of join, leaving and gone.
+  // supervisor's own guard in every order of join, leaving and gone. The
+  // application's `runtime.supervisor` is read-only: the actor itself comes
+  // from an inspection observer, as the inspector sees it.
   const orders = [
     ['join', 'leaving', 'gone'],
     ['leaving', 'join', 'gone'],
@@ -110,15 +113,20 @@ describe('the room-join race (S11)', () => {
   ] as const;
 
   it.each(orders)('supervisor order: %s, %s, %s', async (...order) => {
-    const { runtime, url } = await startRuntime();
+    let supervisor: AnyActorRef | undefined;
+    const { runtime, url } = await startRuntime({
+      inspect: (event) => {
+        if (event.type === '@xstate.actor' && (event.actorRef as AnyActorRef).id === 'supervisor') supervisor = event.actorRef as AnyActorRef;
+      },
+    });
     const opened = nextConnection(runtime);
     const client = await connect(url);
     const connection = await opened;
     const results: boolean[] = [];
     for (const step of order) {
       if (step === 'join') {
-        runtime.supervisor.send({ type: 'room.join', id: connection.id, room: 'lobby', respond: (ok) => results.push(ok) });
-        runtime.supervisor.send({ type: 'user.bind', id: connection.id, user: 'ada', respond: (ok) => results.push(ok) });
+        supervisor!.send({ type: 'room.join', id: connection.id, room: 'lobby', respond: (ok: boolean) => results.push(ok) });
+        supervisor!.send({ type: 'user.bind', id: connection.id, user: 'ada', respond: (ok: boolean) => results.push(ok) });
       } else if (step === 'leaving') {
         connection.close(4000, 'bye');
         expect(connection.state).toBe('disconnecting');

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { FlushScheduler } from '../src/flush-scheduler.js';
-import { Frame } from '../src/frame.js';
-import { Outbox, SOCKET_HIGH_WATER_MARK, type OutboxLimits, type OutboxOwner, type OutboxSocket } from '../src/outbox.js';
+import { FlushScheduler } from '../src/delivery/flush-scheduler.js';
+import { Frame } from '../src/delivery/frame.js';
+import { Outbox, SOCKET_HIGH_WATER_MARK, type OutboxLimits, type OutboxOwner, type OutboxSocket } from '../src/delivery/outbox.js';
 
 /**
  * A socket stand-in that records writes. The outbox is a data structure over

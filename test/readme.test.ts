@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { closeCodeCatalog } from '../src/close-codes.js';
-import { ErrorCode } from '../src/errors.js';
+import { closeCodeCatalog } from '../src/connection/close-codes.js';
+import { ErrorCode } from '../src/util/errors.js';
 
 const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
 

@@ -1,5 +1,7 @@
-import type { Target } from '../machines/types.js';
-import type { Presence } from './presence.js';
+import type { Target } from '../../machines/types.js';
+import type { Presence, PresenceChange } from './presence.js';
+
+export type { PresenceChange };
 
 /** A broadcast as it travels between nodes. */
 export interface BroadcastMessage {
@@ -9,13 +11,6 @@ export interface BroadcastMessage {
   readonly data: string | Uint8Array;
   readonly binary: boolean;
 }
-
-/** A change in who is where, reported to the adapter for cluster-wide presence. */
-export type PresenceChange =
-  | { readonly kind: 'connect'; readonly id: string; readonly user: string | undefined }
-  | { readonly kind: 'disconnect'; readonly id: string }
-  | { readonly kind: 'join' | 'leave'; readonly id: string; readonly room: string }
-  | { readonly kind: 'bind'; readonly id: string; readonly user: string | undefined };
 
 /** The node an adapter serves: what an adapter may tell its runtime. */
 export interface AdapterNode {

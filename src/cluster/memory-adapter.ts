@@ -1,5 +1,5 @@
 import type { Emitter } from 'mitt';
-import { mitt } from './mitt.js';
+import { mitt } from '../util/mitt.js';
 import type { Adapter, AdapterNode, BroadcastMessage } from './adapter.js';
 import { combinePresence, type Presence } from './presence.js';
 

@@ -2,11 +2,10 @@
  * The machines' side effects, implemented for real sockets. Each machine is
  * provided once per runtime; a connection actor finds its connection by id.
  */
-import { connectionMachine, type ConnectionLeavingEvent } from '../machines/connection.machine.js';
-import { supervisorMachine } from '../machines/supervisor.machine.js';
+import { connectionMachine, type ConnectionLeavingEvent, type ConnectionMachine } from '../../machines/connection.machine.js';
+import { supervisorMachine } from '../../machines/supervisor.machine.js';
 import type { ServerConnection } from './connection.js';
 
-export type ConnectionMachine = typeof connectionMachine;
 export type SupervisorMachine = typeof supervisorMachine;
 
 export function provideConnectionMachine(
@@ -25,13 +24,15 @@ export function provideConnectionMachine(
   });
 }
 
-/** `delivered` learns how many local recipients each broadcast had. */
-export function provideSupervisorMachine(delivered: (recipients: number) => void): SupervisorMachine {
+/** A supervisor whose broadcasts write into the recipients' outboxes; `lookup` finds a connection by id. */
+export function provideSupervisorMachine(lookup: (id: string) => ServerConnection<unknown> | undefined): SupervisorMachine {
   return supervisorMachine.provide({
     actions: {
-      deliver: ({ context }, { target, except, frame }) => {
-        delivered(context.directory.forEachRecipient(target, except, (entry) => entry.port.deliver(frame)));
+      deliver: ({ context }, { target, except, frame, delivered }) => {
+        const recipients = context.directory.forEachRecipient(target, except, (entry) => entry.port.deliver(frame));
+        delivered?.(recipients);
       },
+      reportLeft: (_, { id, rooms }) => lookup(id)?.left(rooms),
     },
   });
 }

@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import { isThenable } from './thenable.js';
+import { isThenable } from '../util/thenable.js';
 
 /** An upgrade answered with plain HTTP instead of a handshake. */
 export class Refusal {

@@ -1,32 +1,19 @@
-import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import type { ActorRefFrom } from 'xstate';
-import type { ConnectionMachine } from './actors.js';
-import type { ConnectionEvent, ConnectionOutput } from '../machines/connection.machine.js';
-import type { DeliveryPort, EncodedFrame } from '../machines/types.js';
-import type { SupervisorEvent } from '../machines/supervisor.machine.js';
-import type { PresenceChange } from './adapter.js';
+import type { ConnectionEvent, ConnectionMachine, ConnectionOutput } from '../../machines/connection.machine.js';
+import type { DeliveryPort, EncodedFrame } from '../../machines/types.js';
+import type { FlushScheduler } from '../delivery/flush-scheduler.js';
+import { encode, type SendData } from '../delivery/frame.js';
+import { Outbox, resolveOutboxLimits, type OutboxLimits, type OutboxOwner } from '../delivery/outbox.js';
+import { assertName } from '../util/validate.js';
 import { CloseCode, assertCloseArguments } from './close-codes.js';
-import type { FlushScheduler } from './flush-scheduler.js';
-import { Frame } from './frame.js';
-import { assertName, describe } from './names.js';
-import { Outbox, type OutboxLimits, type OutboxOwner } from './outbox.js';
-import { TokenBucket } from './rate-limit.js';
-import { resolveOutboxLimits, type RateLimitOptions } from './options.js';
+import { TokenBucket, type RateLimit } from './rate-limit.js';
+import { UpgradeRequest, type RequestInfo } from './request-info.js';
+import { RoomsView } from './rooms-view.js';
 import type { SocketSink, TransportSocket } from './transport.js';
 
 /** Where a connection is in its life. */
 export type ConnectionState = 'open' | 'disconnecting' | 'closed';
-
-/** What berth keeps of the upgrade request. */
-export interface RequestInfo {
-  readonly url: string;
-  readonly headers: IncomingHttpHeaders;
-  /** The peer's address; read it while the connection is open (it is looked up on first read). */
-  readonly remoteAddress: string | undefined;
-}
-
-/** Data a connection can send: text, or bytes (binary frames unless `binary: false`). */
-export type SendData = string | Uint8Array | ArrayBuffer;
 
 /** One client connection, as the application sees it. */
 export interface Connection<TData = unknown> {
@@ -37,7 +24,7 @@ export interface Connection<TData = unknown> {
   readonly user: string | undefined;
   /** What `authenticate` returned as `data`. */
   readonly data: TData | undefined;
-  /** Rooms the connection is in (a live view, empty once it began to disconnect). */
+  /** Rooms the connection is in: a live, read-only view, empty once it began to disconnect. */
   readonly rooms: ReadonlySet<string>;
   readonly request: RequestInfo;
   /** Queues a message for this connection; false (and nothing sent) unless `open`. */
@@ -60,14 +47,25 @@ export interface Connection<TData = unknown> {
   close(code?: number, reason?: string): void;
 }
 
-/** What a connection needs from its runtime. */
+/** A membership change a connection asks of the supervisor. */
+export type MembershipRequest =
+  | { readonly kind: 'join' | 'leave'; readonly id: string; readonly room: string }
+  | { readonly kind: 'bind'; readonly id: string; readonly user: string | undefined };
+
+/**
+ * What a connection may ask of its runtime: a narrow object the runtime
+ * builds for its connections, not the runtime itself.
+ */
 export interface ConnectionHost<TData> {
-  readonly rateLimit: Required<RateLimitOptions> | null;
+  readonly rateLimit: RateLimit | null;
   readonly outboxLimits: OutboxLimits;
   readonly scheduler: FlushScheduler;
-  sendToSupervisor(event: SupervisorEvent): void;
-  rooms(id: string): ReadonlySet<string>;
-  track(change: PresenceChange): void;
+  /** Milliseconds on the runtime's clock (simulated in scenarios): the rate limiter's time. */
+  now(): number;
+  /** Asks the supervisor for a membership change; resolves with whether it took effect. */
+  request(change: MembershipRequest, applied?: () => void): Promise<boolean>;
+  /** The supervisor's rooms of a connection, if it has any. */
+  rooms(id: string): ReadonlySet<string> | undefined;
   received(connection: ServerConnection<TData>, data: string | Buffer, binary: boolean): void;
   dropped(connection: ServerConnection<TData>, reason: DropReason, count: number): void;
   socketFailed(connection: ServerConnection<TData>, error: Error, closeCode: number): void;
@@ -76,42 +74,10 @@ export interface ConnectionHost<TData> {
   closed(connection: ServerConnection<TData>, output: ConnectionOutput): void;
 }
 
-const emptyRooms: ReadonlySet<string> = new Set();
-
-/** What berth keeps of an upgrade request: not the request itself. */
-class UpgradeRequest implements RequestInfo {
-  readonly url: string;
-  readonly headers: IncomingHttpHeaders;
-  readonly #socket: IncomingMessage['socket'];
-  #remoteAddress: string | undefined | null = null;
-
-  constructor(request: IncomingMessage) {
-    this.url = request.url ?? '/';
-    this.headers = request.headers;
-    this.#socket = request.socket;
-  }
-
-  /** Asked of the kernel on first read (otherwise a getpeername per connection), then kept. */
-  get remoteAddress(): string | undefined {
-    if (this.#remoteAddress === null) this.#remoteAddress = this.#socket.remoteAddress;
-    return this.#remoteAddress;
-  }
-
-  toJSON(): RequestInfo {
-    return { url: this.url, headers: this.headers, remoteAddress: this.remoteAddress };
-  }
-}
-
 /** Why a message was dropped: an incoming one over the rate limit, or outgoing ones an overflowing outbox let go. */
 export type DropReason = 'rate-limit' | 'outbox-overflow';
 
-/** Frames what an application sends, once: strings as text, bytes as binary unless `binary: false`. */
-export function encode(data: SendData, binary: boolean | undefined): Frame {
-  if (typeof data === 'string') return binary === true ? Frame.bytes(Buffer.from(data), true) : Frame.text(data);
-  if (data instanceof Uint8Array) return Frame.bytes(data, binary ?? true);
-  if (data instanceof ArrayBuffer) return Frame.bytes(new Uint8Array(data), binary ?? true);
-  throw new TypeError(`data must be a string, Uint8Array or ArrayBuffer, got ${describe(data)}`);
-}
+const noRooms: readonly string[] = Object.freeze([]);
 
 /**
  * The runtime's side of a connection: the application's handle, the
@@ -129,6 +95,7 @@ export class ServerConnection<TData = unknown> implements Connection<TData>, Del
   readonly #host: ConnectionHost<TData>;
   readonly #outbox: Outbox;
   readonly #bucket: TokenBucket | undefined;
+  #roomsLeft: readonly string[] = noRooms;
 
   constructor(
     id: string,
@@ -145,7 +112,7 @@ export class ServerConnection<TData = unknown> implements Connection<TData>, Del
     this.request = new UpgradeRequest(request);
     this.#outbox = new Outbox(socket, this, host.scheduler, host.outboxLimits);
     const limit = host.rateLimit;
-    this.#bucket = limit === null ? undefined : new TokenBucket(limit.messagesPerSecond, limit.burst);
+    this.#bucket = limit === null ? undefined : new TokenBucket(limit.messagesPerSecond, limit.burst, host.now);
   }
 
   /** Connects the handle to its actor; called once, before the actor starts. */
@@ -166,7 +133,7 @@ export class ServerConnection<TData = unknown> implements Connection<TData>, Del
   }
 
   get rooms(): ReadonlySet<string> {
-    return this.#state === 'open' ? this.#host.rooms(this.id) : emptyRooms;
+    return new RoomsView(() => (this.#state === 'open' ? this.#host.rooms(this.id) : undefined));
   }
 
   get outbox(): Connection['outbox'] {
@@ -189,17 +156,17 @@ export class ServerConnection<TData = unknown> implements Connection<TData>, Del
 
   join(room: string): Promise<boolean> {
     assertName('room', room);
-    return this.#request({ type: 'room.join', id: this.id, room }, { kind: 'join', id: this.id, room });
+    return this.#request({ kind: 'join', id: this.id, room });
   }
 
   leave(room: string): Promise<boolean> {
     assertName('room', room);
-    return this.#request({ type: 'room.leave', id: this.id, room }, { kind: 'leave', id: this.id, room });
+    return this.#request({ kind: 'leave', id: this.id, room });
   }
 
   setUser(user: string | undefined): Promise<boolean> {
     if (user !== undefined) assertName('user', user);
-    return this.#request({ type: 'user.bind', id: this.id, user }, { kind: 'bind', id: this.id, user }, () => {
+    return this.#request({ kind: 'bind', id: this.id, user }, () => {
       this.#user = user;
     });
   }
@@ -219,24 +186,10 @@ export class ServerConnection<TData = unknown> implements Connection<TData>, Del
     if (this.#state !== 'closed') this.#actor?.send(event);
   }
 
-  #request(
-    event: Extract<SupervisorEvent, { type: 'room.join' | 'room.leave' | 'user.bind' }>,
-    change: PresenceChange,
-    applied?: () => void,
-  ): Promise<boolean> {
+  /** `applied` runs as soon as the supervisor accepts, before anyone awaiting the answer resumes. */
+  #request(change: MembershipRequest, applied?: () => void): Promise<boolean> {
     if (this.#state !== 'open') return Promise.resolve(false);
-    return new Promise((resolve) => {
-      this.#host.sendToSupervisor({
-        ...event,
-        respond: (ok) => {
-          if (ok) {
-            applied?.();
-            this.#host.track(change);
-          }
-          resolve(ok);
-        },
-      });
-    });
+    return this.#host.request(change, applied);
   }
 
   // Socket sink: what the transport reports, turned into actor events.
@@ -300,6 +253,20 @@ export class ServerConnection<TData = unknown> implements Connection<TData>, Del
     if (this.#state !== 'open') return;
     this.#state = 'disconnecting';
     this.#host.leaving(this);
+  }
+
+  /** The supervisor took the connection out of these rooms (it began to disconnect, or was forgotten). */
+  left(rooms: readonly string[]): void {
+    if (rooms.length > 0) this.#roomsLeft = rooms;
+  }
+
+  /**
+   * The rooms the supervisor took the connection out of. When the socket went
+   * first, the supervisor hears of it only once the actor is done: read this
+   * after the actor has come to rest.
+   */
+  get roomsLeft(): readonly string[] {
+    return this.#roomsLeft;
   }
 
   markClosed(output: ConnectionOutput): void {

@@ -1,7 +1,30 @@
+import { oneOf, positive } from '../util/validate.js';
+
+/** Per-connection limit on incoming messages (a token bucket). */
+export interface RateLimitOptions {
+  /** Sustained messages per second. */
+  readonly messagesPerSecond: number;
+  /** Messages allowed in a burst. [default messagesPerSecond] */
+  readonly burst?: number;
+  /** `drop` discards messages over the limit (emitting `drop`); `close` closes with 1008. [default 'close'] */
+  readonly policy?: 'drop' | 'close';
+}
+
+export type RateLimit = Required<RateLimitOptions>;
+
+/** Checks and fills in a rate limit; `false` or nothing is no limit. */
+export function resolveRateLimit(options: RateLimitOptions | false | undefined, name = 'options.rateLimit'): RateLimit | null {
+  if (!options) return null;
+  const messagesPerSecond = positive(`${name}.messagesPerSecond`, options.messagesPerSecond);
+  const burst = positive(`${name}.burst`, options.burst ?? messagesPerSecond, 1);
+  const policy = oneOf(`${name}.policy`, options.policy ?? 'close', ['drop', 'close']);
+  return { messagesPerSecond, burst, policy };
+}
+
 /**
  * A token bucket: holds up to `burst` tokens, refills `perSecond` tokens a
- * second, and each message takes one. Time comes from `now` (milliseconds),
- * so a test can drive it.
+ * second, and each message takes one. Time comes from `now` (milliseconds):
+ * the runtime passes its clock's, so simulated time refills it too.
  */
 export class TokenBucket {
   readonly #perMs: number;

@@ -8,7 +8,7 @@ import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer, type Server as WsServer } from 'ws';
 import { Refusal } from './admission.js';
 import { CloseCode } from './close-codes.js';
-import type { OutboxSocket } from './outbox.js';
+import type { OutboxSocket } from '../delivery/outbox.js';
 
 /** Where a socket reports what happened on it. */
 export interface SocketSink {

@@ -1,4 +1,8 @@
-import type { EncodedFrame } from '../machines/types.js';
+import type { EncodedFrame } from '../../machines/types.js';
+import { describe } from '../util/validate.js';
+
+/** Data a connection can send: text, or bytes (binary frames unless `binary: false`). */
+export type SendData = string | Uint8Array | ArrayBuffer;
 
 const OPCODE_TEXT = 0x1;
 const OPCODE_BINARY = 0x2;
@@ -32,7 +36,8 @@ function writeHeader(target: Buffer, opcode: number, payloadLength: number): num
 /**
  * A complete server-to-client WebSocket frame (unmasked, FIN set), built
  * once and written to any number of sockets: every recipient's outbox holds
- * a reference to the same bytes (S4, S8).
+ * a reference to the same bytes: a broadcast to 10 000 connections costs
+ * one copy of its payload, not 10 000.
  */
 export class Frame implements EncodedFrame {
   /** What goes on the wire, in order: one buffer, or a header and the caller's payload. */
@@ -57,7 +62,7 @@ export class Frame implements EncodedFrame {
     return new Frame([buffer], payloadLength);
   }
 
-  /** Frames bytes as a binary frame, or with `opcode: 'text'` as text the caller vouches is UTF-8. */
+  /** Frames bytes as a binary frame, or with `binary` false as a text frame (the caller vouches the bytes are UTF-8). */
   static bytes(payload: Uint8Array, binary: boolean): Frame {
     const opcode = binary ? OPCODE_BINARY : OPCODE_TEXT;
     const payloadLength = payload.byteLength;
@@ -73,4 +78,12 @@ export class Frame implements EncodedFrame {
     const body = Buffer.isBuffer(payload) ? payload : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
     return new Frame([head, body], payloadLength);
   }
+}
+
+/** Frames what an application sends, once: strings as text, bytes as binary unless `binary: false`. */
+export function encode(data: SendData, binary: boolean | undefined): Frame {
+  if (typeof data === 'string') return binary === true ? Frame.bytes(Buffer.from(data), true) : Frame.text(data);
+  if (data instanceof Uint8Array) return Frame.bytes(data, binary ?? true);
+  if (data instanceof ArrayBuffer) return Frame.bytes(new Uint8Array(data), binary ?? true);
+  throw new TypeError(`data must be a string, Uint8Array or ArrayBuffer, got ${describe(data)}`);
 }

@@ -1,8 +1,30 @@
-import type { EncodedFrame } from '../machines/types.js';
+import type { EncodedFrame } from '../../machines/types.js';
+import { integer, oneOf } from '../util/validate.js';
 import type { FlushScheduler } from './flush-scheduler.js';
 
 /** What happens when a frame would push an outbox past its limits. */
 export type OverflowPolicy = 'drop-oldest' | 'drop-newest' | 'close';
+
+/** Bounds of each connection's outbox, the frames waiting to be written to it. */
+export interface OutboxOptions {
+  /** Frames waiting at most. [default 1024] */
+  readonly maxMessages?: number;
+  /** Bytes waiting at most; frames are shared between recipients, so this bounds references, not copies. [default 8388608] */
+  readonly maxBytes?: number;
+  /** Past a bound: `close` closes with 4001 (slow consumer), `drop-oldest` and `drop-newest` discard frames and emit `drop`. [default 'close'] */
+  readonly overflow?: OverflowPolicy;
+}
+
+const OVERFLOW_POLICIES: readonly OverflowPolicy[] = ['close', 'drop-oldest', 'drop-newest'];
+
+/** Fills in and checks outbox bounds; `name` prefixes the option in error messages. */
+export function resolveOutboxLimits(limits: OutboxOptions, name = 'options.outbox'): OutboxLimits {
+  return {
+    maxMessages: integer(`${name}.maxMessages`, limits.maxMessages ?? 1024, 1, Number.MAX_SAFE_INTEGER),
+    maxBytes: integer(`${name}.maxBytes`, limits.maxBytes ?? 8 * 1024 * 1024, 1, Number.MAX_SAFE_INTEGER),
+    overflow: oneOf(`${name}.overflow`, limits.overflow ?? 'close', OVERFLOW_POLICIES),
+  };
+}
 
 /** Bounds of one connection's outbox. */
 export interface OutboxLimits {
@@ -51,9 +73,10 @@ export const SOCKET_HIGH_WATER_MARK = 64 * 1024;
 const COALESCE_LIMIT = 16 * 1024;
 
 /**
- * A connection's bounded mailbox for outgoing frames (S7). Frames are
- * references to shared bytes; the outbox is flushed at most once per
- * event-loop turn, in one write, in the order frames were pushed (S14).
+ * A connection's bounded mailbox for outgoing frames. Frames are references
+ * to shared bytes; the outbox is flushed at most once per event-loop turn, in
+ * one write, in the order frames were pushed, so a connection's messages
+ * never overtake each other.
  */
 export class Outbox {
   readonly #socket: OutboxSocket;

@@ -1,7 +1,7 @@
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { CloseCause } from '../machines/types.js';
-import type { ErrorCodeValue } from './errors.js';
+import type { CloseCause } from '../../machines/types.js';
+import type { ErrorCodeValue } from '../util/errors.js';
 
 /** Upper bounds (seconds) of the broadcast fan-out latency buckets. */
 const FANOUT_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1];

@@ -3,15 +3,15 @@ import type { IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Registry } from 'prom-client';
-import type { Actor } from 'xstate';
-import type { DirectoryView } from '../machines/directory.js';
-import type { CloseCause } from '../machines/types.js';
-import type { SupervisorMachine } from './actors.js';
-import type { Connection, DropReason, SendData } from './connection.js';
-import type { BerthError } from './errors.js';
-import type { Health } from './health.js';
-import type { Presence } from './presence.js';
-import type { MetricsSnapshot } from './metrics.js';
+import type { DirectoryView } from '../../machines/directory.js';
+import type { CloseCause } from '../../machines/types.js';
+import type { Connection, DropReason } from '../connection/connection.js';
+import type { SendData } from '../delivery/frame.js';
+import type { BerthError } from '../util/errors.js';
+import type { Health } from '../observability/health.js';
+import type { Presence } from '../cluster/presence.js';
+import type { MetricsSnapshot } from '../observability/metrics.js';
+import type { SupervisorView } from './supervisor-view.js';
 
 /** Events a runtime emits. Handlers run outside every actor, so they may call any API. */
 export interface RuntimeEvents<TData = unknown> extends Record<string, unknown> {
@@ -19,8 +19,8 @@ export interface RuntimeEvents<TData = unknown> extends Record<string, unknown> 
   connection: Connection<TData>;
   /** A message arrived: text as a string, binary as a Buffer. */
   message: { connection: Connection<TData>; data: string | Buffer; binary: boolean };
-  /** A connection is gone; emitted exactly once per connection. */
-  close: { connection: Connection<TData>; code: number; reason: string; cause: CloseCause };
+  /** A connection is gone; emitted exactly once per connection, with the rooms it was taken out of. */
+  close: { connection: Connection<TData>; code: number; reason: string; cause: CloseCause; rooms: readonly string[] };
   /** Something failed; `error.code` is stable (see `ErrorCode`). */
   error: { error: BerthError; connection?: Connection<TData> };
   /** An upgrade was answered with HTTP `status` instead of a handshake. */
@@ -46,8 +46,8 @@ export interface Runtime<TData = unknown> {
   readonly nodeId: string;
   /** Resolves once a standalone server listens (at once when attached); rejects if it cannot. */
   readonly ready: Promise<void>;
-  /** The supervisor actor: subscribe to it or inspect it. */
-  readonly supervisor: Actor<SupervisorMachine>;
+  /** The supervisor, read-only: its state and a subscription (the `inspect` option shows the live actors). */
+  readonly supervisor: SupervisorView;
   on<K extends keyof RuntimeEvents<TData>>(type: K, handler: (event: RuntimeEvents<TData>[K]) => unknown): void;
   off<K extends keyof RuntimeEvents<TData>>(type: K, handler?: (event: RuntimeEvents<TData>[K]) => unknown): void;
   /** The listening address of the standalone (or attached) server. */
@@ -70,7 +70,7 @@ export interface Runtime<TData = unknown> {
   connection(id: string): Connection<TData> | undefined;
   /** Status (`degraded` past the `health` thresholds), counts and totals; O(connections). */
   health(): Health;
-  /** Metrics (S15): a plain snapshot, Prometheus text, or registration into your prom-client registry. */
+  /** Metrics: a plain snapshot, Prometheus text, or registration into your prom-client registry. */
   readonly metrics: RuntimeMetrics;
   /** This node's registry, rooms and users as plain data (O(connections); for tests and debugging). */
   snapshot(): DirectoryView;

@@ -1,31 +1,13 @@
 import type { Server as HttpServer } from 'node:http';
 import type { InspectionEvent, Observer } from 'xstate';
-import type { HeartbeatTiming } from '../machines/connection.machine.js';
-import type { Adapter } from './adapter.js';
-import { normalizeOrigin, type Authenticate } from './admission.js';
-import { createMemoryAdapter } from './memory-adapter.js';
-import type { OutboxLimits, OverflowPolicy } from './outbox.js';
-import type { HealthThresholds } from './health.js';
-
-/** Per-connection limit on incoming messages (a token bucket). */
-export interface RateLimitOptions {
-  /** Sustained messages per second. */
-  readonly messagesPerSecond: number;
-  /** Messages allowed in a burst. [default messagesPerSecond] */
-  readonly burst?: number;
-  /** `drop` discards messages over the limit (emitting `drop`); `close` closes with 1008. [default 'close'] */
-  readonly policy?: 'drop' | 'close';
-}
-
-/** Bounds of each connection's outbox, the frames waiting to be written to it (S7). */
-export interface OutboxOptions {
-  /** Frames waiting at most. [default 1024] */
-  readonly maxMessages?: number;
-  /** Bytes waiting at most; frames are shared between recipients, so this bounds references, not copies. [default 8388608] */
-  readonly maxBytes?: number;
-  /** Past a bound: `close` closes with 4001 (slow consumer), `drop-oldest` and `drop-newest` discard frames and emit `drop`. [default 'close'] */
-  readonly overflow?: OverflowPolicy;
-}
+import type { HeartbeatTiming } from '../../machines/connection.machine.js';
+import type { Adapter } from '../cluster/adapter.js';
+import { createMemoryAdapter } from '../cluster/memory-adapter.js';
+import { normalizeOrigin, type Authenticate } from '../connection/admission.js';
+import { resolveRateLimit, type RateLimit, type RateLimitOptions } from '../connection/rate-limit.js';
+import { resolveOutboxLimits, type OutboxLimits, type OutboxOptions } from '../delivery/outbox.js';
+import type { HealthThresholds } from '../observability/health.js';
+import { integer, object, optionalFunction, positive, text } from '../util/validate.js';
 
 /** Options of `createRuntime`. Give `port` (standalone), `server` (attach), or neither (call `runtime.handleUpgrade` yourself). */
 export interface RuntimeOptions<TData = unknown> {
@@ -65,10 +47,12 @@ export interface RuntimeOptions<TData = unknown> {
   readonly clock?: Clock;
 }
 
-/** A clock for actor delays: `SimulatedClock` from xstate fits. */
+/** A clock for actor delays and the rate limiter: `SimulatedClock` from xstate fits. */
 export interface Clock {
   setTimeout(callback: (...args: unknown[]) => void, timeout: number): unknown;
   clearTimeout(id: unknown): void;
+  /** Milliseconds; the rate limiter refills by it. [default performance.now()] */
+  now?(): number;
 }
 
 export interface ResolvedOptions<TData> {
@@ -83,7 +67,7 @@ export interface ResolvedOptions<TData> {
   readonly closeTimeoutMs: number;
   readonly authenticate: Authenticate<TData> | undefined;
   readonly allowedOrigins: ReadonlySet<string> | undefined;
-  readonly rateLimit: Required<RateLimitOptions> | null;
+  readonly rateLimit: RateLimit | null;
   readonly outbox: OutboxLimits;
   readonly health: Required<HealthThresholds>;
   readonly adapter: Adapter;
@@ -93,89 +77,46 @@ export interface ResolvedOptions<TData> {
 
 /** Validates options, throwing `TypeError`/`RangeError` naming the option, and fills in defaults. */
 export function resolveOptions<TData>(options: RuntimeOptions<TData>): ResolvedOptions<TData> {
-  if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
+  object('options', options);
   if (options.port !== undefined && options.server !== undefined) {
     throw new TypeError('give either options.port or options.server, not both');
   }
-  if (options.port !== undefined) integer('port', options.port, 0, 65535);
-  if (options.path !== undefined && (typeof options.path !== 'string' || !options.path.startsWith('/'))) {
-    throw new TypeError(`options.path must be a string starting with '/', got ${String(options.path)}`);
-  }
+  if (options.port !== undefined) integer('options.port', options.port, 0, 65535);
+  if (options.path !== undefined) text('options.path', options.path, "a string starting with '/'", (path) => path.startsWith('/'));
   const heartbeat =
     options.heartbeat === false
       ? null
       : {
-          intervalMs: positive('heartbeat.intervalMs', options.heartbeat?.intervalMs ?? 30_000),
-          timeoutMs: positive('heartbeat.timeoutMs', options.heartbeat?.timeoutMs ?? 10_000),
+          intervalMs: positive('options.heartbeat.intervalMs', options.heartbeat?.intervalMs ?? 30_000),
+          timeoutMs: positive('options.heartbeat.timeoutMs', options.heartbeat?.timeoutMs ?? 10_000),
         };
-  let rateLimit: Required<RateLimitOptions> | null = null;
-  if (options.rateLimit) {
-    const { messagesPerSecond, burst = messagesPerSecond, policy = 'close' } = options.rateLimit;
-    positive('rateLimit.messagesPerSecond', messagesPerSecond);
-    if (!(burst >= 1)) throw new RangeError(`options.rateLimit.burst must be at least 1, got ${String(burst)}`);
-    if (policy !== 'drop' && policy !== 'close') {
-      throw new TypeError(`options.rateLimit.policy must be 'drop' or 'close', got ${String(policy)}`);
-    }
-    rateLimit = { messagesPerSecond, burst, policy };
-  }
-  if (options.authenticate !== undefined && typeof options.authenticate !== 'function') {
-    throw new TypeError('options.authenticate must be a function');
-  }
+  optionalFunction('options.authenticate', options.authenticate);
   if (options.allowedOrigins !== undefined && !Array.isArray(options.allowedOrigins)) {
     throw new TypeError('options.allowedOrigins must be an array of origins');
   }
   const maxConnections = options.maxConnections ?? Infinity;
+  if (maxConnections !== Infinity) integer('options.maxConnections', maxConnections, 0, Number.MAX_SAFE_INTEGER);
   const outbox = resolveOutboxLimits(options.outbox ?? {});
-  if (maxConnections !== Infinity) integer('maxConnections', maxConnections, 0, Number.MAX_SAFE_INTEGER);
   return {
     port: options.port,
     host: options.host,
     server: options.server,
     path: options.path,
     maxConnections,
-    retryAfterSeconds: integer('retryAfterSeconds', options.retryAfterSeconds ?? 5, 0, 86_400),
-    maxPayload: integer('maxPayload', options.maxPayload ?? 1024 * 1024, 1, 2 ** 31),
+    retryAfterSeconds: integer('options.retryAfterSeconds', options.retryAfterSeconds ?? 5, 0, 86_400),
+    maxPayload: integer('options.maxPayload', options.maxPayload ?? 1024 * 1024, 1, 2 ** 31),
     heartbeat,
-    closeTimeoutMs: positive('closeTimeoutMs', options.closeTimeoutMs ?? 5000),
+    closeTimeoutMs: positive('options.closeTimeoutMs', options.closeTimeoutMs ?? 5000),
     authenticate: options.authenticate,
     allowedOrigins: options.allowedOrigins && new Set(options.allowedOrigins.map(normalizeOrigin)),
-    rateLimit,
+    rateLimit: resolveRateLimit(options.rateLimit),
     outbox,
     health: {
-      maxOutboxDepth: positive('health.maxOutboxDepth', options.health?.maxOutboxDepth ?? Math.max(1, Math.floor(outbox.maxMessages / 2))),
-      maxEventLoopLagMs: positive('health.maxEventLoopLagMs', options.health?.maxEventLoopLagMs ?? 200),
+      maxOutboxDepth: positive('options.health.maxOutboxDepth', options.health?.maxOutboxDepth ?? Math.max(1, Math.floor(outbox.maxMessages / 2))),
+      maxEventLoopLagMs: positive('options.health.maxEventLoopLagMs', options.health?.maxEventLoopLagMs ?? 200),
     },
     adapter: options.adapter ?? createMemoryAdapter(),
     inspect: options.inspect,
     clock: options.clock,
   };
-}
-
-/** Fills in and checks outbox bounds; `name` prefixes the option in error messages. */
-export function resolveOutboxLimits(limits: OutboxOptions, name = 'outbox'): OutboxLimits {
-  const overflow = limits.overflow ?? 'close';
-  if (overflow !== 'close' && overflow !== 'drop-oldest' && overflow !== 'drop-newest') {
-    throw new TypeError(`options.${name}.overflow must be 'close', 'drop-oldest' or 'drop-newest', got ${String(overflow)}`);
-  }
-  return {
-    maxMessages: integer(`${name}.maxMessages`, limits.maxMessages ?? 1024, 1, Number.MAX_SAFE_INTEGER),
-    maxBytes: integer(`${name}.maxBytes`, limits.maxBytes ?? 8 * 1024 * 1024, 1, Number.MAX_SAFE_INTEGER),
-    overflow,
-  };
-}
-
-function integer(name: string, value: number, min: number, max: number): number {
-  if (typeof value !== 'number' || !Number.isInteger(value)) {
-    throw new TypeError(`options.${name} must be an integer, got ${String(value)}`);
-  }
-  if (value < min || value > max) throw new RangeError(`options.${name} must be within ${min}–${max}, got ${value}`);
-  return value;
-}
-
-function positive(name: string, value: number): number {
-  if (typeof value !== 'number' || !Number.isFinite(value)) {
-    throw new TypeError(`options.${name} must be a finite number, got ${String(value)}`);
-  }
-  if (value <= 0) throw new RangeError(`options.${name} must be greater than 0, got ${value}`);
-  return value;
 }

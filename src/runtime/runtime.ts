@@ -3,44 +3,47 @@ import type { IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { createActor, type Actor } from 'xstate';
-import { CONNECTION_ACTOR_ID, type ConnectionOutput } from '../machines/connection.machine.js';
-import type { DirectoryView } from '../machines/directory.js';
-import type { SupervisorDirectory, SupervisorEvent } from '../machines/supervisor.machine.js';
-import type { EncodedFrame, Target } from '../machines/types.js';
-import { provideConnectionMachine, provideSupervisorMachine, type ConnectionMachine, type SupervisorMachine } from './actors.js';
-import type { AdapterNode, BroadcastMessage, PresenceChange } from './adapter.js';
-import { Refusal, admit, type Grant } from './admission.js';
+import { CONNECTION_ACTOR_ID, type ConnectionMachine } from '../../machines/connection.machine.js';
+import type { DirectoryView } from '../../machines/directory.js';
+import type { SupervisorDirectory } from '../../machines/supervisor.machine.js';
+import type { EncodedFrame, Target } from '../../machines/types.js';
+import type { AdapterNode, BroadcastMessage } from '../cluster/adapter.js';
+import { directoryPresence } from '../cluster/local-presence.js';
+import { guardPresence, type Presence, type PresenceChange } from '../cluster/presence.js';
+import { indexScheduledEvents } from '../connection/actor-scheduler.js';
+import { provideConnectionMachine, provideSupervisorMachine, type SupervisorMachine } from '../connection/actors.js';
+import { Refusal, admit, type Grant } from '../connection/admission.js';
+import { CloseCode } from '../connection/close-codes.js';
+import { ServerConnection, type Connection, type ConnectionHost, type MembershipRequest } from '../connection/connection.js';
+import { Transport, type SocketSink, type TransportSocket } from '../connection/transport.js';
+import { FlushScheduler } from '../delivery/flush-scheduler.js';
+import { encode, type SendData } from '../delivery/frame.js';
+import { healthOf, type Health } from '../observability/health.js';
+import { Metrics } from '../observability/metrics.js';
+import { BerthError, ErrorCode, toBerthError, type ErrorCodeValue } from '../util/errors.js';
+import { EventHub } from '../util/event-hub.js';
+import { isThenable } from '../util/thenable.js';
+import { assertName } from '../util/validate.js';
 import type { BroadcastOptions, Runtime, RuntimeEvents, RuntimeMetrics } from './api.js';
-import { CloseCode } from './close-codes.js';
-import { ServerConnection, encode, type Connection, type ConnectionHost, type DropReason, type SendData } from './connection.js';
-import { BerthError, ErrorCode, toBerthError, type ErrorCodeValue } from './errors.js';
-import { EventHub } from './events.js';
-import { FlushScheduler } from './flush-scheduler.js';
-import { healthOf, type Health } from './health.js';
-import { Metrics } from './metrics.js';
-import { assertName } from './names.js';
 import { resolveOptions, type ResolvedOptions, type RuntimeOptions } from './options.js';
-import type { OutboxLimits } from './outbox.js';
-import { guardPresence, sortedRecord, type Presence } from './presence.js';
-import { indexScheduledEvents } from './scheduler.js';
-import { isThenable } from './thenable.js';
-import { Transport, type SocketSink, type TransportSocket } from './transport.js';
+import { viewOf, type SupervisorView } from './supervisor-view.js';
 
 type RuntimeState = 'running' | 'closing' | 'closed';
 
 const SHUTDOWN_REASON = 'server shutting down';
-
-const noRooms: ReadonlySet<string> = new Set();
 
 /** Creates a runtime; with `port` it starts listening at once (await `ready`). */
 export function createRuntime<TData = unknown>(options: RuntimeOptions<TData> = {}): Runtime<TData> {
   return new BerthRuntime(resolveOptions(options));
 }
 
-class BerthRuntime<TData> implements Runtime<TData>, ConnectionHost<TData> {
+class BerthRuntime<TData> implements Runtime<TData> {
   readonly nodeId = randomBytes(4).toString('hex');
   readonly ready: Promise<void>;
-  readonly supervisor: Actor<SupervisorMachine>;
+  readonly supervisor: SupervisorView;
+  readonly #supervisor: Actor<SupervisorMachine>;
+  /** What each connection may ask of this runtime. */
+  readonly #host: ConnectionHost<TData>;
   readonly #options: ResolvedOptions<TData>;
   readonly #events = new EventHub<RuntimeEvents<TData>>();
   readonly #connections = new Map<string, ServerConnection<TData>>();
@@ -50,9 +53,7 @@ class BerthRuntime<TData> implements Runtime<TData>, ConnectionHost<TData> {
   readonly #metrics: Metrics;
   readonly metrics: RuntimeMetrics;
   readonly presence: Presence;
-  /** Recipients of the broadcast the supervisor delivered last (set by its deliver action). */
-  #lastRecipients = 0;
-  readonly scheduler = new FlushScheduler({
+  readonly #scheduler = new FlushScheduler({
     afterFlush: () => this.#metrics.flushed(),
     onError: (error) => this.#report(toBerthError(ErrorCode.SEND_FAILED, 'flushing an outbox failed', error)),
   });
@@ -87,26 +88,26 @@ class BerthRuntime<TData> implements Runtime<TData>, ConnectionHost<TData> {
       register: (registry) => metrics.register(registry),
       registry: metrics.registry,
     };
-    this.#connectionLogic = provideConnectionMachine(
-      (id) => this.#connections.get(id) as ServerConnection<unknown> | undefined,
-      { send: (event) => this.supervisor.send(event) },
-    );
+    const lookup = (id: string) => this.#connections.get(id) as ServerConnection<unknown> | undefined;
+    this.#connectionLogic = provideConnectionMachine(lookup, { send: (event) => this.#supervisor.send(event) });
+    this.#host = this.#connectionHost();
     // XState spreads options over its defaults, so an `undefined` clock would replace the real one.
-    this.supervisor = createActor(provideSupervisorMachine((recipients) => (this.#lastRecipients = recipients)), {
+    this.#supervisor = createActor(provideSupervisorMachine(lookup), {
       input: {},
       id: 'supervisor',
       systemId: 'supervisor',
       ...(options.inspect && { inspect: options.inspect }),
       ...(options.clock && { clock: options.clock }),
     });
-    indexScheduledEvents(this.supervisor.system);
-    this.supervisor.subscribe({
+    this.supervisor = viewOf(this.#supervisor);
+    indexScheduledEvents(this.#supervisor.system);
+    this.#supervisor.subscribe({
       error: (error) => {
         // A bug in berth: nothing can be registered or broadcast from here on.
         this.#report(toBerthError(ErrorCode.ACTOR_FAILED, 'supervisor failed', error));
       },
     });
-    this.supervisor.start();
+    this.#supervisor.start();
 
     const policy = {
       maxConnections: options.maxConnections,
@@ -133,7 +134,7 @@ class BerthRuntime<TData> implements Runtime<TData>, ConnectionHost<TData> {
       dropped: (count) => this.#metrics.crossNode('dropped', count),
       linkChanged: (up, error) => this.#linkChanged(up, error),
       failed: (error, what) => this.#report(toBerthError(ErrorCode.ADAPTER, `adapter ${what} failed`, error)),
-      presence: this.#localPresence(),
+      presence: directoryPresence(this.nodeId, () => this.#directory()),
     };
     this.presence = guardPresence(options.adapter.presence ?? node.presence);
     // A throwing attach rejects `ready` like a failing one, rather than escaping with the port already bound.
@@ -200,66 +201,68 @@ class BerthRuntime<TData> implements Runtime<TData>, ConnectionHost<TData> {
     return this.#closing;
   }
 
-  // ConnectionHost: what connections ask of the runtime.
+  // Internals.
 
-  get rateLimit(): ResolvedOptions<TData>['rateLimit'] {
-    return this.#options.rateLimit;
+  /** The narrow object every connection of this runtime is given. */
+  #connectionHost(): ConnectionHost<TData> {
+    const options = this.#options;
+    const clock = options.clock;
+    return {
+      rateLimit: options.rateLimit,
+      outboxLimits: options.outbox,
+      scheduler: this.#scheduler,
+      now: typeof clock?.now === 'function' ? () => clock.now!() : () => performance.now(),
+      request: (change, applied) => this.#request(change, applied),
+      rooms: (id) => this.#directory().connections.get(id)?.rooms,
+      received: (connection, data, binary) => this.#emit('message', { connection, data, binary }, connection),
+      dropped: (connection, reason, count) => {
+        this.#metrics.dropped(reason, count);
+        if (this.#events.has('drop')) this.#emit('drop', { connection, reason, count }, connection);
+      },
+      socketFailed: (connection, error, closeCode) => {
+        this.#report(toBerthError(ErrorCode.SOCKET, `connection ${connection.id} closed with ${closeCode}`, error), connection);
+      },
+      sendFailed: (connection, error) => {
+        this.#report(toBerthError(ErrorCode.SEND_FAILED, `send to ${connection.id} failed`, error), connection);
+        connection.sendFailed(error.message);
+      },
+      leaving: (connection) => this.#track({ kind: 'disconnect', id: connection.id }),
+      closed: (connection, output) => {
+        this.#connections.delete(connection.id);
+        this.#metrics.closed(output.code, output.cause);
+        // Runs inside the connection actor's transition: the application hears of it once every
+        // actor is at rest, and so once the supervisor has said which rooms the connection left.
+        queueMicrotask(() =>
+          this.#emit('close', { connection, code: output.code, reason: output.reason, cause: output.cause, rooms: connection.roomsLeft }),
+        );
+      },
+    };
   }
 
-  get outboxLimits(): OutboxLimits {
-    return this.#options.outbox;
+  /** A join, leave or user binding: the supervisor decides, and presence follows what it accepted. */
+  #request(change: MembershipRequest, applied: (() => void) | undefined): Promise<boolean> {
+    return new Promise((resolve) => {
+      const respond = (ok: boolean) => {
+        if (ok) {
+          applied?.();
+          this.#track(change);
+        }
+        resolve(ok);
+      };
+      const { id } = change;
+      if (change.kind === 'bind') this.#supervisor.send({ type: 'user.bind', id, user: change.user, respond });
+      else this.#supervisor.send({ type: change.kind === 'join' ? 'room.join' : 'room.leave', id, room: change.room, respond });
+    });
   }
 
-  sendToSupervisor(event: SupervisorEvent): void {
-    this.supervisor.send(event);
-  }
-
-  rooms(id: string): ReadonlySet<string> {
-    return this.#directory().connections.get(id)?.rooms ?? noRooms;
-  }
-
-  track(change: PresenceChange): void {
+  #track(change: PresenceChange): void {
     const { adapter } = this.#options;
     if (adapter.track === undefined) return;
     this.#callAdapter(() => adapter.track!(change), 'presence update');
   }
 
-  received(connection: ServerConnection<TData>, data: string | Buffer, binary: boolean): void {
-    this.#emit('message', { connection, data, binary }, connection);
-  }
-
-  dropped(connection: ServerConnection<TData>, reason: DropReason, count: number): void {
-    this.#metrics.dropped(reason, count);
-    if (this.#events.has('drop')) this.#emit('drop', { connection, reason, count }, connection);
-  }
-
-  socketFailed(connection: ServerConnection<TData>, error: Error, closeCode: number): void {
-    const failure = toBerthError(ErrorCode.SOCKET, `connection ${connection.id} closed with ${closeCode}`, error);
-    this.#report(failure, connection);
-  }
-
-  sendFailed(connection: ServerConnection<TData>, error: Error): void {
-    this.#report(toBerthError(ErrorCode.SEND_FAILED, `send to ${connection.id} failed`, error), connection);
-    connection.sendFailed(error.message);
-  }
-
-  leaving(connection: ServerConnection<TData>): void {
-    this.track({ kind: 'disconnect', id: connection.id });
-  }
-
-  closed(connection: ServerConnection<TData>, output: ConnectionOutput): void {
-    this.#connections.delete(connection.id);
-    this.#metrics.closed(output.code, output.cause);
-    // Runs inside the connection actor's transition: the application hears of it once every actor is at rest.
-    queueMicrotask(() =>
-      this.#emit('close', { connection, code: output.code, reason: output.reason, cause: output.cause }),
-    );
-  }
-
-  // Internals.
-
   #directory(): SupervisorDirectory {
-    return this.supervisor.getSnapshot().context.directory;
+    return this.#supervisor.getSnapshot().context.directory;
   }
 
   #noteRefusal(decision: Grant<TData> | Refusal, request: IncomingMessage): Grant<TData> | Refusal {
@@ -272,7 +275,7 @@ class BerthRuntime<TData> implements Runtime<TData>, ConnectionHost<TData> {
 
   #open(socket: TransportSocket, request: IncomingMessage, grant: Grant<TData>): SocketSink {
     const id = `${this.nodeId}-${(++this.#sequence).toString(36)}`;
-    const connection = new ServerConnection<TData>(id, socket, request, grant, this);
+    const connection = new ServerConnection<TData>(id, socket, request, grant, this.#host);
     if (this.#state !== 'running') {
       // Admitted just before shutdown began.
       socket.close(CloseCode.GOING_AWAY, SHUTDOWN_REASON);
@@ -280,7 +283,7 @@ class BerthRuntime<TData> implements Runtime<TData>, ConnectionHost<TData> {
     }
     this.#connections.set(id, connection);
     const actor = createActor(this.#connectionLogic, {
-      parent: this.supervisor,
+      parent: this.#supervisor,
       // No systemId: registering one costs a Map and a WeakMap entry per connection, and the
       // connection id is in the actor's context for whoever inspects it.
       id: CONNECTION_ACTOR_ID,
@@ -291,7 +294,7 @@ class BerthRuntime<TData> implements Runtime<TData>, ConnectionHost<TData> {
     actor.start();
     if (actor.getSnapshot().status !== 'active') return connection;
     let registered = false;
-    this.supervisor.send({
+    this.#supervisor.send({
       type: 'connection.register',
       id,
       ref: actor,
@@ -304,7 +307,7 @@ class BerthRuntime<TData> implements Runtime<TData>, ConnectionHost<TData> {
     });
     if (registered) {
       this.#metrics.accepted();
-      this.track({ kind: 'connect', id, user: grant.user });
+      this.#track({ kind: 'connect', id, user: grant.user });
       this.#emit('connection', connection, connection);
     }
     return connection;
@@ -343,31 +346,17 @@ class BerthRuntime<TData> implements Runtime<TData>, ConnectionHost<TData> {
   /** One supervisor event per broadcast, whatever the number of recipients. */
   #deliverLocally(target: Target, except: string | undefined, frame: EncodedFrame): void {
     // Once the supervisor has stopped (shutdown, last connection gone) nobody local is left to receive it.
-    if (this.supervisor.getSnapshot().status !== 'active') return;
+    if (this.#supervisor.getSnapshot().status !== 'active') return;
     const startedAt = performance.now();
-    this.#lastRecipients = 0;
-    this.supervisor.send({ type: 'broadcast', target, except, frame });
-    this.#metrics.broadcast(this.#lastRecipients, startedAt);
+    let recipients = 0;
+    this.#supervisor.send({ type: 'broadcast', target, except, frame, delivered: (count) => (recipients = count) });
+    this.#metrics.broadcast(recipients, startedAt);
   }
 
   #linkChanged(up: boolean, error: unknown): void {
     if (!this.#metrics.link(up)) return;
     // Reported once per outage, not once per broadcast it drops.
     if (!up) this.#report(toBerthError(ErrorCode.ADAPTER, 'cluster link down, broadcasts stay on this node', error ?? 'no cause given'));
-  }
-
-  /** This node's presence, from its directory: for adapters, and for those that keep none. */
-  #localPresence(): Presence {
-    const ids = (members: Iterable<{ id: string }> | undefined) => [...(members ?? [])].map((entry) => entry.id).sort();
-    return {
-      nodes: async () => [this.nodeId],
-      rooms: async () => sortedRecord(Object.fromEntries([...this.#directory().rooms].map(([room, members]) => [room, members.size]))),
-      roomSize: async (room) => this.#directory().rooms.get(room)?.size ?? 0,
-      roomMembers: async (room) => ids(this.#directory().rooms.get(room)),
-      roomUsers: async (room) => [...(this.#directory().rooms.get(room) ?? [])].flatMap((entry) => entry.user ?? []).sort(),
-      userConnections: async (user) => ids(this.#directory().users.get(user)),
-      onlineUsers: async () => [...this.#directory().users.keys()].sort(),
-    };
   }
 
   #callAdapter(call: () => void | Promise<void>, what: string, onFailure?: () => void): void {
@@ -412,17 +401,17 @@ class BerthRuntime<TData> implements Runtime<TData>, ConnectionHost<TData> {
     connection?.socket.terminate();
     this.#report(toBerthError(ErrorCode.ACTOR_FAILED, `connection ${id} failed`, error), connection);
     if (connection !== undefined) connection.markClosed({ id, code: CloseCode.ABNORMAL, reason: '', cause: 'socket-error' });
-    this.supervisor.send({ type: 'connection.failed', id });
+    this.#supervisor.send({ type: 'connection.failed', id });
   }
 
   async #shutdown(timeoutMs: number): Promise<void> {
     if (this.#state !== 'running') return;
     this.#state = 'closing';
     const stopped = new Promise<void>((resolve) => {
-      if (this.supervisor.getSnapshot().status !== 'active') resolve();
-      else this.supervisor.subscribe({ complete: resolve, error: () => resolve() });
+      if (this.#supervisor.getSnapshot().status !== 'active') resolve();
+      else this.#supervisor.subscribe({ complete: resolve, error: () => resolve() });
     });
-    this.supervisor.send({ type: 'runtime.shutdown', code: CloseCode.GOING_AWAY, reason: SHUTDOWN_REASON });
+    this.#supervisor.send({ type: 'runtime.shutdown', code: CloseCode.GOING_AWAY, reason: SHUTDOWN_REASON });
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<'timeout'>((resolve) => {
       timer = setTimeout(() => resolve('timeout'), timeoutMs);

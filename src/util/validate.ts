@@ -1,4 +1,17 @@
-/** Checks on what callers pass: misuse throws at once, naming the argument. */
+/**
+ * Checks on what callers pass. Misuse throws at once — `TypeError` for the
+ * wrong kind of value, `RangeError` for one out of bounds — with a message
+ * that names the argument in one style: `<name> must be <rule>, got <value>`.
+ */
+
+/** A value's kind, for error messages. */
+export function describe(value: unknown): string {
+  return value === null ? 'null' : Array.isArray(value) ? 'array' : typeof value;
+}
+
+function shown(value: unknown): string {
+  return typeof value === 'string' ? JSON.stringify(value) : typeof value === 'object' ? describe(value) : String(value);
+}
 
 /** Rooms and users are non-empty strings. */
 export function assertName(what: 'room' | 'user', value: unknown): asserts value is string {
@@ -7,7 +20,50 @@ export function assertName(what: 'room' | 'user', value: unknown): asserts value
   }
 }
 
-/** A value's kind, for error messages. */
-export function describe(value: unknown): string {
-  return value === null ? 'null' : Array.isArray(value) ? 'array' : typeof value;
+/** An integer within `min`–`max`. */
+export function integer(name: string, value: unknown, min: number, max: number): number {
+  if (typeof value !== 'number' || !Number.isInteger(value)) {
+    throw new TypeError(`${name} must be an integer, got ${shown(value)}`);
+  }
+  if (value < min || value > max) throw new RangeError(`${name} must be within ${min}–${max}, got ${value}`);
+  return value;
+}
+
+/** A finite number of at least `min` (exclusive when `min` is 0, the default). */
+export function positive(name: string, value: unknown, min = 0): number {
+  if (typeof value !== 'number' || !Number.isFinite(value)) {
+    throw new TypeError(`${name} must be a finite number, got ${shown(value)}`);
+  }
+  if (min === 0 ? value <= 0 : value < min) {
+    throw new RangeError(`${name} must be ${min === 0 ? 'greater than 0' : `at least ${min}`}, got ${value}`);
+  }
+  return value;
+}
+
+/** One of a few strings. */
+export function oneOf<const T extends string>(name: string, value: unknown, choices: readonly T[]): T {
+  if (!choices.includes(value as T)) {
+    const list = choices.map((choice) => `'${choice}'`);
+    const rule = list.length === 2 ? `${list[0]} or ${list[1]}` : `${list.slice(0, -1).join(', ')} or ${list.at(-1)}`;
+    throw new TypeError(`${name} must be ${rule}, got ${shown(value)}`);
+  }
+  return value as T;
+}
+
+/** A string that passes `test`; `rule` says what it must be. */
+export function text(name: string, value: unknown, rule: string, test: (value: string) => boolean): string {
+  if (typeof value !== 'string' || !test(value)) throw new TypeError(`${name} must be ${rule}, got ${shown(value)}`);
+  return value;
+}
+
+/** A function, or nothing. */
+export function optionalFunction(name: string, value: unknown): void {
+  if (value !== undefined && typeof value !== 'function') throw new TypeError(`${name} must be a function, got ${describe(value)}`);
+}
+
+/** An object (not null, not an array). */
+export function object(name: string, value: unknown): void {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new TypeError(`${name} must be an object, got ${describe(value)}`);
+  }
 }

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Adapter, AdapterNode, BroadcastMessage, Connection, Presence, PresenceChange } from '../../src/index.js';
-import { NodePresence } from '../../src/presence.js';
+import { NodePresence } from '../../src/cluster/node-presence.js';
 import { connect, eventually, settles } from '../helpers/client.js';
 import { startRuntime } from '../helpers/runtime.js';
 

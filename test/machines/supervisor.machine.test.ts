@@ -46,6 +46,8 @@ function summary(actions: readonly ExecutableActionObject[]) {
 }
 
 const accepted = [{ type: 'respond', params: { ok: true } }];
+/** The action that tells a connection which rooms it was taken out of. */
+const left = (id: string, rooms: string[]) => [{ type: 'reportLeft', params: { id, rooms } }];
 const refused = [{ type: 'respond', params: { ok: false } }];
 
 const register = (c: FakeConnection, user?: string): Extract<SupervisorEvent, { type: 'connection.register' }> => ({
@@ -263,7 +265,7 @@ describe('supervisor machine: connection.leaving', () => {
     const [before] = run(fresh(), [register(a, 'alice'), register(b, 'bob'), join('a', 'lobby'), join('a', 'kitchen'), join('b', 'lobby')]);
     const [snapshot, actions] = send(before, leaving('a'));
     expect(snapshot.value).toBe('running');
-    expect(actions).toEqual([]);
+    expect(summary(actions)).toEqual(left('a', ['lobby', 'kitchen']));
     expect(roomsNaming(snapshot, 'a')).toEqual([]);
     expect(usersNaming(snapshot, 'a')).toEqual([]);
     const view = directoryOf(snapshot).toJSON();
@@ -315,7 +317,7 @@ describe('supervisor machine: connection actors ending', () => {
     expect(snapshot.value).toBe('running');
     expect(snapshot.status).toBe('active');
     expect(snapshot.error).toBeUndefined();
-    expect(actions).toEqual([]);
+    expect(summary(actions)).toEqual(left('a', ['lobby']));
     expect(directoryOf(snapshot).connections.has('a')).toBe(false);
     expect(directoryOf(snapshot).toJSON().rooms).toEqual({ lobby: ['b'] });
     expect(directoryOf(snapshot).users.size).toBe(0);
@@ -405,7 +407,8 @@ describe('supervisor machine: shutdown', () => {
     expect(snapshot.value).toBe('stopping');
     expect(summary(actions)).toEqual([
       ...accepted,
-      { type: 'deliver', params: { target: { kind: 'all' }, except: undefined, frame } },
+      ...left('a', ['lobby']),
+      { type: 'deliver', params: { target: { kind: 'all' }, except: undefined, frame, delivered: undefined } },
     ]);
     expect(directoryOf(snapshot).toJSON().rooms).toEqual({});
     expect(directoryOf(snapshot).toJSON().users).toEqual({});
@@ -419,11 +422,11 @@ describe('supervisor machine: shutdown', () => {
   it('stays stopping while a connection remains, and stops (done) when the last actor is done', () => {
     const [middle, first] = send(stopping(), done('a'));
     expect(middle.value).toBe('stopping');
-    expect(first).toEqual([]);
+    expect(summary(first)).toEqual(left('a', ['lobby']));
     const [snapshot, last] = send(middle, done('b'));
     expect(snapshot.value).toBe('stopped');
     expect(snapshot.status).toBe('done');
-    expect(last).toEqual([]);
+    expect(summary(last)).toEqual(left('b', ['lobby']));
     expect(directoryOf(snapshot).connections.size).toBe(0);
   });
 

@@ -1,9 +1,9 @@
 import { createClient } from 'redis';
-import type { Adapter, AdapterNode, BroadcastMessage, PresenceChange } from './adapter.js';
-import type { Presence } from './presence.js';
-import type { RedisClient } from './redis-client.js';
-import { RedisPresence } from './redis-presence.js';
-import { decodeWire, encodeWire } from './redis-wire.js';
+import type { Adapter, AdapterNode, BroadcastMessage, PresenceChange } from '../adapter.js';
+import type { Presence } from '../presence.js';
+import type { RedisClient } from './client.js';
+import { RedisPresence } from './presence.js';
+import { decodeWire, encodeWire } from './wire.js';
 
 /** Options of `createRedisAdapter`: a `url`, or a `client` you own. */
 export interface RedisAdapterOptions {

@@ -1,7 +1,7 @@
-import type { PresenceChange } from './adapter.js';
-import { NodePresence, sortedRecord, type Presence } from './presence.js';
-import type { RedisClient } from './redis-client.js';
-import { heartbeat, query, register, unregister, update } from './redis-scripts.js';
+import { NodePresence } from '../node-presence.js';
+import { sortedRecord, type Presence, type PresenceChange } from '../presence.js';
+import type { RedisClient } from './client.js';
+import { heartbeat, query, register, unregister, update } from './scripts.js';
 
 /** Operations per update script call when this node's entries are written whole. */
 const REBUILD_CHUNK = 2000;

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { RedisClient } from './redis-client.js';
+import type { RedisClient } from './client.js';
 
 /**
  * Presence lives in Redis under `<prefix>:`, one set of keys per node so that

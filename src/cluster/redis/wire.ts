@@ -1,5 +1,5 @@
-import type { Target } from '../machines/types.js';
-import type { BroadcastMessage } from './adapter.js';
+import type { Target } from '../../../machines/types.js';
+import type { BroadcastMessage } from '../adapter.js';
 
 /**
  * A broadcast on the Redis channel: one version byte, one flags byte, a
