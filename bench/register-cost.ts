@@ -17,7 +17,7 @@ import { indexScheduledEvents } from '../src/connection/actor-scheduler.js';
 const SIZES = [100, 10_000];
 const BATCH = 100;
 const BATCHES = 15;
-const port = { deliver() {} };
+const port = { deliver() {}, left() {} };
 const input = (id: string) => ({ id, heartbeat: { intervalMs: 30_000, timeoutMs: 10_000 }, closeTimeoutMs: 5000 });
 
 function median(values: number[]): number {

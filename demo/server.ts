@@ -212,8 +212,6 @@ function displayHost(host: string | undefined): string {
 interface Session {
   /** Set by `hello`; required before any other message. */
   name: string | undefined;
-  /** Rooms joined, kept here because by `close` the runtime has already emptied `connection.rooms`. */
-  readonly rooms: Set<string>;
   /** The handling of this connection's previous message. */
   queue: Promise<void>;
 }
@@ -257,9 +255,8 @@ function attachChat(runtime: Runtime): void {
     switch (message.type) {
       case 'join': {
         const { room } = message;
+        const first = !connection.rooms.has(room);
         if (!(await connection.join(room)) || !live(connection, session)) return;
-        const first = !session.rooms.has(room);
-        session.rooms.add(room);
         const names = await members(room);
         if (!live(connection, session)) return;
         send(connection, { type: 'joined', room, members: names });
@@ -268,16 +265,15 @@ function attachChat(runtime: Runtime): void {
       }
       case 'leave': {
         const { room } = message;
-        if (!session.rooms.has(room)) return refuse(connection, 'not-in-room', `not a member of ${room}`);
+        if (!connection.rooms.has(room)) return refuse(connection, 'not-in-room', `not a member of ${room}`);
         // False: the connection is going away, and its close announces the leave.
         if (!(await connection.leave(room)) || !live(connection, session)) return;
-        session.rooms.delete(room);
         send(connection, { type: 'left', room });
         toRoom(room, { type: 'presence', room, name, event: 'leave' });
         return;
       }
       case 'say':
-        if (!session.rooms.has(message.room)) {
+        if (!connection.rooms.has(message.room)) {
           return refuse(connection, 'not-in-room', `join ${message.room} before saying anything there`);
         }
         toRoom(message.room, { type: 'said', room: message.room, from: name, text: message.text, at: Date.now() });
@@ -290,7 +286,7 @@ function attachChat(runtime: Runtime): void {
   }
 
   runtime.on('connection', (connection) => {
-    sessions.set(connection.id, { name: undefined, rooms: new Set(), queue: Promise.resolve() });
+    sessions.set(connection.id, { name: undefined, queue: Promise.resolve() });
     send(connection, { type: 'welcome', id: connection.id });
   });
 
@@ -309,11 +305,11 @@ function attachChat(runtime: Runtime): void {
     return handled;
   });
 
-  runtime.on('close', ({ connection }) => {
+  runtime.on('close', ({ connection, rooms }) => {
     const session = sessions.get(connection.id);
     if (session === undefined) return;
     sessions.delete(connection.id);
     if (session.name === undefined) return;
-    for (const room of session.rooms) toRoom(room, { type: 'presence', room, name: session.name, event: 'leave' });
+    for (const room of rooms) toRoom(room, { type: 'presence', room, name: session.name, event: 'leave' });
   });
 }

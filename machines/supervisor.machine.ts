@@ -73,8 +73,10 @@ export const supervisorMachine = setup({
     /** Writes a broadcast into every recipient's outbox and answers with the count (implemented by the runtime). */
     deliver: (_, _params: Deliver) => {},
     /** Tells a connection which rooms it was taken out of (implemented by the runtime). */
-    reportLeft: (_, _params: { id: string; rooms: readonly string[] }) => {},
-    /** Reports the rooms a connection is about to be taken out of, if it is in any. */
+    reportLeft: ({ context }, { id, rooms }: { id: string; rooms: readonly string[] }) => {
+      context.directory.connections.get(id)?.port.left(rooms);
+    },
+    /** Reports the rooms a connection is about to be taken out of, if it is in any (before `markLeaving` or `forget`). */
     reportRoomsLeft: enqueueActions(({ context, event, enqueue }) => {
       const id = event.type === `xstate.done.actor.${CONNECTION_ACTOR_ID}` ? (event as DoneActorEvent<ConnectionOutput>).output.id : (event as { id: string }).id;
       const entry = context.directory.connections.get(id);

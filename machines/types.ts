@@ -40,9 +40,11 @@ export interface EncodedFrame {
   readonly byteLength: number;
 }
 
-/** The data-plane side of a connection: what a broadcast writes into. */
+/** A connection as the supervisor reaches it: where a broadcast writes, and where it learns which rooms it left. */
 export interface DeliveryPort {
   deliver(frame: EncodedFrame): void;
+  /** The supervisor took the connection out of these rooms (it began to disconnect, or its actor ended). */
+  left(rooms: readonly string[]): void;
 }
 
 /** A callback carried by a request event; the supervisor answers through it. */

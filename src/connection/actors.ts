@@ -24,15 +24,14 @@ export function provideConnectionMachine(
   });
 }
 
-/** A supervisor whose broadcasts write into the recipients' outboxes; `lookup` finds a connection by id. */
-export function provideSupervisorMachine(lookup: (id: string) => ServerConnection<unknown> | undefined): SupervisorMachine {
+/** A supervisor whose broadcasts write into the recipients' outboxes. */
+export function provideSupervisorMachine(): SupervisorMachine {
   return supervisorMachine.provide({
     actions: {
       deliver: ({ context }, { target, except, frame, delivered }) => {
         const recipients = context.directory.forEachRecipient(target, except, (entry) => entry.port.deliver(frame));
         delivered?.(recipients);
       },
-      reportLeft: (_, { id, rooms }) => lookup(id)?.left(rooms),
     },
   });
 }

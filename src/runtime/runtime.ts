@@ -92,7 +92,7 @@ class BerthRuntime<TData> implements Runtime<TData> {
     this.#connectionLogic = provideConnectionMachine(lookup, { send: (event) => this.#supervisor.send(event) });
     this.#host = this.#connectionHost();
     // XState spreads options over its defaults, so an `undefined` clock would replace the real one.
-    this.#supervisor = createActor(provideSupervisorMachine(lookup), {
+    this.#supervisor = createActor(provideSupervisorMachine(), {
       input: {},
       id: 'supervisor',
       systemId: 'supervisor',

@@ -23,7 +23,7 @@ interface FakeConnection {
 
 /** A connection as the supervisor sees it: a ref (any object in a pure test) and a delivery port. */
 function fake(id: string): FakeConnection {
-  return { id, ref: { id: `ref-${id}` } as unknown as AnyActorRef, port: { deliver: vi.fn<(frame: EncodedFrame) => void>() } };
+  return { id, ref: { id: `ref-${id}` } as unknown as AnyActorRef, port: { deliver: vi.fn<(frame: EncodedFrame) => void>(), left: vi.fn<(rooms: readonly string[]) => void>() } };
 }
 
 function fresh(): Snapshot {
