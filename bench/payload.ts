@@ -27,8 +27,7 @@ const ZERO = 0x30;
 export function payloadMaker(bytes: number): (seq: number, sentAt: number) => string {
   if (bytes < HEADER_BYTES + 1) throw new RangeError(`payload must be at least ${HEADER_BYTES + 1} bytes`);
   const filler = 'x'.repeat(bytes - HEADER_BYTES - 1) + '}';
-  return (seq, sentAt) =>
-    `{s:${String(seq).padStart(SEQ_DIGITS, '0')},t:${sentAt.toFixed(3).padStart(TIME_WIDTH, '0')},d:${filler}`;
+  return (seq, sentAt) => `{s:${String(seq).padStart(SEQ_DIGITS, '0')},t:${sentAt.toFixed(3).padStart(TIME_WIDTH, '0')},d:${filler}`;
 }
 
 /** The sequence number of a message whose first bytes sit at `at` in `bytes`; -1 if it is not one. */

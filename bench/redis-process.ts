@@ -23,7 +23,11 @@ export function freePort(host = '127.0.0.1'): Promise<number> {
  * `spawned` sees the process at once, so whoever tracks processes can kill it
  * even if it never becomes ready.
  */
-export function launchRedisServer(port: number, host = '127.0.0.1', spawned: (child: ChildProcess) => void = () => {}): Promise<ChildProcess> {
+export function launchRedisServer(
+  port: number,
+  host = '127.0.0.1',
+  spawned: (child: ChildProcess) => void = () => {},
+): Promise<ChildProcess> {
   const child = spawn('redis-server', ['--port', String(port), '--bind', host, '--save', '', '--appendonly', 'no'], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -48,9 +48,7 @@ function spawnRegistry(): Registry {
     setup({ types: {} as { events: { type: 'add'; id: string } }, actors: { connection: connectionMachine } }).createMachine({
       on: {
         add: {
-          actions: enqueueActions(({ event, enqueue }) =>
-            enqueue.spawnChild('connection', { id: event.id, input: input(event.id) }),
-          ),
+          actions: enqueueActions(({ event, enqueue }) => enqueue.spawnChild('connection', { id: event.id, input: input(event.id) })),
         },
       },
     }),

@@ -72,8 +72,20 @@ export function renderMarkdown(bench: BenchResults): string {
       'a ratio above 1 means berth has the larger number.',
     '',
     `| scenario | metric | ${systems.map((s) => SYSTEM_LABELS[s]).join(' | ')} |` +
-      (systems.includes('berth') ? systems.filter((s) => s !== 'berth').map((s) => ` berth/${SYSTEM_LABELS[s]} |`).join('') : ''),
-    `| --- | --- |${systems.map(() => ' ---: |').join('')}${systems.includes('berth') ? systems.filter((s) => s !== 'berth').map(() => ' ---: |').join('') : ''}`,
+      (systems.includes('berth')
+        ? systems
+            .filter((s) => s !== 'berth')
+            .map((s) => ` berth/${SYSTEM_LABELS[s]} |`)
+            .join('')
+        : ''),
+    `| --- | --- |${systems.map(() => ' ---: |').join('')}${
+      systems.includes('berth')
+        ? systems
+            .filter((s) => s !== 'berth')
+            .map(() => ' ---: |')
+            .join('')
+        : ''
+    }`,
   ];
   for (const scenario of Object.keys(bench.scenarios)) {
     const metrics = (Object.keys(METRICS) as MetricName[]).filter((metric) =>
@@ -105,7 +117,8 @@ export function renderMarkdown(bench: BenchResults): string {
   }
   if (bench.failures.length > 0) {
     lines.push('', '⚠ Failed runs (their numbers are left out of the medians):', '');
-    for (const f of bench.failures) lines.push(`- ${f.scenario}, ${SYSTEM_LABELS[f.system as SystemName] ?? f.system}, round ${f.round}: ${f.reason}`);
+    for (const f of bench.failures)
+      lines.push(`- ${f.scenario}, ${SYSTEM_LABELS[f.system as SystemName] ?? f.system}, round ${f.round}: ${f.reason}`);
   }
   return `${lines.join('\n')}\n`;
 }

@@ -31,7 +31,11 @@ const option = (name: string): string | undefined => {
   const index = args.indexOf(`--${name}`);
   return index === -1 ? undefined : args[index + 1];
 };
-const list = (name: string) => option(name)?.split(',').map((item) => item.trim()).filter(Boolean);
+const list = (name: string) =>
+  option(name)
+    ?.split(',')
+    .map((item) => item.trim())
+    .filter(Boolean);
 
 const quick = flag('quick');
 const rounds = Number(option('rounds') ?? (quick ? 1 : 2));

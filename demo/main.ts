@@ -22,7 +22,9 @@ const demo = await startDemo({
   port: portFromEnvironment(process.env.PORT),
   host: process.env.HOST || undefined,
   redisUrl: process.env.REDIS_URL || undefined,
-  ...(process.env.BERTH_INSPECT === '1' && { statelyInspectorPort: portFromEnvironment(process.env.BERTH_INSPECT_PORT, 8099, 'BERTH_INSPECT_PORT') }),
+  ...(process.env.BERTH_INSPECT === '1' && {
+    statelyInspectorPort: portFromEnvironment(process.env.BERTH_INSPECT_PORT, 8099, 'BERTH_INSPECT_PORT'),
+  }),
 }).catch((error: unknown) => {
   // EADDRINUSE and friends deserve one readable line, not a stack trace.
   console.error(`berth demo: cannot start: ${error instanceof Error ? error.message : String(error)}`);

@@ -225,8 +225,7 @@ function attachChat(runtime: Runtime): void {
     runtime.sendToRoom(room, encode(message), except && { except });
   // Only a live session may change presence: a connection that closed while its request
   // was in flight has had its leave events sent already.
-  const live = (connection: Connection, session: Session) =>
-    sessions.get(connection.id) === session && connection.state === 'open';
+  const live = (connection: Connection, session: Session) => sessions.get(connection.id) === session && connection.state === 'open';
 
   /**
    * Names of the room's members on every node that said hello, sorted; a name
@@ -234,9 +233,9 @@ function attachChat(runtime: Runtime): void {
    * answers for the whole cluster. If it cannot (Redis down), this node's answer.
    */
   const members = (room: string): Promise<string[]> =>
-    runtime.presence.roomUsers(room).catch(() =>
-      (runtime.snapshot().rooms[room] ?? []).flatMap((id) => sessions.get(id)?.name ?? []).sort(),
-    );
+    runtime.presence
+      .roomUsers(room)
+      .catch(() => (runtime.snapshot().rooms[room] ?? []).flatMap((id) => sessions.get(id)?.name ?? []).sort());
 
   async function handle(connection: Connection, session: Session, message: ClientMessage | ProtocolError): Promise<void> {
     if (message.type === 'error') return send(connection, message);

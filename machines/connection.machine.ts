@@ -132,10 +132,7 @@ export const connectionMachine = setup({
           after: {
             heartbeatTimeout: {
               target: '#connection.disconnecting',
-              actions: [
-                assign({ code: ABNORMAL_CLOSURE, reason: '', cause: 'heartbeat' as const }),
-                'terminateSocket',
-              ],
+              actions: [assign({ code: ABNORMAL_CLOSURE, reason: '', cause: 'heartbeat' as const }), 'terminateSocket'],
             },
           },
         },
@@ -153,10 +150,7 @@ export const connectionMachine = setup({
         },
         'send.failed': {
           target: 'disconnecting',
-          actions: [
-            assign({ code: ABNORMAL_CLOSURE, reason: '', cause: 'send-failed' as const }),
-            'terminateSocket',
-          ],
+          actions: [assign({ code: ABNORMAL_CLOSURE, reason: '', cause: 'send-failed' as const }), 'terminateSocket'],
         },
         'server.close': {
           target: 'disconnecting',
@@ -190,7 +184,8 @@ export const connectionMachine = setup({
           after: { closeTimeout: { actions: 'terminateSocket' } },
         },
         socketGone: {
-          description: 'The socket closed first: nothing to wait for. The supervisor takes the connection out of its rooms and users when it is done.',
+          description:
+            'The socket closed first: nothing to wait for. The supervisor takes the connection out of its rooms and users when it is done.',
           always: '#connection.closed',
         },
       },

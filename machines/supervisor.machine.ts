@@ -47,7 +47,6 @@ export interface Deliver {
   readonly delivered: ((recipients: number) => void) | undefined;
 }
 
-
 const refuse = { type: 'respond', params: { ok: false } } as const;
 const accept = { type: 'respond', params: { ok: true } } as const;
 
@@ -78,10 +77,14 @@ export const supervisorMachine = setup({
     },
     /** Reports the rooms a connection is about to be taken out of, if it is in any (before `markLeaving` or `forget`). */
     reportRoomsLeft: enqueueActions(({ context, event, enqueue }) => {
-      const id = event.type === `xstate.done.actor.${CONNECTION_ACTOR_ID}` ? (event as DoneActorEvent<ConnectionOutput>).output.id : (event as { id: string }).id;
+      const id =
+        event.type === `xstate.done.actor.${CONNECTION_ACTOR_ID}`
+          ? (event as DoneActorEvent<ConnectionOutput>).output.id
+          : (event as { id: string }).id;
       const entry = context.directory.connections.get(id);
       // Typed as never: `setup` does not know its own action names while they are being declared.
-      if (entry !== undefined && !entry.leaving && entry.rooms.size > 0) enqueue({ type: 'reportLeft', params: { id, rooms: [...entry.rooms] } } as never);
+      if (entry !== undefined && !entry.leaving && entry.rooms.size > 0)
+        enqueue({ type: 'reportLeft', params: { id, rooms: [...entry.rooms] } } as never);
     }),
     register: assign(({ context, event }) => {
       const { id, ref, port, user } = event as Event<'connection.register'>;

@@ -29,9 +29,7 @@ export type CloseCause =
 
 /** Who a broadcast is for. `except` is handled separately so one shape serves every target. */
 export type Target =
-  | { readonly kind: 'room'; readonly room: string }
-  | { readonly kind: 'user'; readonly user: string }
-  | { readonly kind: 'all' };
+  { readonly kind: 'room'; readonly room: string } | { readonly kind: 'user'; readonly user: string } | { readonly kind: 'all' };
 
 /** A message framed once for the wire; every recipient gets a reference to the same bytes. */
 export interface EncodedFrame {

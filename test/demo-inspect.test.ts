@@ -19,7 +19,10 @@ function startAndClose(options: string): Promise<number | null> {
 const demo = await startDemo(${options});
 await demo.close();
 console.log('closed');`;
-  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   return new Promise((resolve) => child.once('exit', (code) => resolve(code)));
 }
 

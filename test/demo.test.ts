@@ -27,8 +27,7 @@ async function chatClient(): Promise<ChatClient> {
   const client = await connect(`ws://127.0.0.1:${demo.port}/ws`);
   return {
     // Strings and bytes go as they are (bytes as a binary frame); anything else as JSON text.
-    send: (message) =>
-      client.ws.send(typeof message === 'string' || Buffer.isBuffer(message) ? message : JSON.stringify(message)),
+    send: (message) => client.ws.send(typeof message === 'string' || Buffer.isBuffer(message) ? message : JSON.stringify(message)),
     next: async () => JSON.parse(await client.next()) as Record<string, unknown>,
     close: () => client.ws.close(1000),
     closed: client.closed,

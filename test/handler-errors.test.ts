@@ -5,8 +5,18 @@ import { startRuntime } from './helpers/runtime.js';
 
 describe('a throwing application handler costs at most its own connection', () => {
   it.each([
-    ['throws', () => { throw new Error('handler bug'); }],
-    ['rejects', async () => { throw new Error('handler bug'); }],
+    [
+      'throws',
+      () => {
+        throw new Error('handler bug');
+      },
+    ],
+    [
+      'rejects',
+      async () => {
+        throw new Error('handler bug');
+      },
+    ],
   ])('a message handler that %s closes its connection with 1011; others keep receiving', async (_how, fail) => {
     const { runtime, url } = await startRuntime();
     const errors: RuntimeEvents['error'][] = [];

@@ -53,7 +53,10 @@ describe('what an application holds cannot corrupt the core', () => {
     subscription.unsubscribe();
 
     let completed = false;
-    runtime.supervisor.subscribe(() => {}, () => (completed = true));
+    runtime.supervisor.subscribe(
+      () => {},
+      () => (completed = true),
+    );
     await runtime.close({ timeoutMs: 1000 });
     expect(completed).toBe(true);
     expect(runtime.supervisor.getSnapshot()).toEqual({ status: 'done', value: 'stopped' });

@@ -116,7 +116,8 @@ describe('the room-join race (S11)', () => {
     let supervisor: AnyActorRef | undefined;
     const { runtime, url } = await startRuntime({
       inspect: (event) => {
-        if (event.type === '@xstate.actor' && (event.actorRef as AnyActorRef).id === 'supervisor') supervisor = event.actorRef as AnyActorRef;
+        if (event.type === '@xstate.actor' && (event.actorRef as AnyActorRef).id === 'supervisor')
+          supervisor = event.actorRef as AnyActorRef;
       },
     });
     const opened = nextConnection(runtime);

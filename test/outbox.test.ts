@@ -35,7 +35,7 @@ class RecordingSocket implements OutboxSocket {
   messages(): string[] {
     const all = Buffer.concat(this.writes.flat());
     const out: string[] = [];
-    for (let offset = 0; offset < all.length; ) {
+    for (let offset = 0; offset < all.length;) {
       const length = all[offset + 1]!;
       out.push(all.subarray(offset + 2, offset + 2 + length).toString());
       offset += 2 + length;
@@ -70,7 +70,11 @@ const limits = (overrides: Partial<OutboxLimits> = {}): OutboxLimits => ({
 function setUp(overrides?: Partial<OutboxLimits>) {
   const socket = new RecordingSocket();
   const owner = new Owner();
-  const scheduler = new FlushScheduler({ onError: (error) => { throw error; } });
+  const scheduler = new FlushScheduler({
+    onError: (error) => {
+      throw error;
+    },
+  });
   return { socket, owner, outbox: new Outbox(socket, owner, scheduler, limits(overrides)) };
 }
 

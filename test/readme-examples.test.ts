@@ -40,7 +40,12 @@ afterEach(() => {
 });
 
 /** Runs an example as pasted — `berth` resolves to this package — with its fixed port swapped for a free one. */
-async function run(name: string, fixedPort: number, env: Record<string, string> = {}, otherPorts: number[] = []): Promise<Running & { port: number; ports: number[] }> {
+async function run(
+  name: string,
+  fixedPort: number,
+  env: Record<string, string> = {},
+  otherPorts: number[] = [],
+): Promise<Running & { port: number; ports: number[] }> {
   const port = await freePort();
   let code = example(name).replaceAll(String(fixedPort), String(port));
   const ports: number[] = [];

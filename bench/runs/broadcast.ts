@@ -56,7 +56,9 @@ export async function runBroadcast(session: Session, scenario: BroadcastScenario
     `${report.delivered.toLocaleString('en-US')}/${report.expected.toLocaleString('en-US')} delivered in ${(wallMs / 1000).toFixed(2)} s` +
       (complete ? `, ${Math.round(report.delivered / (wallMs / 1000)).toLocaleString('en-US')}/s` : '') +
       `, server CPU ${((finished.cpuUs - started.cpuUs) / 1000).toFixed(0)} ms, client CPU ${(clientShare * 100).toFixed(0)} % of a core` +
-      (plan.sampleRss ? `, peak RSS +${((finished.peakRss - finished.baseRss) / 2 ** 20).toFixed(1)} MiB (${finished.samples} samples)` : '') +
+      (plan.sampleRss
+        ? `, peak RSS +${((finished.peakRss - finished.baseRss) / 2 ** 20).toFixed(1)} MiB (${finished.samples} samples)`
+        : '') +
       (latency.total > 0 ? `, p50 ${latency.quantile(0.5)!.toFixed(1)} ms, p99 ${latency.quantile(0.99)!.toFixed(1)} ms` : ''),
   );
   if (report.slowDelivered > 0 || scenario.slowPerRoom > 0) notes.push(`slow clients received ${report.slowDelivered} messages`);
@@ -75,9 +77,17 @@ export async function runBroadcast(session: Session, scenario: BroadcastScenario
 }
 
 /** Sets the clients' expectations, runs `plan` on the server, waits for the clients, and merges their reports. */
-export async function deliver(session: Session, rooms: readonly string[], plan: Omit<BroadcastPlan, 'rooms'>, timeoutMs: number, phase: string) {
+export async function deliver(
+  session: Session,
+  rooms: readonly string[],
+  plan: Omit<BroadcastPlan, 'rooms'>,
+  timeoutMs: number,
+  phase: string,
+) {
   const perRoom = Object.fromEntries(rooms.map((room) => [room, plan.turns * plan.perTurn]));
-  const expects = await Promise.all(session.clients.map((client) => client.request({ type: 'expect', perRoom }, 10_000, `${phase} expect`)));
+  const expects = await Promise.all(
+    session.clients.map((client) => client.request({ type: 'expect', perRoom }, 10_000, `${phase} expect`)),
+  );
   const sending = session.server.request({ type: 'broadcast', plan: { ...plan, rooms } }, timeoutMs, `${phase} send`);
   const waiting = Promise.all(
     session.clients.map((client) => client.request({ type: 'wait', timeoutMs }, timeoutMs + 15_000, `${phase} wait`)),

@@ -43,7 +43,11 @@ export async function runChurn(session: Session, scenario: ChurnScenario): Promi
   const notes = after.errors > 0 ? [`server reported ${after.errors} errors: ${after.firstErrors.join('; ')}`] : [];
   const metrics = { cycles_per_s: perSecond, server_cpu_us_per_cycle: cpuPerCycle, heap_growth_ratio: ratio };
   if (report.failed > 0) {
-    return { metrics: {}, notes, failure: `churn: ${report.failed} of ${scenario.cycles} cycles failed (${report.firstErrors.join('; ')})` };
+    return {
+      metrics: {},
+      notes,
+      failure: `churn: ${report.failed} of ${scenario.cycles} cycles failed (${report.firstErrors.join('; ')})`,
+    };
   }
   return { metrics, notes };
 }

@@ -34,7 +34,9 @@ export async function runCluster(system: SystemName, scenario: ClusterScenario, 
     }
     const othersBefore = await Promise.all(nodes.slice(1).map((node) => serverStats(node, [ROOM])));
     const messages = scenario.plan.turns * scenario.plan.perTurn;
-    log(`sending ${messages.toLocaleString('en-US')} × ${scenario.plan.payloadBytes} B from node 1 to ${(scenario.perNode * scenario.nodes).toLocaleString('en-US')} connections on ${scenario.nodes} nodes`);
+    log(
+      `sending ${messages.toLocaleString('en-US')} × ${scenario.plan.payloadBytes} B from node 1 to ${(scenario.perNode * scenario.nodes).toLocaleString('en-US')} connections on ${scenario.nodes} nodes`,
+    );
     const { started, finished, report } = await deliver(all, [ROOM], scenario.plan, scenario.deliverTimeoutMs, 'delivery');
     const othersAfter = await Promise.all(nodes.slice(1).map((node) => serverStats(node, [ROOM])));
 
@@ -42,7 +44,9 @@ export async function runCluster(system: SystemName, scenario: ClusterScenario, 
     const senderCpuUs = finished.cpuUs - started.cpuUs;
     const wallMs = report.completedAt - started.startedAt;
     const complete = report.delivered === report.expected && report.duplicates + report.gaps + report.malformed + report.closedEarly === 0;
-    const metrics: Partial<Record<MetricName, number>> = { delivered_fraction: report.expected === 0 ? 0 : report.delivered / report.expected };
+    const metrics: Partial<Record<MetricName, number>> = {
+      delivered_fraction: report.expected === 0 ? 0 : report.delivered / report.expected,
+    };
     const notes: string[] = [];
     const errors = [await serverStats(nodes[0]!, [ROOM]), ...othersAfter].filter((stats) => stats.errors > 0);
     for (const stats of errors) notes.push(`a node reported ${stats.errors} errors: ${stats.firstErrors.join('; ')}`);
@@ -51,7 +55,11 @@ export async function runCluster(system: SystemName, scenario: ClusterScenario, 
         `CPU ${(senderCpuUs / 1000).toFixed(0)} ms on node 1 + ${(otherCpuUs / 1000).toFixed(0)} ms on the others`,
     );
     if (!complete) {
-      return { metrics, notes, failure: `delivery incomplete: ${report.delivered} of ${report.expected}, ${report.gaps} gaps, ${report.duplicates} duplicates` };
+      return {
+        metrics,
+        notes,
+        failure: `delivery incomplete: ${report.delivered} of ${report.expected}, ${report.gaps} gaps, ${report.duplicates} duplicates`,
+      };
     }
     metrics.deliveries_per_s = report.delivered / (wallMs / 1000);
     metrics.server_cpu_us_per_delivery = (senderCpuUs + otherCpuUs) / report.delivered;
@@ -75,7 +83,9 @@ async function openNode(system: SystemName, index: number, redisUrl: string, log
       timeoutMs: START_TIMEOUT_MS,
       env: { BENCH_REDIS_URL: redisUrl },
     }),
-    Child.start<ClientCommand, ClientReply>(`client of node ${index + 1}`, './client-process.ts', [system], { timeoutMs: START_TIMEOUT_MS }),
+    Child.start<ClientCommand, ClientReply>(`client of node ${index + 1}`, './client-process.ts', [system], {
+      timeoutMs: START_TIMEOUT_MS,
+    }),
   ] as const;
   const settled = await Promise.allSettled(starts);
   const failed = settled.find((result): result is PromiseRejectedResult => result.status === 'rejected');
@@ -85,5 +95,11 @@ async function openNode(system: SystemName, index: number, redisUrl: string, log
   }
   const [server, client] = [await starts[0], await starts[1]];
   if (server.ready.type !== 'ready') throw new PhaseError(`${system} node ${index + 1} did not start`);
-  return { system, server: server.child, port: server.ready.port, clients: [client.child], log: (line) => log(`node ${index + 1}: ${line}`) };
+  return {
+    system,
+    server: server.child,
+    port: server.ready.port,
+    clients: [client.child],
+    log: (line) => log(`node ${index + 1}: ${line}`),
+  };
 }

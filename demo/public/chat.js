@@ -248,12 +248,14 @@ function renderMembers(room) {
   for (const name of room.members) counts.set(name, (counts.get(name) ?? 0) + 1);
   const list = $('.member-list', room.view);
   list.replaceChildren(
-    ...[...counts.keys()].sort((a, b) => a.localeCompare(b)).map((name) => {
-      const item = document.createElement('li');
-      const count = counts.get(name);
-      item.textContent = `${name}${name === state.name ? ' (you)' : ''}${count > 1 ? ` ×${count}` : ''}`;
-      return item;
-    }),
+    ...[...counts.keys()]
+      .sort((a, b) => a.localeCompare(b))
+      .map((name) => {
+        const item = document.createElement('li');
+        const count = counts.get(name);
+        item.textContent = `${name}${name === state.name ? ' (you)' : ''}${count > 1 ? ` ×${count}` : ''}`;
+        return item;
+      }),
   );
 }
 

@@ -69,4 +69,3 @@ function remove(index: Map<string, Set<string>>, key: string, id: string): void 
   ids.delete(id);
   if (ids.size === 0) index.delete(key);
 }
-

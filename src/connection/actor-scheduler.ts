@@ -1,5 +1,6 @@
 import type { ActorSystem, AnyActorRef } from 'xstate';
 
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- every system's scheduler has this one shape
 type AnyActorSystem = ActorSystem<any>;
 
 type Scheduler = AnyActorSystem['scheduler'];

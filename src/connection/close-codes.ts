@@ -64,7 +64,13 @@ export const closeCodeCatalog: readonly CloseCodeInfo[] = [
   { code: 1008, name: 'POLICY_VIOLATION', meaning: 'policy violated (rate limit exceeded)', reconnect: false, onWire: true },
   { code: 1009, name: 'MESSAGE_TOO_BIG', meaning: 'message larger than maxPayload', reconnect: false, onWire: true },
   { code: 1010, name: 'MANDATORY_EXTENSION', meaning: 'required extension not negotiated', reconnect: false, onWire: true },
-  { code: 1011, name: 'INTERNAL_ERROR', meaning: 'unexpected server condition (an application handler threw)', reconnect: true, onWire: true },
+  {
+    code: 1011,
+    name: 'INTERNAL_ERROR',
+    meaning: 'unexpected server condition (an application handler threw)',
+    reconnect: true,
+    onWire: true,
+  },
   { code: 1012, name: 'SERVICE_RESTART', meaning: 'server restarting', reconnect: true, onWire: true },
   { code: 1013, name: 'TRY_AGAIN_LATER', meaning: 'temporary overload', reconnect: true, onWire: true },
   { code: 1014, name: 'BAD_GATEWAY', meaning: 'invalid upstream response', reconnect: true, onWire: true },
@@ -83,10 +89,7 @@ export function describeCloseCode(code: number): CloseCodeInfo | undefined {
  * 1007–1014 and 3000–4999. 1004–1006 and 1015 are reserved and never sent.
  */
 export function isSendableCloseCode(code: number): boolean {
-  return (
-    Number.isInteger(code) &&
-    ((code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) || (code >= 3000 && code <= 4999))
-  );
+  return Number.isInteger(code) && ((code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) || (code >= 3000 && code <= 4999));
 }
 
 /** Longest close reason in UTF-8 bytes: a control frame carries 125 bytes, two of them the code. */
@@ -98,9 +101,7 @@ export const MAX_CLOSE_REASON_BYTES = 123;
  */
 export function assertCloseArguments(code: number, reason: string): void {
   if (typeof code !== 'number' || !isSendableCloseCode(code)) {
-    throw new TypeError(
-      `close code must be 1000–1003, 1007–1014 or 3000–4999, got ${String(code)}`,
-    );
+    throw new TypeError(`close code must be 1000–1003, 1007–1014 or 3000–4999, got ${String(code)}`);
   }
   if (typeof reason !== 'string') {
     throw new TypeError(`close reason must be a string, got ${typeof reason}`);

@@ -165,7 +165,6 @@ class WsSocket implements TransportSocket {
   ping(): void {
     if (this.isOpen) this.#ws.ping();
   }
-
 }
 
 /** Writes a complete HTTP response on a raw upgrade socket and closes it. */

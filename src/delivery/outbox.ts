@@ -245,7 +245,10 @@ export class Outbox {
     }
     let end = this.#head;
     let bytes = 0;
-    while (end < this.#queue.length && (this.depth - (end - this.#head) + 1 > maxMessages || this.#bytes - bytes + frame.byteLength > maxBytes)) {
+    while (
+      end < this.#queue.length &&
+      (this.depth - (end - this.#head) + 1 > maxMessages || this.#bytes - bytes + frame.byteLength > maxBytes)
+    ) {
       bytes += this.#queue[end++]!.byteLength;
     }
     const dropped = end - this.#head;

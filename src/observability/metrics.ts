@@ -40,7 +40,11 @@ export interface MetricsSnapshot {
     /** Frames queued to local recipients. */
     readonly deliveries: number;
     /** Time from a broadcast call until its frames were handed to every recipient's socket. */
-    readonly fanoutSeconds: { readonly count: number; readonly sum: number; readonly buckets: ReadonlyArray<{ readonly le: number; readonly count: number }> };
+    readonly fanoutSeconds: {
+      readonly count: number;
+      readonly sum: number;
+      readonly buckets: ReadonlyArray<{ readonly le: number; readonly count: number }>;
+    };
   };
   readonly crossNode: {
     readonly published: number;
@@ -89,10 +93,25 @@ export class Metrics {
     this.#lag.enable();
     const self = this;
     const gauge = (name: string, help: string, read: () => number) =>
-      new Gauge({ name, help, registers: [], collect() { this.set(read()); } });
+      new Gauge({
+        name,
+        help,
+        registers: [],
+        collect() {
+          this.set(read());
+        },
+      });
     // Counters are kept as plain numbers (read synchronously by snapshot and health) and copied in at scrape time.
     const total = (name: string, help: string, read: () => number) =>
-      new Counter({ name, help, registers: [], collect() { this.reset(); this.inc(read()); } });
+      new Counter({
+        name,
+        help,
+        registers: [],
+        collect() {
+          this.reset();
+          this.inc(read());
+        },
+      });
     const totals = (name: string, help: string, label: string, read: () => Record<string, number>) =>
       new Counter({
         name,
@@ -116,7 +135,11 @@ export class Metrics {
       gauge('berth_rooms', 'Rooms with at least one member on this node.', () => live.rooms),
       gauge('berth_users', 'Users with at least one connection on this node.', () => live.users),
       gauge('berth_outbox_depth_max', 'Largest number of frames waiting in one outbox.', () => self.#outboxes().depthMax),
-      gauge('berth_outbox_bytes', 'Bytes waiting in all outboxes (shared frames counted per recipient).', () => self.#outboxes().bytesQueued),
+      gauge(
+        'berth_outbox_bytes',
+        'Bytes waiting in all outboxes (shared frames counted per recipient).',
+        () => self.#outboxes().bytesQueued,
+      ),
       new Gauge({
         name: 'berth_outbox_connections',
         help: 'Connections whose outbox holds at most depth_le frames.',
@@ -131,7 +154,12 @@ export class Metrics {
       total('berth_connections_accepted_total', 'Connections accepted since start.', () => self.#accepted),
       totals('berth_upgrades_refused_total', 'Upgrades refused with an HTTP status.', 'status', () => self.#refused),
       totals('berth_connections_closed_total', 'Closed connections by close code.', 'code', () => self.#closedByCode),
-      totals('berth_connections_closed_by_cause_total', 'Closed connections by cause.', 'cause', () => self.#closedByCause as Record<string, number>),
+      totals(
+        'berth_connections_closed_by_cause_total',
+        'Closed connections by cause.',
+        'cause',
+        () => self.#closedByCause as Record<string, number>,
+      ),
       totals('berth_messages_dropped_total', 'Messages dropped, by reason.', 'reason', () => self.#dropped),
       totals('berth_errors_total', 'Errors reported, by code.', 'code', () => self.#errors as Record<string, number>),
       total('berth_broadcasts_total', 'Broadcasts sent from this node.', () => self.#broadcasts),
@@ -141,7 +169,9 @@ export class Metrics {
         in: self.#crossNode.received,
       })),
       total('berth_cross_node_dropped_total', 'Broadcasts the adapter failed to carry to other nodes.', () => self.#crossNode.dropped),
-      gauge('berth_cluster_link_up', '1 while the adapter is linked to the other nodes, 0 while broadcasts stay local.', () => (self.#linkUp ? 1 : 0)),
+      gauge('berth_cluster_link_up', '1 while the adapter is linked to the other nodes, 0 while broadcasts stay local.', () =>
+        self.#linkUp ? 1 : 0,
+      ),
       this.#fanoutHistogram,
     ];
     for (const metric of this.#metrics) this.registry.registerMetric(metric);

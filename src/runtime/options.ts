@@ -112,7 +112,10 @@ export function resolveOptions<TData>(options: RuntimeOptions<TData>): ResolvedO
     rateLimit: resolveRateLimit(options.rateLimit),
     outbox,
     health: {
-      maxOutboxDepth: positive('options.health.maxOutboxDepth', options.health?.maxOutboxDepth ?? Math.max(1, Math.floor(outbox.maxMessages / 2))),
+      maxOutboxDepth: positive(
+        'options.health.maxOutboxDepth',
+        options.health?.maxOutboxDepth ?? Math.max(1, Math.floor(outbox.maxMessages / 2)),
+      ),
       maxEventLoopLagMs: positive('options.health.maxEventLoopLagMs', options.health?.maxEventLoopLagMs ?? 200),
     },
     adapter: options.adapter ?? createMemoryAdapter(),

@@ -20,7 +20,7 @@ import { FlushScheduler } from '../delivery/flush-scheduler.js';
 import { encode, type SendData } from '../delivery/frame.js';
 import { healthOf, type Health } from '../observability/health.js';
 import { Metrics } from '../observability/metrics.js';
-import { BerthError, ErrorCode, toBerthError, type ErrorCodeValue } from '../util/errors.js';
+import { type BerthError, ErrorCode, toBerthError, type ErrorCodeValue } from '../util/errors.js';
 import { EventHub } from '../util/event-hub.js';
 import { isThenable } from '../util/thenable.js';
 import { assertName } from '../util/validate.js';
@@ -327,7 +327,11 @@ class BerthRuntime<TData> implements Runtime<TData> {
     };
     const { adapter } = this.#options;
     this.#metrics.crossNode('published');
-    this.#callAdapter(() => adapter.publish(message), 'publish', () => this.#metrics.crossNode('dropped'));
+    this.#callAdapter(
+      () => adapter.publish(message),
+      'publish',
+      () => this.#metrics.crossNode('dropped'),
+    );
   }
 
   /** A broadcast another node published: framed once here, for this node's recipients. */

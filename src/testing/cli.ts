@@ -15,7 +15,8 @@ import { pathToFileURL } from 'node:url';
 import { formatResult, runScenario, type AppFactory } from './runner.js';
 import { parseScenario, type TransportName } from './scenario.js';
 
-const USAGE = 'usage: berth-scenario --app <module> [--transport memory|ws|both] [--order <order>] [--max-orders N] [--seed N] [--mermaid <dir>] <scenario.json>…';
+const USAGE =
+  'usage: berth-scenario --app <module> [--transport memory|ws|both] [--order <order>] [--max-orders N] [--seed N] [--mermaid <dir>] <scenario.json>…';
 
 function fail(message: string): never {
   console.error(`berth-scenario: ${message}\n${USAGE}`);
@@ -39,7 +40,11 @@ for (const flag of Object.keys(flags)) {
 if (flags.app === undefined) fail('--app is required');
 if (files.length === 0) fail('no scenario file given');
 const transports: TransportName[] =
-  flags.transport === undefined || flags.transport === 'both' ? ['memory', 'ws'] : flags.transport === 'memory' || flags.transport === 'ws' ? [flags.transport] : fail(`unknown transport ${flags.transport}`);
+  flags.transport === undefined || flags.transport === 'both'
+    ? ['memory', 'ws']
+    : flags.transport === 'memory' || flags.transport === 'ws'
+      ? [flags.transport]
+      : fail(`unknown transport ${flags.transport}`);
 
 const module = (await import(pathToFileURL(path.resolve(flags.app)).href)) as { default?: unknown; app?: unknown };
 const app = (module.default ?? module.app) as AppFactory | undefined;

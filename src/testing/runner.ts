@@ -62,14 +62,23 @@ const USER_HEADER = 'x-scenario-user';
 export async function runScenario(scenario: Scenario, options: RunOptions): Promise<ScenarioResult> {
   const transport = options.transport ?? 'memory';
   const groups = concurrentGroups(scenario.steps);
-  const orders = options.order !== undefined ? [parseOrder(options.order, groups)] : ordersToTry(groups, options.maxOrders ?? 24, options.seed ?? 1);
+  const orders =
+    options.order !== undefined ? [parseOrder(options.order, groups)] : ordersToTry(groups, options.maxOrders ?? 24, options.seed ?? 1);
   let last: Timeline = new Timeline();
   for (const [index, order] of orders.entries()) {
     const run = new Run(scenario, options.app, transport, groups, order);
     const failure = await run.execute();
     last = run.timeline;
     if (failure !== undefined) {
-      return { name: scenario.name, transport, passed: false, orders: index + 1, order: formatOrder(order), failure, timeline: run.timeline };
+      return {
+        name: scenario.name,
+        transport,
+        passed: false,
+        orders: index + 1,
+        order: formatOrder(order),
+        failure,
+        timeline: run.timeline,
+      };
     }
   }
   return { name: scenario.name, transport, passed: true, orders: orders.length, timeline: last };
@@ -190,7 +199,7 @@ class Run {
       await this.#steps(this.#scenario.steps, 'steps');
       return undefined;
     } catch (error) {
-      return error instanceof StepFailure ? error.message : `${error instanceof Error ? error.stack ?? error.message : String(error)}`;
+      return error instanceof StepFailure ? error.message : `${error instanceof Error ? (error.stack ?? error.message) : String(error)}`;
     } finally {
       for (const client of this.#clients.values()) client.ws.terminate();
       await this.#runtime?.close({ timeoutMs: 500 });
@@ -256,7 +265,12 @@ class Run {
     if ('expect' in step) return this.#expect(step, fail);
     if ('expectClose' in step) {
       const client = this.#client(step.expectClose, fail, true);
-      await this.#until(client, () => client.closed !== undefined, step.timeoutMs, () => fail(`no close within ${step.timeoutMs ?? DEFAULT_TIMEOUT_MS} ms`));
+      await this.#until(
+        client,
+        () => client.closed !== undefined,
+        step.timeoutMs,
+        () => fail(`no close within ${step.timeoutMs ?? DEFAULT_TIMEOUT_MS} ms`),
+      );
       const { code, reason } = client.closed!;
       if (step.code !== undefined && code !== step.code) fail(`closed with ${code}, expected ${step.code}`);
       if (step.reason !== undefined && reason !== step.reason) fail(`closed with reason "${reason}", expected "${step.reason}"`);
@@ -294,13 +308,20 @@ class Run {
       const { room, user, all, count = 1 } = step.broadcast;
       const runtime = this.#runtime!;
       for (let i = 0; i < count; i++) {
-        const data = payload(step.broadcast.text !== undefined && count > 1 ? { ...step.broadcast, text: `${step.broadcast.text}#${i}` } : step.broadcast, fail);
+        const data = payload(
+          step.broadcast.text !== undefined && count > 1 ? { ...step.broadcast, text: `${step.broadcast.text}#${i}` } : step.broadcast,
+          fail,
+        );
         if (room !== undefined) runtime.sendToRoom(room, data);
         else if (user !== undefined) runtime.sendToUser(user, data);
         else if (all === true) runtime.sendToAll(data);
         else fail('broadcast needs room, user or all');
       }
-      this.timeline.add('server', 'broadcast', `${count} × ${room !== undefined ? `room ${room}` : user !== undefined ? `user ${user}` : 'all'}`);
+      this.timeline.add(
+        'server',
+        'broadcast',
+        `${count} × ${room !== undefined ? `room ${room}` : user !== undefined ? `user ${user}` : 'all'}`,
+      );
       return;
     }
     if ('assert' in step) return this.#assert(step.assert, step.timeoutMs ?? DEFAULT_TIMEOUT_MS, fail);
@@ -359,8 +380,11 @@ class Run {
   async #expect(step: Extract<Step, { expect: string }>, fail: (why: string) => never): Promise<void> {
     const client = this.#client(step.expect, fail, true);
     const timeoutMs = step.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-    await this.#until(client, () => client.received.length > client.taken || client.closed !== undefined, timeoutMs, () =>
-      fail(`no message within ${timeoutMs} ms`),
+    await this.#until(
+      client,
+      () => client.received.length > client.taken || client.closed !== undefined,
+      timeoutMs,
+      () => fail(`no message within ${timeoutMs} ms`),
     );
     if (client.received.length <= client.taken) fail(`the connection closed (${client.closed!.code}) before a message arrived`);
     const message = client.received[client.taken++]!;
@@ -369,8 +393,10 @@ class Run {
     if (step.pattern !== undefined && (message.text === undefined || !new RegExp(step.pattern).test(message.text))) {
       fail(`got ${JSON.stringify(shown)}, expected a match of /${step.pattern}/`);
     }
-    if (step.length !== undefined && message.bytes.length !== step.length) fail(`got ${message.bytes.length} bytes, expected ${step.length}`);
-    if (step.bytes !== undefined && (!message.binary || message.bytes.length !== step.bytes)) fail(`got ${shown}, expected ${step.bytes} binary bytes`);
+    if (step.length !== undefined && message.bytes.length !== step.length)
+      fail(`got ${message.bytes.length} bytes, expected ${step.length}`);
+    if (step.bytes !== undefined && (!message.binary || message.bytes.length !== step.bytes))
+      fail(`got ${shown}, expected ${step.bytes} binary bytes`);
     if (step.json !== undefined) {
       let value: unknown;
       try {
@@ -399,13 +425,16 @@ class Run {
     const names = (ids: readonly string[]) => ids.map((id) => this.#tags.get(id)?.split('#')[0] ?? id).sort();
     for (const [room, expected] of Object.entries(assertion.rooms ?? {})) {
       const actual = names(view.rooms[room] ?? []);
-      if (!isDeepStrictEqual(actual, [...expected].sort())) return `room ${room} holds [${actual.join(', ')}], expected [${[...expected].sort().join(', ')}]`;
+      if (!isDeepStrictEqual(actual, [...expected].sort()))
+        return `room ${room} holds [${actual.join(', ')}], expected [${[...expected].sort().join(', ')}]`;
     }
     for (const [user, expected] of Object.entries(assertion.users ?? {})) {
       const actual = names(view.users[user] ?? []);
-      if (!isDeepStrictEqual(actual, [...expected].sort())) return `user ${user} has [${actual.join(', ')}], expected [${[...expected].sort().join(', ')}]`;
+      if (!isDeepStrictEqual(actual, [...expected].sort()))
+        return `user ${user} has [${actual.join(', ')}], expected [${[...expected].sort().join(', ')}]`;
     }
-    const tagOf = (name: string) => this.#clients.get(name)?.tag ?? [...this.#tags.values()].reverse().find((tag) => tag.startsWith(`${name}#`));
+    const tagOf = (name: string) =>
+      this.#clients.get(name)?.tag ?? [...this.#tags.values()].reverse().find((tag) => tag.startsWith(`${name}#`));
     for (const [name, expected] of Object.entries(assertion.states ?? {})) {
       const tag = tagOf(name);
       const id = [...this.#tags].find(([, t]) => t === tag)?.[0];
@@ -416,7 +445,8 @@ class Run {
       const close = this.#closes.get(tagOf(name) ?? '')?.[0];
       if (close === undefined) return `${name} has not closed`;
       for (const key of ['code', 'reason', 'cause'] as const) {
-        if (expected[key] !== undefined && close[key] !== expected[key]) return `${name} closed with ${key} ${JSON.stringify(close[key])}, expected ${JSON.stringify(expected[key])}`;
+        if (expected[key] !== undefined && close[key] !== expected[key])
+          return `${name} closed with ${key} ${JSON.stringify(close[key])}, expected ${JSON.stringify(expected[key])}`;
       }
     }
     for (const [name, expected] of Object.entries(assertion.closeEvents ?? {})) {
@@ -470,7 +500,8 @@ const describe = (data: string | Buffer) => (typeof data === 'string' ? data : `
 function contains(actual: unknown, expected: unknown): boolean {
   if (typeof expected !== 'object' || expected === null) return isDeepStrictEqual(actual, expected);
   if (typeof actual !== 'object' || actual === null) return false;
-  if (Array.isArray(expected)) return Array.isArray(actual) && actual.length === expected.length && expected.every((item, i) => contains(actual[i], item));
+  if (Array.isArray(expected))
+    return Array.isArray(actual) && actual.length === expected.length && expected.every((item, i) => contains(actual[i], item));
   return Object.entries(expected).every(([key, value]) => contains((actual as Record<string, unknown>)[key], value));
 }
 

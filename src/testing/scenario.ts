@@ -40,7 +40,9 @@ export type Step =
   | { readonly advance: number }
   /** The server sends `count` [default 1] broadcasts (`text` gets `#i` appended when count > 1). */
   | {
-      readonly broadcast: { readonly room?: string; readonly user?: string; readonly all?: true } & MessageSpec & { readonly count?: number };
+      readonly broadcast: { readonly room?: string; readonly user?: string; readonly all?: true } & MessageSpec & {
+          readonly count?: number;
+        };
     }
   /** The server's state, eventually (within `timeoutMs`, default 2000). Client names stand for their connections. */
   | { readonly assert: ServerAssertion; readonly timeoutMs?: number }
@@ -77,7 +79,21 @@ export interface Scenario {
   readonly steps: readonly Step[];
 }
 
-const STEP_KINDS = ['connect', 'send', 'expect', 'expectClose', 'pause', 'resume', 'close', 'drop', 'advance', 'broadcast', 'assert', 'concurrent', 'repeat'] as const;
+const STEP_KINDS = [
+  'connect',
+  'send',
+  'expect',
+  'expectClose',
+  'pause',
+  'resume',
+  'close',
+  'drop',
+  'advance',
+  'broadcast',
+  'assert',
+  'concurrent',
+  'repeat',
+] as const;
 export type StepKind = (typeof STEP_KINDS)[number];
 
 /** Which kind a step is (its first known key). */
@@ -94,7 +110,8 @@ export function parseScenario(value: unknown, source = 'scenario'): Scenario {
   if (typeof scenario.name !== 'string' || scenario.name === '') throw new TypeError(`${source}: "name" must be a non-empty string`);
   if (!Array.isArray(scenario.steps)) throw new TypeError(`${source}: "steps" must be an array`);
   for (const transport of scenario.transports ?? []) {
-    if (transport !== 'ws' && transport !== 'memory') throw new TypeError(`${source}: unknown transport ${JSON.stringify(transport)} (ws or memory)`);
+    if (transport !== 'ws' && transport !== 'memory')
+      throw new TypeError(`${source}: unknown transport ${JSON.stringify(transport)} (ws or memory)`);
   }
   checkSteps(scenario.steps, `${source} (${scenario.name})`, 'steps');
   return scenario as Scenario;
@@ -105,7 +122,8 @@ function checkSteps(steps: readonly unknown[], source: string, where: string): v
     const at = `${source}: ${where}[${index}]`;
     if (typeof step !== 'object' || step === null) throw new TypeError(`${at} is not an object`);
     const kinds = STEP_KINDS.filter((key) => key in step);
-    if (kinds.length !== 1) throw new TypeError(`${at} must have exactly one of ${STEP_KINDS.join(', ')}; it has ${kinds.join(', ') || 'none'}`);
+    if (kinds.length !== 1)
+      throw new TypeError(`${at} must have exactly one of ${STEP_KINDS.join(', ')}; it has ${kinds.join(', ') || 'none'}`);
     const kind = kinds[0]!;
     const field = (step as Record<string, unknown>)[kind];
     if (kind === 'advance' || kind === 'repeat') {

@@ -4,7 +4,8 @@
  * scenario fails, and writable as a Mermaid sequence diagram.
  */
 
-export type TimelineKind = 'connect' | 'refused' | 'sent' | 'received' | 'server' | 'closed' | 'paused' | 'resumed' | 'dropped' | 'advanced' | 'broadcast';
+export type TimelineKind =
+  'connect' | 'refused' | 'sent' | 'received' | 'server' | 'closed' | 'paused' | 'resumed' | 'dropped' | 'advanced' | 'broadcast';
 
 export interface TimelineEntry {
   /** Milliseconds since the scenario started (real time). */
@@ -44,7 +45,12 @@ export class Timeline {
     const names = [...new Set(this.entries.map((entry) => entry.who).filter((who) => who !== 'server'))];
     const id = (name: string) => `c_${name.replace(/[^A-Za-z0-9_]/g, '_')}`;
     const text = (detail: string) => detail.replace(/[;#:]/g, ' ').replace(/\s+/g, ' ').trim() || ' ';
-    const lines = ['sequenceDiagram', `  title ${text(title)}`, ...names.map((name) => `  participant ${id(name)} as ${text(name)}`), '  participant server'];
+    const lines = [
+      'sequenceDiagram',
+      `  title ${text(title)}`,
+      ...names.map((name) => `  participant ${id(name)} as ${text(name)}`),
+      '  participant server',
+    ];
     for (const entry of this.entries) {
       const who = entry.who === 'server' ? 'server' : id(entry.who);
       switch (entry.kind) {

@@ -8,5 +8,4 @@ type MittFactory = <Events extends Record<EventType, unknown>>() => Emitter<Even
  * sees as `{ default }`; Node loads its ESM build, whose default export is the
  * function. This accepts either.
  */
-export const mitt: MittFactory =
-  ((mittModule as unknown as { default?: MittFactory }).default ?? (mittModule as unknown as MittFactory));
+export const mitt: MittFactory = (mittModule as unknown as { default?: MittFactory }).default ?? (mittModule as unknown as MittFactory);

@@ -38,7 +38,12 @@ function ownPresence(nodeId: string, local: NodePresence): Presence {
 }
 
 const bytes = (data: string | Uint8Array) => Buffer.from(typeof data === 'string' ? Buffer.from(data) : data).toString('hex');
-const seen = (message: BroadcastMessage) => ({ target: message.target, except: message.except, data: bytes(message.data), binary: message.binary });
+const seen = (message: BroadcastMessage) => ({
+  target: message.target,
+  except: message.except,
+  data: bytes(message.data),
+  binary: message.binary,
+});
 
 export function runAdapterSuite(suite: AdapterSuite): void {
   describe(`adapter conformance: ${suite.name}`, () => {

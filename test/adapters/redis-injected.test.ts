@@ -40,7 +40,15 @@ describe('Redis adapter with the application’s own clients', () => {
       dropped: () => {},
       linkChanged: () => {},
       failed: () => {},
-      presence: { nodes: async () => ['n1'], rooms: async () => ({}), roomSize: async () => 0, roomMembers: async () => [], roomUsers: async () => [], userConnections: async () => [], onlineUsers: async () => [] },
+      presence: {
+        nodes: async () => ['n1'],
+        rooms: async () => ({}),
+        roomSize: async () => 0,
+        roomMembers: async () => [],
+        roomUsers: async () => [],
+        userConnections: async () => [],
+        onlineUsers: async () => [],
+      },
     });
     expect(client.isReady && subscriber.isReady).toBe(true);
     expect(await adapter.presence!.nodes()).toEqual(['n1']);
@@ -53,7 +61,9 @@ describe('Redis adapter with the application’s own clients', () => {
 
   it('refuses both a url and a client, or neither', () => {
     expect(() => createRedisAdapter({})).toThrow(TypeError);
-    expect(() => createRedisAdapter({ url: 'redis://127.0.0.1:1', client: createClient() as RedisClient })).toThrow(/exactly one of `url` or `client`/);
+    expect(() => createRedisAdapter({ url: 'redis://127.0.0.1:1', client: createClient() as RedisClient })).toThrow(
+      /exactly one of `url` or `client`/,
+    );
     expect(() => createRedisAdapter({ url: 'redis://127.0.0.1:1', nodeTimeoutMs: 10 })).toThrow(RangeError);
   });
 });

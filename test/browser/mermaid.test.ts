@@ -15,18 +15,21 @@ async function parseInBrowser(texts: readonly string[]): Promise<Array<{ ok: boo
   try {
     await page.setContent('<!doctype html><title>mermaid</title>');
     await page.addScriptTag({ path: MERMAID });
-    return await page.evaluate(async (all) => {
-      const mermaid = (globalThis as unknown as { mermaid: { parse(text: string): Promise<{ diagramType: string }> } }).mermaid;
-      const out = [];
-      for (const text of all) {
-        try {
-          out.push({ ok: true, type: (await mermaid.parse(text)).diagramType });
-        } catch (error) {
-          out.push({ ok: false, error: String((error as Error).message ?? error) });
+    return await page.evaluate(
+      async (all) => {
+        const mermaid = (globalThis as unknown as { mermaid: { parse(text: string): Promise<{ diagramType: string }> } }).mermaid;
+        const out = [];
+        for (const text of all) {
+          try {
+            out.push({ ok: true, type: (await mermaid.parse(text)).diagramType });
+          } catch (error) {
+            out.push({ ok: false, error: String((error as Error).message ?? error) });
+          }
         }
-      }
-      return out;
-    }, [...texts]);
+        return out;
+      },
+      [...texts],
+    );
   } finally {
     await page.close();
   }

@@ -90,7 +90,8 @@ describe('a cluster of berth nodes in separate processes on one Redis', () => {
     for (const [i, m] of members.entries()) {
       await ask(m, { join: 'lobby' });
       if (i % 2 === 0) await ask(m, { join: `even` });
-      if (i < 2) await ask(m, { user: 'ada' }); // members 0 and 1: on nodes 0 and 1
+      if (i < 2)
+        await ask(m, { user: 'ada' }); // members 0 and 1: on nodes 0 and 1
       else if (i % 3 === 2) await ask(m, { user: `user${i}` });
     }
     await ask(members[4]!, { leave: 'lobby' });
@@ -103,9 +104,18 @@ describe('a cluster of berth nodes in separate processes on one Redis', () => {
 
     const truth = {
       nodes: nodes.map((n) => n.nodeId).sort(),
-      lobby: alive.filter((m) => m.rooms.has('lobby')).map((m) => m.id).sort(),
-      even: alive.filter((m) => m.rooms.has('even')).map((m) => m.id).sort(),
-      ada: alive.filter((m) => m.user === 'ada').map((m) => m.id).sort(),
+      lobby: alive
+        .filter((m) => m.rooms.has('lobby'))
+        .map((m) => m.id)
+        .sort(),
+      even: alive
+        .filter((m) => m.rooms.has('even'))
+        .map((m) => m.id)
+        .sort(),
+      ada: alive
+        .filter((m) => m.user === 'ada')
+        .map((m) => m.id)
+        .sort(),
       users: [...new Set(alive.flatMap((m) => (m.user === undefined ? [] : [m.user])))].sort(),
     };
     expect(truth.ada).toHaveLength(3);
@@ -135,7 +145,7 @@ describe('a cluster of berth nodes in separate processes on one Redis', () => {
 
     const killedAt = Date.now();
     await victim.kill();
-    let expiredAfter = 0;
+    let expiredAfter: number;
     for (;;) {
       // Timed from when the question was asked: a slow answer on a busy machine is not a late expiry.
       const askedAt = Date.now() - killedAt;

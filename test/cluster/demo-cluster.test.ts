@@ -68,7 +68,7 @@ async function chat(page: string, name: string): Promise<{ client: TestClient; n
 }
 
 describe('demo as a cluster node (REDIS_URL)', () => {
-  it('the README\'s two `npm start` commands make two nodes that share rooms, members and whispers', async () => {
+  it("the README's two `npm start` commands make two nodes that share rooms, members and whispers", async () => {
     const commands = readmeClusterCommands();
     expect(commands).toHaveLength(2);
     const [first, second] = (await Promise.all(commands.map((env) => startDemoNode(env)))) as [string, string];

@@ -27,7 +27,11 @@ afterEach(() => {
 });
 
 export async function startNode(env: { REDIS_URL: string; BERTH_PREFIX: string; NODE_TIMEOUT_MS?: string }): Promise<ClusterNode> {
-  const child = fork(NODE, [], { execArgv: ['--import', 'tsx'], env: { ...process.env, ...env }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const child = fork(NODE, [], {
+    execArgv: ['--import', 'tsx'],
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
   children.add(child);
   const pending = new Map<number, { resolve: (value: unknown) => void; reject: (error: Error) => void }>();
   let sequence = 0;

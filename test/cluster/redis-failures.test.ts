@@ -1,6 +1,6 @@
 import { createClient } from 'redis';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { BerthError, type Health } from '../../src/index.js';
+import { BerthError, type Connection, type Health } from '../../src/index.js';
 import { createRedisAdapter } from '../../src/redis.js';
 import { connect, eventually, settles } from '../helpers/client.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
@@ -84,7 +84,7 @@ describe('Redis failures', () => {
     // A heartbeat every 300 ms against a 3 s timeout: only a 2.7 s stall of this process could lapse it.
     const options = { url: redis.url, prefix: 'heartbeat', nodeTimeoutMs: 3000, heartbeatIntervalMs: 300 };
     const { runtime, url } = await startRuntime({ adapter: createRedisAdapter(options) });
-    const opened = new Promise<import('../../src/index.js').Connection>((resolve) => runtime.on('connection', resolve));
+    const opened = new Promise<Connection>((resolve) => runtime.on('connection', resolve));
     await connect(url);
     await (await opened).join('lobby');
     await new Promise((resolve) => setTimeout(resolve, 4000));

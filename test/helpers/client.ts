@@ -55,9 +55,7 @@ export function connect(url: string, options: ClientOptions = {}): Promise<TestC
   return new Promise((resolve, reject) => {
     ws.once('open', () => resolve(client));
     ws.once('error', reject);
-    ws.once('unexpected-response', (_request, response) =>
-      reject(new Error(`upgrade refused with ${response.statusCode}`)),
-    );
+    ws.once('unexpected-response', (_request, response) => reject(new Error(`upgrade refused with ${response.statusCode}`)));
   });
 }
 

@@ -41,7 +41,10 @@ describe('10 000 concurrent connections (S17)', () => {
       (client) => client.violations !== 0 || !client.ended || client.closeCode !== null || client.seqs.join() !== expected.join(),
     );
     // Summarised, so a failure names a few connections instead of printing 10 000.
-    expect({ wrong: wrong.length, first: wrong.slice(0, 3).map(({ index, seqs, violations, closeCode }) => ({ index, seqs, violations, closeCode })) }).toEqual({
+    expect({
+      wrong: wrong.length,
+      first: wrong.slice(0, 3).map(({ index, seqs, violations, closeCode }) => ({ index, seqs, violations, closeCode })),
+    }).toEqual({
       wrong: 0,
       first: [],
     });

@@ -64,7 +64,9 @@ describe('connection churn (S17)', () => {
 
     gc();
     const after = process.memoryUsage().heapUsed;
-    console.log(`churn: heapUsed ${mb(before)} before, ${mb(after)} after ${CYCLES} cycles (${((after - before) / CYCLES).toFixed(0)} B/cycle)`);
+    console.log(
+      `churn: heapUsed ${mb(before)} before, ${mb(after)} after ${CYCLES} cycles (${((after - before) / CYCLES).toFixed(0)} B/cycle)`,
+    );
     expect(after).toBeLessThan(before + HEAP_SLACK);
   }, 120_000);
 });

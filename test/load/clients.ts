@@ -40,8 +40,20 @@ function progressed(client: Client): void {
 
 function track(ws: WebSocket, index: number, slow: boolean): Client {
   const client: Client = {
-    index, slow, ws, seqs: [], violations: 0, lengths: [], checksums: [], texts: [],
-    ended: false, closeCode: null, closeReason: '', last: -1, paused: false, onDone: undefined,
+    index,
+    slow,
+    ws,
+    seqs: [],
+    violations: 0,
+    lengths: [],
+    checksums: [],
+    texts: [],
+    ended: false,
+    closeCode: null,
+    closeReason: '',
+    last: -1,
+    paused: false,
+    onDone: undefined,
   };
   const record = (seq: number) => {
     // Out of order, a duplicate, not a number, or anything after END.

@@ -50,12 +50,17 @@ describe('a 1 MB broadcast (S17)', () => {
     expect(resumed.resumed).toBe(CONNECTIONS);
     const report = await clients.report(60_000);
     const rssPeak = sampler.stop();
-    console.log(`1 MB broadcast: RSS ${mb(rssBefore)} → peak ${mb(rssPeak)} (+${mb(rssPeak - rssBefore)}); copies would be ${mb(PER_RECIPIENT_COPIES)}`);
+    console.log(
+      `1 MB broadcast: RSS ${mb(rssBefore)} → peak ${mb(rssPeak)} (+${mb(rssPeak - rssBefore)}); copies would be ${mb(PER_RECIPIENT_COPIES)}`,
+    );
 
     expect(report.complete).toBe(true);
     expect(report.clients).toHaveLength(CONNECTIONS);
     const wrong = report.clients
-      .filter((client) => !client.ended || client.closeCode !== null || client.lengths.join() !== `${SIZE}` || client.checksums.join() !== `${checksum}`)
+      .filter(
+        (client) =>
+          !client.ended || client.closeCode !== null || client.lengths.join() !== `${SIZE}` || client.checksums.join() !== `${checksum}`,
+      )
       .map(({ index, lengths, checksums, closeCode }) => ({ index, lengths, checksums, closeCode }));
     expect({ wrong: wrong.length, first: wrong.slice(0, 3) }).toEqual({ wrong: 0, first: [] });
     expect(PER_RECIPIENT_COPIES).toBeGreaterThan(16 * RSS_BOUND);

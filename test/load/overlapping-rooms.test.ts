@@ -83,7 +83,13 @@ describe('overlapping rooms (S17)', () => {
       delivered += client.texts.length;
       if (client.violations === 0 && client.closeCode === null && client.texts.join('\n') === expected.join('\n')) continue;
       const at = expected.findIndex((text, i) => client.texts[i] !== text);
-      wrong.push({ index: client.index, expected: expected.length, received: client.texts.length, violations: client.violations, firstDifference: { at, expected: expected[at], received: client.texts[at] } });
+      wrong.push({
+        index: client.index,
+        expected: expected.length,
+        received: client.texts.length,
+        violations: client.violations,
+        firstDifference: { at, expected: expected[at], received: client.texts[at] },
+      });
     }
     expect({ wrong: wrong.length, first: wrong.slice(0, 3) }).toEqual({ wrong: 0, first: [] });
     // Sanity: the scenario really overlapped (every client shares messages with others) and was not trivial.

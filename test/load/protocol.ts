@@ -17,7 +17,16 @@ export type Command =
    * their socket right after the handshake (stop reading); with `paused` all do.
    * `keepText` keeps every text message; `checksum` keeps a CRC-32 of every binary one.
    */
-  | { type: 'open'; url: string; count: number; concurrency: number; slow?: number; paused?: boolean; keepText?: boolean; checksum?: boolean }
+  | {
+      type: 'open';
+      url: string;
+      count: number;
+      concurrency: number;
+      slow?: number;
+      paused?: boolean;
+      keepText?: boolean;
+      checksum?: boolean;
+    }
   /** Resumes the paused sockets, at most `concurrency` reading at once (a slot frees when its connection is done). */
   | { type: 'resume'; concurrency?: number }
   /** Replies once every reading connection got `END` or closed, or after `waitMs` (then `complete` is false). */

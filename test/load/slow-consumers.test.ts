@@ -71,7 +71,8 @@ async function overload(overflow: OverflowPolicy) {
   const sampler = sampleRss();
   // Paced by the fast clients only: a batch goes once their outboxes have room for it,
   // so only clients that stopped reading can overflow.
-  const fastHaveRoom = () => fast.every((c) => c.state !== 'open' || (c.outbox.depth <= LIMITS.maxMessages / 2 && c.outbox.bytes <= LIMITS.maxBytes / 2));
+  const fastHaveRoom = () =>
+    fast.every((c) => c.state !== 'open' || (c.outbox.depth <= LIMITS.maxMessages / 2 && c.outbox.bytes <= LIMITS.maxBytes / 2));
   const overflowed = (c: Connection) => (overflow === 'close' ? c.state !== 'open' : drops.has(c.id));
   let sent = 0;
   let sentBytes = 0;
@@ -86,19 +87,29 @@ async function overload(overflow: OverflowPolicy) {
   const rssPeak = sampler.stop();
   const growth = rssPeak - rssBefore;
   const unbounded = SLOW * sentBytes;
-  console.log(`slow consumers (${overflow}): ${sent} messages, RSS ${mb(rssBefore)} → peak ${mb(rssPeak)} (+${mb(growth)}); unbounded ${mb(unbounded)}`);
+  console.log(
+    `slow consumers (${overflow}): ${sent} messages, RSS ${mb(rssBefore)} → peak ${mb(rssPeak)} (+${mb(growth)}); unbounded ${mb(unbounded)}`,
+  );
   expect(slow.filter((c) => !overflowed(c)).map((c) => c.id)).toEqual([]);
 
   expect(fastReport.complete).toBe(true);
   const expected = Array.from({ length: sent }, (_, seq) => seq);
   const fastWrong = fastReport.clients
     .filter((client) => !client.slow)
-    .filter((client) => !client.ended || client.violations > 0 || client.seqs.join() !== expected.join() || client.lengths.some((length, i) => length !== sizeOf(i)))
+    .filter(
+      (client) =>
+        !client.ended ||
+        client.violations > 0 ||
+        client.seqs.join() !== expected.join() ||
+        client.lengths.some((length, i) => length !== sizeOf(i)),
+    )
     .map(({ index, seqs, closeCode }) => ({ index, received: seqs.length, closeCode }));
   expect(fastWrong).toEqual([]);
   expect(fastReport.clients.filter((client) => !client.slow)).toHaveLength(FAST);
   expect(fast.filter((c) => drops.has(c.id)).map((c) => c.id)).toEqual([]);
-  expect(closes.filter((event) => fast.includes(event.connection)).map(({ connection, code, cause }) => ({ id: connection.id, code, cause }))).toEqual([]);
+  expect(
+    closes.filter((event) => fast.includes(event.connection)).map(({ connection, code, cause }) => ({ id: connection.id, code, cause })),
+  ).toEqual([]);
 
   expect(unbounded).toBeGreaterThan(6 * RSS_BOUND);
   expect(growth).toBeLessThan(RSS_BOUND);
@@ -144,7 +155,11 @@ describe('slow consumers (S17)', () => {
     expect(slowReports).toHaveLength(SLOW);
     for (const client of slowReports) {
       const connection = byIndex.get(client.index)!;
-      expect({ ended: client.ended, closeCode: client.closeCode, violations: client.violations }).toEqual({ ended: true, closeCode: null, violations: 0 });
+      expect({ ended: client.ended, closeCode: client.closeCode, violations: client.violations }).toEqual({
+        ended: true,
+        closeCode: null,
+        violations: 0,
+      });
       // The newest frames are kept: the last message arrives, and nothing is lost uncounted.
       expect(client.seqs.at(-1)).toBe(sent - 1);
       expect(client.seqs.length + drops.get(connection.id)!).toBe(sent);
@@ -154,7 +169,11 @@ describe('slow consumers (S17)', () => {
   }, 120_000);
 
   it('a slow consumer closed by its outbox receives the 4001 close frame once it reads again', async () => {
-    const { runtime, url } = await startRuntime({ heartbeat: false, closeTimeoutMs: 60_000, outbox: { maxMessages: 8, overflow: 'close' } });
+    const { runtime, url } = await startRuntime({
+      heartbeat: false,
+      closeTimeoutMs: 60_000,
+      outbox: { maxMessages: 8, overflow: 'close' },
+    });
     const opened: Connection[] = [];
     runtime.on('connection', (connection) => opened.push(connection));
     const client = await connect(url);

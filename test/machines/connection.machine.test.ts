@@ -5,19 +5,8 @@
 
  */
 import { describe, expect, it } from 'vitest';
-import {
-  getMicrosteps,
-  initialTransition,
-  transition,
-  type ExecutableActionObject,
-  type SnapshotFrom,
-} from 'xstate';
-import {
-  connectionMachine,
-  type ConnectionEvent,
-  type ConnectionInput,
-  type ConnectionOutput,
-} from '../../machines/connection.machine.js';
+import { getMicrosteps, initialTransition, transition, type ExecutableActionObject, type SnapshotFrom } from 'xstate';
+import { connectionMachine, type ConnectionEvent, type ConnectionInput, type ConnectionOutput } from '../../machines/connection.machine.js';
 import type { CloseCause } from '../../machines/types.js';
 import { runEvents } from '../helpers/transitions.js';
 
@@ -108,8 +97,7 @@ function expectUnchanged(before: Snapshot, [after, actions]: [Snapshot, Executab
 const alive = (input: ConnectionInput = INPUT) => start(input)[0];
 const awaitingPong = (input: ConnectionInput = INPUT) => send(alive(input), { type: AFTER_HEARTBEAT_INTERVAL })[0];
 const unmonitored = () => start(NO_HEARTBEAT)[0];
-const disconnecting = () =>
-  send(alive(), { type: 'server.close', code: 4000, reason: 'kicked', cause: 'server' })[0];
+const disconnecting = () => send(alive(), { type: 'server.close', code: 4000, reason: 'kicked', cause: 'server' })[0];
 const closed = () => send(alive(), { type: 'socket.closed', code: 1000, reason: 'bye' })[0];
 
 /** The substates of `open`: the input to start with and the events that lead there. */
@@ -384,10 +372,7 @@ describe('connection machine: disconnecting.closing', () => {
   });
 
   it('reaches closed when the socket closes after the close timeout terminated it', () => {
-    const [snapshot, actions] = run(disconnecting(), [
-      { type: AFTER_CLOSE_TIMEOUT },
-      { type: 'socket.closed', code: 1006, reason: '' },
-    ]);
+    const [snapshot, actions] = run(disconnecting(), [{ type: AFTER_CLOSE_TIMEOUT }, { type: 'socket.closed', code: 1006, reason: '' }]);
     expect(snapshot.status).toBe('done');
     expect(snapshot.output).toEqual({ id: 'c1', code: 4000, reason: 'kicked', cause: 'server' });
     expect(named(actions)).toEqual([
@@ -400,13 +385,10 @@ describe('connection machine: disconnecting.closing', () => {
     everyEvent
       .filter((event) => event.type !== 'socket.closed' && event.type !== AFTER_CLOSE_TIMEOUT && event.type !== 'send.failed')
       .map((event) => [describeEvent(event), event] as const),
-  )(
-    'ignores %s in disconnecting.closing',
-    (_, event) => {
-      const before = disconnecting();
-      expectUnchanged(before, send(before, event));
-    },
-  );
+  )('ignores %s in disconnecting.closing', (_, event) => {
+    const before = disconnecting();
+    expectUnchanged(before, send(before, event));
+  });
 
   it('terminates the socket on send.failed in disconnecting.closing, recording nothing new', () => {
     const before = disconnecting();
@@ -525,7 +507,8 @@ describe('connection machine: two ending triggers, in both orders', () => {
       }
 
       // Finish with the socket closing, unless it is closed already.
-      const [end, endActions] = afterSecond.status === 'done' ? [afterSecond, []] : send(afterSecond, { type: 'socket.closed', code: 1005, reason: '' });
+      const [end, endActions] =
+        afterSecond.status === 'done' ? [afterSecond, []] : send(afterSecond, { type: 'socket.closed', code: 1005, reason: '' });
       expect(end.value).toBe('closed');
       expect(end.status).toBe('done');
       expect(end.output).toEqual({ id: 'c1', ...first.recorded });
@@ -539,4 +522,3 @@ describe('connection machine: two ending triggers, in both orders', () => {
     },
   );
 });
-

@@ -23,7 +23,11 @@ interface FakeConnection {
 
 /** A connection as the supervisor sees it: a ref (any object in a pure test) and a delivery port. */
 function fake(id: string): FakeConnection {
-  return { id, ref: { id: `ref-${id}` } as unknown as AnyActorRef, port: { deliver: vi.fn<(frame: EncodedFrame) => void>(), left: vi.fn<(rooms: readonly string[]) => void>() } };
+  return {
+    id,
+    ref: { id: `ref-${id}` } as unknown as AnyActorRef,
+    port: { deliver: vi.fn<(frame: EncodedFrame) => void>(), left: vi.fn<(rooms: readonly string[]) => void>() },
+  };
 }
 
 function fresh(): Snapshot {
@@ -399,11 +403,7 @@ describe('supervisor machine: shutdown', () => {
   });
 
   it('still handles room.leave, connection.leaving and broadcast in stopping', () => {
-    const [snapshot, actions] = run(stopping(), [
-      leave('b', 'lobby'),
-      leaving('a'),
-      { type: 'broadcast', target: { kind: 'all' }, frame },
-    ]);
+    const [snapshot, actions] = run(stopping(), [leave('b', 'lobby'), leaving('a'), { type: 'broadcast', target: { kind: 'all' }, frame }]);
     expect(snapshot.value).toBe('stopping');
     expect(summary(actions)).toEqual([
       ...accepted,
@@ -474,9 +474,7 @@ describe('supervisor machine: shutdown', () => {
     const [, leaveActions] = send(before, leave('a', 'lobby'));
     expect(summary(leaveActions)).toEqual(refused);
     const [, broadcastActions] = send(before, { type: 'broadcast', target: { kind: 'all' }, frame });
-    expect(summary(broadcastActions)).toEqual([
-      { type: 'deliver', params: { target: { kind: 'all' }, except: undefined, frame } },
-    ]);
+    expect(summary(broadcastActions)).toEqual([{ type: 'deliver', params: { target: { kind: 'all' }, except: undefined, frame } }]);
   });
 });
 
@@ -520,7 +518,10 @@ describe('supervisor machine: the join race (no ghost member)', () => {
     (_, order) => {
       const events = { join: bind('a', 'alice'), leaving: leaving('a'), done: done('a') };
       const [before] = run(fresh(), [register(a), register(b, 'alice')]);
-      const [snapshot] = run(before, order.map((name) => events[name]));
+      const [snapshot] = run(
+        before,
+        order.map((name) => events[name]),
+      );
       expect(usersNaming(snapshot, 'a')).toEqual([]);
       expect(directoryOf(snapshot).toJSON().users).toEqual({ alice: ['b'] });
     },

@@ -29,7 +29,11 @@ const MAX_PAYLOAD = 64;
 
 /** A state value as a dotted name: `open.alive`, `closed`. */
 export const stateOf = (value: unknown): string =>
-  typeof value === 'string' ? value : Object.entries(value as object).map(([key, child]) => `${key}.${stateOf(child)}`).join(',');
+  typeof value === 'string'
+    ? value
+    : Object.entries(value as object)
+        .map(([key, child]) => `${key}.${stateOf(child)}`)
+        .join(',');
 
 /**
  * Runs `events` for real; fails unless the real actor is in the model's state
@@ -106,7 +110,11 @@ export async function realize(
           break;
         default: {
           const delay = /^xstate\.after\.(\w+)\./.exec(event.type)?.[1];
-          const ms = { heartbeatInterval: input.heartbeat?.intervalMs, heartbeatTimeout: input.heartbeat?.timeoutMs, closeTimeout: input.closeTimeoutMs }[delay ?? ''];
+          const ms = {
+            heartbeatInterval: input.heartbeat?.intervalMs,
+            heartbeatTimeout: input.heartbeat?.timeoutMs,
+            closeTimeout: input.closeTimeoutMs,
+          }[delay ?? ''];
           if (delay === undefined) throw new Error(`no real stimulus for ${event.type}`);
           if (input.heartbeat !== null && !model.getSnapshot().can(event as ConnectionEvent)) return undefined;
           // Without a heartbeat the model ignores its delays: time passes all the same.
@@ -116,9 +124,11 @@ export async function realize(
       feed(event as ConnectionEvent);
       const expected = stateOf(model.getSnapshot().value);
       trail.push(`${event.type} → ${expected}`);
-      await eventually(() => real() === expected, `the real actor to reach ${expected} after ${trail.join(', ')}`, 3000).catch((error: Error) => {
-        throw new Error(`${error.message} (it is in ${real()})`);
-      });
+      await eventually(() => real() === expected, `the real actor to reach ${expected} after ${trail.join(', ')}`, 3000).catch(
+        (error: Error) => {
+          throw new Error(`${error.message} (it is in ${real()})`);
+        },
+      );
     }
     return { real: real()!, model: stateOf(model.getSnapshot().value) };
   } finally {

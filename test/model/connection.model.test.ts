@@ -34,7 +34,6 @@ const events: PathEvent[] = [
   { type: 'xstate.after.closeTimeout.connection.disconnecting.closing' },
 ];
 
-
 /**
  * Paths to every edge (state before, event, state after): with the edge in the
  * key, shortest paths cover transitions, not only states. A bounded key too
@@ -59,7 +58,9 @@ afterAll(() => {
   const report = coverage.against(connectionMachine);
   console.log(`model-based coverage, all runs: ${report.summary}`);
   const overSockets = real.against(connectionMachine);
-  console.log(`model-based coverage, over real sockets: ${overSockets.summary}; pure machine only: ${overSockets.missingTransitions.join('; ')}`);
+  console.log(
+    `model-based coverage, over real sockets: ${overSockets.summary}; pure machine only: ${overSockets.missingTransitions.join('; ')}`,
+  );
 });
 
 describe('connection machine, model-based', () => {

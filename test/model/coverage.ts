@@ -23,7 +23,13 @@ interface TransitionLike {
 }
 
 const guardName = (guard: unknown) =>
-  typeof guard === 'string' ? guard : typeof guard === 'object' && guard !== null && 'type' in guard ? String(guard.type) : guard === undefined ? '' : 'inline';
+  typeof guard === 'string'
+    ? guard
+    : typeof guard === 'object' && guard !== null && 'type' in guard
+      ? String(guard.type)
+      : guard === undefined
+        ? ''
+        : 'inline';
 
 /** `connection.open.alive --socket.pong--> connection.open.alive [guard]`. */
 export function transitionKey(transition: TransitionLike): string {

@@ -24,7 +24,11 @@ const events: SupervisorEvent[] = [
   { type: 'room.leave', id: 'a', room: 'r', respond: () => {} },
   { type: 'user.bind', id: 'a', user: 'u', respond: () => {} },
   { type: 'connection.leaving', id: 'a' },
-  { type: 'xstate.done.actor.connection', output: { id: 'a', code: 1000, reason: '', cause: 'client' }, actorId: 'connection' } as SupervisorEvent,
+  {
+    type: 'xstate.done.actor.connection',
+    output: { id: 'a', code: 1000, reason: '', cause: 'client' },
+    actorId: 'connection',
+  } as SupervisorEvent,
   { type: 'xstate.error.actor.connection', error: new Error('boom'), actorId: 'connection' } as SupervisorEvent,
   { type: 'connection.failed', id: 'a' },
   { type: 'broadcast', target: { kind: 'all' }, frame: frame as never },

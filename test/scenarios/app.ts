@@ -20,7 +20,15 @@ export default function app(options: AppOptions): Runtime {
   });
   runtime.on('error', () => {}); // the scenarios assert what reaches the clients and the server state
   runtime.on('message', async ({ connection, data }) => {
-    const message = JSON.parse(String(data)) as { join?: string; leave?: string; user?: string; say?: string; text?: string; echo?: unknown; close?: number };
+    const message = JSON.parse(String(data)) as {
+      join?: string;
+      leave?: string;
+      user?: string;
+      say?: string;
+      text?: string;
+      echo?: unknown;
+      close?: number;
+    };
     if (message.join !== undefined) connection.send(JSON.stringify({ joined: message.join, ok: await connection.join(message.join) }));
     if (message.leave !== undefined) connection.send(JSON.stringify({ left: message.leave, ok: await connection.leave(message.leave) }));
     if (message.user !== undefined) connection.send(JSON.stringify({ user: message.user, ok: await connection.setUser(message.user) }));

@@ -8,7 +8,9 @@ import { formatResult, parseScenario, runScenario, type TransportName } from '..
 import app from './app.js';
 
 const directory = new URL('./', import.meta.url);
-const files = readdirSync(directory).filter((file) => file.endsWith('.json')).sort();
+const files = readdirSync(directory)
+  .filter((file) => file.endsWith('.json'))
+  .sort();
 
 describe('scenario library', () => {
   it('has a scenario for every risk of the review', () => {

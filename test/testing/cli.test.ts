@@ -8,7 +8,10 @@ import { describe, expect, it } from 'vitest';
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
 function cli(args: string[]): Promise<{ code: number | null; output: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/testing/cli.ts', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/testing/cli.ts', ...args], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let output = '';
   child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
   child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
@@ -17,7 +20,12 @@ function cli(args: string[]): Promise<{ code: number | null; output: string }> {
 
 describe('berth-scenario (the CLI)', () => {
   it('runs scenario files on both transports and says PASS', async () => {
-    const { code, output } = await cli(['--app', 'test/scenarios/app.ts', 'test/scenarios/close-codes.json', 'test/scenarios/join-race.json']);
+    const { code, output } = await cli([
+      '--app',
+      'test/scenarios/app.ts',
+      'test/scenarios/close-codes.json',
+      'test/scenarios/join-race.json',
+    ]);
     expect(output).toContain('PASS close code and reason are not lost [memory] (1 order)');
     expect(output).toContain('PASS room join racing a disconnect [ws] (6 orders)');
     expect(output).toContain('4 passed, 0 failed');
@@ -37,7 +45,12 @@ describe('berth-scenario (the CLI)', () => {
           { connect: 'carol' },
           { send: 'carol', json: { join: 'lobby' } },
           { expect: 'carol', json: { joined: 'lobby' } },
-          { concurrent: [{ send: 'ada', json: { say: 'lobby', text: 'first' } }, { send: 'ada', json: { say: 'lobby', text: 'second' } }] },
+          {
+            concurrent: [
+              { send: 'ada', json: { say: 'lobby', text: 'first' } },
+              { send: 'ada', json: { say: 'lobby', text: 'second' } },
+            ],
+          },
           { expect: 'carol', json: { said: 'first' } },
         ],
       }),

@@ -11,7 +11,12 @@ const orderDependent: Scenario = {
     { connect: 'carol' },
     { send: 'carol', json: { join: 'lobby' } },
     { expect: 'carol', json: { joined: 'lobby' } },
-    { concurrent: [{ send: 'ada', json: { say: 'lobby', text: 'first' } }, { send: 'bob', json: { say: 'lobby', text: 'second' } }] },
+    {
+      concurrent: [
+        { send: 'ada', json: { say: 'lobby', text: 'first' } },
+        { send: 'bob', json: { say: 'lobby', text: 'second' } },
+      ],
+    },
     { expect: 'carol', json: { said: 'first' } },
     { expect: 'carol', json: { said: 'second' } },
   ],
@@ -20,7 +25,10 @@ const orderDependent: Scenario = {
 describe('scenario runner', () => {
   it('a failing step fails the scenario, names the step, and keeps a per-client timeline', async () => {
     const result = await runScenario(
-      { name: 'wrong echo', steps: [{ connect: 'ada' }, { send: 'ada', json: { echo: 1 } }, { expect: 'ada', json: { echo: 2 }, timeoutMs: 500 }] },
+      {
+        name: 'wrong echo',
+        steps: [{ connect: 'ada' }, { send: 'ada', json: { echo: 1 } }, { expect: 'ada', json: { echo: 2 }, timeoutMs: 500 }],
+      },
       { app },
     );
     expect(result.passed).toBe(false);
@@ -31,7 +39,12 @@ describe('scenario runner', () => {
     expect(text).toMatch(/sent +\{"echo":1\}/);
     expect(text).toMatch(/received +\{"echo":1\}/);
     const mermaid = result.timeline.toMermaid('wrong echo');
-    expect(mermaid.split('\n').slice(0, 4)).toEqual(['sequenceDiagram', '  title wrong echo', '  participant c_ada as ada', '  participant server']);
+    expect(mermaid.split('\n').slice(0, 4)).toEqual([
+      'sequenceDiagram',
+      '  title wrong echo',
+      '  participant c_ada as ada',
+      '  participant server',
+    ]);
     expect(mermaid).toContain('c_ada->>server: {"echo" 1}');
     expect(mermaid).toContain('server->>c_ada: {"echo" 1}');
   });
@@ -56,7 +69,13 @@ describe('scenario runner', () => {
       name: 'three at once',
       steps: [
         { connect: 'a' },
-        { concurrent: [{ send: 'a', json: { echo: 1 } }, { send: 'a', json: { echo: 2 } }, { send: 'a', json: { echo: 3 } }] },
+        {
+          concurrent: [
+            { send: 'a', json: { echo: 1 } },
+            { send: 'a', json: { echo: 2 } },
+            { send: 'a', json: { echo: 3 } },
+          ],
+        },
         { assert: { connections: 1 } },
       ],
     };
@@ -66,9 +85,13 @@ describe('scenario runner', () => {
 
   it('refuses a malformed scenario file with the step that is wrong', () => {
     expect(() => parseScenario({ name: 'x', steps: [{ connect: 'a' }, { send: 'a', close: 'a' }] }, 'x.json')).toThrow(
-      new TypeError('x.json (x): steps[1] must have exactly one of connect, send, expect, expectClose, pause, resume, close, drop, advance, broadcast, assert, concurrent, repeat; it has send, close'),
+      new TypeError(
+        'x.json (x): steps[1] must have exactly one of connect, send, expect, expectClose, pause, resume, close, drop, advance, broadcast, assert, concurrent, repeat; it has send, close',
+      ),
     );
-    expect(() => parseScenario({ name: 'x', steps: [{ concurrent: [{ connect: 'a' }] }] })).toThrow(/concurrent" must list at least two steps/);
+    expect(() => parseScenario({ name: 'x', steps: [{ concurrent: [{ connect: 'a' }] }] })).toThrow(
+      /concurrent" must list at least two steps/,
+    );
     expect(() => parseScenario({ name: 'x', steps: [{ advance: 'soon' }] })).toThrow(/"advance" must be a number/);
     expect(() => parseScenario({ steps: [] })).toThrow(/"name" must be a non-empty string/);
   });

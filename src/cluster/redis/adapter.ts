@@ -80,7 +80,8 @@ class RedisAdapter implements Adapter {
       throw new TypeError('createRedisAdapter needs exactly one of `url` or `client`');
     }
     this.#prefix = options.prefix ?? 'berth';
-    if (this.#prefix.length === 0 || /[\s{}]/.test(this.#prefix)) throw new TypeError(`prefix must be non-empty without spaces or braces, got ${JSON.stringify(this.#prefix)}`);
+    if (this.#prefix.length === 0 || /[\s{}]/.test(this.#prefix))
+      throw new TypeError(`prefix must be non-empty without spaces or braces, got ${JSON.stringify(this.#prefix)}`);
     this.#channel = `${this.#prefix}:broadcast`;
     this.#nodeTimeoutMs = options.nodeTimeoutMs ?? 10_000;
     this.#heartbeatIntervalMs = options.heartbeatIntervalMs ?? Math.round(this.#nodeTimeoutMs / 4);
@@ -97,7 +98,8 @@ class RedisAdapter implements Adapter {
     } else {
       this.#client = options.client!;
     }
-    this.#subscriber = options.subscriber ?? this.#own(this.#client.duplicate({ disableOfflineQueue: true, socket: { reconnectStrategy } }) as RedisClient);
+    this.#subscriber =
+      options.subscriber ?? this.#own(this.#client.duplicate({ disableOfflineQueue: true, socket: { reconnectStrategy } }) as RedisClient);
   }
 
   /** Reads Redis; rejects until the adapter is attached, and while Redis is unreachable. */
