@@ -1,4 +1,5 @@
 import { execFileSync } from 'node:child_process';
+import { rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 
 /**
@@ -7,6 +8,8 @@ import { createRequire } from 'node:module';
  * compiled files, so they must match the source under test.
  */
 export default function buildPackage(): void {
+  // From scratch: files of modules that were moved or removed must not linger in dist/.
+  rmSync(new URL('../dist', import.meta.url), { recursive: true, force: true });
   const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
   execFileSync(process.execPath, [tsc, '-p', 'tsconfig.build.json'], { stdio: 'inherit' });
 }
