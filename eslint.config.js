@@ -88,6 +88,20 @@ export default tseslint.config(
     },
   },
   {
+    // Plain JavaScript run by Node (configuration, the provisioning script).
+    files: ['**/*.js', '**/*.mjs'],
+    languageOptions: {
+      globals: {
+        process: 'readonly',
+        console: 'readonly',
+        URL: 'readonly',
+        Buffer: 'readonly',
+        setTimeout: 'readonly',
+        clearTimeout: 'readonly',
+      },
+    },
+  },
+  {
     files: ['test/**/*.ts', 'bench/**/*.ts', 'scripts/**/*.ts'],
     rules: {
       // Tests reach into private corners of ws and xstate on purpose.
