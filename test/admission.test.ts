@@ -6,7 +6,7 @@ import { connect, eventually } from './helpers/client.js';
 import { rawUpgrade } from './helpers/raw.js';
 import { startRuntime } from './helpers/runtime.js';
 
-describe('maxConnections (S9)', () => {
+describe('maxConnections', () => {
   it('refuses with 503 and Retry-After before any handshake or actor exists', async () => {
     const inspected: string[] = [];
     const { runtime, port, url } = await startRuntime({
@@ -152,7 +152,7 @@ describe('path', () => {
   });
 });
 
-describe('maxPayload and rate limits (S16)', () => {
+describe('maxPayload and rate limits', () => {
   it('closes with 1009 on an oversized frame; other connections carry on', async () => {
     const { runtime, url } = await startRuntime({ maxPayload: 1000 });
     const closes: RuntimeEvents['close'][] = [];

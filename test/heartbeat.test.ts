@@ -22,7 +22,7 @@ async function setUp(autoPong: boolean) {
   return { runtime, clock, client, connection: await opened, closes, pongs, pings };
 }
 
-describe('heartbeat (S3)', () => {
+describe('heartbeat', () => {
   it('terminates a client that stops answering pings and cleans it up', async () => {
     const { runtime, clock, client, connection, closes, pings } = await setUp(false);
     await connection.join('lobby');

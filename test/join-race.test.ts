@@ -15,7 +15,7 @@ function expectNoGhost(runtime: Runtime, id: string): void {
   expect(connections[id]?.rooms ?? []).toEqual([]);
 }
 
-describe('the room-join race (S11)', () => {
+describe('the room-join race', () => {
   it('join, then close in the same tick: the join lands and leaving removes it', async () => {
     const { runtime, url } = await startRuntime();
     const opened = nextConnection(runtime);

@@ -4,7 +4,7 @@ import type { Connection } from '../src/index.js';
 import { connect, eventually } from './helpers/client.js';
 import { startRuntime } from './helpers/runtime.js';
 
-describe('metrics (S15)', () => {
+describe('metrics', () => {
   it('counts connections, broadcasts, deliveries, fan-out latency and closes', async () => {
     const { runtime, url } = await startRuntime();
     runtime.on('connection', (connection) => void connection.join('lobby'));

@@ -14,7 +14,7 @@ function random(seed: number): () => number {
   };
 }
 
-describe('per-connection order (S14)', () => {
+describe('per-connection order', () => {
   it('interleaved direct, room, user and global sends arrive in send order', async () => {
     const { runtime, url } = await startRuntime();
     const opened: Connection[] = [];

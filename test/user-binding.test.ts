@@ -9,7 +9,7 @@ function connections(runtime: Runtime): Connection[] {
   return seen;
 }
 
-describe('user binding after registration (S12)', () => {
+describe('user binding after registration', () => {
   it('setUser after registration makes user-targeted sends reach the connection', async () => {
     const { runtime, url } = await startRuntime();
     const seen = connections(runtime);

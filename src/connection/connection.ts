@@ -4,7 +4,7 @@ import type { ConnectionEvent, ConnectionMachine, ConnectionOutput } from '../..
 import type { DeliveryPort, EncodedFrame } from '../../machines/types.js';
 import type { FlushScheduler } from '../delivery/flush-scheduler.js';
 import { encode, type SendData } from '../delivery/frame.js';
-import { Outbox, resolveOutboxLimits, type OutboxLimits, type OutboxOwner } from '../delivery/outbox.js';
+import { Outbox, resolveOutboxLimits, type OutboxLedger, type OutboxLimits, type OutboxOwner } from '../delivery/outbox.js';
 import { assertName } from '../util/validate.js';
 import { CloseCode, assertCloseArguments } from './close-codes.js';
 import { TokenBucket, type RateLimit } from './rate-limit.js';
@@ -60,6 +60,8 @@ export interface ConnectionHost<TData> {
   readonly rateLimit: RateLimit | null;
   readonly outboxLimits: OutboxLimits;
   readonly scheduler: FlushScheduler;
+  /** The bytes all outboxes of the runtime hold, each shared frame once. */
+  readonly ledger: OutboxLedger;
   /** Milliseconds on the runtime's clock (simulated in scenarios): the rate limiter's time. */
   now(): number;
   /** Asks the supervisor for a membership change; resolves with whether it took effect. */
@@ -110,7 +112,7 @@ export class ServerConnection<TData = unknown> implements Connection<TData>, Del
     this.#user = grant.user;
     this.#host = host;
     this.request = new UpgradeRequest(request);
-    this.#outbox = new Outbox(socket, this, host.scheduler, host.outboxLimits);
+    this.#outbox = new Outbox(socket, this, host.scheduler, host.outboxLimits, host.ledger);
     const limit = host.rateLimit;
     this.#bucket = limit === null ? undefined : new TokenBucket(limit.messagesPerSecond, limit.burst, host.now);
   }

@@ -5,7 +5,7 @@
  */
 import http from 'node:http';
 import type { Duplex } from 'node:stream';
-import { WebSocket, WebSocketServer, type Server as WsServer } from 'ws';
+import { WebSocket, WebSocketServer, type ServerOptions, type Server as WsServer } from 'ws';
 import { Refusal } from './admission.js';
 import { CloseCode } from './close-codes.js';
 import type { OutboxSocket } from '../delivery/outbox.js';
@@ -45,8 +45,15 @@ export interface TransportOptions {
   server?: http.Server | undefined;
   path?: string | undefined;
   maxPayload: number;
+  /** How long ws waits for the peer to end its TCP side after the closing handshake. */
   closeTimeoutMs: number;
+  /** How long berth's own server waits for an upgrade request's headers. */
+  handshakeTimeoutMs: number;
 }
+
+/** ws's own termination of a peer that sent more pings than it read pongs; its limit is ws's `maxPendingAutoPongs`. */
+export const PONG_FLOOD = 'BERTH_ERR_PONG_FLOOD';
+const MAX_PENDING_AUTO_PONGS = 60;
 
 /**
  * ws reports protocol errors with a code; this is the close code it sent for
@@ -81,6 +88,25 @@ function rawSocketOf(ws: WebSocket): Duplex {
  */
 class SinkWebSocket extends WebSocket {
   sink: SocketSink | undefined;
+  /** Set when berth itself terminates the socket; any other `terminate()` is ws's own doing. */
+  terminatedByBerth = false;
+
+  /**
+   * ws terminates a socket itself in one case: the peer sent more than
+   * `maxPendingAutoPongs` pings whose pongs it has not read. That is the
+   * peer's failure, not a plain drop: it is reported as a socket error
+   * (nothing could be sent, so 1006) before the socket's close.
+   */
+  override terminate(): void {
+    const sink = this.sink;
+    if (!this.terminatedByBerth && sink !== undefined && this.readyState === WebSocket.OPEN) {
+      const error = Object.assign(new Error(`the peer sent more than ${MAX_PENDING_AUTO_PONGS} pings without reading their pongs`), {
+        code: PONG_FLOOD,
+      });
+      sink.error(error, CloseCode.ABNORMAL);
+    }
+    super.terminate();
+  }
 
   override emit(event: string | symbol, ...args: unknown[]): boolean {
     const sink = this.sink;
@@ -159,6 +185,7 @@ class WsSocket implements TransportSocket {
   }
 
   terminate(): void {
+    this.#ws.terminatedByBerth = true;
     this.#ws.terminate();
   }
 
@@ -203,17 +230,30 @@ export class Transport<Grant> {
   constructor(options: TransportOptions, hooks: TransportHooks<Grant>) {
     this.#options = options;
     this.#hooks = hooks;
-    this.#wss = new WebSocketServer({
+    // `closeTimeout` and `maxPendingAutoPongs` are ws 8 options its typings do not list yet.
+    const serverOptions: ServerOptions & { closeTimeout: number; maxPendingAutoPongs: number } = {
       WebSocket: SinkWebSocket,
       noServer: true,
       clientTracking: false,
       perMessageDeflate: false,
       maxPayload: options.maxPayload,
-    }) as WsServer<typeof SinkWebSocket>;
+      // One close timeout governs: the documented closeTimeoutMs, not ws's own 30 s.
+      closeTimeout: options.closeTimeoutMs,
+      maxPendingAutoPongs: MAX_PENDING_AUTO_PONGS,
+    };
+    this.#wss = new WebSocketServer(serverOptions) as WsServer<typeof SinkWebSocket>;
     this.#ownsServer = options.port !== undefined;
     this.listening = Promise.resolve();
     if (options.port !== undefined) {
-      const server = http.createServer((_request, response) => {
+      // A request whose headers have not arrived within handshakeTimeoutMs is answered 408 and
+      // closed (Node's defaults keep it 60–90 s); the check runs every quarter of it.
+      const timeout = options.handshakeTimeoutMs;
+      const serverTimeouts = {
+        headersTimeout: timeout,
+        requestTimeout: timeout,
+        connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.round(timeout / 4))),
+      };
+      const server = http.createServer(serverTimeouts, (_request, response) => {
         response.writeHead(426, { 'Content-Type': 'text/plain; charset=utf-8', Upgrade: 'websocket' });
         response.end('This endpoint speaks WebSocket.\n');
       });

@@ -44,6 +44,8 @@ export class Frame implements EncodedFrame {
   readonly chunks: readonly Buffer[];
   readonly byteLength: number;
   readonly payloadLength: number;
+  /** How many outboxes hold this frame now; kept by their ledger. */
+  holders = 0;
 
   private constructor(chunks: readonly Buffer[], payloadLength: number) {
     this.chunks = chunks;

@@ -56,6 +56,39 @@ export interface OutboxOwner {
   failed(error: Error): void;
 }
 
+/** A frame as outboxes hold it: how many of them hold it now. */
+interface HeldFrame extends EncodedFrame {
+  holders?: number;
+}
+
+/**
+ * The bytes all of a runtime's outboxes hold, each frame counted once however
+ * many outboxes share it: what waiting frames cost in memory. (An outbox's own
+ * `bytes` counts every frame it holds, so their sum counts a shared frame once
+ * per recipient.)
+ */
+export class OutboxLedger {
+  #held = 0;
+
+  get heldBytes(): number {
+    return this.#held;
+  }
+
+  hold(frame: HeldFrame): void {
+    if (frame.holders === undefined || frame.holders === 0) {
+      frame.holders = 1;
+      this.#held += frame.byteLength;
+    } else {
+      frame.holders++;
+    }
+  }
+
+  release(frame: HeldFrame): void {
+    if (frame.holders === undefined || frame.holders === 0) return;
+    if (--frame.holders === 0) this.#held -= frame.byteLength;
+  }
+}
+
 /**
  * Above this many bytes queued in the socket's user-land buffer the outbox
  * stops writing and waits for `drain`: the rest stays in the bounded outbox
@@ -82,6 +115,7 @@ export class Outbox {
   readonly #socket: OutboxSocket;
   readonly #owner: OutboxOwner;
   readonly #scheduler: FlushScheduler;
+  readonly #ledger: OutboxLedger;
   #limits: OutboxLimits;
   #queue: EncodedFrame[] = [];
   #head = 0;
@@ -93,11 +127,13 @@ export class Outbox {
   /** Runs once everything queued has been handed to the socket (a graceful close). */
   #onEmpty: (() => void) | undefined;
 
-  constructor(socket: OutboxSocket, owner: OutboxOwner, scheduler: FlushScheduler, limits: OutboxLimits) {
+  /** `ledger` is shared by the outboxes of one runtime. [default one of its own] */
+  constructor(socket: OutboxSocket, owner: OutboxOwner, scheduler: FlushScheduler, limits: OutboxLimits, ledger = new OutboxLedger()) {
     this.#socket = socket;
     this.#owner = owner;
     this.#scheduler = scheduler;
     this.#limits = limits;
+    this.#ledger = ledger;
   }
 
   /** Frames waiting. */
@@ -105,7 +141,7 @@ export class Outbox {
     return this.#queue.length - this.#head;
   }
 
-  /** Bytes waiting. */
+  /** Bytes waiting here (a frame shared with other outboxes counts in each). */
   get bytes(): number {
     return this.#bytes;
   }
@@ -126,6 +162,7 @@ export class Outbox {
       if (!this.#makeRoom(frame)) return false;
     }
     this.#queue.push(frame);
+    this.#ledger.hold(frame);
     this.#bytes += frame.byteLength;
     if (!this.#scheduled && !this.#awaitingDrain) {
       this.#scheduled = true;
@@ -219,7 +256,10 @@ export class Outbox {
   /** Drops frames from the head up to index `end`, which held `bytes` bytes. */
   #advance(end: number, bytes: number): void {
     const queue = this.#queue;
-    for (let i = this.#head; i < end; i++) queue[i] = undefined as unknown as EncodedFrame;
+    for (let i = this.#head; i < end; i++) {
+      this.#ledger.release(queue[i]!);
+      queue[i] = undefined as unknown as EncodedFrame;
+    }
     this.#head = end;
     this.#bytes -= bytes;
     if (this.#head === queue.length) {
@@ -258,6 +298,7 @@ export class Outbox {
   }
 
   #clear(): void {
+    for (let i = this.#head; i < this.#queue.length; i++) this.#ledger.release(this.#queue[i]!);
     this.#queue = [];
     this.#head = 0;
     this.#bytes = 0;

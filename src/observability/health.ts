@@ -19,7 +19,8 @@ export interface Health {
   readonly connections: { readonly current: number; readonly pending: number; readonly max: number | null };
   readonly rooms: number;
   readonly users: number;
-  readonly outbox: { readonly depthMax: number; readonly bytesQueued: number };
+  /** `bytesQueued`: bytes the waiting frames hold, each shared frame once; `bytesReferenced`: counted once per recipient. */
+  readonly outbox: { readonly depthMax: number; readonly bytesQueued: number; readonly bytesReferenced: number };
   readonly eventLoopLagMs: number;
   /** The adapter's link to the other nodes; broadcasts dropped on the way out since start. */
   readonly cluster: { readonly linkUp: boolean; readonly dropped: number };
@@ -61,7 +62,7 @@ export function healthOf(
     },
     rooms: metrics.rooms,
     users: metrics.users,
-    outbox: { depthMax: metrics.outbox.depthMax, bytesQueued: metrics.outbox.bytesQueued },
+    outbox: { depthMax: metrics.outbox.depthMax, bytesQueued: metrics.outbox.bytesQueued, bytesReferenced: metrics.outbox.bytesReferenced },
     eventLoopLagMs: metrics.eventLoopLagMs,
     cluster: { linkUp: metrics.crossNode.linkUp, dropped: metrics.crossNode.dropped },
     totals: {

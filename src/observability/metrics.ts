@@ -3,6 +3,9 @@ import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { CloseCause } from '../../machines/types.js';
 import type { ErrorCodeValue } from '../util/errors.js';
 
+/** Who reads the event-loop lag: each has a window of its own, reset only by its own reads. */
+type LagReader = 'snapshot' | 'health' | 'scrape';
+
 /** Upper bounds (seconds) of the broadcast fan-out latency buckets. */
 const FANOUT_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1];
 /** Upper bounds of the outbox depth distribution (frames waiting per connection). */
@@ -16,6 +19,8 @@ export interface LiveCounts {
   users: number;
   /** Every connection's outbox depth and bytes. */
   outboxes(): Iterable<{ readonly depth: number; readonly bytes: number }>;
+  /** Bytes the waiting frames hold, each frame once however many outboxes share it. */
+  heldBytes: number;
 }
 
 /** Everything measured, as plain data (`runtime.metrics.snapshot()`). */
@@ -25,7 +30,10 @@ export interface MetricsSnapshot {
   readonly users: number;
   readonly outbox: {
     readonly depthMax: number;
+    /** Bytes held by frames waiting in outboxes: a frame shared by many outboxes counts once. */
     readonly bytesQueued: number;
+    /** The sum of each outbox's waiting bytes: a frame queued to 10 000 outboxes counts 10 000 times. */
+    readonly bytesReferenced: number;
     /** Connections whose outbox holds at most `le` frames, for each bucket. */
     readonly depth: ReadonlyArray<{ readonly le: number; readonly connections: number }>;
   };
@@ -36,8 +44,9 @@ export interface MetricsSnapshot {
   readonly closedByCause: Readonly<Partial<Record<CloseCause, number>>>;
   readonly errors: Readonly<Partial<Record<ErrorCodeValue, number>>>;
   readonly broadcasts: {
+    /** Broadcasts sent from this node (those received from other nodes are `crossNode.received`). */
     readonly count: number;
-    /** Frames queued to local recipients. */
+    /** Frames queued to local recipients, by broadcasts from this node and from others. */
     readonly deliveries: number;
     /** Time from a broadcast call until its frames were handed to every recipient's socket. */
     readonly fanoutSeconds: {
@@ -53,7 +62,7 @@ export interface MetricsSnapshot {
     /** False while the adapter has lost its link to the other nodes. */
     readonly linkUp: boolean;
   };
-  /** Event-loop delay p99 in milliseconds since the previous snapshot or health check. */
+  /** Event-loop delay p99 in milliseconds since the previous read of the same kind: `metrics.snapshot()` and `health()` keep separate windows, and so does the Prometheus gauge. */
   readonly eventLoopLagMs: number;
 }
 
@@ -62,7 +71,7 @@ function bump<K extends string>(counts: Partial<Record<K, number>>, key: K, by =
 }
 
 /**
- * berth's metrics (S15): plain counters read synchronously by `snapshot()`
+ * berth's metrics: plain counters read synchronously by `snapshot()`
  * and `health()`, and the same values as prom-client metrics, produced at
  * scrape time, in a registry of the runtime's own that can also be
  * registered into the application's.
@@ -70,7 +79,8 @@ function bump<K extends string>(counts: Partial<Record<K, number>>, key: K, by =
 export class Metrics {
   readonly registry = new Registry();
   readonly #live: LiveCounts;
-  readonly #lag: IntervalHistogram;
+  /** One window per reader, so that no reader shortens another's. */
+  readonly #lag: Record<LagReader, IntervalHistogram>;
   #accepted = 0;
   readonly #refused: Record<string, number> = {};
   readonly #closedByCode: Record<string, number> = {};
@@ -89,8 +99,12 @@ export class Metrics {
 
   constructor(live: LiveCounts) {
     this.#live = live;
-    this.#lag = monitorEventLoopDelay({ resolution: 10 });
-    this.#lag.enable();
+    const monitor = () => {
+      const histogram = monitorEventLoopDelay({ resolution: 10 });
+      histogram.enable();
+      return histogram;
+    };
+    this.#lag = { snapshot: monitor(), health: monitor(), scrape: monitor() };
     const self = this;
     const gauge = (name: string, help: string, read: () => number) =>
       new Gauge({
@@ -137,8 +151,13 @@ export class Metrics {
       gauge('berth_outbox_depth_max', 'Largest number of frames waiting in one outbox.', () => self.#outboxes().depthMax),
       gauge(
         'berth_outbox_bytes',
-        'Bytes waiting in all outboxes (shared frames counted per recipient).',
-        () => self.#outboxes().bytesQueued,
+        'Bytes held by frames waiting in outboxes, each frame once however many outboxes share it.',
+        () => live.heldBytes,
+      ),
+      gauge(
+        'berth_outbox_bytes_referenced',
+        'Sum of the bytes each outbox waits to write (a shared frame counted once per recipient).',
+        () => self.#outboxes().bytesReferenced,
       ),
       new Gauge({
         name: 'berth_outbox_connections',
@@ -150,7 +169,7 @@ export class Metrics {
           this.set({ depth_le: '+Inf' }, live.connections);
         },
       }),
-      gauge('berth_event_loop_lag_seconds', 'Event-loop delay p99 over the last scrape interval.', () => self.#takeLag() / 1000),
+      gauge('berth_event_loop_lag_seconds', 'Event-loop delay p99 since the previous scrape.', () => self.#takeLag('scrape') / 1000),
       total('berth_connections_accepted_total', 'Connections accepted since start.', () => self.#accepted),
       totals('berth_upgrades_refused_total', 'Upgrades refused with an HTTP status.', 'status', () => self.#refused),
       totals('berth_connections_closed_total', 'Closed connections by close code.', 'code', () => self.#closedByCode),
@@ -219,9 +238,9 @@ export class Metrics {
     return true;
   }
 
-  /** A broadcast queued its frame to `recipients` local outboxes at `startedAt` (performance.now()). */
-  broadcast(recipients: number, startedAt: number): void {
-    this.#broadcasts++;
+  /** A broadcast (sent from this node, or received from another) queued its frame to `recipients` local outboxes at `startedAt`. */
+  broadcast(recipients: number, startedAt: number, sentHere: boolean): void {
+    if (sentHere) this.#broadcasts++;
     this.#deliveries += recipients;
     if (recipients > 0) this.#awaitingFlush.push(startedAt);
   }
@@ -242,26 +261,27 @@ export class Metrics {
   }
 
   /** Event-loop delay p99 in ms since the last call; resets the window. */
-  #takeLag(): number {
-    const p99 = this.#lag.count > 0 ? this.#lag.percentile(99) / 1e6 : 0;
-    this.#lag.reset();
+  #takeLag(reader: LagReader): number {
+    const lag = this.#lag[reader];
+    const p99 = lag.count > 0 ? lag.percentile(99) / 1e6 : 0;
+    lag.reset();
     return p99;
   }
 
   #outboxes(): MetricsSnapshot['outbox'] {
     let depthMax = 0;
-    let bytesQueued = 0;
+    let bytesReferenced = 0;
     const depth = DEPTH_BUCKETS.map((le) => ({ le, connections: 0 }));
     for (const outbox of this.#live.outboxes()) {
       if (outbox.depth > depthMax) depthMax = outbox.depth;
-      bytesQueued += outbox.bytes;
+      bytesReferenced += outbox.bytes;
       for (const bucket of depth) if (outbox.depth <= bucket.le) bucket.connections++;
     }
-    return { depthMax, bytesQueued, depth };
+    return { depthMax, bytesQueued: this.#live.heldBytes, bytesReferenced, depth };
   }
 
   /** O(connections): walks every outbox. */
-  snapshot(): MetricsSnapshot {
+  snapshot(reader: 'snapshot' | 'health' = 'snapshot'): MetricsSnapshot {
     let cumulative = 0;
     return {
       connections: { current: this.#live.connections, pending: this.#live.pending, accepted: this.#accepted },
@@ -283,12 +303,12 @@ export class Metrics {
         },
       },
       crossNode: { ...this.#crossNode, linkUp: this.#linkUp },
-      eventLoopLagMs: this.#takeLag(),
+      eventLoopLagMs: this.#takeLag(reader),
     };
   }
 
   /** Stops the event-loop monitor. */
   stop(): void {
-    this.#lag.disable();
+    for (const lag of Object.values(this.#lag)) lag.disable();
   }
 }

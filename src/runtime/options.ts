@@ -27,8 +27,17 @@ export interface RuntimeOptions<TData = unknown> {
   readonly maxPayload?: number;
   /** Ping every `intervalMs`; no pong within `timeoutMs` terminates the connection. `false` turns it off. [default { intervalMs: 30000, timeoutMs: 10000 }] */
   readonly heartbeat?: Partial<HeartbeatTiming> | false;
-  /** How long a closing connection waits for the peer's close frame before its socket is destroyed. [default 5000] */
+  /**
+   * How long a closing connection waits for the peer to finish the closing handshake (its close
+   * frame, then the end of its TCP side) before its socket is destroyed. [default 5000]
+   */
   readonly closeTimeoutMs?: number;
+  /**
+   * With `port`: how long berth's own server waits for an upgrade request's headers before it
+   * answers 408 and closes the socket. A server you attach keeps its own timeouts: set its
+   * `headersTimeout` (and `connectionsCheckingInterval` when you create it). [default 5000]
+   */
+  readonly handshakeTimeoutMs?: number;
   /** Decides each upgrade: return `{ user, data }` to accept, `{ refuse: 401 | 403 }` to refuse. [default accept all] */
   readonly authenticate?: Authenticate<TData>;
   /** Browser origins allowed to connect, e.g. `['https://app.example']`; others (and a missing Origin) get 403. [default any origin] */
@@ -65,6 +74,7 @@ export interface ResolvedOptions<TData> {
   readonly maxPayload: number;
   readonly heartbeat: HeartbeatTiming | null;
   readonly closeTimeoutMs: number;
+  readonly handshakeTimeoutMs: number;
   readonly authenticate: Authenticate<TData> | undefined;
   readonly allowedOrigins: ReadonlySet<string> | undefined;
   readonly rateLimit: RateLimit | null;
@@ -107,6 +117,7 @@ export function resolveOptions<TData>(options: RuntimeOptions<TData>): ResolvedO
     maxPayload: integer('options.maxPayload', options.maxPayload ?? 1024 * 1024, 1, 2 ** 31),
     heartbeat,
     closeTimeoutMs: positive('options.closeTimeoutMs', options.closeTimeoutMs ?? 5000),
+    handshakeTimeoutMs: integer('options.handshakeTimeoutMs', options.handshakeTimeoutMs ?? 5000, 1, 2 ** 31 - 1),
     authenticate: options.authenticate,
     allowedOrigins: options.allowedOrigins && new Set(options.allowedOrigins.map(normalizeOrigin)),
     rateLimit: resolveRateLimit(options.rateLimit),

@@ -17,6 +17,7 @@ import { CloseCode } from '../connection/close-codes.js';
 import { ServerConnection, type Connection, type ConnectionHost, type MembershipRequest } from '../connection/connection.js';
 import { Transport, type SocketSink, type TransportSocket } from '../connection/transport.js';
 import { FlushScheduler } from '../delivery/flush-scheduler.js';
+import { OutboxLedger } from '../delivery/outbox.js';
 import { encode, type SendData } from '../delivery/frame.js';
 import { healthOf, type Health } from '../observability/health.js';
 import { Metrics } from '../observability/metrics.js';
@@ -53,6 +54,7 @@ class BerthRuntime<TData> implements Runtime<TData> {
   readonly #metrics: Metrics;
   readonly metrics: RuntimeMetrics;
   readonly presence: Presence;
+  readonly #ledger = new OutboxLedger();
   readonly #scheduler = new FlushScheduler({
     afterFlush: () => this.#metrics.flushed(),
     onError: (error) => this.#report(toBerthError(ErrorCode.SEND_FAILED, 'flushing an outbox failed', error)),
@@ -79,6 +81,9 @@ class BerthRuntime<TData> implements Runtime<TData> {
       },
       *outboxes() {
         for (const connection of runtime.#connections.values()) yield connection.outbox;
+      },
+      get heldBytes() {
+        return runtime.#ledger.heldBytes;
       },
     });
     const metrics = this.#metrics;
@@ -181,7 +186,7 @@ class BerthRuntime<TData> implements Runtime<TData> {
 
   health(): Health {
     return healthOf(
-      this.#metrics.snapshot(),
+      this.#metrics.snapshot('health'),
       {
         state: this.#state,
         nodeId: this.nodeId,
@@ -211,6 +216,7 @@ class BerthRuntime<TData> implements Runtime<TData> {
       rateLimit: options.rateLimit,
       outboxLimits: options.outbox,
       scheduler: this.#scheduler,
+      ledger: this.#ledger,
       now: typeof clock?.now === 'function' ? () => clock.now!() : () => performance.now(),
       request: (change, applied) => this.#request(change, applied),
       rooms: (id) => this.#directory().connections.get(id)?.rooms,
@@ -318,7 +324,7 @@ class BerthRuntime<TData> implements Runtime<TData> {
     const frame = encode(data, options?.binary);
     if (this.#state === 'closed') return;
     const except = typeof options?.except === 'object' ? options.except.id : options?.except;
-    this.#deliverLocally(target, except, frame);
+    this.#deliverLocally(target, except, frame, true);
     const message: BroadcastMessage = {
       target,
       except,
@@ -344,17 +350,18 @@ class BerthRuntime<TData> implements Runtime<TData> {
       this.#report(toBerthError(ErrorCode.ADAPTER, 'adapter delivered a message that cannot be framed', error));
       return;
     }
-    this.#deliverLocally(message.target, message.except, frame);
+    this.#deliverLocally(message.target, message.except, frame, false);
   }
 
   /** One supervisor event per broadcast, whatever the number of recipients. */
-  #deliverLocally(target: Target, except: string | undefined, frame: EncodedFrame): void {
+  /** `sentHere`: the broadcast was sent from this node, rather than received from another. */
+  #deliverLocally(target: Target, except: string | undefined, frame: EncodedFrame, sentHere: boolean): void {
     // Once the supervisor has stopped (shutdown, last connection gone) nobody local is left to receive it.
     if (this.#supervisor.getSnapshot().status !== 'active') return;
     const startedAt = performance.now();
     let recipients = 0;
     this.#supervisor.send({ type: 'broadcast', target, except, frame, delivered: (count) => (recipients = count) });
-    this.#metrics.broadcast(recipients, startedAt);
+    this.#metrics.broadcast(recipients, startedAt, sentHere);
   }
 
   #linkChanged(up: boolean, error: unknown): void {

@@ -12,7 +12,7 @@ import WebSocket from 'ws';
 import { SimulatedClock } from 'xstate';
 import type { Runtime } from '../index.js';
 import { memorySocketPair } from './memory-socket.js';
-import { kindOf, type MessageSpec, type Scenario, type ServerAssertion, type Step, type TransportName } from './scenario.js';
+import { kindOf, parseScenario, type MessageSpec, type Scenario, type ServerAssertion, type Step, type TransportName } from './scenario.js';
 import { Timeline } from './timeline.js';
 
 /** What the runner passes to your factory, with the scenario's `options` spread in. */
@@ -59,7 +59,10 @@ const DEFAULT_TIMEOUT_MS = 2000;
 const CLIENT_HEADER = 'x-berth-scenario-client';
 const USER_HEADER = 'x-scenario-user';
 
+/** Runs a scenario; rejects with a `TypeError` naming the step (its path and keys) if a step is not one the runner knows. */
 export async function runScenario(scenario: Scenario, options: RunOptions): Promise<ScenarioResult> {
+  // Checked whole before anything runs: a step the runner does not know must never be skipped.
+  parseScenario(scenario, 'scenario');
   const transport = options.transport ?? 'memory';
   const groups = concurrentGroups(scenario.steps);
   const orders =

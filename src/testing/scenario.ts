@@ -122,8 +122,11 @@ function checkSteps(steps: readonly unknown[], source: string, where: string): v
     const at = `${source}: ${where}[${index}]`;
     if (typeof step !== 'object' || step === null) throw new TypeError(`${at} is not an object`);
     const kinds = STEP_KINDS.filter((key) => key in step);
-    if (kinds.length !== 1)
-      throw new TypeError(`${at} must have exactly one of ${STEP_KINDS.join(', ')}; it has ${kinds.join(', ') || 'none'}`);
+    if (kinds.length !== 1) {
+      const keys = Object.keys(step).map((key) => JSON.stringify(key));
+      const has = kinds.length > 0 ? kinds.join(', ') : `no known step (its keys: ${keys.join(', ') || 'none'})`;
+      throw new TypeError(`${at} must have exactly one of ${STEP_KINDS.join(', ')}; it has ${has}`);
+    }
     const kind = kinds[0]!;
     const field = (step as Record<string, unknown>)[kind];
     if (kind === 'advance' || kind === 'repeat') {

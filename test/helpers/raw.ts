@@ -68,9 +68,10 @@ export class RawWebSocket {
     this.ended = new Promise((resolve) => socket.on('close', () => resolve()));
   }
 
-  static open(port: number, path = '/'): Promise<RawWebSocket> {
+  /** `allowHalfOpen`: keep this side open after the server ends its side, as a misbehaving peer would. */
+  static open(port: number, path = '/', options: { allowHalfOpen?: boolean } = {}): Promise<RawWebSocket> {
     return new Promise((resolve, reject) => {
-      const socket = net.connect(port, '127.0.0.1');
+      const socket = net.connect({ port, host: '127.0.0.1', allowHalfOpen: options.allowHalfOpen ?? false });
       let head = Buffer.alloc(0);
       const onData = (chunk: Buffer) => {
         head = Buffer.concat([head, chunk]);
@@ -119,6 +120,16 @@ export class RawWebSocket {
     const frame = this.frames.find((f) => f.opcode === 0x8);
     if (frame === undefined) throw new Error('the server sent no close frame');
     return { code: frame.payload.readUInt16BE(0), reason: frame.payload.subarray(2).toString() };
+  }
+
+  /** Stops reading: whatever the server writes backs up in the kernel's buffers. */
+  pause(): void {
+    this.#socket.pause();
+  }
+
+  /** Whether the socket still takes writes without buffering them (false under backpressure). */
+  get writable(): boolean {
+    return this.#socket.writable && this.#socket.writableLength < 1024 * 1024;
   }
 
   /** Drops the TCP connection without a close frame. */

@@ -1,5 +1,5 @@
 /**
- * S17 (1): 10 000 concurrent connections, every broadcast reaches each of
+ * Under load: 10 000 concurrent connections, every broadcast reaches each of
  * them exactly once and in order. The clients run in a child process
  * (`clients.ts`): one process may hold 20 000 file descriptors.
  */
@@ -12,7 +12,7 @@ import { eventually } from '../helpers/client.js';
 const CONNECTIONS = 10_000;
 const MESSAGES = 20;
 
-describe('10 000 concurrent connections (S17)', () => {
+describe('10 000 concurrent connections', () => {
   it('each receives every broadcast exactly once, in order', async () => {
     const { runtime, url } = await startRuntime({ heartbeat: false });
     const joined = joinEveryone(runtime);

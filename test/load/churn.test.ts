@@ -1,5 +1,5 @@
 /**
- * S17 (3): 20 000 connect / join / send / close cycles leave nothing behind:
+ * Under load: 20 000 connect / join / send / close cycles leave nothing behind:
  * no connection, room or user in the registry, and the heap back where it
  * started. Clients run in a child process, 50 cycles in flight, their source
  * addresses spread over 127.0.0.2–254 so ephemeral ports never run out.
@@ -23,7 +23,7 @@ const USERS = 7;
  */
 const HEAP_SLACK = 4 * MB;
 
-describe('connection churn (S17)', () => {
+describe('connection churn', () => {
   it('20 000 connect/join/send/close cycles leave the registry empty and the heap where it was', async () => {
     // Default heartbeat: every connection also schedules (and must cancel) its ping timer.
     const { runtime, url } = await startRuntime();

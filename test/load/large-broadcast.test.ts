@@ -1,5 +1,5 @@
 /**
- * S17 (4): a 1 MB broadcast to 1 100 connections is framed once and shared:
+ * Under load: a 1 MB broadcast to 1 100 connections is framed once and shared:
  * the server's RSS, sampled every millisecond from the broadcast until every
  * client has the message, grows by far less than one copy per recipient.
  */
@@ -23,7 +23,7 @@ const PER_RECIPIENT_COPIES = CONNECTIONS * SIZE;
  */
 const RSS_BOUND = 64 * MB;
 
-describe('a 1 MB broadcast (S17)', () => {
+describe('a 1 MB broadcast', () => {
   it('reaches 1 100 connections intact while the server RSS grows by less than 64 MB', async () => {
     const { runtime, url } = await startRuntime({ heartbeat: false });
     const joined = joinEveryone(runtime);

@@ -1,5 +1,5 @@
 /**
- * S17 (5): broadcasts to overlapping rooms, several in the same event-loop
+ * Under load: broadcasts to overlapping rooms, several in the same event-loop
  * turn, reach every connection exactly once each and in global send order.
  */
 import { describe, expect, it } from 'vitest';
@@ -31,7 +31,7 @@ function roomsOf(index: number): string[] {
   return [...rooms].map((room) => `room-${room}`);
 }
 
-describe('overlapping rooms (S17)', () => {
+describe('overlapping rooms', () => {
   it('concurrent broadcasts to 8 overlapping rooms keep each connection’s messages exact and in order', async () => {
     const { runtime, url } = await startRuntime({ heartbeat: false });
     const connections: Connection[] = [];

@@ -1,5 +1,5 @@
 /**
- * S17 (2): clients that stop reading are closed (4001) or have frames
+ * Under load: clients that stop reading are closed (4001) or have frames
  * dropped, per the outbox policy, while fast clients sharing every broadcast
  * receive all of it in order, and the server's memory stays bounded.
  */
@@ -116,7 +116,7 @@ async function overload(overflow: OverflowPolicy) {
   return { runtime, clients, slow, drops, closes, sent };
 }
 
-describe('slow consumers (S17)', () => {
+describe('slow consumers', () => {
   it('close: every slow client is closed with 4001, fast clients receive everything', async () => {
     const { clients, slow, closes, sent } = await overload('close');
     await clients.resume();

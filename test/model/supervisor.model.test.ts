@@ -92,7 +92,7 @@ describe('supervisor machine, model-based', () => {
         rooms: Record<string, string[]>;
         users: Record<string, string[]>;
       };
-      // No ghost: a leaving connection is in no room and bound to no user (S11).
+      // No ghost: a leaving connection is in no room and bound to no user.
       for (const [id, entry] of Object.entries(directory.connections)) {
         if (!entry.leaving) continue;
         expect(entry.rooms, `${id} after ${path.map((e) => e.type).join(' → ')}`).toEqual([]);

@@ -1,0 +1,162 @@
+/**
+ * Defects a review found, each pinned by a test that failed before its fix.
+ */
+import net from 'node:net';
+import { describe, expect, it } from 'vitest';
+import { SimulatedClock } from 'xstate';
+import { createMemoryAdapter, createMemoryBus, type Connection, type Runtime } from '../src/index.js';
+import { runScenario } from '../src/testing/index.js';
+import { connect, eventually } from './helpers/client.js';
+import { RawWebSocket } from './helpers/raw.js';
+import { startRuntime } from './helpers/runtime.js';
+
+function nextConnection(runtime: Runtime): Promise<Connection> {
+  return new Promise((resolve) => runtime.on('connection', resolve));
+}
+
+function blockEventLoop(ms: number): void {
+  const until = performance.now() + ms;
+  while (performance.now() < until) {
+    // busy: the lag monitor records this turn's delay
+  }
+}
+
+async function gauge(runtime: Runtime, name: string): Promise<number> {
+  const text = await runtime.metrics.prometheus();
+  const line = text.split('\n').find((row) => row.startsWith(`${name} `));
+  if (line === undefined) throw new Error(`no ${name} in the scrape`);
+  return Number(line.split(' ')[1]);
+}
+
+describe('event-loop lag: every reader sees its own window', () => {
+  it('a health poll does not empty the window of the scrape or of the snapshot', async () => {
+    const { runtime } = await startRuntime();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    blockEventLoop(300);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(runtime.health().eventLoopLagMs).toBeGreaterThan(200);
+    // Read again at once: the health window was just reset by health itself.
+    expect(runtime.health().eventLoopLagMs).toBeLessThan(200);
+    expect(await gauge(runtime, 'berth_event_loop_lag_seconds')).toBeGreaterThan(0.2);
+    expect(runtime.metrics.snapshot().eventLoopLagMs).toBeGreaterThan(200);
+  });
+});
+
+describe('berth_broadcasts_total counts what this node sent', () => {
+  it('broadcasts received from another node are not counted as sent here', async () => {
+    const bus = createMemoryBus();
+    const a = await startRuntime({ adapter: createMemoryAdapter(bus) });
+    const b = await startRuntime({ adapter: createMemoryAdapter(bus) });
+    const opened = nextConnection(b.runtime);
+    const client = await connect(b.url);
+    await (await opened).join('lobby');
+    a.runtime.sendToRoom('lobby', 'from a');
+    a.runtime.sendToRoom('lobby', 'again from a');
+    await client.received(2);
+    expect(await gauge(a.runtime, 'berth_broadcasts_total')).toBe(2);
+    expect(await gauge(b.runtime, 'berth_broadcasts_total')).toBe(0);
+    expect(b.runtime.metrics.snapshot().broadcasts.count).toBe(0);
+    // What b delivered is still counted, as deliveries and as messages in from other nodes.
+    expect(b.runtime.metrics.snapshot().broadcasts.deliveries).toBe(2);
+    expect(b.runtime.metrics.snapshot().crossNode.received).toBe(2);
+  });
+});
+
+describe('one close timeout governs: closeTimeoutMs', () => {
+  it('a peer that sent its close frame but never ends its TCP side is let go after closeTimeoutMs, not ws’s 30 s', async () => {
+    const { runtime, port } = await startRuntime({ closeTimeoutMs: 200, heartbeat: false });
+    const opened = nextConnection(runtime);
+    const raw = await RawWebSocket.open(port, '/', { allowHalfOpen: true });
+    const connection = await opened;
+    const closed = new Promise<{ code: number; cause: string }>((resolve) => runtime.on('close', resolve));
+    raw.sendClose(4000, 'bye');
+    await eventually(() => connection.state === 'closed', 'the connection to be let go', 5000);
+    expect(await closed).toMatchObject({ code: 4000, cause: 'client' });
+  });
+});
+
+describe('the rate limiter follows the runtime’s clock', () => {
+  it('simulated time refills the bucket', async () => {
+    const clock = new SimulatedClock();
+    const { runtime, url } = await startRuntime({ clock, rateLimit: { messagesPerSecond: 1, burst: 1, policy: 'drop' } });
+    const received: string[] = [];
+    let drops = 0;
+    runtime.on('message', ({ data }) => void received.push(String(data)));
+    runtime.on('drop', ({ count }) => void (drops += count));
+    const client = await connect(url);
+    client.ws.send('one');
+    client.ws.send('two');
+    await eventually(() => received.length + drops === 2, 'both messages handled');
+    expect(received).toEqual(['one']);
+    clock.increment(1000);
+    client.ws.send('three');
+    await eventually(() => received.length + drops === 3, 'the third message handled');
+    expect(received).toEqual(['one', 'three']);
+  });
+});
+
+describe('the scenario runner never skips a step it does not know', () => {
+  it('an unknown step fails with its path and name', async () => {
+    const app = (options: Record<string, unknown>) => import('../src/index.js').then(({ createRuntime }) => createRuntime({ ...options }));
+    const scenario = { name: 'typo', steps: [{ connect: 'ada' }, { sned: 'ada', text: 'hi' }] } as never;
+    await expect(runScenario(scenario, { app })).rejects.toThrow(/steps\[1\].*sned/);
+  });
+});
+
+describe('health().outbox.bytesQueued is the bytes held, each shared frame once', () => {
+  it('a broadcast queued to 50 outboxes counts its bytes once; the per-recipient sum has its own name', async () => {
+    const { runtime, url } = await startRuntime();
+    runtime.on('connection', (connection) => void connection.join('room'));
+    const clients = await Promise.all(Array.from({ length: 50 }, () => connect(url)));
+    await eventually(() => runtime.snapshot().rooms.room?.length === 50, 'all in the room');
+    const payload = 'x'.repeat(100_000);
+    // In one turn: the frames wait in the outboxes until the turn's flush.
+    for (let i = 0; i < 5; i++) runtime.sendToRoom('room', payload);
+    const { outbox } = runtime.health();
+    // A payload of 64 KiB or more takes a 10-byte header.
+    const frameBytes = 100_000 + 10;
+    expect(outbox.bytesQueued).toBe(5 * frameBytes);
+    expect(outbox.bytesReferenced).toBe(50 * 5 * frameBytes);
+    expect(await gauge(runtime, 'berth_outbox_bytes')).toBe(5 * frameBytes);
+    expect(await gauge(runtime, 'berth_outbox_bytes_referenced')).toBe(50 * 5 * frameBytes);
+    await Promise.all(clients.map((client) => client.received(5)));
+    expect(runtime.health().outbox).toMatchObject({ bytesQueued: 0, bytesReferenced: 0 });
+  });
+});
+
+describe('a connection ws terminates itself is attributed', () => {
+  it('a peer flooding pings without reading the pongs closes as socket-error, with an error event', async () => {
+    const { runtime, port } = await startRuntime({ heartbeat: false });
+    const opened = nextConnection(runtime);
+    const raw = await RawWebSocket.open(port);
+    const connection = await opened;
+    const errors: string[] = [];
+    runtime.on('error', ({ error }) => void errors.push(error.code));
+    const closed = new Promise<{ code: number; cause: string }>((resolve) => runtime.on('close', resolve));
+    raw.pause();
+    const ping = Buffer.alloc(125, 1);
+    // Bounded: ws gives up once 60 pongs wait behind full kernel buffers.
+    for (let sent = 0; sent < 400_000 && connection.state === 'open'; sent++) {
+      raw.sendFrame(0x9, ping);
+      if (!raw.writable) await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    expect(await closed).toMatchObject({ code: 1006, cause: 'socket-error' });
+    expect(errors).toContain('ERR_SOCKET');
+    raw.destroy();
+  }, 60_000);
+});
+
+describe('the server berth owns times out half-sent upgrades', () => {
+  it('an upgrade request whose headers never end is answered 408 after handshakeTimeoutMs', async () => {
+    const { port } = await startRuntime({ handshakeTimeoutMs: 300 } as never);
+    const socket = net.connect(port, '127.0.0.1');
+    let answer = '';
+    socket.on('data', (chunk) => (answer += chunk.toString('latin1')));
+    const ended = new Promise<void>((resolve) => socket.on('close', () => resolve()));
+    socket.write('GET / HTTP/1.1\r\nHost: localhost\r\n');
+    await Promise.race([ended, new Promise((resolve) => setTimeout(resolve, 8000))]);
+    expect(socket.destroyed || socket.readableEnded).toBe(true);
+    expect(answer).toMatch(/^HTTP\/1\.1 408/);
+    socket.destroy();
+  }, 20_000);
+});
