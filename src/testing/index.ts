@@ -6,3 +6,5 @@ export type { Scenario, Step, ServerAssertion, MessageSpec, TransportName } from
 export { Timeline } from './timeline.js';
 export type { TimelineEntry } from './timeline.js';
 export { memorySocketPair } from './memory-socket.js';
+export { adapterConformance } from './adapter-conformance.js';
+export type { ConformanceExpect, ConformanceFramework, ConformanceSuite } from './adapter-conformance.js';

@@ -1,10 +1,15 @@
+import { describe, expect, it } from 'vitest';
 import { createMemoryAdapter, createMemoryBus } from '../../src/index.js';
-import { runAdapterSuite } from './conformance.js';
+import { adapterConformance } from '../../src/testing/index.js';
 
-runAdapterSuite({
-  name: 'memory',
-  cluster: () => {
-    const bus = createMemoryBus();
-    return () => createMemoryAdapter(bus);
+// The suite as berth/testing ships it, with vitest's describe, it and expect.
+adapterConformance(
+  { describe, it, expect },
+  {
+    name: 'memory',
+    cluster: () => {
+      const bus = createMemoryBus();
+      return () => createMemoryAdapter(bus);
+    },
   },
-});
+);

@@ -2,7 +2,7 @@ import { createClient } from 'redis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRedisAdapter, type RedisClient } from '../../src/redis.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
-import { runAdapterSuite } from './conformance.js';
+import { adapterConformance } from '../../src/testing/index.js';
 
 let redis: TestRedis;
 const injected: RedisClient[] = [];
@@ -21,13 +21,16 @@ function ownClient(): RedisClient {
 }
 
 let clusters = 0;
-runAdapterSuite({
-  name: 'redis, with injected clients',
-  cluster: () => {
-    const prefix = `injected${++clusters}`;
-    return () => createRedisAdapter({ client: ownClient(), prefix });
+adapterConformance(
+  { describe, it, expect },
+  {
+    name: 'redis, with injected clients',
+    cluster: () => {
+      const prefix = `injected${++clusters}`;
+      return () => createRedisAdapter({ client: ownClient(), prefix });
+    },
   },
-});
+);
 
 describe('Redis adapter with the application’s own clients', () => {
   it('connects them if needed and leaves them open, and usable, when it closes', async () => {

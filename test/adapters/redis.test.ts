@@ -1,7 +1,7 @@
-import { beforeAll } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { createRedisAdapter } from '../../src/redis.js';
+import { adapterConformance } from '../../src/testing/index.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
-import { runAdapterSuite } from './conformance.js';
 
 let redis: TestRedis;
 beforeAll(async () => {
@@ -9,11 +9,15 @@ beforeAll(async () => {
 });
 
 let clusters = 0;
-runAdapterSuite({
-  name: 'redis',
-  cluster: () => {
-    // A prefix per test: nodes of one test never see another test's.
-    const prefix = `conformance${++clusters}`;
-    return () => createRedisAdapter({ url: redis.url, prefix });
+// The suite as berth/testing ships it, with vitest's describe, it and expect.
+adapterConformance(
+  { describe, it, expect },
+  {
+    name: 'redis',
+    cluster: () => {
+      // A prefix per test: nodes of one test never see another test's.
+      const prefix = `conformance${++clusters}`;
+      return () => createRedisAdapter({ url: redis.url, prefix });
+    },
   },
-});
+);
