@@ -65,8 +65,28 @@ describe('Redis adapter with the application’s own clients', () => {
   it('refuses both a url and a client, or neither', () => {
     expect(() => createRedisAdapter({})).toThrow(TypeError);
     expect(() => createRedisAdapter({ url: 'redis://127.0.0.1:1', client: createClient() as RedisClient })).toThrow(
-      /exactly one of `url` or `client`/,
+      /exactly one of options.url or options.client/,
     );
-    expect(() => createRedisAdapter({ url: 'redis://127.0.0.1:1', nodeTimeoutMs: 10 })).toThrow(RangeError);
+  });
+
+  it.each<[string, Record<string, unknown>, ErrorConstructor, RegExp]>([
+    ['a nodeTimeoutMs under a second', { nodeTimeoutMs: 10 }, RangeError, /^options.nodeTimeoutMs must be at least 1000, got 10$/],
+    [
+      'a heartbeat slower than half the timeout',
+      { heartbeatIntervalMs: 6000 },
+      RangeError,
+      /^options.heartbeatIntervalMs must be at most half/,
+    ],
+    ['a prefix with braces', { prefix: 'a{b}' }, TypeError, /^options.prefix must be non-empty, without spaces or braces, got "a\{b\}"$/],
+    ['a backlog of zero', { maxPublishBacklogBytes: 0 }, RangeError, /^options.maxPublishBacklogBytes must be within/],
+    ['a non-number connect timeout', { connectTimeoutMs: '5' }, TypeError, /^options.connectTimeoutMs must be a finite number, got "5"$/],
+  ])('checks its options in the runtime’s style: %s', (_what, options, kind, message) => {
+    const create = () => createRedisAdapter({ url: 'redis://127.0.0.1:1', ...options });
+    expect(create).toThrow(kind);
+    expect(create).toThrow(message);
+  });
+
+  it('refuses a url that is not redis://', () => {
+    expect(() => createRedisAdapter({ url: 'http://127.0.0.1:6379' })).toThrow(/^options.url must be a redis:\/\/ or rediss:\/\/ URL/);
   });
 });

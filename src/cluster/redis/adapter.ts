@@ -1,4 +1,5 @@
 import { createClient } from 'redis';
+import { integer, object, positive, text } from '../../util/validate.js';
 import type { Adapter, AdapterNode, BroadcastMessage, PresenceChange } from '../adapter.js';
 import type { Presence } from '../presence.js';
 import type { RedisClient } from './client.js';
@@ -76,22 +77,28 @@ class RedisAdapter implements Adapter {
   #firstLink: () => void = () => {};
 
   constructor(options: RedisAdapterOptions) {
+    object('options', options);
     if ((options.url === undefined) === (options.client === undefined)) {
-      throw new TypeError('createRedisAdapter needs exactly one of `url` or `client`');
+      throw new TypeError('give exactly one of options.url or options.client');
     }
-    this.#prefix = options.prefix ?? 'berth';
-    if (this.#prefix.length === 0 || /[\s{}]/.test(this.#prefix))
-      throw new TypeError(`prefix must be non-empty without spaces or braces, got ${JSON.stringify(this.#prefix)}`);
+    if (options.url !== undefined) text('options.url', options.url, 'a redis:// or rediss:// URL', (url) => /^rediss?:\/\//.test(url));
+    // Braces would be a Redis Cluster hash tag; spaces would split the channel name.
+    this.#prefix = text('options.prefix', options.prefix ?? 'berth', 'non-empty, without spaces or braces', (prefix) =>
+      /^[^\s{}]+$/.test(prefix),
+    );
     this.#channel = `${this.#prefix}:broadcast`;
-    this.#nodeTimeoutMs = options.nodeTimeoutMs ?? 10_000;
-    this.#heartbeatIntervalMs = options.heartbeatIntervalMs ?? Math.round(this.#nodeTimeoutMs / 4);
-    this.#connectTimeoutMs = options.connectTimeoutMs ?? 5000;
-    this.#maxBacklogBytes = options.maxPublishBacklogBytes ?? 16 * 1024 * 1024;
-    if (!(this.#maxBacklogBytes > 0)) throw new RangeError(`maxPublishBacklogBytes must be positive, got ${this.#maxBacklogBytes}`);
-    if (!(this.#nodeTimeoutMs >= 1000)) throw new RangeError(`nodeTimeoutMs must be at least 1000, got ${this.#nodeTimeoutMs}`);
-    if (!(this.#heartbeatIntervalMs > 0 && this.#heartbeatIntervalMs <= this.#nodeTimeoutMs / 2)) {
-      throw new RangeError(`heartbeatIntervalMs must be positive and at most half of nodeTimeoutMs, got ${this.#heartbeatIntervalMs}`);
+    this.#nodeTimeoutMs = positive('options.nodeTimeoutMs', options.nodeTimeoutMs ?? 10_000, 1000);
+    this.#heartbeatIntervalMs = positive('options.heartbeatIntervalMs', options.heartbeatIntervalMs ?? Math.round(this.#nodeTimeoutMs / 4));
+    if (this.#heartbeatIntervalMs > this.#nodeTimeoutMs / 2) {
+      throw new RangeError(`options.heartbeatIntervalMs must be at most half of options.nodeTimeoutMs, got ${this.#heartbeatIntervalMs}`);
     }
+    this.#connectTimeoutMs = positive('options.connectTimeoutMs', options.connectTimeoutMs ?? 5000);
+    this.#maxBacklogBytes = integer(
+      'options.maxPublishBacklogBytes',
+      options.maxPublishBacklogBytes ?? 16 * 1024 * 1024,
+      1,
+      Number.MAX_SAFE_INTEGER,
+    );
     if (options.url !== undefined) {
       // No offline queue: while Redis is away a publish is dropped and counted, not held.
       this.#client = this.#own(createClient({ url: options.url, disableOfflineQueue: true, socket: { reconnectStrategy } }));
