@@ -13,6 +13,7 @@ import { SimulatedClock } from 'xstate';
 import type { Runtime } from '../index.js';
 import { memorySocketPair } from './memory-socket.js';
 import { kindOf, parseScenario, type MessageSpec, type Scenario, type ServerAssertion, type Step, type TransportName } from './scenario.js';
+import { concurrentGroups, formatOrder, ordersToTry, parseOrder, type Order } from './orders.js';
 import { Timeline } from './timeline.js';
 
 /** What the runner passes to your factory, with the scenario's `options` spread in. */
@@ -94,62 +95,7 @@ export function formatResult(result: ScenarioResult): string {
   return `${head}\n  ${result.failure}\n  order ${result.order} (replay: --order ${result.order})\n  timeline:\n${result.timeline.format()}`;
 }
 
-// ---- Orders of concurrent steps ----------------------------------------------
-
-type Order = ReadonlyArray<readonly number[]>;
-
-/** Every `concurrent` step, numbered in document order. */
-function concurrentGroups(steps: readonly Step[], found = new Map<Step, number>()): Map<Step, number> {
-  for (const step of steps) {
-    if ('concurrent' in step) {
-      found.set(step, found.size);
-      concurrentGroups(step.concurrent, found);
-    }
-    if ('repeat' in step) concurrentGroups(step.steps, found);
-  }
-  return found;
-}
-
-/** Every order of n steps, the written one first. */
-function permutations(n: number): number[][] {
-  if (n <= 1) return [[0].slice(0, n)];
-  const all = permutations(n - 1).flatMap((rest) => Array.from({ length: n }, (_, at) => [...rest.slice(0, at), n - 1, ...rest.slice(at)]));
-  return all.sort((a, b) => a.join().localeCompare(b.join()));
-}
-
-function ordersToTry(groups: Map<Step, number>, max: number, seed: number): Order[] {
-  const choices = [...groups.keys()].map((step) => permutations((step as { concurrent: readonly Step[] }).concurrent.length));
-  const total = choices.reduce((product, list) => product * list.length, 1);
-  if (total <= max) {
-    let all: number[][][] = [[]];
-    for (const list of choices) all = all.flatMap((prefix) => list.map((perm) => [...prefix, perm]));
-    return all;
-  }
-  // A small seeded generator (mulberry32): the same seed tries the same orders.
-  let state = seed >>> 0;
-  const random = () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  return Array.from({ length: max }, (_, i) => choices.map((list) => (i === 0 ? list[0]! : list[Math.floor(random() * list.length)]!)));
-}
-
-const formatOrder = (order: Order) => (order.length === 0 ? '-' : order.map((perm, group) => `${group}:${perm.join(',')}`).join(';'));
-
-function parseOrder(text: string, groups: Map<Step, number>): Order {
-  if (text === '-') return [];
-  const order = text.split(';').map((part) => part.split(':')[1]!.split(',').map(Number));
-  const sizes = [...groups.keys()].map((step) => (step as { concurrent: readonly Step[] }).concurrent.length);
-  if (order.length !== sizes.length || order.some((perm, i) => [...perm].sort().join() !== [...Array(sizes[i]).keys()].join())) {
-    throw new TypeError(`order ${text} does not fit this scenario's ${sizes.length} concurrent group(s) of ${sizes.join(', ')}`);
-  }
-  return order;
-}
-
-// ---- One run -------------------------------------------------------------------
+// ---- One run -----------------------------------------------------------------
 
 interface Received {
   readonly text: string | undefined;
