@@ -147,8 +147,20 @@ describe('a connection ws terminates itself is attributed', () => {
 });
 
 describe('the server berth owns times out half-sent upgrades', () => {
+  it('an upgrade whose headers arrived is not cut by the timeout while authenticate takes longer', async () => {
+    const { runtime, url } = await startRuntime({
+      handshakeTimeoutMs: 200,
+      authenticate: () => new Promise((resolve) => setTimeout(() => resolve({ user: 'slow' }), 700)),
+    });
+    const opened = nextConnection(runtime);
+    const client = await connect(url);
+    expect((await opened).user).toBe('slow');
+    runtime.sendToAll('through');
+    expect(await client.next()).toBe('through');
+  });
+
   it('an upgrade request whose headers never end is answered 408 after handshakeTimeoutMs', async () => {
-    const { port } = await startRuntime({ handshakeTimeoutMs: 300 } as never);
+    const { port } = await startRuntime({ handshakeTimeoutMs: 300 });
     const socket = net.connect(port, '127.0.0.1');
     let answer = '';
     socket.on('data', (chunk) => (answer += chunk.toString('latin1')));
