@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { chmodSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 
 /**
@@ -12,4 +12,6 @@ export default function buildPackage(): void {
   rmSync(new URL('../dist', import.meta.url), { recursive: true, force: true });
   const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
   execFileSync(process.execPath, [tsc, '-p', 'tsconfig.build.json'], { stdio: 'inherit' });
+  // tsc writes files without the executable bit that npm gives a package's bin when it installs it.
+  chmodSync(new URL('../dist/src/testing/cli.js', import.meta.url), 0o755);
 }

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -9,20 +10,38 @@ import { freePort } from '../bench/redis-process.js';
 import { startRedis } from './helpers/redis.js';
 
 const root = new URL('../', import.meta.url);
-const readme = readFileSync(new URL('README.md', root), 'utf8');
 
-/** The README's `js` example whose first line is `// <name>`. */
+/** The README and every page of docs/, by path: the examples may be on any of them. */
+const pages: ReadonlyMap<string, string> = new Map(
+  ['README.md', ...readdirSync(new URL('docs/', root)).flatMap((file) => (file.endsWith('.md') ? [`docs/${file}`] : []))].map((page) => [
+    page,
+    readFileSync(new URL(page, root), 'utf8'),
+  ]),
+);
+
+/** The `js` example whose first line is `// <name>`, wherever it is; there must be exactly one. */
 function example(name: string): string {
-  const blocks = [...readme.matchAll(/```js\n([\s\S]*?)```/g)].map((match) => match[1]!);
-  const found = blocks.find((block) => block.startsWith(`// ${name}`));
-  if (found === undefined) throw new Error(`README has no example ${name}`);
-  return found;
+  const found = [...pages].flatMap(([page, text]) =>
+    [...text.matchAll(/```js\n([\s\S]*?)```/g)].flatMap((match) => (match[1]!.startsWith(`// ${name}`) ? [{ page, code: match[1]! }] : [])),
+  );
+  if (found.length !== 1) throw new Error(`expected one example ${name}, found ${found.length} (${found.map((f) => f.page).join(', ')})`);
+  return found[0]!.code;
+}
+
+/** The text of one page from a heading on (to the end), for the blocks an example comes with. */
+function section(page: string, heading: string): string {
+  const text = pages.get(page);
+  if (text === undefined || !text.includes(heading)) throw new Error(`${page} has no section ${heading}`);
+  return text.slice(text.indexOf(heading));
 }
 
 interface Running {
   readonly output: string[];
+  /** Standard error, line by line (also passed through to the test's own). */
+  readonly errors: string[];
   readonly exited: Promise<number | null>;
-  line(pattern: RegExp): Promise<string>;
+  /** Waits for a line of standard output (or of `lines`) matching `pattern`. */
+  line(pattern: RegExp, lines?: string[]): Promise<string>;
   child: ChildProcess;
 }
 
@@ -39,15 +58,18 @@ afterEach(() => {
   for (const child of running.splice(0)) child.kill('SIGKILL');
 });
 
-/** Runs an example as pasted — `berth` resolves to this package — with its fixed port swapped for a free one. */
+/**
+ * Runs an example as pasted — `berth` resolves to this package — with its
+ * fixed port (if it listens: `null` if not) swapped for a free one.
+ */
 async function run(
   name: string,
-  fixedPort: number,
+  fixedPort: number | null,
   env: Record<string, string> = {},
   otherPorts: number[] = [],
 ): Promise<Running & { port: number; ports: number[] }> {
   const port = await freePort();
-  let code = example(name).replaceAll(String(fixedPort), String(port));
+  let code = fixedPort === null ? example(name) : example(name).replaceAll(String(fixedPort), String(port));
   const ports: number[] = [];
   for (const other of otherPorts) {
     ports.push(await freePort());
@@ -56,21 +78,43 @@ async function run(
   const child = spawn(process.execPath, ['--input-type=module', '-e', code], {
     cwd: root,
     env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'inherit'],
+    stdio: ['ignore', 'pipe', 'pipe'],
   });
   running.push(child);
   const output: string[] = [];
+  const errors: string[] = [];
   child.stdout!.setEncoding('utf8');
   child.stdout!.on('data', (chunk: string) => output.push(...chunk.split('\n').filter(Boolean)));
+  child.stderr!.setEncoding('utf8');
+  child.stderr!.on('data', (chunk: string) => {
+    process.stderr.write(chunk);
+    errors.push(...chunk.split('\n').filter(Boolean));
+  });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  const line = async (pattern: RegExp) => {
-    await eventually(() => output.some((text) => pattern.test(text)), `output matching ${pattern}`, 15_000);
-    return output.find((text) => pattern.test(text))!;
+  const line = async (pattern: RegExp, lines = output) => {
+    await eventually(() => lines.some((text) => pattern.test(text)), `output matching ${pattern}`, 15_000);
+    return lines.find((text) => pattern.test(text))!;
   };
-  return { output, exited, line, child, port, ports };
+  return { output, errors, exited, line, child, port, ports };
 }
 
-describe('README examples run as pasted', () => {
+/**
+ * The berth-scenario bin as npm leaves it when it installs berth into an
+ * application: executable. The suite's global setup rebuilt dist/ with tsc,
+ * which writes files without the executable bit.
+ */
+function binAsInstalled(): void {
+  const bin = (JSON.parse(readFileSync(new URL('package.json', root), 'utf8')) as { bin: Record<string, string> }).bin['berth-scenario']!;
+  chmodSync(new URL(bin, root), 0o755);
+}
+
+/** Environment of a nested test run: without the variables vitest sets for this one, so that it is a run of its own. */
+function outsideVitest(): NodeJS.ProcessEnv {
+  const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('VITEST')));
+  return { ...env, NO_COLOR: '1', FORCE_COLOR: '0' };
+}
+
+describe('README and docs/ examples run as pasted', () => {
   it('server.mjs: lobby chat relays to the others and logs closes; SIGINT closes it', async () => {
     const server = await run('server.mjs', 8081);
     await server.line(/^listening on ws:\/\/localhost:\d+\/ws$/);
@@ -155,9 +199,10 @@ describe('README examples run as pasted', () => {
     try {
       writeFileSync(join(dir, 'app.mjs'), example('app.mjs'));
       writeFileSync(join(dir, 'scenario.mjs'), example('scenario.mjs'));
-      const section = readme.slice(readme.indexOf('## Testing your app with scenarios'));
-      writeFileSync(join(dir, 'lobby.json'), /`lobby.json`:\n\n```json\n([\s\S]*?)```/.exec(section)![1]!);
-      const command = /```sh\n(npx berth-scenario[^\n]*)\n```/.exec(section)![1]!;
+      const page = section('docs/testing.md', '# Testing your app with scenarios');
+      writeFileSync(join(dir, 'lobby.json'), /`lobby.json`:\n\n```json\n([\s\S]*?)```/.exec(page)![1]!);
+      const command = /```sh\n(npx berth-scenario[^\n]*)\n```/.exec(page)![1]!;
+      binAsInstalled();
 
       const scenario = await finish(spawn(process.execPath, ['scenario.mjs'], { cwd: dir, stdio: ['ignore', 'pipe', 'inherit'] }));
       expect(scenario.output).toContain('PASS a join racing a close [memory] (2 orders)');
@@ -181,4 +226,83 @@ describe('README examples run as pasted', () => {
     await inspect.line(/^[0-9a-f]{8}-1 "closed"$/);
     expect(inspect.output).toContain('supervisor "running"');
   });
+  it('rooms.mjs: the close event names the rooms left, and each hears of it', async () => {
+    const rooms = await run('rooms.mjs', 8091);
+    await rooms.line(/^listening on/);
+    const url = `ws://127.0.0.1:${rooms.port}/`;
+    const ada = await connect(url);
+    const bob = await connect(url);
+    const adaJoined = JSON.parse(await ada.next()) as { id: string; rooms: string[] };
+    expect(adaJoined.rooms).toEqual(['lobby', `private-${adaJoined.id}`]);
+    await bob.next();
+    ada.ws.close();
+    expect(await bob.next()).toBe(`${adaJoined.id} left lobby`);
+    // Nobody is left in ada's private room to hear of it; bob hears nothing more.
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(bob.messages).toHaveLength(2);
+  });
+
+  it('attach-timeouts.mjs: a trickled upgrade is cut after headersTimeout, an open WebSocket outlives requestTimeout', async () => {
+    const attached = await run('attach-timeouts.mjs', 8089);
+    await attached.line(/^listening on ws:/);
+    const client = await connect(`ws://127.0.0.1:${attached.port}/ws`);
+    const opened = Date.now();
+    expect(await client.next()).toBe('hello');
+    const started = Date.now();
+    // An upgrade request whose headers never end.
+    const slow = net.connect(attached.port, '127.0.0.1', () => slow.write('GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n'));
+    let answer = '';
+    slow.on('data', (chunk: Buffer) => (answer += chunk.toString('latin1')));
+    await new Promise((resolve) => slow.once('close', resolve));
+    expect(answer).toMatch(/^HTTP\/1\.1 408 /);
+    // headersTimeout 5 s, checked every second.
+    expect(Date.now() - started).toBeGreaterThanOrEqual(4900);
+    expect(Date.now() - started).toBeLessThan(7500);
+    // Past requestTimeout (10 s, checked every second) the WebSocket is still open: it is no longer one of the server's requests.
+    await new Promise((resolve) => setTimeout(resolve, opened + 11_500 - Date.now()));
+    expect(client.ws.readyState).toBe(client.ws.OPEN);
+  }, 20_000);
+
+  it('reconnect.mjs: prints the catalog’s advice for three codes', async () => {
+    const reconnect = await run('reconnect.mjs', null);
+    expect(await reconnect.exited).toBe(0);
+    expect(reconnect.output).toEqual(['true false false']);
+  });
+
+  it('errors.mjs: a failing handler closes its connection with 1011 and is reported with its code', async () => {
+    const errors = await run('errors.mjs', 8092);
+    await errors.line(/^listening on/);
+    const client = await connect(`ws://127.0.0.1:${errors.port}/`);
+    client.ws.send('boom');
+    expect((await client.closed).code).toBe(1011);
+    await errors.line(/^ERR_HANDLER_FAILED [0-9a-f]{8}-1 .*the handler failed/, errors.errors);
+  });
+
+  it('memory-cluster.mjs: two runtimes on one bus are one cluster', async () => {
+    const cluster = await run('memory-cluster.mjs', 8093, {}, [8094]);
+    await cluster.line(/^2 nodes: ws:/);
+    const first = await connect(`ws://127.0.0.1:${cluster.port}/`);
+    const second = await connect(`ws://127.0.0.1:${cluster.ports[0]}/`);
+    second.ws.send('from the second node');
+    expect(await first.next()).toBe('from the second node');
+    expect(await second.next()).toBe('from the second node');
+  });
+
+  it('my-adapter.test.mjs: the shipped conformance suite passes under vitest in a project of its own', async () => {
+    // Beside package.json, so that `berth` resolves to this package; with a vitest config of its own
+    // (the defaults) in place of berth's, as an application's project would have.
+    const dir = mkdtempSync(join(fileURLToPath(root), '.readme-'));
+    try {
+      writeFileSync(join(dir, 'my-adapter.test.mjs'), example('my-adapter.test.mjs'));
+      writeFileSync(join(dir, 'vitest.config.mjs'), 'export default {};\n');
+      const command = /and `(npx vitest run my-adapter\.test\.mjs)`/.exec(section('docs/adapters.md', '## Run the conformance suite'))![1]!;
+      const child = spawn('sh', ['-c', command], { cwd: dir, env: outsideVitest(), stdio: ['ignore', 'pipe', 'inherit'] });
+      const result = await finish(child);
+      expect(result.output).toMatch(/Tests\s+\d+ passed/);
+      expect(result.output).not.toMatch(/failed|skipped/);
+      expect(result.code).toBe(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
 });

@@ -150,7 +150,7 @@ describe('the server berth owns times out half-sent upgrades', () => {
   it('an upgrade whose headers arrived is not cut by the timeout while authenticate takes longer', async () => {
     const { runtime, url } = await startRuntime({
       handshakeTimeoutMs: 200,
-      authenticate: () => new Promise((resolve) => setTimeout(() => resolve({ user: 'slow' }), 700)),
+      authenticate: () => new Promise<{ user: string }>((resolve) => setTimeout(() => resolve({ user: 'slow' }), 700)),
     });
     const opened = nextConnection(runtime);
     const client = await connect(url);

@@ -27,7 +27,7 @@ function strayParameters(file: string, text: string): string[] {
 }
 
 describe('comments say what they mean', () => {
-  it('no requirement numbers that nothing in the repository defines (S4, S7 …)', () => {
+  it('no requirement numbers that nothing in the repository defines (an S and a number)', () => {
     const citing = /\bS\d{1,2}\b/;
     const offenders = tracked
       .filter((file) => /\.(ts|js|mjs|md|json)$/.test(file) && file !== 'package-lock.json' && !file.startsWith('bench/results/'))

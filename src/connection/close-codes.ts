@@ -52,7 +52,7 @@ export interface CloseCodeInfo {
   readonly onWire: boolean;
 }
 
-/** The catalog, in code order; the README's table is the same data. */
+/** The catalog, in code order; the table in docs/close-codes.md is the same data. */
 export const closeCodeCatalog: readonly CloseCodeInfo[] = [
   { code: 1000, name: 'NORMAL', meaning: 'normal closure', reconnect: false, onWire: true },
   { code: 1001, name: 'GOING_AWAY', meaning: 'server shutting down or client navigating away', reconnect: true, onWire: true },

@@ -82,7 +82,7 @@ export interface Runtime<TData = unknown> {
   close(options?: { timeoutMs?: number }): Promise<void>;
 }
 
-/** berth's metrics; see `MetricsSnapshot` and the README for what each holds. */
+/** berth's metrics; see `MetricsSnapshot` and docs/health-and-metrics.md for what each holds. */
 export interface RuntimeMetrics {
   /** Everything measured, as plain data; O(connections). */
   snapshot(): MetricsSnapshot;

@@ -1,4 +1,4 @@
-/** `berth/testing`: scripted scenarios against your application's runtime. See the README, "Testing your app with scenarios". */
+/** `berth/testing`: scripted scenarios against your application's runtime (docs/testing.md) and the adapter conformance suite (docs/adapters.md). */
 export { runScenario, formatResult } from './runner.js';
 export type { AppFactory, AppOptions, RunOptions, ScenarioResult } from './runner.js';
 export { parseScenario, kindOf } from './scenario.js';
