@@ -71,10 +71,8 @@ export const supervisorMachine = setup({
     },
     /** Writes a broadcast into every recipient's outbox and answers with the count (implemented by the runtime). */
     deliver: (_, _params: Deliver) => {},
-    /** Tells a connection which rooms it was taken out of (implemented by the runtime). */
-    reportLeft: ({ context }, { id, rooms }: { id: string; rooms: readonly string[] }) => {
-      context.directory.connections.get(id)?.port.left(rooms);
-    },
+    /** Tells a connection, through its port, which rooms it was taken out of; the port is in the params, so it is reached even once the entry is forgotten. */
+    reportLeft: (_, { port, rooms }: { id: string; port: DeliveryPort; rooms: readonly string[] }) => port.left(rooms),
     /** Reports the rooms a connection is about to be taken out of, if it is in any (before `markLeaving` or `forget`). */
     reportRoomsLeft: enqueueActions(({ context, event, enqueue }) => {
       const id =
@@ -84,7 +82,7 @@ export const supervisorMachine = setup({
       const entry = context.directory.connections.get(id);
       // Typed as never: `setup` does not know its own action names while they are being declared.
       if (entry !== undefined && !entry.leaving && entry.rooms.size > 0)
-        enqueue({ type: 'reportLeft', params: { id, rooms: [...entry.rooms] } } as never);
+        enqueue({ type: 'reportLeft', params: { id, port: entry.port, rooms: [...entry.rooms] } } as never);
     }),
     register: assign(({ context, event }) => {
       const { id, ref, port, user } = event as Event<'connection.register'>;

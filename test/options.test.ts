@@ -12,6 +12,20 @@ describe('options are checked at once, naming the option', () => {
     ['a negative maxConnections', { maxConnections: -1 }, RangeError, /maxConnections/],
     ['a zero maxPayload', { maxPayload: 0 }, RangeError, /maxPayload/],
     ['a zero closeTimeoutMs', { closeTimeoutMs: 0 }, RangeError, /closeTimeoutMs/],
+    // Node's timers fire after 1 ms for anything longer.
+    [
+      'a closeTimeoutMs past what a timer keeps',
+      { closeTimeoutMs: 2 ** 31 },
+      RangeError,
+      /options.closeTimeoutMs must be at most 2147483647/,
+    ],
+    [
+      'a heartbeat interval past what a timer keeps',
+      { heartbeat: { intervalMs: 2 ** 32 } },
+      RangeError,
+      /options.heartbeat.intervalMs must be at most/,
+    ],
+    ['a zero handshakeTimeoutMs', { handshakeTimeoutMs: 0 }, RangeError, /options.handshakeTimeoutMs/],
     ['a rate of zero', { rateLimit: { messagesPerSecond: 0 } }, RangeError, /rateLimit.messagesPerSecond/],
     ['a burst below one', { rateLimit: { messagesPerSecond: 5, burst: 0.5 } }, RangeError, /rateLimit.burst/],
     ['an unknown policy', { rateLimit: { messagesPerSecond: 5, policy: 'ignore' as never } }, TypeError, /rateLimit.policy/],

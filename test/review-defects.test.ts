@@ -172,3 +172,44 @@ describe('the server berth owns times out half-sent upgrades', () => {
     socket.destroy();
   }, 20_000);
 });
+
+describe('a connection ending for its own reason reports only that reason', () => {
+  it('a heartbeat timeout with writes in flight is not also a failed send', async () => {
+    const { runtime, port } = await startRuntime({ heartbeat: { intervalMs: 100, timeoutMs: 100 } });
+    const opened = nextConnection(runtime);
+    // A raw peer never answers pings; paused, it reads nothing either.
+    const raw = await RawWebSocket.open(port);
+    const connection = await opened;
+    raw.pause();
+    const errors: string[] = [];
+    runtime.on('error', ({ error }) => void errors.push(error.code));
+    const closed = new Promise<{ cause: string }>((resolve) => runtime.on('close', resolve));
+    const chunk = 'x'.repeat(10_000);
+    for (let i = 0; i < 500; i++) connection.send(chunk);
+    expect((await closed).cause).toBe('heartbeat');
+    expect(errors).toEqual([]);
+    raw.destroy();
+  });
+});
+
+describe('a connection actor that fails leaves presence', () => {
+  it('the adapter hears of the disconnect', async () => {
+    const changes: Array<{ kind: string; id: string }> = [];
+    const adapter = { ...createMemoryAdapter(), track: (change: { kind: string; id: string }) => void changes.push(change) };
+    const { runtime, url } = await startRuntime({ adapter, heartbeat: { intervalMs: 50, timeoutMs: 1000 } });
+    const opened = nextConnection(runtime);
+    await connect(url);
+    const connection = await opened;
+    await connection.join('lobby');
+    const errors: string[] = [];
+    runtime.on('error', ({ error }) => void errors.push(error.code));
+    // A bug in berth, simulated: the actor's ping action throws, and the actor fails.
+    (connection as unknown as { socket: { ping(): void } }).socket.ping = () => {
+      throw new Error('boom');
+    };
+    await eventually(() => connection.state === 'closed', 'the failed connection to close');
+    expect(errors).toContain('ERR_ACTOR_FAILED');
+    expect(changes.filter((change) => change.id === connection.id).map((change) => change.kind)).toEqual(['connect', 'join', 'disconnect']);
+    expect(runtime.snapshot().connections).toEqual({});
+  });
+});

@@ -44,7 +44,8 @@ export class TokenBucket {
   /** Takes a token if one is there. */
   take(): boolean {
     const now = this.#now();
-    this.#tokens = Math.min(this.#burst, this.#tokens + (now - this.#last) * this.#perMs);
+    // A clock that steps back (a test's, or an adjusted one) refills nothing rather than taking tokens.
+    this.#tokens = Math.min(this.#burst, this.#tokens + Math.max(0, now - this.#last) * this.#perMs);
     this.#last = now;
     if (this.#tokens < 1) return false;
     this.#tokens -= 1;

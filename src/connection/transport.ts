@@ -92,17 +92,21 @@ class SinkWebSocket extends WebSocket {
   terminatedByBerth = false;
 
   /**
-   * ws terminates a socket itself in one case: the peer sent more than
-   * `maxPendingAutoPongs` pings whose pongs it has not read. That is the
-   * peer's failure, not a plain drop: it is reported as a socket error
-   * (nothing could be sent, so 1006) before the socket's close.
+   * ws terminates a socket itself in one case: more than `maxPendingAutoPongs`
+   * of its pongs wait to be written (the peer floods pings, or does not read
+   * what they answer). That is the peer's failure, not a plain drop: it is
+   * reported as a socket error (nothing could be sent, so 1006) before the
+   * socket's close.
    */
   override terminate(): void {
     const sink = this.sink;
     if (!this.terminatedByBerth && sink !== undefined && this.readyState === WebSocket.OPEN) {
-      const error = Object.assign(new Error(`the peer sent more than ${MAX_PENDING_AUTO_PONGS} pings without reading their pongs`), {
-        code: PONG_FLOOD,
-      });
+      const error = Object.assign(
+        new Error(`the peer sent pings faster than their pongs could be written (more than ${MAX_PENDING_AUTO_PONGS} pending)`),
+        {
+          code: PONG_FLOOD,
+        },
+      );
       sink.error(error, CloseCode.ABNORMAL);
     }
     super.terminate();

@@ -124,6 +124,8 @@ export class Outbox {
   #awaitingDrain = false;
   #failed = false;
   #discarded = false;
+  /** Set by `discard()`: what was queued is given up on, so failures of writes in flight are no news. */
+  #abandoned = false;
   /** Runs once everything queued has been handed to the socket (a graceful close). */
   #onEmpty: (() => void) | undefined;
 
@@ -193,6 +195,7 @@ export class Outbox {
   /** Forgets every queued frame; nothing is written from now on. */
   discard(): void {
     this.#discarded = true;
+    this.#abandoned = true;
     this.#onEmpty = undefined;
     this.#clear();
   }
@@ -310,7 +313,9 @@ export class Outbox {
   }
 
   readonly #written = (error?: Error | null): void => {
-    if (error === undefined || error === null || this.#failed) return;
+    // Once abandoned (the socket terminated, closed or overflowed), writes still in flight fail
+    // because of it: the connection is already ending for its own reason, not a failed send.
+    if (error === undefined || error === null || this.#failed || this.#abandoned) return;
     this.#failed = true;
     this.discard();
     this.#owner.failed(error);

@@ -7,7 +7,7 @@ import { normalizeOrigin, type Authenticate } from '../connection/admission.js';
 import { resolveRateLimit, type RateLimit, type RateLimitOptions } from '../connection/rate-limit.js';
 import { resolveOutboxLimits, type OutboxLimits, type OutboxOptions } from '../delivery/outbox.js';
 import type { HealthThresholds } from '../observability/health.js';
-import { integer, object, optionalFunction, positive, text } from '../util/validate.js';
+import { duration, integer, object, optionalFunction, positive, text } from '../util/validate.js';
 
 /** Options of `createRuntime`. Give `port` (standalone), `server` (attach), or neither (call `runtime.handleUpgrade` yourself). */
 export interface RuntimeOptions<TData = unknown> {
@@ -97,8 +97,8 @@ export function resolveOptions<TData>(options: RuntimeOptions<TData>): ResolvedO
     options.heartbeat === false
       ? null
       : {
-          intervalMs: positive('options.heartbeat.intervalMs', options.heartbeat?.intervalMs ?? 30_000),
-          timeoutMs: positive('options.heartbeat.timeoutMs', options.heartbeat?.timeoutMs ?? 10_000),
+          intervalMs: duration('options.heartbeat.intervalMs', options.heartbeat?.intervalMs ?? 30_000),
+          timeoutMs: duration('options.heartbeat.timeoutMs', options.heartbeat?.timeoutMs ?? 10_000),
         };
   optionalFunction('options.authenticate', options.authenticate);
   if (options.allowedOrigins !== undefined && !Array.isArray(options.allowedOrigins)) {
@@ -116,7 +116,7 @@ export function resolveOptions<TData>(options: RuntimeOptions<TData>): ResolvedO
     retryAfterSeconds: integer('options.retryAfterSeconds', options.retryAfterSeconds ?? 5, 0, 86_400),
     maxPayload: integer('options.maxPayload', options.maxPayload ?? 1024 * 1024, 1, 2 ** 31),
     heartbeat,
-    closeTimeoutMs: positive('options.closeTimeoutMs', options.closeTimeoutMs ?? 5000),
+    closeTimeoutMs: duration('options.closeTimeoutMs', options.closeTimeoutMs ?? 5000),
     handshakeTimeoutMs: integer('options.handshakeTimeoutMs', options.handshakeTimeoutMs ?? 5000, 1, 2 ** 31 - 1),
     authenticate: options.authenticate,
     allowedOrigins: options.allowedOrigins && new Set(options.allowedOrigins.map(normalizeOrigin)),

@@ -353,8 +353,10 @@ class BerthRuntime<TData> implements Runtime<TData> {
     this.#deliverLocally(message.target, message.except, frame, false);
   }
 
-  /** One supervisor event per broadcast, whatever the number of recipients. */
-  /** `sentHere`: the broadcast was sent from this node, rather than received from another. */
+  /**
+   * One supervisor event per broadcast, whatever the number of recipients.
+   * `sentHere`: the broadcast was sent from this node, rather than received from another.
+   */
   #deliverLocally(target: Target, except: string | undefined, frame: EncodedFrame, sentHere: boolean): void {
     // Once the supervisor has stopped (shutdown, last connection gone) nobody local is left to receive it.
     if (this.#supervisor.getSnapshot().status !== 'active') return;
@@ -409,9 +411,13 @@ class BerthRuntime<TData> implements Runtime<TData> {
 
   #connectionFailed(id: string, error: unknown): void {
     const connection = this.#connections.get(id);
-    connection?.socket.terminate();
+    connection?.terminateSocket();
     this.#report(toBerthError(ErrorCode.ACTOR_FAILED, `connection ${id} failed`, error), connection);
-    if (connection !== undefined) connection.markClosed({ id, code: CloseCode.ABNORMAL, reason: '', cause: 'socket-error' });
+    if (connection !== undefined) {
+      // The actor never reached `disconnecting`, so presence has not heard that it left.
+      if (connection.state === 'open') this.#track({ kind: 'disconnect', id });
+      connection.markClosed({ id, code: CloseCode.ABNORMAL, reason: '', cause: 'socket-error' });
+    }
     this.#supervisor.send({ type: 'connection.failed', id });
   }
 

@@ -40,6 +40,16 @@ export function positive(name: string, value: unknown, min = 0): number {
   return value;
 }
 
+/** Longest delay Node's timers keep: a longer one fires after 1 ms. */
+const MAX_DELAY_MS = 2 ** 31 - 1;
+
+/** A delay in milliseconds for a timer: finite, above 0, at most 2147483647. */
+export function duration(name: string, value: unknown): number {
+  positive(name, value);
+  if ((value as number) > MAX_DELAY_MS) throw new RangeError(`${name} must be at most ${MAX_DELAY_MS} ms, got ${String(value)}`);
+  return value as number;
+}
+
 /** One of a few strings. */
 export function oneOf<const T extends string>(name: string, value: unknown, choices: readonly T[]): T {
   if (!choices.includes(value as T)) {

@@ -1,5 +1,5 @@
 import { createClient } from 'redis';
-import { integer, object, positive, text } from '../../util/validate.js';
+import { duration, integer, object, positive, text } from '../../util/validate.js';
 import type { Adapter, AdapterNode, BroadcastMessage, PresenceChange } from '../adapter.js';
 import type { Presence } from '../presence.js';
 import type { RedisClient } from './client.js';
@@ -88,11 +88,11 @@ class RedisAdapter implements Adapter {
     );
     this.#channel = `${this.#prefix}:broadcast`;
     this.#nodeTimeoutMs = positive('options.nodeTimeoutMs', options.nodeTimeoutMs ?? 10_000, 1000);
-    this.#heartbeatIntervalMs = positive('options.heartbeatIntervalMs', options.heartbeatIntervalMs ?? Math.round(this.#nodeTimeoutMs / 4));
+    this.#heartbeatIntervalMs = duration('options.heartbeatIntervalMs', options.heartbeatIntervalMs ?? Math.round(this.#nodeTimeoutMs / 4));
     if (this.#heartbeatIntervalMs > this.#nodeTimeoutMs / 2) {
       throw new RangeError(`options.heartbeatIntervalMs must be at most half of options.nodeTimeoutMs, got ${this.#heartbeatIntervalMs}`);
     }
-    this.#connectTimeoutMs = positive('options.connectTimeoutMs', options.connectTimeoutMs ?? 5000);
+    this.#connectTimeoutMs = duration('options.connectTimeoutMs', options.connectTimeoutMs ?? 5000);
     this.#maxBacklogBytes = integer(
       'options.maxPublishBacklogBytes',
       options.maxPublishBacklogBytes ?? 16 * 1024 * 1024,
