@@ -15,8 +15,9 @@ const layers = {
   connection: ['util', 'delivery'],
   cluster: ['util'],
   observability: ['util'],
-  runtime: ['util', 'delivery', 'connection', 'cluster', 'observability'],
-  testing: ['util', 'delivery', 'connection', 'cluster', 'observability', 'runtime', 'index.ts', 'redis.ts'],
+  history: ['util'],
+  runtime: ['util', 'delivery', 'connection', 'cluster', 'observability', 'history'],
+  testing: ['util', 'delivery', 'connection', 'cluster', 'observability', 'history', 'runtime', 'index.ts', 'redis.ts'],
 };
 const entryPoints = ['index.ts', 'redis.ts'];
 const everything = [...Object.keys(layers), ...entryPoints];

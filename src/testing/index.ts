@@ -8,3 +8,5 @@ export type { TimelineEntry } from './timeline.js';
 export { memorySocketPair } from './memory-socket.js';
 export { adapterConformance } from './adapter-conformance.js';
 export type { ConformanceExpect, ConformanceFramework, ConformanceSuite } from './adapter-conformance.js';
+export { historyConformance } from './history-conformance.js';
+export type { ConformanceClock, HistorySuite } from './history-conformance.js';
