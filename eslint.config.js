@@ -12,12 +12,13 @@ import tseslint from 'typescript-eslint';
 const layers = {
   util: [],
   delivery: ['util'],
-  connection: ['util', 'delivery'],
+  connection: ['util', 'delivery', 'protocol'],
   cluster: ['util'],
   observability: ['util'],
   history: ['util'],
-  runtime: ['util', 'delivery', 'connection', 'cluster', 'observability', 'history'],
-  testing: ['util', 'delivery', 'connection', 'cluster', 'observability', 'history', 'runtime', 'index.ts', 'redis.ts'],
+  protocol: ['util', 'delivery', 'history'],
+  runtime: ['util', 'delivery', 'connection', 'cluster', 'observability', 'history', 'protocol'],
+  testing: ['util', 'delivery', 'connection', 'cluster', 'observability', 'history', 'protocol', 'runtime', 'index.ts', 'redis.ts'],
 };
 const entryPoints = ['index.ts', 'redis.ts'];
 const everything = [...Object.keys(layers), ...entryPoints];

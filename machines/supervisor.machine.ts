@@ -29,8 +29,8 @@ export type SupervisorEvent =
   | { type: 'room.leave'; id: string; room: string; respond?: Respond }
   | { type: 'user.bind'; id: string; user: string | undefined; respond?: Respond }
   | ConnectionLeavingEvent
-  /** `delivered` learns how many local recipients the frame was queued to. */
-  | { type: 'broadcast'; target: Target; except?: string; frame: EncodedFrame; delivered?: (recipients: number) => void }
+  /** `delivered` learns how many local recipients there were, and which of them take an envelope instead of `frame`. */
+  | { type: 'broadcast'; target: Target; except?: string; frame: EncodedFrame; delivered?: Delivered }
   | { type: 'runtime.shutdown'; code: number; reason: string }
   /** A connection actor failed (reported by the runtime, which saw which one). */
   | { type: 'connection.failed'; id: string }
@@ -44,8 +44,11 @@ export interface Deliver {
   readonly target: Target;
   readonly except: string | undefined;
   readonly frame: EncodedFrame;
-  readonly delivered: ((recipients: number) => void) | undefined;
+  readonly delivered: Delivered | undefined;
 }
+
+/** Told of a broadcast's recipients: how many, and those that take an envelope (`DeliveryPort.enveloped`), which were not given the raw frame. */
+export type Delivered = (recipients: number, enveloped: readonly DeliveryPort[]) => void;
 
 const refuse = { type: 'respond', params: { ok: false } } as const;
 const accept = { type: 'respond', params: { ok: true } } as const;

@@ -40,6 +40,8 @@ export interface EncodedFrame {
 
 /** A connection as the supervisor reaches it: where a broadcast writes, and where it learns which rooms it left. */
 export interface DeliveryPort {
+  /** True for a connection that takes broadcasts in an envelope (a stream, an offset) rather than as the raw frame. */
+  readonly enveloped?: boolean;
   deliver(frame: EncodedFrame): void;
   /** The supervisor took the connection out of these rooms (it began to disconnect, or its actor ended). */
   left(rooms: readonly string[]): void;

@@ -4,9 +4,12 @@
  */
 import { connectionMachine, type ConnectionLeavingEvent, type ConnectionMachine } from '../../machines/connection.machine.js';
 import { supervisorMachine } from '../../machines/supervisor.machine.js';
+import type { DeliveryPort } from '../../machines/types.js';
 import type { ServerConnection } from './connection.js';
 
 export type SupervisorMachine = typeof supervisorMachine;
+
+const none: readonly DeliveryPort[] = Object.freeze([]);
 
 export function provideConnectionMachine(
   lookup: (id: string) => ServerConnection<unknown> | undefined,
@@ -29,8 +32,13 @@ export function provideSupervisorMachine(): SupervisorMachine {
   return supervisorMachine.provide({
     actions: {
       deliver: ({ context }, { target, except, frame, delivered }) => {
-        const recipients = context.directory.forEachRecipient(target, except, (entry) => entry.port.deliver(frame));
-        delivered?.(recipients);
+        let enveloped: DeliveryPort[] | undefined;
+        const recipients = context.directory.forEachRecipient(target, except, ({ port }) => {
+          // Enveloped recipients share one frame of their own, built once they are known.
+          if (port.enveloped === true) (enveloped ??= []).push(port);
+          else port.deliver(frame);
+        });
+        delivered?.(recipients, enveloped ?? none);
       },
     },
   });

@@ -10,6 +10,7 @@ import { CloseCode, assertCloseArguments } from './close-codes.js';
 import { TokenBucket, type RateLimit } from './rate-limit.js';
 import { UpgradeRequest, type RequestInfo } from './request-info.js';
 import { RoomsView } from './rooms-view.js';
+import { decodeClientFrame, InvalidMessage, PROTOCOL_V1, type ClientMessage } from '../protocol/v1.js';
 import type { SocketSink, TransportSocket } from './transport.js';
 
 /** Where a connection is in its life. */
@@ -27,6 +28,8 @@ export interface Connection<TData = unknown> {
   /** Rooms the connection is in: a live, read-only view, empty once it began to disconnect. */
   readonly rooms: ReadonlySet<string>;
   readonly request: RequestInfo;
+  /** The subprotocol: `berth.v1` for a client that asked for it (messages travel in envelopes), '' for a raw one. */
+  readonly protocol: string;
   /** Queues a message for this connection; false (and nothing sent) unless `open`. */
   send(data: SendData, options?: { binary?: boolean }): boolean;
   /** Joins a room: true once a member, false if the connection is leaving or gone. */
@@ -69,6 +72,10 @@ export interface ConnectionHost<TData> {
   /** The supervisor's rooms of a connection, if it has any. */
   rooms(id: string): ReadonlySet<string> | undefined;
   received(connection: ServerConnection<TData>, data: string | Buffer, binary: boolean): void;
+  /** Sends to one `berth.v1` connection, in the envelope of its own stream; false if nothing was queued. */
+  sendEnveloped(connection: ServerConnection<TData>, data: SendData, binary: boolean | undefined): boolean;
+  /** A `berth.v1` client sent a frame that is no message of the protocol. */
+  invalidMessage(connection: ServerConnection<TData>, why: string): void;
   dropped(connection: ServerConnection<TData>, reason: DropReason, count: number): void;
   socketFailed(connection: ServerConnection<TData>, error: Error, closeCode: number): void;
   sendFailed(connection: ServerConnection<TData>, error: Error): void;
@@ -98,6 +105,7 @@ export class ServerConnection<TData = unknown> implements Connection<TData>, Del
   readonly #outbox: Outbox;
   readonly #bucket: TokenBucket | undefined;
   #roomsLeft: readonly string[] = noRooms;
+  readonly #enveloped: boolean;
 
   constructor(
     id: string,
@@ -108,6 +116,7 @@ export class ServerConnection<TData = unknown> implements Connection<TData>, Del
   ) {
     this.id = id;
     this.socket = socket;
+    this.#enveloped = socket.protocol === PROTOCOL_V1;
     this.data = grant.data;
     this.#user = grant.user;
     this.#host = host;
@@ -130,6 +139,15 @@ export class ServerConnection<TData = unknown> implements Connection<TData>, Del
     return this.#state;
   }
 
+  get protocol(): string {
+    return this.socket.protocol;
+  }
+
+  /** Delivery port: a `berth.v1` connection takes broadcasts in their envelope. */
+  get enveloped(): boolean {
+    return this.#enveloped;
+  }
+
   get user(): string | undefined {
     return this.#user;
   }
@@ -147,13 +165,14 @@ export class ServerConnection<TData = unknown> implements Connection<TData>, Del
   }
 
   send(data: SendData, options?: { binary?: boolean }): boolean {
+    if (this.#enveloped) return this.#state === 'open' && this.#host.sendEnveloped(this, data, options?.binary);
     const frame = encode(data, options?.binary);
     return this.#state === 'open' && this.#outbox.push(frame);
   }
 
-  /** Delivery port: a broadcast's frame for this connection. */
-  deliver(frame: EncodedFrame): void {
-    if (this.#state === 'open') this.#outbox.push(frame);
+  /** Delivery port: a broadcast's frame for this connection (or any frame the runtime built for it). */
+  deliver(frame: EncodedFrame): boolean {
+    return this.#state === 'open' && this.#outbox.push(frame);
   }
 
   join(room: string): Promise<boolean> {
@@ -203,7 +222,19 @@ export class ServerConnection<TData = unknown> implements Connection<TData>, Del
       else this.closeFor('rate-limit', CloseCode.POLICY_VIOLATION, 'rate limit exceeded');
       return;
     }
-    this.#host.received(this, data, binary);
+    if (!this.#enveloped) {
+      this.#host.received(this, data, binary);
+      return;
+    }
+    let message: ClientMessage;
+    try {
+      message = decodeClientFrame(data, binary);
+    } catch (error) {
+      if (!(error instanceof InvalidMessage)) throw error;
+      this.#host.invalidMessage(this, error.message);
+      return;
+    }
+    this.#host.received(this, message.data, message.binary);
   }
 
   pong(): void {

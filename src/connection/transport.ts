@@ -22,6 +22,8 @@ export interface SocketSink {
 
 /** What the runtime may do with an open socket. */
 export interface TransportSocket extends OutboxSocket {
+  /** The subprotocol the handshake settled on, or '' for none. */
+  readonly protocol: string;
   /** Starts the closing handshake after everything already written; no-op unless open. */
   close(code: number, reason: string): void;
   /** Destroys the socket now. */
@@ -49,6 +51,8 @@ export interface TransportOptions {
   closeTimeoutMs: number;
   /** How long berth's own server waits for an upgrade request's headers. */
   handshakeTimeoutMs: number;
+  /** The subprotocol chosen whenever a client offers it. */
+  protocol: string;
 }
 
 /** ws's own termination of a peer that sent more pings than it read pongs; its limit is ws's `maxPendingAutoPongs`. */
@@ -162,6 +166,10 @@ class WsSocket implements TransportSocket {
     return this.#ws.readyState === 1;
   }
 
+  get protocol(): string {
+    return this.#ws.protocol;
+  }
+
   get writableLength(): number {
     return this.#socket.writableLength;
   }
@@ -244,6 +252,8 @@ export class Transport<Grant> {
       // One close timeout governs: the documented closeTimeoutMs, not ws's own 30 s.
       closeTimeout: options.closeTimeoutMs,
       maxPendingAutoPongs: MAX_PENDING_AUTO_PONGS,
+      // berth's own protocol when offered; otherwise ws's choice, the first offered, as before it existed.
+      handleProtocols: (offered) => (offered.has(options.protocol) ? options.protocol : (offered.values().next().value ?? false)),
     };
     this.#wss = new WebSocketServer(serverOptions) as WsServer<typeof SinkWebSocket>;
     this.#ownsServer = options.port !== undefined;

@@ -82,6 +82,13 @@ export class Frame implements EncodedFrame {
   }
 }
 
+/** Throws `TypeError` unless `data` is something a frame can carry. */
+export function encodeCheck(data: unknown): asserts data is SendData {
+  if (typeof data !== 'string' && !(data instanceof Uint8Array) && !(data instanceof ArrayBuffer)) {
+    throw new TypeError(`data must be a string, Uint8Array or ArrayBuffer, got ${describe(data)}`);
+  }
+}
+
 /** Frames what an application sends, once: strings as text, bytes as binary unless `binary: false`. */
 export function encode(data: SendData, binary: boolean | undefined): Frame {
   if (typeof data === 'string') return binary === true ? Frame.bytes(Buffer.from(data), true) : Frame.text(data);

@@ -51,7 +51,7 @@ class MemoryHistory implements HistoryStore {
     this.#now = options.now ?? (() => performance.now());
   }
 
-  async append(stream: string, message: { readonly data: string | Uint8Array; readonly binary: boolean }): Promise<StreamPosition> {
+  append(stream: string, message: { readonly data: string | Uint8Array; readonly binary: boolean }): StreamPosition {
     const entry = this.#stream(stream);
     // Written last: the stream least recently written is the first to be forgotten.
     this.#streams.delete(stream);
@@ -65,7 +65,7 @@ class MemoryHistory implements HistoryStore {
     return { offset: entry.offset, epoch: entry.epoch };
   }
 
-  async position(stream: string): Promise<StreamPosition> {
+  position(stream: string): StreamPosition {
     const entry = this.#stream(stream);
     return { offset: entry.offset, epoch: entry.epoch };
   }

@@ -1,8 +1,10 @@
 /**
  * The history-store contract: bounded, per-stream history with offsets and
- * epochs, which a reconnecting client resumes from. Every method is async so
+ * epochs, which a reconnecting client resumes from. `append` and `position`
+ * may answer at once or with a promise, and `read` always with a promise, so
  * that a store kept elsewhere (Redis) fits it unchanged; the in-memory store
- * is the reference.
+ * is the reference, and answers `append` at once: a message it numbers is
+ * queued to its recipients in the same call, behind nothing.
  */
 
 /** Where a stream stands: the offset of its last message, and the epoch of its history. */
@@ -54,9 +56,12 @@ export interface HistoryLimits {
  */
 export interface HistoryStore {
   /** Appends a message and answers with its position: the next offset, in the stream's current epoch. */
-  append(stream: string, message: { readonly data: string | Uint8Array; readonly binary: boolean }): Promise<StreamPosition>;
+  append(
+    stream: string,
+    message: { readonly data: string | Uint8Array; readonly binary: boolean },
+  ): StreamPosition | Promise<StreamPosition>;
   /** Where the stream stands now; a stream with no history yet answers offset 0 in a fresh epoch. */
-  position(stream: string): Promise<StreamPosition>;
+  position(stream: string): StreamPosition | Promise<StreamPosition>;
   /**
    * Every message after `since`, in order, if the store still holds all of them; otherwise why not.
    * A stream the store does not know answers `epoch-changed` with offset 0 and epoch `''`, and is not created.

@@ -3,6 +3,8 @@ import type { InspectionEvent, Observer } from 'xstate';
 import type { HeartbeatTiming } from '../../machines/connection.machine.js';
 import type { Adapter } from '../cluster/adapter.js';
 import { createMemoryAdapter } from '../cluster/memory-adapter.js';
+import { createMemoryHistory } from '../history/memory-store.js';
+import type { HistoryStore } from '../history/store.js';
 import { normalizeOrigin, type Authenticate } from '../connection/admission.js';
 import { resolveRateLimit, type RateLimit, type RateLimitOptions } from '../connection/rate-limit.js';
 import { resolveOutboxLimits, type OutboxLimits, type OutboxOptions } from '../delivery/outbox.js';
@@ -50,6 +52,8 @@ export interface RuntimeOptions<TData = unknown> {
   readonly health?: HealthThresholds;
   /** Carries broadcasts to other nodes. [default createMemoryAdapter(), a cluster of one] */
   readonly adapter?: Adapter;
+  /** Numbers and keeps the messages of every stream `berth.v1` clients receive. [default createMemoryHistory()] */
+  readonly history?: HistoryStore;
   /** An XState inspection observer; it sees the supervisor and every connection actor. */
   readonly inspect?: Observer<InspectionEvent> | ((event: InspectionEvent) => void);
   /** The clock of every actor's delays (heartbeat, close timeout); pass a `SimulatedClock` in tests. [default real time] */
@@ -81,6 +85,7 @@ export interface ResolvedOptions<TData> {
   readonly outbox: OutboxLimits;
   readonly health: Required<HealthThresholds>;
   readonly adapter: Adapter;
+  readonly history: HistoryStore;
   readonly inspect: RuntimeOptions<TData>['inspect'];
   readonly clock: Clock | undefined;
 }
@@ -130,6 +135,7 @@ export function resolveOptions<TData>(options: RuntimeOptions<TData>): ResolvedO
       maxEventLoopLagMs: positive('options.health.maxEventLoopLagMs', options.health?.maxEventLoopLagMs ?? 200),
     },
     adapter: options.adapter ?? createMemoryAdapter(),
+    history: options.history ?? createMemoryHistory(),
     inspect: options.inspect,
     clock: options.clock,
   };

@@ -6,7 +6,7 @@ import { createActor, type Actor } from 'xstate';
 import { CONNECTION_ACTOR_ID, type ConnectionMachine } from '../../machines/connection.machine.js';
 import type { DirectoryView } from '../../machines/directory.js';
 import type { SupervisorDirectory } from '../../machines/supervisor.machine.js';
-import type { EncodedFrame, Target } from '../../machines/types.js';
+import type { DeliveryPort, EncodedFrame, Target } from '../../machines/types.js';
 import type { AdapterNode, BroadcastMessage } from '../cluster/adapter.js';
 import { directoryPresence } from '../cluster/local-presence.js';
 import { guardPresence, type Presence, type PresenceChange } from '../cluster/presence.js';
@@ -18,7 +18,20 @@ import { ServerConnection, type Connection, type ConnectionHost, type Membership
 import { Transport, type SocketSink, type TransportSocket } from '../connection/transport.js';
 import { FlushScheduler } from '../delivery/flush-scheduler.js';
 import { OutboxLedger } from '../delivery/outbox.js';
-import { encode, type SendData } from '../delivery/frame.js';
+import { encode, encodeCheck, type SendData } from '../delivery/frame.js';
+import type { StreamPosition } from '../history/store.js';
+import {
+  connectionStream,
+  errorFrame,
+  joinedFrame,
+  leftFrame,
+  messageFrame,
+  PROTOCOL_V1,
+  ProtocolErrorCode,
+  streamOf,
+  welcomeFrame,
+  type Payload,
+} from '../protocol/v1.js';
 import { healthOf, type Health } from '../observability/health.js';
 import { Metrics } from '../observability/metrics.js';
 import { type BerthError, ErrorCode, toBerthError, type ErrorCodeValue } from '../util/errors.js';
@@ -122,17 +135,20 @@ class BerthRuntime<TData> implements Runtime<TData> {
       load: () => this.#connections.size + this.#transport.pending,
       admitting: () => this.#state === 'running',
     };
-    this.#transport = new Transport<Grant<TData>>(options, {
-      admit: (request) => {
-        const decision = admit(policy, request);
-        return decision instanceof Promise ? decision.then((d) => this.#noteRefusal(d, request)) : this.#noteRefusal(decision, request);
+    this.#transport = new Transport<Grant<TData>>(
+      { ...options, protocol: PROTOCOL_V1 },
+      {
+        admit: (request) => {
+          const decision = admit(policy, request);
+          return decision instanceof Promise ? decision.then((d) => this.#noteRefusal(d, request)) : this.#noteRefusal(decision, request);
+        },
+        open: (socket, request, grant) => this.#open(socket, request, grant),
+        admissionFailed: (error, request) => {
+          this.#metrics.refused(500);
+          this.#report(toBerthError(ErrorCode.AUTHENTICATE_FAILED, `admission of ${request.url ?? '/'} failed`, error));
+        },
       },
-      open: (socket, request, grant) => this.#open(socket, request, grant),
-      admissionFailed: (error, request) => {
-        this.#metrics.refused(500);
-        this.#report(toBerthError(ErrorCode.AUTHENTICATE_FAILED, `admission of ${request.url ?? '/'} failed`, error));
-      },
-    });
+    );
     const node: AdapterNode = {
       nodeId: this.nodeId,
       deliver: (message) => this.#deliverRemote(message),
@@ -221,6 +237,21 @@ class BerthRuntime<TData> implements Runtime<TData> {
       request: (change, applied) => this.#request(change, applied),
       rooms: (id) => this.#directory().connections.get(id)?.rooms,
       received: (connection, data, binary) => this.#emit('message', { connection, data, binary }, connection),
+      sendEnveloped: (connection, data, binary) => {
+        // The same checks and framing rules as a raw send: strings are text, bytes binary unless `binary: false`.
+        encodeCheck(data);
+        const payload: Payload = {
+          data: data instanceof ArrayBuffer ? new Uint8Array(data) : data,
+          binary: binary ?? typeof data !== 'string',
+        };
+        this.#deliverEnveloped(connectionStream(connection.id), payload, [connection]);
+        return connection.state === 'open';
+      },
+      invalidMessage: (connection, why) => {
+        this.#metrics.dropped('invalid-message', 1);
+        connection.deliver(errorFrame(ProtocolErrorCode.INVALID_MESSAGE, why));
+        this.#report(toBerthError(ErrorCode.PROTOCOL, `connection ${connection.id} sent no berth.v1 message`, why), connection);
+      },
       dropped: (connection, reason, count) => {
         this.#metrics.dropped(reason, count);
         if (this.#events.has('drop')) this.#emit('drop', { connection, reason, count }, connection);
@@ -252,6 +283,7 @@ class BerthRuntime<TData> implements Runtime<TData> {
         if (ok) {
           applied?.();
           this.#track(change);
+          if (change.kind !== 'bind') this.#tellMembership(change.id, change.kind, change.room);
         }
         resolve(ok);
       };
@@ -259,6 +291,30 @@ class BerthRuntime<TData> implements Runtime<TData> {
       if (change.kind === 'bind') this.#supervisor.send({ type: 'user.bind', id, user: change.user, respond });
       else this.#supervisor.send({ type: change.kind === 'join' ? 'room.join' : 'room.leave', id, room: change.room, respond });
     });
+  }
+
+  /**
+   * Tells a `berth.v1` connection where a room's stream stands as it joins
+   * (within the supervisor's answer, so no message of the room falls between
+   * the two), or that it left.
+   */
+  #tellMembership(id: string, kind: 'join' | 'leave', room: string): void {
+    const connection = this.#connections.get(id);
+    if (connection === undefined || !connection.enveloped) return;
+    const stream = streamOf({ kind: 'room', room });
+    if (kind === 'leave') {
+      connection.deliver(leftFrame(stream));
+      return;
+    }
+    const position = this.#options.history.position(stream);
+    if (isThenable(position)) {
+      Promise.resolve(position).then(
+        (settled) => connection.deliver(joinedFrame(stream, settled)),
+        (error: unknown) => this.#historyFailed(stream, error, 1),
+      );
+    } else {
+      connection.deliver(joinedFrame(stream, position));
+    }
   }
 
   #track(change: PresenceChange): void {
@@ -312,6 +368,7 @@ class BerthRuntime<TData> implements Runtime<TData> {
       },
     });
     if (registered) {
+      if (connection.enveloped) connection.deliver(welcomeFrame(id));
       this.#metrics.accepted();
       this.#track({ kind: 'connect', id, user: grant.user });
       this.#emit('connection', connection, connection);
@@ -324,13 +381,13 @@ class BerthRuntime<TData> implements Runtime<TData> {
     const frame = encode(data, options?.binary);
     if (this.#state === 'closed') return;
     const except = typeof options?.except === 'object' ? options.except.id : options?.except;
-    this.#deliverLocally(target, except, frame, true);
     const message: BroadcastMessage = {
       target,
       except,
       data: data instanceof ArrayBuffer ? new Uint8Array(data) : data,
       binary: options?.binary ?? typeof data !== 'string',
     };
+    this.#deliverLocally(target, except, frame, true, message);
     const { adapter } = this.#options;
     this.#metrics.crossNode('published');
     this.#callAdapter(
@@ -350,20 +407,57 @@ class BerthRuntime<TData> implements Runtime<TData> {
       this.#report(toBerthError(ErrorCode.ADAPTER, 'adapter delivered a message that cannot be framed', error));
       return;
     }
-    this.#deliverLocally(message.target, message.except, frame, false);
+    this.#deliverLocally(message.target, message.except, frame, false, message);
   }
 
   /**
    * One supervisor event per broadcast, whatever the number of recipients.
    * `sentHere`: the broadcast was sent from this node, rather than received from another.
    */
-  #deliverLocally(target: Target, except: string | undefined, frame: EncodedFrame, sentHere: boolean): void {
+  #deliverLocally(target: Target, except: string | undefined, frame: EncodedFrame, sentHere: boolean, payload: Payload): void {
     // Once the supervisor has stopped (shutdown, last connection gone) nobody local is left to receive it.
     if (this.#supervisor.getSnapshot().status !== 'active') return;
     const startedAt = performance.now();
     let recipients = 0;
-    this.#supervisor.send({ type: 'broadcast', target, except, frame, delivered: (count) => (recipients = count) });
+    let enveloped: readonly DeliveryPort[] = [];
+    this.#supervisor.send({
+      type: 'broadcast',
+      target,
+      except,
+      frame,
+      delivered: (count, ports) => {
+        recipients = count;
+        enveloped = ports;
+      },
+    });
     this.#metrics.broadcast(recipients, startedAt, sentHere);
+    if (enveloped.length > 0) this.#deliverEnveloped(streamOf(target), payload, enveloped);
+  }
+
+  /**
+   * A stream's message for its `berth.v1` recipients: numbered by the history
+   * store, then framed once for all of them. The in-memory store numbers it at
+   * once, so it is queued in this same call, in order with everything else.
+   */
+  #deliverEnveloped(stream: string, payload: Payload, ports: readonly DeliveryPort[]): void {
+    const send = (position: StreamPosition) => {
+      const frame = messageFrame(stream, position, payload);
+      for (const port of ports) port.deliver(frame);
+    };
+    let position: StreamPosition | PromiseLike<StreamPosition>;
+    try {
+      position = this.#options.history.append(stream, payload);
+    } catch (error) {
+      this.#historyFailed(stream, error, ports.length);
+      return;
+    }
+    if (isThenable(position)) Promise.resolve(position).then(send, (error: unknown) => this.#historyFailed(stream, error, ports.length));
+    else send(position);
+  }
+
+  #historyFailed(stream: string, error: unknown, lost: number): void {
+    this.#metrics.dropped('history-unavailable', lost);
+    this.#report(toBerthError(ErrorCode.HISTORY, `history of ${stream} failed: ${lost} berth.v1 deliveries dropped`, error));
   }
 
   #linkChanged(up: boolean, error: unknown): void {

@@ -53,10 +53,10 @@ export function historyConformance(framework: ConformanceFramework, suite: Histo
   }
 
   const append = (store: HistoryStore, stream: string, ...texts: string[]) =>
-    texts.reduce<Promise<StreamPosition | undefined>>(
-      (previous, data) => previous.then(() => store.append(stream, { data, binary: false })),
-      Promise.resolve(undefined),
-    );
+    texts.reduce<Promise<StreamPosition | undefined>>(async (previous, data) => {
+      await previous;
+      return store.append(stream, { data, binary: false });
+    }, Promise.resolve(undefined));
 
   describe(`history conformance: ${suite.name}`, () => {
     it(

@@ -13,6 +13,10 @@ export const ErrorCode = {
   SEND_FAILED: 'ERR_SEND_FAILED',
   /** The adapter failed: a broadcast did not reach other nodes, the cluster link went down, or a presence write or read failed. Local delivery is not affected. */
   ADAPTER: 'ERR_ADAPTER',
+  /** A `berth.v1` client sent a frame that is not a message of the protocol; it was answered with an `error` message and dropped. */
+  PROTOCOL: 'ERR_PROTOCOL',
+  /** The history store failed to number a stream's message; its `berth.v1` recipients did not get it (counted as dropped, `history-unavailable`). */
+  HISTORY: 'ERR_HISTORY',
   /** A connection actor failed unexpectedly (a bug in berth); its socket was terminated. */
   ACTOR_FAILED: 'ERR_ACTOR_FAILED',
 } as const;

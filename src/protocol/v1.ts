@@ -1,0 +1,140 @@
+/**
+ * `berth.v1`, the wire protocol a client asks for with
+ * `Sec-WebSocket-Protocol: berth.v1` (docs/protocol.md). This file holds the
+ * encoding of every message, both ways; nothing here touches a socket.
+ *
+ * - Text messages are JSON objects whose `t` names the kind.
+ * - A message with a binary payload is a binary frame: a 16-bit big-endian
+ *   header length, that many bytes of JSON header (the same object without
+ *   `d`), then the payload bytes.
+ */
+import type { Target } from '../../machines/types.js';
+import { Frame } from '../delivery/frame.js';
+import type { StreamPosition } from '../history/store.js';
+
+/** The subprotocol name. */
+export const PROTOCOL_V1 = 'berth.v1';
+
+/** Longest JSON header of a binary message. */
+const MAX_HEADER = 0xffff;
+
+/** The stream a broadcast belongs to: `room:<name>`, `user:<name>`, or `all`. */
+export function streamOf(target: Target): string {
+  switch (target.kind) {
+    case 'room':
+      return `room:${target.room}`;
+    case 'user':
+      return `user:${target.user}`;
+    case 'all':
+      return 'all';
+  }
+}
+
+/** The stream of the messages sent to one connection. */
+export function connectionStream(id: string): string {
+  return `conn:${id}`;
+}
+
+/** A payload as the application gave it. */
+export interface Payload {
+  readonly data: string | Uint8Array;
+  readonly binary: boolean;
+}
+
+/**
+ * A message of a stream, framed once for every `berth.v1` recipient:
+ * `{"t":"msg","s":stream,"o":offset,"e":epoch,"d":text}`, or the binary form.
+ */
+export function messageFrame(stream: string, position: StreamPosition, payload: Payload): Frame {
+  const header = { t: 'msg', s: stream, o: position.offset, e: position.epoch };
+  if (!payload.binary) {
+    const text =
+      typeof payload.data === 'string'
+        ? payload.data
+        : Buffer.from(payload.data.buffer, payload.data.byteOffset, payload.data.byteLength).toString('utf8');
+    return Frame.text(JSON.stringify({ ...header, d: text }));
+  }
+  return Frame.bytes(binaryMessage(header, payload.data as Uint8Array), true);
+}
+
+/** The first message on every `berth.v1` connection. */
+export function welcomeFrame(id: string): Frame {
+  return Frame.text(JSON.stringify({ t: 'welcome', v: 1, id }));
+}
+
+/** Where a stream the connection just joined stands: its next message has offset `o + 1`. */
+export function joinedFrame(stream: string, position: StreamPosition): Frame {
+  return Frame.text(JSON.stringify({ t: 'joined', s: stream, o: position.offset, e: position.epoch }));
+}
+
+/** The connection no longer receives this stream. */
+export function leftFrame(stream: string): Frame {
+  return Frame.text(JSON.stringify({ t: 'left', s: stream }));
+}
+
+/** Error codes of the `error` message. */
+export const ProtocolErrorCode = {
+  /** The frame is not a `berth.v1` message (not JSON, no known `t`, a field of the wrong type, a bad binary header). */
+  INVALID_MESSAGE: 'invalid-message',
+} as const;
+
+export type ProtocolErrorCodeValue = (typeof ProtocolErrorCode)[keyof typeof ProtocolErrorCode];
+
+/** An error the server answers a client's message with; the connection stays open. */
+export function errorFrame(code: ProtocolErrorCodeValue, message: string): Frame {
+  return Frame.text(JSON.stringify({ t: 'error', code, message }));
+}
+
+/** What a `berth.v1` client sent, decoded. */
+export type ClientMessage = { readonly kind: 'msg'; readonly data: string | Buffer; readonly binary: boolean };
+
+/** Thrown for a frame that is not a `berth.v1` message; the message says what is wrong with it. */
+export class InvalidMessage extends Error {}
+
+/** Decodes one frame a `berth.v1` client sent; throws `InvalidMessage`. */
+export function decodeClientFrame(data: string | Buffer, binary: boolean): ClientMessage {
+  if (!binary) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(data as string);
+    } catch {
+      throw new InvalidMessage('a text frame must be a JSON object');
+    }
+    const message = object(parsed);
+    if (message.t === 'msg') {
+      if (typeof message.d !== 'string') throw new InvalidMessage('"msg" needs "d", a string (send bytes as a binary message)');
+      return { kind: 'msg', data: message.d, binary: false };
+    }
+    throw new InvalidMessage(`unknown message kind ${JSON.stringify(message.t)}`);
+  }
+  const bytes = data as Buffer;
+  if (bytes.length < 2) throw new InvalidMessage('a binary frame starts with a 16-bit header length');
+  const end = 2 + bytes.readUInt16BE(0);
+  if (end > bytes.length) throw new InvalidMessage('binary header longer than the frame');
+  let header: unknown;
+  try {
+    header = JSON.parse(bytes.toString('utf8', 2, end));
+  } catch {
+    throw new InvalidMessage('a binary header must be a JSON object');
+  }
+  const message = object(header);
+  if (message.t === 'msg') return { kind: 'msg', data: bytes.subarray(end), binary: true };
+  throw new InvalidMessage(`unknown message kind ${JSON.stringify(message.t)}`);
+}
+
+function object(value: unknown): Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    throw new InvalidMessage('a message must be a JSON object with "t"');
+  return value as Record<string, unknown>;
+}
+
+/** A binary message: header length, JSON header, payload. */
+export function binaryMessage(header: Record<string, unknown>, payload: Uint8Array): Buffer {
+  const head = Buffer.from(JSON.stringify(header));
+  if (head.length > MAX_HEADER) throw new RangeError(`a berth.v1 header is at most ${MAX_HEADER} bytes (stream name too long)`);
+  const out = Buffer.allocUnsafe(2 + head.length + payload.byteLength);
+  out.writeUInt16BE(head.length, 0);
+  head.copy(out, 2);
+  out.set(payload, 2 + head.length);
+  return out;
+}

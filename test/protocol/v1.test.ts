@@ -1,0 +1,180 @@
+import { describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import type { Connection, Runtime } from '../../src/index.js';
+import { connect, eventually } from '../helpers/client.js';
+import { startRuntime } from '../helpers/runtime.js';
+
+interface V1Client {
+  readonly ws: WebSocket;
+  /** Every message received: text ones parsed, binary ones as { header, payload }. */
+  readonly received: Array<Record<string, unknown>>;
+  next(): Promise<Record<string, unknown>>;
+}
+
+/** A client that asks for berth.v1 and decodes what it gets. */
+async function v1(url: string): Promise<V1Client> {
+  const ws = new WebSocket(url, ['berth.v1']);
+  const received: Array<Record<string, unknown>> = [];
+  let taken = 0;
+  ws.on('message', (data: Buffer, binary) => {
+    if (!binary) {
+      received.push(JSON.parse(data.toString()) as Record<string, unknown>);
+      return;
+    }
+    const end = 2 + data.readUInt16BE(0);
+    received.push({ ...(JSON.parse(data.toString('utf8', 2, end)) as object), payload: data.subarray(end).toString('hex') });
+  });
+  await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
+  return {
+    ws,
+    received,
+    async next() {
+      await eventually(() => received.length > taken, 'a berth.v1 message');
+      return received[taken++]!;
+    },
+  };
+}
+
+function nextConnection(runtime: Runtime): Promise<Connection> {
+  return new Promise((resolve) => runtime.on('connection', resolve));
+}
+
+describe('berth.v1: negotiated with Sec-WebSocket-Protocol', () => {
+  it('a client that asks for it gets it, and a welcome naming its connection', async () => {
+    const { runtime, url } = await startRuntime();
+    const opened = nextConnection(runtime);
+    const client = await v1(url);
+    const connection = await opened;
+    expect(client.ws.protocol).toBe('berth.v1');
+    expect(connection.protocol).toBe('berth.v1');
+    expect(await client.next()).toEqual({ t: 'welcome', v: 1, id: connection.id });
+  });
+
+  it('a raw client is unchanged: no envelope, no welcome; another offered subprotocol is still chosen as before', async () => {
+    const { runtime, url } = await startRuntime();
+    const opened = nextConnection(runtime);
+    const raw = await connect(url, { protocol: 'chat' } as never);
+    const offered = new WebSocket(url, ['chat', 'other']);
+    await new Promise((resolve) => offered.once('open', resolve));
+    expect(offered.protocol).toBe('chat');
+    const connection = await opened;
+    expect(connection.protocol).toBe('');
+    runtime.sendToAll('plain');
+    expect(await raw.next()).toBe('plain');
+    expect(raw.messages).toEqual(['plain']);
+    offered.close();
+  });
+});
+
+describe('berth.v1: every message belongs to a stream, with an offset and an epoch', () => {
+  it('a room is a stream: joined says where it stands, each message takes the next offset in one epoch', async () => {
+    const { runtime, url } = await startRuntime();
+    const opened = nextConnection(runtime);
+    const client = await v1(url);
+    const connection = await opened;
+    await client.next(); // welcome
+    runtime.sendToRoom('lobby', 'before the join');
+    await connection.join('lobby');
+    const joined = await client.next();
+    expect(joined).toMatchObject({ t: 'joined', s: 'room:lobby', o: 0 });
+    const epoch = joined.e as string;
+    expect(typeof epoch).toBe('string');
+    runtime.sendToRoom('lobby', 'one');
+    runtime.sendToRoom('lobby', 'two');
+    runtime.sendToRoom('lobby', Buffer.from([0, 255]));
+    expect(await client.next()).toEqual({ t: 'msg', s: 'room:lobby', o: 1, e: epoch, d: 'one' });
+    expect(await client.next()).toEqual({ t: 'msg', s: 'room:lobby', o: 2, e: epoch, d: 'two' });
+    expect(await client.next()).toEqual({ t: 'msg', s: 'room:lobby', o: 3, e: epoch, payload: '00ff' });
+    await connection.leave('lobby');
+    expect(await client.next()).toEqual({ t: 'left', s: 'room:lobby' });
+  });
+
+  it('a user, a single connection and everyone are streams of their own', async () => {
+    const { runtime, url } = await startRuntime();
+    const opened = nextConnection(runtime);
+    const client = await v1(url);
+    const connection = await opened;
+    await client.next();
+    await connection.setUser('ada');
+    runtime.sendToUser('ada', 'to ada');
+    connection.send('to you');
+    connection.send(Buffer.from('bytes'), { binary: false });
+    runtime.sendToAll('to all');
+    expect(await client.next()).toMatchObject({ t: 'msg', s: 'user:ada', o: 1, d: 'to ada' });
+    expect(await client.next()).toMatchObject({ t: 'msg', s: `conn:${connection.id}`, o: 1, d: 'to you' });
+    expect(await client.next()).toMatchObject({ t: 'msg', s: `conn:${connection.id}`, o: 2, d: 'bytes' });
+    expect(await client.next()).toMatchObject({ t: 'msg', s: 'all', o: 1, d: 'to all' });
+  });
+
+  it('raw and berth.v1 members of one room get the same messages, each in its own form', async () => {
+    const { runtime, url } = await startRuntime();
+    runtime.on('connection', (connection) => void connection.join('lobby'));
+    const raw = await connect(url);
+    const enveloped = await v1(url);
+    await eventually(() => runtime.snapshot().rooms.lobby?.length === 2, 'both in the lobby');
+    for (let i = 0; i < 20; i++) runtime.sendToRoom('lobby', `m${i}`);
+    expect(await raw.received(20)).toEqual(Array.from({ length: 20 }, (_, i) => `m${i}`));
+    await eventually(() => enveloped.received.filter((m) => m.t === 'msg').length === 20, '20 enveloped messages');
+    const messages = enveloped.received.filter((m) => m.t === 'msg');
+    expect(messages.map((m) => m.d)).toEqual(Array.from({ length: 20 }, (_, i) => `m${i}`));
+    expect(messages.map((m) => m.o)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
+  });
+
+  it('encode once: a room broadcast is one enveloped frame for every berth.v1 recipient, and one raw frame for the rest', async () => {
+    const { runtime, url } = await startRuntime();
+    runtime.on('connection', (connection) => void connection.join('room'));
+    const clients = await Promise.all(Array.from({ length: 40 }, () => v1(url)));
+    const raws = await Promise.all(Array.from({ length: 10 }, () => connect(url)));
+    await eventually(() => runtime.snapshot().rooms.room?.length === 50, 'all in the room');
+    await eventually(() => clients.every((client) => client.received.some((m) => m.t === 'joined')), 'every joined');
+    expect(runtime.health().outbox.bytesQueued).toBe(0);
+    const payload = 'x'.repeat(100_000);
+    // In one turn: the frames wait in the outboxes until the turn's flush.
+    for (let i = 0; i < 3; i++) runtime.sendToRoom('room', payload);
+    const { bytesQueued, bytesReferenced } = runtime.health().outbox;
+    const raw = 100_000 + 10;
+    // Three enveloped frames and three raw ones are held, whatever the number of recipients.
+    expect(bytesQueued).toBeGreaterThan(3 * raw + 3 * 100_000);
+    expect(bytesQueued).toBeLessThan(3 * raw + 3 * (100_000 + 200));
+    expect(bytesReferenced).toBe(10 * 3 * raw + 40 * ((bytesQueued - 3 * raw) / 3) * 3);
+    await Promise.all(raws.map((client) => client.received(3)));
+  });
+});
+
+describe('berth.v1: what a client sends', () => {
+  it('a msg reaches the message event as text or bytes, as from a raw client', async () => {
+    const { runtime, url } = await startRuntime();
+    const seen: Array<{ data: string | Buffer; binary: boolean }> = [];
+    runtime.on('message', ({ data, binary }) => void seen.push({ data, binary }));
+    const client = await v1(url);
+    client.ws.send(JSON.stringify({ t: 'msg', d: 'hello' }));
+    const head = Buffer.from(JSON.stringify({ t: 'msg' }));
+    const frame = Buffer.concat([Buffer.from([0, head.length]), head, Buffer.from([1, 2, 3])]);
+    client.ws.send(frame);
+    await eventually(() => seen.length === 2, 'both messages');
+    expect(seen[0]).toEqual({ data: 'hello', binary: false });
+    expect(seen[1]!.binary).toBe(true);
+    expect([...(seen[1]!.data as Buffer)]).toEqual([1, 2, 3]);
+  });
+
+  it('a frame that is no berth.v1 message gets an error message, is counted, and the connection carries on', async () => {
+    const { runtime, url } = await startRuntime();
+    const errors: string[] = [];
+    runtime.on('error', ({ error }) => void errors.push(error.code));
+    const seen: string[] = [];
+    runtime.on('message', ({ data }) => void seen.push(String(data)));
+    const client = await v1(url);
+    await client.next();
+    for (const bad of ['not json', '[1]', JSON.stringify({ t: 'nope' }), JSON.stringify({ t: 'msg', d: 5 })]) client.ws.send(bad);
+    client.ws.send(Buffer.from([0xff, 0xff, 1]));
+    client.ws.send(JSON.stringify({ t: 'msg', d: 'still here' }));
+    await eventually(() => seen.length === 1, 'the good message');
+    expect(seen).toEqual(['still here']);
+    const answers = [];
+    for (let i = 0; i < 5; i++) answers.push(await client.next());
+    expect(answers.map((answer) => [answer.t, answer.code])).toEqual(Array.from({ length: 5 }, () => ['error', 'invalid-message']));
+    expect(errors).toEqual(Array.from({ length: 5 }, () => 'ERR_PROTOCOL'));
+    expect(runtime.metrics.snapshot().dropped).toMatchObject({ 'invalid-message': 5 });
+    expect(client.ws.readyState).toBe(WebSocket.OPEN);
+  });
+});
