@@ -1,5 +1,5 @@
 export { createRuntime } from './runtime/runtime.js';
-export type { Runtime, RuntimeEvents, RuntimeMetrics, BroadcastOptions } from './runtime/api.js';
+export type { Runtime, RuntimeEvents, RuntimeMetrics, BroadcastOptions, Request, RequestHandler } from './runtime/api.js';
 export type { RuntimeOptions, Clock } from './runtime/options.js';
 export type { SupervisorView, SupervisorSnapshot } from './runtime/supervisor-view.js';
 export type { RateLimitOptions } from './connection/rate-limit.js';
@@ -10,7 +10,7 @@ export type { RequestInfo } from './connection/request-info.js';
 export type { Authenticate, AuthDecision, AuthGrant, AuthRefusal } from './connection/admission.js';
 export { CloseCode, closeCodeCatalog, describeCloseCode, isSendableCloseCode, MAX_CLOSE_REASON_BYTES } from './connection/close-codes.js';
 export type { CloseCodeInfo, CloseCodeName } from './connection/close-codes.js';
-export { BerthError, ErrorCode } from './util/errors.js';
+export { BerthError, ErrorCode, RequestError } from './util/errors.js';
 export type { ErrorCodeValue } from './util/errors.js';
 export type { Adapter, AdapterNode, BroadcastMessage } from './cluster/adapter.js';
 export type { Presence, PresenceChange } from './cluster/presence.js';

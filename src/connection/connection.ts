@@ -10,7 +10,7 @@ import { CloseCode, assertCloseArguments } from './close-codes.js';
 import { TokenBucket, type RateLimit } from './rate-limit.js';
 import { UpgradeRequest, type RequestInfo } from './request-info.js';
 import { RoomsView } from './rooms-view.js';
-import { decodeClientFrame, InvalidMessage, PROTOCOL_V1, type ClientMessage } from '../protocol/v1.js';
+import { decodeClientFrame, InvalidMessage, PROTOCOL_V1, type ClientMessage, type RequestId } from '../protocol/v1.js';
 import type { SocketSink, TransportSocket } from './transport.js';
 
 /** Where a connection is in its life. */
@@ -74,6 +74,8 @@ export interface ConnectionHost<TData> {
   received(connection: ServerConnection<TData>, data: string | Buffer, binary: boolean): void;
   /** Sends to one `berth.v1` connection, in the envelope of its own stream; false if nothing was queued. */
   sendEnveloped(connection: ServerConnection<TData>, data: SendData, binary: boolean | undefined): boolean;
+  /** A `berth.v1` client sent a request; the runtime answers it. */
+  requested(connection: ServerConnection<TData>, id: RequestId, data: string | Buffer, binary: boolean): void;
   /** A `berth.v1` client sent a frame that is no message of the protocol. */
   invalidMessage(connection: ServerConnection<TData>, why: string): void;
   dropped(connection: ServerConnection<TData>, reason: DropReason, count: number): void;
@@ -234,7 +236,8 @@ export class ServerConnection<TData = unknown> implements Connection<TData>, Del
       this.#host.invalidMessage(this, error.message);
       return;
     }
-    this.#host.received(this, message.data, message.binary);
+    if (message.kind === 'req') this.#host.requested(this, message.id, message.data, message.binary);
+    else this.#host.received(this, message.data, message.binary);
   }
 
   pong(): void {

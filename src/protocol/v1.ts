@@ -72,21 +72,50 @@ export function leftFrame(stream: string): Frame {
   return Frame.text(JSON.stringify({ t: 'left', s: stream }));
 }
 
-/** Error codes of the `error` message. */
+/** Error codes of the `error` message that berth itself sends; a request handler may answer with codes of its own. */
 export const ProtocolErrorCode = {
   /** The frame is not a `berth.v1` message (not JSON, no known `t`, a field of the wrong type, a bad binary header). */
   INVALID_MESSAGE: 'invalid-message',
+  /** A request arrived, and the application handles none (`runtime.onRequest` was never called). */
+  NO_HANDLER: 'no-handler',
+  /** The request handler threw something other than a `RequestError`, or answered with something that is no message. */
+  HANDLER_FAILED: 'handler-failed',
 } as const;
 
-export type ProtocolErrorCodeValue = (typeof ProtocolErrorCode)[keyof typeof ProtocolErrorCode];
+/** A request's correlation id: chosen by the client, echoed in its reply or error. */
+export type RequestId = number | string;
 
-/** An error the server answers a client's message with; the connection stays open. */
-export function errorFrame(code: ProtocolErrorCodeValue, message: string): Frame {
-  return Frame.text(JSON.stringify({ t: 'error', code, message }));
+/** An error the server answers a client's message with (with the id of the request it answers, if any); the connection stays open. */
+export function errorFrame(code: string, message: string, id?: RequestId): Frame {
+  return Frame.text(JSON.stringify(id === undefined ? { t: 'error', code, message } : { t: 'error', id, code, message }));
+}
+
+/** The answer to a request, in the text or binary form of its payload. */
+export function replyFrame(id: RequestId, payload: Payload): Frame {
+  if (!payload.binary) {
+    const text =
+      typeof payload.data === 'string'
+        ? payload.data
+        : Buffer.from(payload.data.buffer, payload.data.byteOffset, payload.data.byteLength).toString('utf8');
+    return Frame.text(JSON.stringify({ t: 'reply', id, d: text }));
+  }
+  return Frame.bytes(binaryMessage({ t: 'reply', id }, payload.data as Uint8Array), true);
 }
 
 /** What a `berth.v1` client sent, decoded. */
-export type ClientMessage = { readonly kind: 'msg'; readonly data: string | Buffer; readonly binary: boolean };
+export type ClientMessage =
+  | { readonly kind: 'msg'; readonly data: string | Buffer; readonly binary: boolean }
+  | { readonly kind: 'req'; readonly id: RequestId; readonly data: string | Buffer; readonly binary: boolean };
+
+/** Longest string request id. */
+const MAX_ID_LENGTH = 64;
+
+function requestId(message: Record<string, unknown>): RequestId {
+  const { id } = message;
+  if (typeof id === 'number' && Number.isSafeInteger(id) && id >= 0) return id;
+  if (typeof id === 'string' && id.length > 0 && id.length <= MAX_ID_LENGTH) return id;
+  throw new InvalidMessage(`"req" needs "id": an integer ≥ 0 or a string of 1–${MAX_ID_LENGTH} characters`);
+}
 
 /** Thrown for a frame that is not a `berth.v1` message; the message says what is wrong with it. */
 export class InvalidMessage extends Error {}
@@ -101,8 +130,9 @@ export function decodeClientFrame(data: string | Buffer, binary: boolean): Clien
       throw new InvalidMessage('a text frame must be a JSON object');
     }
     const message = object(parsed);
-    if (message.t === 'msg') {
-      if (typeof message.d !== 'string') throw new InvalidMessage('"msg" needs "d", a string (send bytes as a binary message)');
+    if (message.t === 'msg' || message.t === 'req') {
+      if (typeof message.d !== 'string') throw new InvalidMessage(`"${message.t}" needs "d", a string (send bytes as a binary message)`);
+      if (message.t === 'req') return { kind: 'req', id: requestId(message), data: message.d, binary: false };
       return { kind: 'msg', data: message.d, binary: false };
     }
     throw new InvalidMessage(`unknown message kind ${JSON.stringify(message.t)}`);
@@ -119,6 +149,7 @@ export function decodeClientFrame(data: string | Buffer, binary: boolean): Clien
   }
   const message = object(header);
   if (message.t === 'msg') return { kind: 'msg', data: bytes.subarray(end), binary: true };
+  if (message.t === 'req') return { kind: 'req', id: requestId(message), data: bytes.subarray(end), binary: true };
   throw new InvalidMessage(`unknown message kind ${JSON.stringify(message.t)}`);
 }
 

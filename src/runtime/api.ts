@@ -32,6 +32,22 @@ export interface RuntimeEvents<TData = unknown> extends Record<string, unknown> 
   drop: { connection: Connection<TData>; reason: DropReason; count: number };
 }
 
+/** A request from a `berth.v1` client, as its handler gets it. */
+export interface Request<TData = unknown> {
+  readonly connection: Connection<TData>;
+  /** Text as a string, bytes as a Buffer. */
+  readonly data: string | Buffer;
+  readonly binary: boolean;
+}
+
+/**
+ * Answers a request: return (or resolve with) the reply — a string, or bytes
+ * sent as binary. Throw a `RequestError` for a typed error the client sees;
+ * anything else thrown answers `handler-failed` and is reported as
+ * `ERR_HANDLER_FAILED`. Either way only the request fails, not the connection.
+ */
+export type RequestHandler<TData = unknown> = (request: Request<TData>) => SendData | Promise<SendData>;
+
 /** Options of a broadcast. */
 export interface BroadcastOptions {
   /** A connection (or its id) that must not receive it. */
@@ -50,6 +66,11 @@ export interface Runtime<TData = unknown> {
   readonly supervisor: SupervisorView;
   on<K extends keyof RuntimeEvents<TData>>(type: K, handler: (event: RuntimeEvents<TData>[K]) => unknown): void;
   off<K extends keyof RuntimeEvents<TData>>(type: K, handler?: (event: RuntimeEvents<TData>[K]) => unknown): void;
+  /**
+   * Answers the requests of `berth.v1` clients (docs/protocol.md); one handler per runtime, a later
+   * call replaces it, `undefined` removes it. Without one, requests are answered `no-handler`.
+   */
+  onRequest(handler: RequestHandler<TData> | undefined): void;
   /** The listening address of the standalone (or attached) server. */
   address(): AddressInfo | null;
   /** Handles an upgrade yourself (for `noServer` setups); the same admission rules apply. */

@@ -28,17 +28,19 @@ import {
   messageFrame,
   PROTOCOL_V1,
   ProtocolErrorCode,
+  replyFrame,
+  type RequestId,
   streamOf,
   welcomeFrame,
   type Payload,
 } from '../protocol/v1.js';
 import { healthOf, type Health } from '../observability/health.js';
 import { Metrics } from '../observability/metrics.js';
-import { type BerthError, ErrorCode, toBerthError, type ErrorCodeValue } from '../util/errors.js';
+import { type BerthError, ErrorCode, RequestError, toBerthError, type ErrorCodeValue } from '../util/errors.js';
 import { EventHub } from '../util/event-hub.js';
 import { isThenable } from '../util/thenable.js';
 import { assertName } from '../util/validate.js';
-import type { BroadcastOptions, Runtime, RuntimeEvents, RuntimeMetrics } from './api.js';
+import type { BroadcastOptions, RequestHandler, Runtime, RuntimeEvents, RuntimeMetrics } from './api.js';
 import { resolveOptions, type ResolvedOptions, type RuntimeOptions } from './options.js';
 import { viewOf, type SupervisorView } from './supervisor-view.js';
 
@@ -73,6 +75,7 @@ class BerthRuntime<TData> implements Runtime<TData> {
     onError: (error) => this.#report(toBerthError(ErrorCode.SEND_FAILED, 'flushing an outbox failed', error)),
   });
   #sequence = 0;
+  #requestHandler: RequestHandler<TData> | undefined;
   #state: RuntimeState = 'running';
   #closing: Promise<void> | undefined;
 
@@ -173,6 +176,11 @@ class BerthRuntime<TData> implements Runtime<TData> {
     this.#events.off(type, handler);
   }
 
+  onRequest(handler: RequestHandler<TData> | undefined): void {
+    if (handler !== undefined && typeof handler !== 'function') throw new TypeError('a request handler must be a function');
+    this.#requestHandler = handler;
+  }
+
   address(): AddressInfo | null {
     const address = this.#transport.address();
     return typeof address === 'object' ? address : null;
@@ -247,6 +255,7 @@ class BerthRuntime<TData> implements Runtime<TData> {
         this.#deliverEnveloped(connectionStream(connection.id), payload, [connection]);
         return connection.state === 'open';
       },
+      requested: (connection, id, data, binary) => this.#answer(connection, id, data, binary),
       invalidMessage: (connection, why) => {
         this.#metrics.dropped('invalid-message', 1);
         connection.deliver(errorFrame(ProtocolErrorCode.INVALID_MESSAGE, why));
@@ -291,6 +300,47 @@ class BerthRuntime<TData> implements Runtime<TData> {
       if (change.kind === 'bind') this.#supervisor.send({ type: 'user.bind', id, user: change.user, respond });
       else this.#supervisor.send({ type: change.kind === 'join' ? 'room.join' : 'room.leave', id, room: change.room, respond });
     });
+  }
+
+  /** Runs the request handler and answers with its reply or a typed error; a failing handler costs its request only. */
+  #answer(connection: ServerConnection<TData>, id: RequestId, data: string | Buffer, binary: boolean): void {
+    const fail = (thrown: unknown) => {
+      if (thrown instanceof RequestError) {
+        connection.deliver(errorFrame(thrown.code, thrown.message, id));
+        return;
+      }
+      connection.deliver(errorFrame(ProtocolErrorCode.HANDLER_FAILED, 'the request handler failed', id));
+      this.#report(
+        toBerthError(ErrorCode.HANDLER_FAILED, `request handler failed (request ${JSON.stringify(id)} of ${connection.id})`, thrown),
+        connection,
+      );
+    };
+    const reply = (answer: unknown) => {
+      try {
+        encodeCheck(answer);
+      } catch (error) {
+        fail(error);
+        return;
+      }
+      // The connection may have closed meanwhile: `deliver` then queues nothing.
+      connection.deliver(
+        replyFrame(id, { data: answer instanceof ArrayBuffer ? new Uint8Array(answer) : answer, binary: typeof answer !== 'string' }),
+      );
+    };
+    const handler = this.#requestHandler;
+    if (handler === undefined) {
+      connection.deliver(errorFrame(ProtocolErrorCode.NO_HANDLER, 'this server answers no requests', id));
+      return;
+    }
+    let result: unknown;
+    try {
+      result = handler({ connection, data, binary });
+    } catch (error) {
+      fail(error);
+      return;
+    }
+    if (isThenable(result)) Promise.resolve(result).then(reply, fail);
+    else reply(result);
   }
 
   /**

@@ -34,6 +34,24 @@ export class BerthError extends Error {
   }
 }
 
+/**
+ * What a request handler throws to answer a request with a typed error: the
+ * client gets `{ t: 'error', id, code, message }` with these, and the
+ * connection carries on. Anything else a handler throws answers
+ * `handler-failed` (and is reported as `ERR_HANDLER_FAILED`).
+ */
+export class RequestError extends Error {
+  override readonly name = 'RequestError';
+  /** Sent to the client; a short, stable string of your application's (`not-found`, `forbidden` …). */
+  readonly code: string;
+
+  constructor(code: string, message: string) {
+    super(message);
+    if (typeof code !== 'string' || code.length === 0) throw new TypeError('a RequestError needs a non-empty string code');
+    this.code = code;
+  }
+}
+
 /** Wraps anything thrown into a `BerthError` with the given code. */
 export function toBerthError(code: ErrorCodeValue, what: string, thrown: unknown): BerthError {
   const detail = thrown instanceof Error ? thrown.message : String(thrown);

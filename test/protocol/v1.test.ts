@@ -178,3 +178,80 @@ describe('berth.v1: what a client sends', () => {
     expect(client.ws.readyState).toBe(WebSocket.OPEN);
   });
 });
+
+describe('berth.v1: request and reply', () => {
+  async function requester(url: string) {
+    const client = await v1(url);
+    await client.next(); // welcome
+    return client;
+  }
+
+  it('a request gets its handler’s reply, by its id, text or bytes, at once or later', async () => {
+    const { runtime, url } = await startRuntime();
+    runtime.onRequest(async ({ connection, data, binary }) => {
+      if (binary) return Buffer.concat([Buffer.from('got '), data as Buffer]);
+      await new Promise((resolve) => setTimeout(resolve, data === 'slow' ? 50 : 0));
+      return `${connection.protocol}: ${String(data).toUpperCase()}`;
+    });
+    const client = await requester(url);
+    client.ws.send(JSON.stringify({ t: 'req', id: 1, d: 'slow' }));
+    client.ws.send(JSON.stringify({ t: 'req', id: 'two', d: 'fast' }));
+    const head = Buffer.from(JSON.stringify({ t: 'req', id: 3 }));
+    client.ws.send(Buffer.concat([Buffer.from([0, head.length]), head, Buffer.from([7])]));
+    const answers = [await client.next(), await client.next(), await client.next()];
+    expect(answers).toContainEqual({ t: 'reply', id: 'two', d: 'berth.v1: FAST' });
+    expect(answers).toContainEqual({ t: 'reply', id: 1, d: 'berth.v1: SLOW' });
+    expect(answers).toContainEqual({ t: 'reply', id: 3, payload: Buffer.from('got \u0007').toString('hex') });
+  });
+
+  it('a RequestError answers with its code; any other failure answers handler-failed, is reported, and the connection carries on', async () => {
+    const { runtime, url } = await startRuntime();
+    const { RequestError } = await import('../../src/index.js');
+    const errors: string[] = [];
+    runtime.on('error', ({ error }) => void errors.push(error.code));
+    runtime.onRequest(({ data }) => {
+      if (data === 'missing') throw new RequestError('not-found', 'no such thing');
+      if (data === 'async') return Promise.reject(new Error('database down'));
+      if (data === 'object') return { not: 'data' } as never;
+      throw new Error('bug');
+    });
+    const client = await requester(url);
+    for (const [id, d] of [
+      [1, 'missing'],
+      [2, 'async'],
+      [3, 'object'],
+      [4, 'bug'],
+    ] as const)
+      client.ws.send(JSON.stringify({ t: 'req', id, d }));
+    const answers = [];
+    for (let i = 0; i < 4; i++) answers.push(await client.next());
+    expect(answers.find((a) => a.id === 1)).toEqual({ t: 'error', id: 1, code: 'not-found', message: 'no such thing' });
+    for (const id of [2, 3, 4])
+      expect(answers.find((a) => a.id === id)).toEqual({ t: 'error', id, code: 'handler-failed', message: 'the request handler failed' });
+    expect(errors).toEqual(['ERR_HANDLER_FAILED', 'ERR_HANDLER_FAILED', 'ERR_HANDLER_FAILED']);
+    client.ws.send(JSON.stringify({ t: 'req', id: 5, d: 'missing' }));
+    expect(await client.next()).toMatchObject({ t: 'error', id: 5, code: 'not-found' });
+    expect(client.ws.readyState).toBe(WebSocket.OPEN);
+  });
+
+  it('without a handler a request is answered no-handler; a bad id is no message', async () => {
+    const { url } = await startRuntime();
+    const client = await requester(url);
+    client.ws.send(JSON.stringify({ t: 'req', id: 9, d: 'anyone?' }));
+    expect(await client.next()).toEqual({ t: 'error', id: 9, code: 'no-handler', message: 'this server answers no requests' });
+    for (const id of [-1, 1.5, '', 'x'.repeat(65), null]) client.ws.send(JSON.stringify({ t: 'req', id, d: 'x' }));
+    for (let i = 0; i < 5; i++) expect(await client.next()).toMatchObject({ t: 'error', code: 'invalid-message' });
+  });
+
+  it('a raw client’s frames are never requests', async () => {
+    const { runtime, url } = await startRuntime();
+    const seen: string[] = [];
+    runtime.on('message', ({ data }) => void seen.push(String(data)));
+    runtime.onRequest(() => 'reply');
+    const raw = await connect(url);
+    raw.ws.send(JSON.stringify({ t: 'req', id: 1, d: 'x' }));
+    await eventually(() => seen.length === 1, 'the message');
+    expect(seen).toEqual([JSON.stringify({ t: 'req', id: 1, d: 'x' })]);
+    expect(raw.messages).toEqual([]);
+  });
+});
