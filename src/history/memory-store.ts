@@ -41,6 +41,9 @@ class MemoryHistory implements HistoryStore {
   readonly #maxBytes: number;
   readonly #maxAgeMs: number;
   readonly #maxStreams: number;
+  readonly #maxTotalBytes: number;
+  /** Payload bytes kept in every stream. */
+  #totalBytes = 0;
   readonly #now: () => number;
 
   constructor(options: MemoryHistoryOptions) {
@@ -48,6 +51,7 @@ class MemoryHistory implements HistoryStore {
     this.#maxBytes = integer('options.maxBytes', options.maxBytes ?? 1024 * 1024, 0, Number.MAX_SAFE_INTEGER);
     this.#maxAgeMs = integer('options.maxAgeMs', options.maxAgeMs ?? 300_000, 0, Number.MAX_SAFE_INTEGER);
     this.#maxStreams = integer('options.maxStreams', options.maxStreams ?? 100_000, 1, Number.MAX_SAFE_INTEGER);
+    this.#maxTotalBytes = integer('options.maxTotalBytes', options.maxTotalBytes ?? 64 * 1024 * 1024, 0, Number.MAX_SAFE_INTEGER);
     this.#now = options.now ?? (() => performance.now());
   }
 
@@ -60,8 +64,9 @@ class MemoryHistory implements HistoryStore {
     const bytes = typeof message.data === 'string' ? Buffer.byteLength(message.data) : message.data.byteLength;
     entry.messages.push({ offset: entry.offset, data: message.data, binary: message.binary, bytes, at: this.#now() });
     entry.bytes += bytes;
+    this.#totalBytes += bytes;
     this.#trim(entry);
-    this.#evict();
+    this.#evict(stream);
     return { offset: entry.offset, epoch: entry.epoch };
   }
 
@@ -90,6 +95,7 @@ class MemoryHistory implements HistoryStore {
 
   async close(): Promise<void> {
     this.#streams.clear();
+    this.#totalBytes = 0;
   }
 
   #stream(name: string): Stream {
@@ -111,6 +117,7 @@ class MemoryHistory implements HistoryStore {
       const kept = messages.length - entry.head;
       if (kept <= this.#maxMessages && entry.bytes <= this.#maxBytes && oldest.at >= oldestKept) break;
       entry.bytes -= oldest.bytes;
+      this.#totalBytes -= oldest.bytes;
       messages[entry.head++] = undefined as unknown as Kept;
     }
     if (entry.head === messages.length) {
@@ -122,11 +129,16 @@ class MemoryHistory implements HistoryStore {
     }
   }
 
-  /** Forgets the streams written longest ago while there are too many. */
-  #evict(): void {
-    while (this.#streams.size > this.#maxStreams) {
-      const [oldest] = this.#streams.keys();
-      this.#streams.delete(oldest!);
+  /**
+   * Forgets the streams written longest ago while there are too many, or they
+   * hold too many bytes together; never `keep`, the stream being written.
+   */
+  #evict(keep?: string): void {
+    for (const [name, entry] of this.#streams) {
+      if (this.#streams.size <= this.#maxStreams && this.#totalBytes <= this.#maxTotalBytes) return;
+      if (name === keep) continue;
+      this.#totalBytes -= entry.bytes;
+      this.#streams.delete(name);
     }
   }
 }

@@ -47,6 +47,8 @@ export interface HistoryLimits {
   readonly maxAgeMs?: number;
   /** Streams kept at once; past it, the stream written longest ago is forgotten (its next message starts a new epoch). [default 100000] */
   readonly maxStreams?: number;
+  /** Payload bytes kept in all streams together; past it, streams are forgotten as past `maxStreams`. [default 67108864] */
+  readonly maxTotalBytes?: number;
 }
 
 /**

@@ -230,6 +230,21 @@ export function historyConformance(framework: ConformanceFramework, suite: Histo
     );
 
     it(
+      'past maxTotalBytes, the streams written longest ago are forgotten first',
+      () =>
+        withStore({ maxTotalBytes: 10 }, async (store) => {
+          const first = await append(store, 'first', 'aaaa');
+          const second = await append(store, 'second', 'bbbb');
+          await append(store, 'third', 'cccc');
+          const lost = await store.read('first', { offset: 0, epoch: first!.epoch });
+          expect(lost.recovered).toBe(false);
+          const kept = await store.read('second', { offset: 0, epoch: second!.epoch });
+          expect(kept.recovered).toBe(true);
+        }),
+      timeout,
+    );
+
+    it(
       'keeps one order per stream when appends are not awaited one by one',
       () =>
         withStore({}, async (store) => {
