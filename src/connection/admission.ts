@@ -1,5 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import { isThenable } from '../util/thenable.js';
+import { CloseCode } from './close-codes.js';
 
 /** An upgrade answered with plain HTTP instead of a handshake. */
 export class Refusal {
@@ -7,6 +8,12 @@ export class Refusal {
     readonly status: number,
     readonly reason: string,
     readonly headers: Readonly<Record<string, string>> = {},
+    /**
+     * Pacing a browser can see: a `berth.v1` client is told this refusal by a
+     * completed handshake and a close with `code` and `retry-after=<seconds>`,
+     * since a browser only ever sees 1006 for a refused upgrade.
+     */
+    readonly pace?: { readonly code: number; readonly retryAfterSeconds: number },
   ) {}
 }
 
@@ -72,10 +79,13 @@ export function admit<TData>(
 
 function checkAvailable<TData>(policy: AdmissionPolicy<TData>, alreadyCounted = false): Refusal | undefined {
   const retryAfter = { 'Retry-After': String(policy.retryAfterSeconds) };
-  if (!policy.admitting()) return new Refusal(503, 'server shutting down', retryAfter);
+  const retryAfterSeconds = policy.retryAfterSeconds;
+  if (!policy.admitting()) {
+    return new Refusal(503, 'server shutting down', retryAfter, { code: CloseCode.SERVICE_RESTART, retryAfterSeconds });
+  }
   // `load()` already counts this upgrade as pending, hence `>`.
   if (!alreadyCounted && policy.load() > policy.maxConnections) {
-    return new Refusal(503, 'connection limit reached', retryAfter);
+    return new Refusal(503, 'connection limit reached', retryAfter, { code: CloseCode.TRY_AGAIN_LATER, retryAfterSeconds });
   }
   return undefined;
 }

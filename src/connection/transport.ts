@@ -316,6 +316,10 @@ export class Transport<Grant> {
     const decide = (decision: Grant | Refusal) => {
       if (socket.destroyed) return settle();
       if (decision instanceof Refusal) {
+        if (decision.pace !== undefined && this.#offersProtocol(request)) {
+          this.#pace(request, socket, head, decision.pace, settle, onEarlyError);
+          return;
+        }
         settle();
         refuseUpgrade(socket, decision);
         return;
@@ -362,6 +366,35 @@ export class Transport<Grant> {
         server.closeAllConnections();
       });
     }
+  }
+
+  /** Whether the client offered berth's own subprotocol. */
+  #offersProtocol(request: http.IncomingMessage): boolean {
+    const offered = request.headers['sec-websocket-protocol'];
+    return offered !== undefined && offered.split(',').some((name) => name.trim() === this.#options.protocol);
+  }
+
+  /**
+   * Completes the handshake and closes at once with `pace.code` and
+   * `retry-after=<seconds>`: the refusal, in a form a browser can read. The
+   * socket is never handed to the runtime.
+   */
+  #pace(
+    request: http.IncomingMessage,
+    socket: Duplex,
+    head: Buffer,
+    pace: NonNullable<Refusal['pace']>,
+    settle: () => void,
+    onEarlyError: () => void,
+  ): void {
+    this.#wss.handleUpgrade(request, socket, head, (ws) => {
+      settle();
+      socket.off('error', onEarlyError);
+      socket.off('close', settle);
+      // No sink: an error on the way out (the peer gone already) is nobody's news.
+      ws.on('error', () => {});
+      ws.close(pace.code, `retry-after=${pace.retryAfterSeconds}`);
+    });
   }
 
   #matchesPath(request: http.IncomingMessage): boolean {

@@ -255,3 +255,44 @@ describe('berth.v1: request and reply', () => {
     expect(raw.messages).toEqual([]);
   });
 });
+
+describe('berth.v1: pacing a browser can see', () => {
+  /** Resolves with the close a berth.v1 client saw (code, reason), or the HTTP status of a refused upgrade. */
+  function attempt(url: string, protocols: string[]): Promise<{ code?: number; reason?: string; status?: number }> {
+    return new Promise((resolve) => {
+      const ws = new WebSocket(url, protocols);
+      ws.on('unexpected-response', (_request, response) => {
+        resolve({ status: response.statusCode });
+        ws.terminate();
+      });
+      ws.on('error', () => {});
+      ws.on('close', (code, reason) => resolve({ code, reason: reason.toString() }));
+    });
+  }
+
+  it('over maxConnections, a berth.v1 client is closed with 1013 and when to come back; a raw one still gets 503', async () => {
+    const { runtime, url } = await startRuntime({ maxConnections: 1, retryAfterSeconds: 7 });
+    const refused: number[] = [];
+    runtime.on('refused', ({ status }) => void refused.push(status));
+    const first = await v1(url);
+    await first.next();
+    expect(await attempt(url, ['berth.v1'])).toEqual({ code: 1013, reason: 'retry-after=7' });
+    expect(await attempt(url, [])).toEqual({ status: 503 });
+    expect(refused).toEqual([503, 503]);
+    // Nothing of the paced attempt reached the application.
+    expect(runtime.health().connections.current).toBe(1);
+  });
+
+  it('while the server shuts down, a berth.v1 client is closed with 1012 and when to come back', async () => {
+    const { runtime, url } = await startRuntime({ retryAfterSeconds: 3 });
+    const opened = nextConnection(runtime);
+    const client = await v1(url);
+    await opened;
+    // The open connection keeps the shutdown waiting (it never answers the close) while a new client knocks.
+    client.ws.pause();
+    const closing = runtime.close({ timeoutMs: 2000 });
+    expect(await attempt(url, ['berth.v1'])).toEqual({ code: 1012, reason: 'retry-after=3' });
+    client.ws.resume();
+    await closing;
+  });
+});
