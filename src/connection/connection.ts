@@ -76,8 +76,8 @@ export interface ConnectionHost<TData> {
   sendEnveloped(connection: ServerConnection<TData>, data: SendData, binary: boolean | undefined): boolean;
   /** A `berth.v1` client sent a request; the runtime answers it. */
   requested(connection: ServerConnection<TData>, id: RequestId, data: string | Buffer, binary: boolean): void;
-  /** A `berth.v1` client sent a frame that is no message of the protocol. */
-  invalidMessage(connection: ServerConnection<TData>, why: string): void;
+  /** A `berth.v1` client sent a frame that is no message of the protocol; `first` for the first of this connection. */
+  invalidMessage(connection: ServerConnection<TData>, why: string, first: boolean): void;
   dropped(connection: ServerConnection<TData>, reason: DropReason, count: number): void;
   socketFailed(connection: ServerConnection<TData>, error: Error, closeCode: number): void;
   sendFailed(connection: ServerConnection<TData>, error: Error): void;
@@ -108,6 +108,7 @@ export class ServerConnection<TData = unknown> implements Connection<TData>, Del
   readonly #bucket: TokenBucket | undefined;
   #roomsLeft: readonly string[] = noRooms;
   readonly #enveloped: boolean;
+  #invalidSeen = false;
 
   constructor(
     id: string,
@@ -233,7 +234,8 @@ export class ServerConnection<TData = unknown> implements Connection<TData>, Del
       message = decodeClientFrame(data, binary);
     } catch (error) {
       if (!(error instanceof InvalidMessage)) throw error;
-      this.#host.invalidMessage(this, error.message);
+      this.#host.invalidMessage(this, error.message, !this.#invalidSeen);
+      this.#invalidSeen = true;
       return;
     }
     if (message.kind === 'req') this.#host.requested(this, message.id, message.data, message.binary);

@@ -58,6 +58,8 @@ export interface TransportOptions {
 /** ws's own termination of a peer that sent more pings than it read pongs; its limit is ws's `maxPendingAutoPongs`. */
 export const PONG_FLOOD = 'BERTH_ERR_PONG_FLOOD';
 const MAX_PENDING_AUTO_PONGS = 60;
+/** How long a paced socket may take to finish its closing handshake. */
+const PACED_CLOSE_MS = 1000;
 
 /**
  * ws reports protocol errors with a code; this is the close code it sent for
@@ -394,6 +396,9 @@ export class Transport<Grant> {
       // No sink: an error on the way out (the peer gone already) is nobody's news.
       ws.on('error', () => {});
       ws.close(pace.code, `retry-after=${pace.retryAfterSeconds}`);
+      // A peer that never answers the close must not hold a socket the server is too full to give: a second at most.
+      const cut = setTimeout(() => ws.terminate(), PACED_CLOSE_MS).unref();
+      ws.once('close', () => clearTimeout(cut));
     });
   }
 

@@ -26,6 +26,13 @@ export interface MemoryHistoryOptions extends HistoryLimits {
 const newEpoch = () => randomBytes(6).toString('base64url');
 
 /**
+ * What keeping one message costs besides its payload (93 bytes measured on
+ * Node 20), counted against `maxBytes` and `maxTotalBytes` so that they bound
+ * memory, not just payloads.
+ */
+const MESSAGE_OVERHEAD = 96;
+
+/**
  * History kept in this process: the reference store. Every stream's epoch is
  * new with each store, so a restart changes every epoch, as it loses every
  * message. Trimming runs as a stream is written or read, so a stream nobody
@@ -52,6 +59,9 @@ class MemoryHistory implements HistoryStore {
     this.#maxAgeMs = integer('options.maxAgeMs', options.maxAgeMs ?? 300_000, 0, Number.MAX_SAFE_INTEGER);
     this.#maxStreams = integer('options.maxStreams', options.maxStreams ?? 100_000, 1, Number.MAX_SAFE_INTEGER);
     this.#maxTotalBytes = integer('options.maxTotalBytes', options.maxTotalBytes ?? 64 * 1024 * 1024, 0, Number.MAX_SAFE_INTEGER);
+    if (this.#maxTotalBytes < this.#maxBytes) {
+      throw new RangeError(`options.maxTotalBytes must be at least options.maxBytes (${this.#maxBytes}), got ${this.#maxTotalBytes}`);
+    }
     this.#now = options.now ?? (() => performance.now());
   }
 
@@ -61,7 +71,7 @@ class MemoryHistory implements HistoryStore {
     this.#streams.delete(stream);
     this.#streams.set(stream, entry);
     entry.offset++;
-    const bytes = typeof message.data === 'string' ? Buffer.byteLength(message.data) : message.data.byteLength;
+    const bytes = MESSAGE_OVERHEAD + (typeof message.data === 'string' ? Buffer.byteLength(message.data) : message.data.byteLength);
     entry.messages.push({ offset: entry.offset, data: message.data, binary: message.binary, bytes, at: this.#now() });
     entry.bytes += bytes;
     this.#totalBytes += bytes;
@@ -76,6 +86,15 @@ class MemoryHistory implements HistoryStore {
   }
 
   async read(stream: string, since: StreamPosition): Promise<HistoryRead> {
+    if (
+      typeof since !== 'object' ||
+      since === null ||
+      !Number.isSafeInteger(since.offset) ||
+      since.offset < 0 ||
+      typeof since.epoch !== 'string'
+    ) {
+      throw new TypeError('since must be { offset: an integer ≥ 0, epoch: a string }');
+    }
     const entry = this.#streams.get(stream);
     // A read never creates a stream: reading names that were never written must not evict real ones.
     if (entry === undefined) return { recovered: false, position: { offset: 0, epoch: '' }, reason: 'epoch-changed' };

@@ -41,20 +41,23 @@ export type HistoryRead =
 export interface HistoryLimits {
   /** Messages kept per stream. [default 1000] */
   readonly maxMessages?: number;
-  /** Payload bytes kept per stream. [default 1048576] */
+  /** Bytes kept per stream: payloads, plus what keeping each message costs (about 96 bytes in memory). [default 1048576] */
   readonly maxBytes?: number;
   /** How long a message is kept, in milliseconds. [default 300000] */
   readonly maxAgeMs?: number;
   /** Streams kept at once; past it, the stream written longest ago is forgotten (its next message starts a new epoch). [default 100000] */
   readonly maxStreams?: number;
-  /** Payload bytes kept in all streams together; past it, streams are forgotten as past `maxStreams`. [default 67108864] */
+  /** Bytes kept in all streams together, counted as for `maxBytes`; past it, streams are forgotten as past `maxStreams`. At least `maxBytes`. [default 67108864] */
   readonly maxTotalBytes?: number;
 }
 
 /**
- * Bounded history per stream. Offsets are assigned by the store, so that
- * whoever appends to a stream (one node, or several through a shared store)
- * gets one order for it.
+ * Bounded history per stream, for one runtime: each node numbers the streams
+ * it delivers itself (a store shared by several nodes would number each
+ * broadcast once per node). For now the runtime needs `append` and
+ * `position` to answer at once; one that answers with a promise is refused
+ * (`ERR_HISTORY`, the messages counted as dropped) until outboxes can hold a
+ * place for a message still being numbered.
  */
 export interface HistoryStore {
   /** Appends a message and answers with its position: the next offset, in the stream's current epoch. */

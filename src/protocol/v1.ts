@@ -67,12 +67,20 @@ export function joinedFrame(stream: string, position: StreamPosition): Frame {
   return Frame.text(JSON.stringify({ t: 'joined', s: stream, o: position.offset, e: position.epoch }));
 }
 
+/**
+ * The message at this offset of the stream was not for this connection (it
+ * was sent with `except` naming it): the offset is taken, nothing is lost.
+ */
+export function skipFrame(stream: string, position: StreamPosition): Frame {
+  return Frame.text(JSON.stringify({ t: 'skip', s: stream, o: position.offset, e: position.epoch }));
+}
+
 /** The connection no longer receives this stream. */
 export function leftFrame(stream: string): Frame {
   return Frame.text(JSON.stringify({ t: 'left', s: stream }));
 }
 
-/** Error codes of the `error` message that berth itself sends; a request handler may answer with codes of its own. */
+/** Error codes of the `error` message that berth itself sends; a request handler may answer with codes of its own, but not these. */
 export const ProtocolErrorCode = {
   /** The frame is not a `berth.v1` message (not JSON, no known `t`, a field of the wrong type, a bad binary header). */
   INVALID_MESSAGE: 'invalid-message',
@@ -135,7 +143,7 @@ export function decodeClientFrame(data: string | Buffer, binary: boolean): Clien
       if (message.t === 'req') return { kind: 'req', id: requestId(message), data: message.d, binary: false };
       return { kind: 'msg', data: message.d, binary: false };
     }
-    throw new InvalidMessage(`unknown message kind ${JSON.stringify(message.t)}`);
+    throw new InvalidMessage(`unknown message kind ${shown(message.t)}`);
   }
   const bytes = data as Buffer;
   if (bytes.length < 2) throw new InvalidMessage('a binary frame starts with a 16-bit header length');
@@ -150,7 +158,13 @@ export function decodeClientFrame(data: string | Buffer, binary: boolean): Clien
   const message = object(header);
   if (message.t === 'msg') return { kind: 'msg', data: bytes.subarray(end), binary: true };
   if (message.t === 'req') return { kind: 'req', id: requestId(message), data: bytes.subarray(end), binary: true };
-  throw new InvalidMessage(`unknown message kind ${JSON.stringify(message.t)}`);
+  throw new InvalidMessage(`unknown message kind ${shown(message.t)}`);
+}
+
+/** A value of the client's, short enough to echo back and to log. */
+function shown(value: unknown): string {
+  const text = JSON.stringify(value) ?? String(value);
+  return text.length > 40 ? `${text.slice(0, 40)}…` : text;
 }
 
 function object(value: unknown): Record<string, unknown> {

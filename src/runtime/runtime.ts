@@ -26,6 +26,7 @@ import {
   joinedFrame,
   leftFrame,
   messageFrame,
+  skipFrame,
   PROTOCOL_V1,
   ProtocolErrorCode,
   replyFrame,
@@ -252,14 +253,16 @@ class BerthRuntime<TData> implements Runtime<TData> {
           data: data instanceof ArrayBuffer ? new Uint8Array(data) : data,
           binary: binary ?? typeof data !== 'string',
         };
-        this.#deliverEnveloped(connectionStream(connection.id), payload, [connection]);
+        if (this.#deliverEnveloped(connectionStream(connection.id), payload, [connection]) === undefined) return false;
+        // Queued unless the outbox let it go (drop-newest) or the connection is no longer open.
         return connection.state === 'open';
       },
       requested: (connection, id, data, binary) => this.#answer(connection, id, data, binary),
-      invalidMessage: (connection, why) => {
+      invalidMessage: (connection, why, first) => {
         this.#metrics.dropped('invalid-message', 1);
         connection.deliver(errorFrame(ProtocolErrorCode.INVALID_MESSAGE, why));
-        this.#report(toBerthError(ErrorCode.PROTOCOL, `connection ${connection.id} sent no berth.v1 message`, why), connection);
+        // Reported once per connection (every one is counted): a client looping on a bad frame must not flood the log.
+        if (first) this.#report(toBerthError(ErrorCode.PROTOCOL, `connection ${connection.id} sent no berth.v1 message`, why), connection);
       },
       dropped: (connection, reason, count) => {
         this.#metrics.dropped(reason, count);
@@ -356,15 +359,20 @@ class BerthRuntime<TData> implements Runtime<TData> {
       connection.deliver(leftFrame(stream));
       return;
     }
-    const position = this.#options.history.position(stream);
-    if (isThenable(position)) {
-      Promise.resolve(position).then(
-        (settled) => connection.deliver(joinedFrame(stream, settled)),
-        (error: unknown) => this.#historyFailed(stream, error, 1),
-      );
-    } else {
-      connection.deliver(joinedFrame(stream, position));
+    let position: StreamPosition | PromiseLike<StreamPosition>;
+    try {
+      position = this.#options.history.position(stream);
+    } catch (error) {
+      this.#historyFailed(stream, error, 1);
+      return;
     }
+    if (isThenable(position)) {
+      // As for append: a position that comes later could follow the room's first message.
+      Promise.resolve(position).then(undefined, () => {});
+      this.#historyFailed(stream, new Error('this history store answers position with a promise, which berth does not support yet'), 1);
+      return;
+    }
+    connection.deliver(joinedFrame(stream, position));
   }
 
   #track(change: PresenceChange): void {
@@ -468,41 +476,63 @@ class BerthRuntime<TData> implements Runtime<TData> {
     // Once the supervisor has stopped (shutdown, last connection gone) nobody local is left to receive it.
     if (this.#supervisor.getSnapshot().status !== 'active') return;
     const startedAt = performance.now();
-    let recipients = 0;
-    let enveloped: readonly DeliveryPort[] = [];
     this.#supervisor.send({
       type: 'broadcast',
       target,
       except,
       frame,
-      delivered: (count, ports) => {
-        recipients = count;
-        enveloped = ports;
+      // Answered when the supervisor processes the broadcast: at once, or later in this same call when a
+      // broadcast is sent from inside another (a `drop` handler, an adapter's `track`) and waits its turn.
+      delivered: (recipients, enveloped) => {
+        this.#metrics.broadcast(recipients, startedAt, sentHere);
+        if (enveloped.length === 0) return;
+        const stream = streamOf(target);
+        const position = this.#deliverEnveloped(stream, payload, enveloped);
+        if (position !== undefined) this.#skipFor(except, target, stream, position);
       },
     });
-    this.#metrics.broadcast(recipients, startedAt, sentHere);
-    if (enveloped.length > 0) this.#deliverEnveloped(streamOf(target), payload, enveloped);
+  }
+
+  /**
+   * A `berth.v1` connection left out of a broadcast by `except` still sees the
+   * offset the others were given, as a `skip`: it can tell that gap from a loss.
+   */
+  #skipFor(except: string | undefined, target: Target, stream: string, position: StreamPosition): void {
+    if (except === undefined) return;
+    const connection = this.#connections.get(except);
+    if (connection === undefined || !connection.enveloped || connection.state !== 'open') return;
+    const member = target.kind === 'all' || (target.kind === 'room' ? connection.rooms.has(target.room) : connection.user === target.user);
+    if (member) connection.deliver(skipFrame(stream, position));
   }
 
   /**
    * A stream's message for its `berth.v1` recipients: numbered by the history
-   * store, then framed once for all of them. The in-memory store numbers it at
-   * once, so it is queued in this same call, in order with everything else.
+   * store, then framed once for all of them, in this same call, in order with
+   * everything else. Answers the position it was given, or nothing if the
+   * store failed (the loss counted and reported).
    */
-  #deliverEnveloped(stream: string, payload: Payload, ports: readonly DeliveryPort[]): void {
-    const send = (position: StreamPosition) => {
-      const frame = messageFrame(stream, position, payload);
-      for (const port of ports) port.deliver(frame);
-    };
+  #deliverEnveloped(stream: string, payload: Payload, ports: readonly DeliveryPort[]): StreamPosition | undefined {
     let position: StreamPosition | PromiseLike<StreamPosition>;
     try {
       position = this.#options.history.append(stream, payload);
     } catch (error) {
       this.#historyFailed(stream, error, ports.length);
-      return;
+      return undefined;
     }
-    if (isThenable(position)) Promise.resolve(position).then(send, (error: unknown) => this.#historyFailed(stream, error, ports.length));
-    else send(position);
+    if (isThenable(position)) {
+      // Delivering when it settles would let later messages overtake it and a close cut it off:
+      // until outboxes can hold a place for a message still being numbered, such a store is refused.
+      Promise.resolve(position).then(undefined, () => {});
+      this.#historyFailed(
+        stream,
+        new Error('this history store answers append with a promise, which berth does not support yet'),
+        ports.length,
+      );
+      return undefined;
+    }
+    const frame = messageFrame(stream, position, payload);
+    for (const port of ports) port.deliver(frame);
+    return position;
   }
 
   #historyFailed(stream: string, error: unknown, lost: number): void {

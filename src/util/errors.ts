@@ -34,6 +34,9 @@ export class BerthError extends Error {
   }
 }
 
+/** The `error` codes berth itself answers with (docs/protocol.md); an application's would be mistaken for them. */
+const BERTH_REQUEST_CODES: ReadonlySet<string> = new Set(['invalid-message', 'no-handler', 'handler-failed']);
+
 /**
  * What a request handler throws to answer a request with a typed error: the
  * client gets `{ t: 'error', id, code, message }` with these, and the
@@ -48,6 +51,7 @@ export class RequestError extends Error {
   constructor(code: string, message: string) {
     super(message);
     if (typeof code !== 'string' || code.length === 0) throw new TypeError('a RequestError needs a non-empty string code');
+    if (BERTH_REQUEST_CODES.has(code)) throw new TypeError(`a RequestError may not use berth's own code ${JSON.stringify(code)}`);
     this.code = code;
   }
 }

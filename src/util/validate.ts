@@ -13,11 +13,15 @@ function shown(value: unknown): string {
   return typeof value === 'string' ? JSON.stringify(value) : typeof value === 'object' ? describe(value) : String(value);
 }
 
-/** Rooms and users are non-empty strings. */
+/** Longest room or user name, in UTF-16 code units: it travels in message headers of bounded size. */
+export const MAX_NAME_LENGTH = 1024;
+
+/** Rooms and users are non-empty strings of at most 1024 UTF-16 code units. */
 export function assertName(what: 'room' | 'user', value: unknown): asserts value is string {
   if (typeof value !== 'string' || value.length === 0) {
     throw new TypeError(`${what} must be a non-empty string, got ${describe(value)}`);
   }
+  if (value.length > MAX_NAME_LENGTH) throw new RangeError(`${what} must be at most ${MAX_NAME_LENGTH} characters, got ${value.length}`);
 }
 
 /** An integer within `min`–`max`. */

@@ -173,7 +173,8 @@ describe('berth.v1: what a client sends', () => {
     const answers = [];
     for (let i = 0; i < 5; i++) answers.push(await client.next());
     expect(answers.map((answer) => [answer.t, answer.code])).toEqual(Array.from({ length: 5 }, () => ['error', 'invalid-message']));
-    expect(errors).toEqual(Array.from({ length: 5 }, () => 'ERR_PROTOCOL'));
+    // Every one counted and answered, reported once: a client looping on a bad frame must not flood the log.
+    expect(errors).toEqual(['ERR_PROTOCOL']);
     expect(runtime.metrics.snapshot().dropped).toMatchObject({ 'invalid-message': 5 });
     expect(client.ws.readyState).toBe(WebSocket.OPEN);
   });
@@ -294,5 +295,89 @@ describe('berth.v1: pacing a browser can see', () => {
     expect(await attempt(url, ['berth.v1'])).toEqual({ code: 1012, reason: 'retry-after=3' });
     client.ws.resume();
     await closing;
+  });
+});
+
+describe('berth.v1: no silent gap, no lost message', () => {
+  it('a broadcast sent from inside another (a drop handler) reaches berth.v1 members too', async () => {
+    const { runtime, url } = await startRuntime();
+    const opened: Connection[] = [];
+    runtime.on('connection', (connection) => {
+      opened.push(connection);
+      void connection.join('lobby');
+    });
+    await connect(url);
+    const client = await v1(url);
+    await eventually(() => runtime.snapshot().rooms.lobby?.length === 2, 'both in the lobby');
+    await eventually(() => client.received.some((m) => m.t === 'joined'), 'joined');
+    // The raw client's outbox takes one frame a turn: the second broadcast overflows it, inside the supervisor.
+    opened[0]!.setOutboxLimits({ maxMessages: 1, overflow: 'drop-newest' });
+    let sent = false;
+    runtime.on('drop', () => {
+      // Once: its own broadcast overflows the raw outbox again.
+      if (sent) return;
+      sent = true;
+      runtime.sendToRoom('lobby', 'sent by the drop handler');
+    });
+    runtime.sendToRoom('lobby', 'first');
+    runtime.sendToRoom('lobby', 'overflows');
+    await eventually(() => client.received.filter((m) => m.t === 'msg').length === 3, 'three berth.v1 messages');
+    expect(client.received.filter((m) => m.t === 'msg').map((m) => [m.o, m.d])).toEqual([
+      [1, 'first'],
+      [2, 'overflows'],
+      [3, 'sent by the drop handler'],
+    ]);
+  });
+
+  it('a member left out by except gets a skip for the offset the others were given', async () => {
+    const { runtime, url } = await startRuntime();
+    const connections: Connection[] = [];
+    runtime.on('connection', (connection) => {
+      connections.push(connection);
+      void connection.join('lobby');
+    });
+    const sender = await v1(url);
+    const other = await v1(url);
+    await eventually(() => runtime.snapshot().rooms.lobby?.length === 2, 'both in the lobby');
+    runtime.sendToRoom('lobby', 'one');
+    runtime.sendToRoom('lobby', 'two', { except: connections[0] });
+    runtime.sendToRoom('lobby', 'three');
+    await eventually(() => other.received.filter((m) => m.t === 'msg').length === 3, 'three messages');
+    await eventually(() => sender.received.filter((m) => m.t === 'msg' || m.t === 'skip').length === 3, 'two messages and a skip');
+    const seen = sender.received.filter((m) => m.t === 'msg' || m.t === 'skip').map((m) => [m.t, m.o, m.d]);
+    expect(seen).toEqual([
+      ['msg', 1, 'one'],
+      ['skip', 2, undefined],
+      ['msg', 3, 'three'],
+    ]);
+  });
+
+  it('a history store that answers with a promise is refused, and the loss counted and told', async () => {
+    const { createMemoryHistory } = await import('../../src/index.js');
+    const inner = createMemoryHistory();
+    // The memory store, answering append with a promise.
+    const history = {
+      append: async (...args: Parameters<typeof inner.append>) => inner.append(...args),
+      read: (...args: Parameters<typeof inner.read>) => inner.read(...args),
+      position: (stream: string) => inner.position(stream),
+      close: () => inner.close(),
+    };
+    const { runtime, url } = await startRuntime({ history });
+    const errors: string[] = [];
+    runtime.on('error', ({ error }) => void errors.push(error.code));
+    runtime.on('connection', (connection) => void connection.join('lobby'));
+    await v1(url);
+    await eventually(() => runtime.snapshot().rooms.lobby?.length === 1, 'in the lobby');
+    runtime.sendToRoom('lobby', 'lost, and said so');
+    expect(errors).toEqual(['ERR_HISTORY']);
+    expect(runtime.metrics.snapshot().dropped).toMatchObject({ 'history-unavailable': 1 });
+  });
+
+  it('room and user names are bounded, and berth’s own error codes are not an application’s', async () => {
+    const { runtime } = await startRuntime();
+    const { RequestError } = await import('../../src/index.js');
+    expect(() => runtime.sendToRoom('r'.repeat(1025), 'x')).toThrow(RangeError);
+    expect(() => new RequestError('no-handler', 'mine')).toThrow(TypeError);
+    expect(new RequestError('not-found', 'fine').code).toBe('not-found');
   });
 });
