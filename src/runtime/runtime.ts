@@ -6,7 +6,7 @@ import { createActor, type Actor } from 'xstate';
 import { CONNECTION_ACTOR_ID, type ConnectionMachine } from '../../machines/connection.machine.js';
 import type { DirectoryView } from '../../machines/directory.js';
 import type { SupervisorDirectory } from '../../machines/supervisor.machine.js';
-import type { DeliveryPort, EncodedFrame, Target } from '../../machines/types.js';
+import type { EncodedFrame, Target } from '../../machines/types.js';
 import type { AdapterNode, BroadcastMessage } from '../cluster/adapter.js';
 import { directoryPresence } from '../cluster/local-presence.js';
 import { guardPresence, type Presence, type PresenceChange } from '../cluster/presence.js';
@@ -17,32 +17,19 @@ import { CloseCode } from '../connection/close-codes.js';
 import { ServerConnection, type Connection, type ConnectionHost, type MembershipRequest } from '../connection/connection.js';
 import { Transport, type SocketSink, type TransportSocket } from '../connection/transport.js';
 import { FlushScheduler } from '../delivery/flush-scheduler.js';
-import { OutboxLedger } from '../delivery/outbox.js';
 import { encode, encodeCheck, type SendData } from '../delivery/frame.js';
-import type { StreamPosition } from '../history/store.js';
-import {
-  connectionStream,
-  errorFrame,
-  joinedFrame,
-  leftFrame,
-  messageFrame,
-  skipFrame,
-  PROTOCOL_V1,
-  ProtocolErrorCode,
-  replyFrame,
-  type RequestId,
-  streamOf,
-  welcomeFrame,
-  type Payload,
-} from '../protocol/v1.js';
+import { OutboxLedger } from '../delivery/outbox.js';
 import { healthOf, type Health } from '../observability/health.js';
 import { Metrics } from '../observability/metrics.js';
-import { type BerthError, ErrorCode, RequestError, toBerthError, type ErrorCodeValue } from '../util/errors.js';
+import { errorFrame, PROTOCOL_V1, ProtocolErrorCode, welcomeFrame, type Payload } from '../protocol/v1.js';
+import { ErrorCode, toBerthError, type BerthError, type ErrorCodeValue } from '../util/errors.js';
 import { EventHub } from '../util/event-hub.js';
 import { isThenable } from '../util/thenable.js';
 import { assertName } from '../util/validate.js';
 import type { BroadcastOptions, RequestHandler, Runtime, RuntimeEvents, RuntimeMetrics } from './api.js';
 import { resolveOptions, type ResolvedOptions, type RuntimeOptions } from './options.js';
+import { Requests } from './requests.js';
+import { Streams } from './streams.js';
 import { viewOf, type SupervisorView } from './supervisor-view.js';
 
 type RuntimeState = 'running' | 'closing' | 'closed';
@@ -76,7 +63,8 @@ class BerthRuntime<TData> implements Runtime<TData> {
     onError: (error) => this.#report(toBerthError(ErrorCode.SEND_FAILED, 'flushing an outbox failed', error)),
   });
   #sequence = 0;
-  #requestHandler: RequestHandler<TData> | undefined;
+  readonly #requests = new Requests<TData>((error, connection) => this.#report(error, connection));
+  readonly #streams: Streams;
   #state: RuntimeState = 'running';
   #closing: Promise<void> | undefined;
 
@@ -113,6 +101,12 @@ class BerthRuntime<TData> implements Runtime<TData> {
     const lookup = (id: string) => this.#connections.get(id) as ServerConnection<unknown> | undefined;
     this.#connectionLogic = provideConnectionMachine(lookup, { send: (event) => this.#supervisor.send(event) });
     this.#host = this.#connectionHost();
+    this.#streams = new Streams({
+      history: options.history,
+      connection: (id) => lookup(id),
+      dropped: (reason, count) => this.#metrics.dropped(reason, count),
+      report: (error) => this.#report(error),
+    });
     // XState spreads options over its defaults, so an `undefined` clock would replace the real one.
     this.#supervisor = createActor(provideSupervisorMachine(), {
       input: {},
@@ -178,8 +172,7 @@ class BerthRuntime<TData> implements Runtime<TData> {
   }
 
   onRequest(handler: RequestHandler<TData> | undefined): void {
-    if (handler !== undefined && typeof handler !== 'function') throw new TypeError('a request handler must be a function');
-    this.#requestHandler = handler;
+    this.#requests.handler = handler;
   }
 
   address(): AddressInfo | null {
@@ -253,11 +246,9 @@ class BerthRuntime<TData> implements Runtime<TData> {
           data: data instanceof ArrayBuffer ? new Uint8Array(data) : data,
           binary: binary ?? typeof data !== 'string',
         };
-        if (this.#deliverEnveloped(connectionStream(connection.id), payload, [connection]) === undefined) return false;
-        // Queued unless the outbox let it go (drop-newest) or the connection is no longer open.
-        return connection.state === 'open';
+        return this.#streams.direct(connection, payload);
       },
-      requested: (connection, id, data, binary) => this.#answer(connection, id, data, binary),
+      requested: (connection, id, data, binary) => this.#requests.answer(connection, id, data, binary),
       invalidMessage: (connection, why, first) => {
         this.#metrics.dropped('invalid-message', 1);
         connection.deliver(errorFrame(ProtocolErrorCode.INVALID_MESSAGE, why));
@@ -295,7 +286,7 @@ class BerthRuntime<TData> implements Runtime<TData> {
         if (ok) {
           applied?.();
           this.#track(change);
-          if (change.kind !== 'bind') this.#tellMembership(change.id, change.kind, change.room);
+          if (change.kind !== 'bind') this.#streams.membership(change.id, change.kind, change.room);
         }
         resolve(ok);
       };
@@ -303,76 +294,6 @@ class BerthRuntime<TData> implements Runtime<TData> {
       if (change.kind === 'bind') this.#supervisor.send({ type: 'user.bind', id, user: change.user, respond });
       else this.#supervisor.send({ type: change.kind === 'join' ? 'room.join' : 'room.leave', id, room: change.room, respond });
     });
-  }
-
-  /** Runs the request handler and answers with its reply or a typed error; a failing handler costs its request only. */
-  #answer(connection: ServerConnection<TData>, id: RequestId, data: string | Buffer, binary: boolean): void {
-    const fail = (thrown: unknown) => {
-      if (thrown instanceof RequestError) {
-        connection.deliver(errorFrame(thrown.code, thrown.message, id));
-        return;
-      }
-      connection.deliver(errorFrame(ProtocolErrorCode.HANDLER_FAILED, 'the request handler failed', id));
-      this.#report(
-        toBerthError(ErrorCode.HANDLER_FAILED, `request handler failed (request ${JSON.stringify(id)} of ${connection.id})`, thrown),
-        connection,
-      );
-    };
-    const reply = (answer: unknown) => {
-      try {
-        encodeCheck(answer);
-      } catch (error) {
-        fail(error);
-        return;
-      }
-      // The connection may have closed meanwhile: `deliver` then queues nothing.
-      connection.deliver(
-        replyFrame(id, { data: answer instanceof ArrayBuffer ? new Uint8Array(answer) : answer, binary: typeof answer !== 'string' }),
-      );
-    };
-    const handler = this.#requestHandler;
-    if (handler === undefined) {
-      connection.deliver(errorFrame(ProtocolErrorCode.NO_HANDLER, 'this server answers no requests', id));
-      return;
-    }
-    let result: unknown;
-    try {
-      result = handler({ connection, data, binary });
-    } catch (error) {
-      fail(error);
-      return;
-    }
-    if (isThenable(result)) Promise.resolve(result).then(reply, fail);
-    else reply(result);
-  }
-
-  /**
-   * Tells a `berth.v1` connection where a room's stream stands as it joins
-   * (within the supervisor's answer, so no message of the room falls between
-   * the two), or that it left.
-   */
-  #tellMembership(id: string, kind: 'join' | 'leave', room: string): void {
-    const connection = this.#connections.get(id);
-    if (connection === undefined || !connection.enveloped) return;
-    const stream = streamOf({ kind: 'room', room });
-    if (kind === 'leave') {
-      connection.deliver(leftFrame(stream));
-      return;
-    }
-    let position: StreamPosition | PromiseLike<StreamPosition>;
-    try {
-      position = this.#options.history.position(stream);
-    } catch (error) {
-      this.#historyFailed(stream, error, 1);
-      return;
-    }
-    if (isThenable(position)) {
-      // As for append: a position that comes later could follow the room's first message.
-      Promise.resolve(position).then(undefined, () => {});
-      this.#historyFailed(stream, new Error('this history store answers position with a promise, which berth does not support yet'), 1);
-      return;
-    }
-    connection.deliver(joinedFrame(stream, position));
   }
 
   #track(change: PresenceChange): void {
@@ -485,59 +406,9 @@ class BerthRuntime<TData> implements Runtime<TData> {
       // broadcast is sent from inside another (a `drop` handler, an adapter's `track`) and waits its turn.
       delivered: (recipients, enveloped) => {
         this.#metrics.broadcast(recipients, startedAt, sentHere);
-        if (enveloped.length === 0) return;
-        const stream = streamOf(target);
-        const position = this.#deliverEnveloped(stream, payload, enveloped);
-        if (position !== undefined) this.#skipFor(except, target, stream, position);
+        if (enveloped.length > 0) this.#streams.broadcast(target, except, payload, enveloped);
       },
     });
-  }
-
-  /**
-   * A `berth.v1` connection left out of a broadcast by `except` still sees the
-   * offset the others were given, as a `skip`: it can tell that gap from a loss.
-   */
-  #skipFor(except: string | undefined, target: Target, stream: string, position: StreamPosition): void {
-    if (except === undefined) return;
-    const connection = this.#connections.get(except);
-    if (connection === undefined || !connection.enveloped || connection.state !== 'open') return;
-    const member = target.kind === 'all' || (target.kind === 'room' ? connection.rooms.has(target.room) : connection.user === target.user);
-    if (member) connection.deliver(skipFrame(stream, position));
-  }
-
-  /**
-   * A stream's message for its `berth.v1` recipients: numbered by the history
-   * store, then framed once for all of them, in this same call, in order with
-   * everything else. Answers the position it was given, or nothing if the
-   * store failed (the loss counted and reported).
-   */
-  #deliverEnveloped(stream: string, payload: Payload, ports: readonly DeliveryPort[]): StreamPosition | undefined {
-    let position: StreamPosition | PromiseLike<StreamPosition>;
-    try {
-      position = this.#options.history.append(stream, payload);
-    } catch (error) {
-      this.#historyFailed(stream, error, ports.length);
-      return undefined;
-    }
-    if (isThenable(position)) {
-      // Delivering when it settles would let later messages overtake it and a close cut it off:
-      // until outboxes can hold a place for a message still being numbered, such a store is refused.
-      Promise.resolve(position).then(undefined, () => {});
-      this.#historyFailed(
-        stream,
-        new Error('this history store answers append with a promise, which berth does not support yet'),
-        ports.length,
-      );
-      return undefined;
-    }
-    const frame = messageFrame(stream, position, payload);
-    for (const port of ports) port.deliver(frame);
-    return position;
-  }
-
-  #historyFailed(stream: string, error: unknown, lost: number): void {
-    this.#metrics.dropped('history-unavailable', lost);
-    this.#report(toBerthError(ErrorCode.HISTORY, `history of ${stream} failed: ${lost} berth.v1 deliveries dropped`, error));
   }
 
   #linkChanged(up: boolean, error: unknown): void {

@@ -1,0 +1,115 @@
+/**
+ * The streams `berth.v1` connections receive: every message numbered by the
+ * history store and framed once for all its enveloped recipients, `skip` for
+ * a member left out by `except`, and `joined` / `left` as membership changes.
+ */
+import type { DeliveryPort, Target } from '../../machines/types.js';
+import type { ServerConnection } from '../connection/connection.js';
+import type { HistoryStore, StreamPosition } from '../history/store.js';
+import { connectionStream, joinedFrame, leftFrame, messageFrame, skipFrame, streamOf, type Payload } from '../protocol/v1.js';
+import { ErrorCode, toBerthError, type BerthError } from '../util/errors.js';
+import { isThenable } from '../util/thenable.js';
+
+/** What the streams need of their runtime. */
+export interface StreamsHost {
+  readonly history: HistoryStore;
+  /** A live connection of this node by id. */
+  connection(id: string): ServerConnection<unknown> | undefined;
+  /** `count` deliveries were lost, for `reason` (counted in the metrics). */
+  dropped(reason: string, count: number): void;
+  report(error: BerthError): void;
+}
+
+export class Streams {
+  readonly #host: StreamsHost;
+
+  constructor(host: StreamsHost) {
+    this.#host = host;
+  }
+
+  /** A broadcast's enveloped recipients, as the supervisor found them. */
+  broadcast(target: Target, except: string | undefined, payload: Payload, recipients: readonly DeliveryPort[]): void {
+    const stream = streamOf(target);
+    const position = this.#deliver(stream, payload, recipients);
+    if (position !== undefined) this.#skip(except, target, stream, position);
+  }
+
+  /** A send to one `berth.v1` connection, on its own stream; false if nothing was queued. */
+  direct(connection: ServerConnection<unknown>, payload: Payload): boolean {
+    if (this.#deliver(connectionStream(connection.id), payload, [connection]) === undefined) return false;
+    // Queued unless the outbox let it go (drop-newest) or the connection is no longer open.
+    return connection.state === 'open';
+  }
+
+  /**
+   * Tells a `berth.v1` connection where a room's stream stands as it joins
+   * (within the supervisor's answer, so no message of the room falls between
+   * the two), or that it left.
+   */
+  membership(id: string, kind: 'join' | 'leave', room: string): void {
+    const connection = this.#host.connection(id);
+    if (connection === undefined || !connection.enveloped) return;
+    const stream = streamOf({ kind: 'room', room });
+    if (kind === 'leave') {
+      connection.deliver(leftFrame(stream));
+      return;
+    }
+    let position: StreamPosition | PromiseLike<StreamPosition>;
+    try {
+      position = this.#host.history.position(stream);
+    } catch (error) {
+      this.#failed(stream, error, 1);
+      return;
+    }
+    if (isThenable(position)) {
+      // As for append: a position that comes later could follow the room's first message.
+      Promise.resolve(position).then(undefined, () => {});
+      this.#failed(stream, new Error('this history store answers position with a promise, which berth does not support yet'), 1);
+      return;
+    }
+    connection.deliver(joinedFrame(stream, position));
+  }
+
+  /**
+   * A stream's message: numbered by the history store, then framed once for
+   * all of its recipients, in this same call, in order with everything else.
+   * Answers the position it was given, or nothing if the store failed (the
+   * loss counted and reported).
+   */
+  #deliver(stream: string, payload: Payload, ports: readonly DeliveryPort[]): StreamPosition | undefined {
+    let position: StreamPosition | PromiseLike<StreamPosition>;
+    try {
+      position = this.#host.history.append(stream, payload);
+    } catch (error) {
+      this.#failed(stream, error, ports.length);
+      return undefined;
+    }
+    if (isThenable(position)) {
+      // Delivering when it settles would let later messages overtake it and a close cut it off:
+      // until outboxes can hold a place for a message still being numbered, such a store is refused.
+      Promise.resolve(position).then(undefined, () => {});
+      this.#failed(stream, new Error('this history store answers append with a promise, which berth does not support yet'), ports.length);
+      return undefined;
+    }
+    const frame = messageFrame(stream, position, payload);
+    for (const port of ports) port.deliver(frame);
+    return position;
+  }
+
+  /**
+   * A `berth.v1` connection left out of a broadcast by `except` still sees the
+   * offset the others were given, as a `skip`: it can tell that gap from a loss.
+   */
+  #skip(except: string | undefined, target: Target, stream: string, position: StreamPosition): void {
+    if (except === undefined) return;
+    const connection = this.#host.connection(except);
+    if (connection === undefined || !connection.enveloped || connection.state !== 'open') return;
+    const member = target.kind === 'all' || (target.kind === 'room' ? connection.rooms.has(target.room) : connection.user === target.user);
+    if (member) connection.deliver(skipFrame(stream, position));
+  }
+
+  #failed(stream: string, error: unknown, lost: number): void {
+    this.#host.dropped('history-unavailable', lost);
+    this.#host.report(toBerthError(ErrorCode.HISTORY, `history of ${stream} failed: ${lost} berth.v1 deliveries dropped`, error));
+  }
+}
