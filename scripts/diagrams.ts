@@ -7,6 +7,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { AnyStateMachine, StateNode } from 'xstate';
+import { clientMachine } from '../machines/client.machine.js';
 import { connectionMachine } from '../machines/connection.machine.js';
 import { supervisorMachine } from '../machines/supervisor.machine.js';
 
@@ -14,6 +15,7 @@ import { supervisorMachine } from '../machines/supervisor.machine.js';
 export const machines: ReadonlyArray<{ file: string; machine: AnyStateMachine }> = [
   { file: 'connection.machine.ts', machine: connectionMachine },
   { file: 'supervisor.machine.ts', machine: supervisorMachine },
+  { file: 'client.machine.ts', machine: clientMachine },
 ];
 
 // The walk reads structure only, whatever the context and event types.

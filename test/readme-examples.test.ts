@@ -226,6 +226,18 @@ describe('README and docs/ examples run as pasted', () => {
     await inspect.line(/^[0-9a-f]{8}-1 "closed"$/);
     expect(inspect.output).toContain('supervisor "running"');
   });
+  it('client.mjs: a berth/client connects, gets a room message with its offset, a reply, and closes', async () => {
+    const example = await run('client.mjs', 8093);
+    expect(await example.exited).toBe(0);
+    expect(example.output).toEqual([
+      'state: open',
+      'room:news #1: extra! extra!',
+      'you asked for the time',
+      'state: closing',
+      'state: closed',
+    ]);
+  }, 20_000);
+
   it('rooms.mjs: the close event names the rooms left, and each hears of it', async () => {
     const rooms = await run('rooms.mjs', 8091);
     await rooms.line(/^listening on/);

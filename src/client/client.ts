@@ -1,0 +1,305 @@
+/**
+ * `berth/client`: a `berth.v1` client for browsers and Node. Its life is the
+ * client machine (machines/client.machine.ts): it reconnects by itself with
+ * jittered backoff where the close code says it is worth it, honours the
+ * server's pacing, queues what is sent while it is away (bounded), tracks
+ * the position of every stream it receives, and does request/reply.
+ */
+import { createActor, type Actor } from 'xstate';
+import { clientMachine, type Backoff } from '../../machines/client.machine.js';
+
+/** Where a client is. */
+export type ClientState = 'connecting' | 'open' | 'reconnecting' | 'closing' | 'closed';
+
+/** The WebSocket class the client uses: the browser's, or `ws`'s in Node. */
+export interface WebSocketClass {
+  new (url: string, protocols: string[]): ClientSocket;
+}
+
+/** What the client needs of a WebSocket (the browser's and `ws`'s both fit). */
+export interface ClientSocket {
+  binaryType: string;
+  readonly readyState: number;
+  send(data: string | Uint8Array): void;
+  close(code?: number, reason?: string): void;
+  onopen: ((event: unknown) => void) | null;
+  onmessage: ((event: { data: unknown }) => void) | null;
+  onclose: ((event: { code: number; reason: string }) => void) | null;
+  onerror: ((event: unknown) => void) | null;
+}
+
+export interface ClientOptions {
+  /** The WebSocket class. [default globalThis.WebSocket, or `ws` in Node] */
+  readonly WebSocket?: WebSocketClass;
+  /** [default { initialMs: 250, maxMs: 30000 }] */
+  readonly backoff?: Partial<Backoff>;
+  /** Messages `send` queues while the client is not open; past it `send` returns false and drops nothing already queued. [default 1000] */
+  readonly maxQueue?: number;
+  /** How long `request` waits for its reply. [default 10000] */
+  readonly requestTimeoutMs?: number;
+  /** How long `close` waits for the server's close. [default 5000] */
+  readonly closeTimeoutMs?: number;
+  /**
+   * Whether to reconnect after a close with this code. [default: after 1001, 1005, 1006, 1011–1014,
+   * 4001 and other berth codes marked reconnect in the catalog; never after 1000, 1002, 1003, 1007–1010
+   * or an application's 4100–4999]
+   */
+  readonly reconnect?: (code: number) => boolean;
+}
+
+/** A message of a stream, as the client received it. */
+export interface StreamMessage {
+  readonly stream: string;
+  readonly offset: number;
+  readonly epoch: string;
+  /** Text as a string, bytes as a Uint8Array. */
+  readonly data: string | Uint8Array;
+}
+
+/** A request the server answered with an error, or that got no answer. */
+export class ClientRequestError extends Error {
+  override readonly name = 'ClientRequestError';
+  /** The server's code (`no-handler`, `handler-failed`, the application's own), or `timeout` / `disconnected` / `closed`. */
+  readonly code: string;
+  constructor(code: string, message: string) {
+    super(message);
+    this.code = code;
+  }
+}
+
+export interface ClientEvents {
+  state: ClientState;
+  message: StreamMessage;
+  welcome: { id: string };
+  close: { code: number; reason: string };
+  /** The server answered something the client sent with an error (not a request's). */
+  error: { code: string; message: string };
+}
+
+/** Codes worth reconnecting after, from berth's close-code catalog (docs/close-codes.md). */
+const RECONNECT = new Set([1001, 1005, 1006, 1011, 1012, 1013, 1014, 4001]);
+
+const OPEN = 1;
+
+/** Creates a client and starts connecting at once. */
+export function createClient(url: string, options: ClientOptions = {}): BerthClient {
+  return new BerthClient(url, options);
+}
+
+export class BerthClient {
+  readonly url: string;
+  readonly #options: ClientOptions;
+  readonly #actor: Actor<typeof clientMachine>;
+  readonly #handlers = new Map<keyof ClientEvents, Set<(event: never) => void>>();
+  readonly #queue: Array<string | Uint8Array> = [];
+  readonly #pending = new Map<
+    number,
+    { resolve(value: string | Uint8Array): void; reject(error: Error): void; timer: ReturnType<typeof setTimeout> }
+  >();
+  readonly #positions = new Map<string, { offset: number; epoch: string }>();
+  #socket: ClientSocket | undefined;
+  #nextId = 0;
+  #state: ClientState = 'connecting';
+  /** The connection id the server gave in its last welcome. */
+  id: string | undefined;
+
+  constructor(url: string, options: ClientOptions) {
+    this.url = url;
+    this.#options = options;
+    const machine = clientMachine.provide({
+      actions: {
+        openSocket: () => void this.#open(),
+        closeSocket: (_, { code, reason }) => this.#socket?.close(code, reason),
+        terminateSocket: () => {
+          const socket = this.#socket;
+          this.#socket = undefined;
+          // ws can drop a socket at once; a browser's WebSocket can only be asked to close.
+          const terminate = (socket as unknown as { terminate?: () => void } | undefined)?.terminate;
+          if (terminate !== undefined) terminate.call(socket);
+          else socket?.close();
+        },
+        flushQueue: () => {
+          for (const data of this.#queue.splice(0)) this.#write(data);
+        },
+        failPending: () => this.#failPending('disconnected', 'the connection dropped before the reply'),
+        reportClosed: (_, close) => this.#emit('close', close),
+      },
+    });
+    this.#actor = createActor(machine, {
+      input: {
+        backoff: { initialMs: options.backoff?.initialMs ?? 250, maxMs: options.backoff?.maxMs ?? 30_000 },
+        closeTimeoutMs: options.closeTimeoutMs ?? 5000,
+        reconnectable: options.reconnect ?? ((code) => RECONNECT.has(code)),
+        random: Math.random,
+      },
+    });
+    this.#actor.subscribe((snapshot) => {
+      const state = snapshot.value as ClientState;
+      if (state === this.#state) return;
+      this.#state = state;
+      this.#emit('state', state);
+    });
+    this.#actor.start();
+  }
+
+  get state(): ClientState {
+    return this.#state;
+  }
+
+  /** The last position the client saw of each stream: where a resume would continue. */
+  get positions(): ReadonlyMap<string, { readonly offset: number; readonly epoch: string }> {
+    return this.#positions;
+  }
+
+  on<K extends keyof ClientEvents>(type: K, handler: (event: ClientEvents[K]) => void): () => void {
+    let handlers = this.#handlers.get(type);
+    if (handlers === undefined) this.#handlers.set(type, (handlers = new Set()));
+    handlers.add(handler as (event: never) => void);
+    return () => handlers.delete(handler as (event: never) => void);
+  }
+
+  /** Sends a message to the application; queued while not open. False if the queue is full or the client closed. */
+  send(data: string | Uint8Array): boolean {
+    if (typeof data !== 'string' && !(data instanceof Uint8Array)) throw new TypeError('data must be a string or a Uint8Array');
+    const frame = typeof data === 'string' ? JSON.stringify({ t: 'msg', d: data }) : binaryFrame({ t: 'msg' }, data);
+    if (this.#state === 'open') {
+      this.#write(frame);
+      return true;
+    }
+    if (this.#state === 'closing' || this.#state === 'closed') return false;
+    if (this.#queue.length >= (this.#options.maxQueue ?? 1000)) return false;
+    this.#queue.push(frame);
+    return true;
+  }
+
+  /** Asks the server's request handler; rejects with a `ClientRequestError`. Only while open. */
+  request(data: string | Uint8Array, options: { timeoutMs?: number } = {}): Promise<string | Uint8Array> {
+    if (this.#state !== 'open') return Promise.reject(new ClientRequestError('disconnected', `the client is ${this.#state}`));
+    const id = this.#nextId++;
+    return new Promise((resolve, reject) => {
+      const timeoutMs = options.timeoutMs ?? this.#options.requestTimeoutMs ?? 10_000;
+      const timer = setTimeout(() => {
+        this.#pending.delete(id);
+        reject(new ClientRequestError('timeout', `no reply within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.#pending.set(id, { resolve, reject, timer });
+      this.#write(typeof data === 'string' ? JSON.stringify({ t: 'req', id, d: data }) : binaryFrame({ t: 'req', id }, data));
+    });
+  }
+
+  /** Closes for good, with `code` and `reason` [default 1000, '']. */
+  close(code = 1000, reason = ''): void {
+    this.#queue.length = 0;
+    this.#actor.send({ type: 'client.close', code, reason });
+  }
+
+  async #open(): Promise<void> {
+    const WebSocketClass = this.#options.WebSocket ?? (globalThis as { WebSocket?: WebSocketClass }).WebSocket ?? (await nodeWebSocket());
+    // The machine may have moved on (closed) while `ws` was being loaded.
+    if (this.#actor.getSnapshot().value !== 'connecting') return;
+    const socket = new WebSocketClass(this.url, ['berth.v1']);
+    socket.binaryType = 'arraybuffer';
+    this.#socket = socket;
+    socket.onmessage = (event) => {
+      if (this.#socket === socket) this.#receive(event.data);
+    };
+    socket.onerror = () => {};
+    socket.onclose = (event) => {
+      if (this.#socket !== socket) return;
+      this.#socket = undefined;
+      this.#actor.send({ type: 'socket.closed', code: event.code, reason: event.reason });
+    };
+  }
+
+  #write(frame: string | Uint8Array): void {
+    if (this.#socket?.readyState === OPEN) this.#socket.send(frame);
+  }
+
+  #receive(data: unknown): void {
+    let message: Record<string, unknown>;
+    let payload: Uint8Array | undefined;
+    if (typeof data === 'string') {
+      message = JSON.parse(data) as Record<string, unknown>;
+    } else {
+      const bytes = new Uint8Array(data as ArrayBuffer);
+      const end = 2 + ((bytes[0]! << 8) | bytes[1]!);
+      message = JSON.parse(new TextDecoder().decode(bytes.subarray(2, end))) as Record<string, unknown>;
+      payload = bytes.subarray(end);
+    }
+    switch (message.t) {
+      case 'welcome':
+        this.id = message.id as string;
+        this.#emit('welcome', { id: this.id });
+        this.#actor.send({ type: 'server.welcome' });
+        return;
+      case 'msg': {
+        const stream = message.s as string;
+        const position = { offset: message.o as number, epoch: message.e as string };
+        this.#positions.set(stream, position);
+        this.#emit('message', { stream, ...position, data: payload ?? (message.d as string) });
+        return;
+      }
+      case 'joined':
+      case 'skip':
+        this.#positions.set(message.s as string, { offset: message.o as number, epoch: message.e as string });
+        return;
+      case 'left':
+        this.#positions.delete(message.s as string);
+        return;
+      case 'reply':
+      case 'error': {
+        const pending = typeof message.id === 'number' ? this.#pending.get(message.id) : undefined;
+        if (pending === undefined) {
+          if (message.t === 'error') this.#emit('error', { code: message.code as string, message: message.message as string });
+          return;
+        }
+        this.#pending.delete(message.id as number);
+        clearTimeout(pending.timer);
+        if (message.t === 'reply') pending.resolve(payload ?? (message.d as string));
+        else pending.reject(new ClientRequestError(message.code as string, message.message as string));
+        return;
+      }
+      default:
+        // A kind of a later version of berth.v1: ignored, as the protocol's versioning rule says.
+        return;
+    }
+  }
+
+  #failPending(code: string, why: string): void {
+    for (const [id, pending] of this.#pending) {
+      clearTimeout(pending.timer);
+      this.#pending.delete(id);
+      pending.reject(new ClientRequestError(code, why));
+    }
+  }
+
+  #emit<K extends keyof ClientEvents>(type: K, event: ClientEvents[K]): void {
+    for (const handler of [...(this.#handlers.get(type) ?? [])]) {
+      try {
+        (handler as (event: ClientEvents[K]) => void)(event);
+      } catch (error) {
+        // An application handler's failure must not stop the client; it is the application's to see.
+        queueMicrotask(() => {
+          throw error;
+        });
+      }
+    }
+  }
+}
+
+/** The binary form of a message: 16-bit header length, JSON header, payload. */
+function binaryFrame(header: Record<string, unknown>, payload: Uint8Array): Uint8Array {
+  const head = new TextEncoder().encode(JSON.stringify(header));
+  const out = new Uint8Array(2 + head.length + payload.byteLength);
+  out[0] = head.length >> 8;
+  out[1] = head.length & 0xff;
+  out.set(head, 2);
+  out.set(payload, 2 + head.length);
+  return out;
+}
+
+/** Node 20 has no global WebSocket: `ws` stands in. */
+async function nodeWebSocket(): Promise<WebSocketClass> {
+  const module = (await import('ws')) as unknown as { WebSocket: WebSocketClass };
+  return module.WebSocket;
+}

@@ -1,0 +1,118 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { createClient, type BerthClient, type StreamMessage } from '../../src/client.js';
+import { RequestError, type Connection, type Runtime } from '../../src/index.js';
+import { eventually } from '../helpers/client.js';
+import { startRuntime } from '../helpers/runtime.js';
+
+const clients: BerthClient[] = [];
+afterEach(() => {
+  for (const client of clients.splice(0)) client.close();
+});
+
+function open(url: string, options: Parameters<typeof createClient>[1] = {}): BerthClient {
+  const client = createClient(url, { backoff: { initialMs: 50, maxMs: 200 }, ...options });
+  clients.push(client);
+  return client;
+}
+
+function connections(runtime: Runtime): Connection[] {
+  const seen: Connection[] = [];
+  runtime.on('connection', (connection) => void seen.push(connection));
+  return seen;
+}
+
+describe('berth/client', () => {
+  it('is open once welcomed, receives stream messages and keeps their positions', async () => {
+    const { runtime, url } = await startRuntime();
+    runtime.on('connection', (connection) => void connection.join('lobby'));
+    const client = open(url);
+    const states: string[] = [];
+    client.on('state', (state) => void states.push(state));
+    const messages: StreamMessage[] = [];
+    client.on('message', (message) => void messages.push(message));
+    await eventually(() => client.state === 'open', 'open');
+    await eventually(() => client.positions.has('room:lobby'), 'the joined position');
+    runtime.sendToRoom('lobby', 'hello');
+    runtime.sendToRoom('lobby', new Uint8Array([1, 2]));
+    await eventually(() => messages.length === 2, 'two messages');
+    expect(messages[0]).toMatchObject({ stream: 'room:lobby', offset: 1, data: 'hello' });
+    expect([...(messages[1]!.data as Uint8Array)]).toEqual([1, 2]);
+    expect(client.positions.get('room:lobby')).toMatchObject({ offset: 2 });
+    expect(states).toEqual(['open']);
+  });
+
+  it('reconnects by itself after a dropped connection, and what was sent meanwhile goes out after', async () => {
+    const { runtime, url } = await startRuntime();
+    const opened = connections(runtime);
+    const received: string[] = [];
+    runtime.on('message', ({ data }) => void received.push(String(data)));
+    const client = open(url);
+    await eventually(() => client.state === 'open', 'open');
+    const first = client.id;
+    (opened[0] as unknown as { socket: { terminate(): void } }).socket.terminate();
+    await eventually(() => client.state === 'reconnecting', 'reconnecting');
+    expect(client.send('while away')).toBe(true);
+    await eventually(() => client.state === 'open', 'open again');
+    expect(client.id).not.toBe(first);
+    await eventually(() => received.includes('while away'), 'the queued message');
+    client.send('after');
+    await eventually(() => received.includes('after'), 'a live one');
+    expect(received).toEqual(['while away', 'after']);
+  });
+
+  it('does not come back after a close that says not to (1008, 1000, an application code)', async () => {
+    const { runtime, url } = await startRuntime();
+    const opened = connections(runtime);
+    const client = open(url);
+    await eventually(() => client.state === 'open', 'open');
+    const closes: number[] = [];
+    client.on('close', ({ code }) => void closes.push(code));
+    opened[0]!.close(4100, 'kicked');
+    await eventually(() => client.state === 'closed', 'closed');
+    expect(closes).toEqual([4100]);
+    expect(opened).toHaveLength(1);
+    expect(client.send('x')).toBe(false);
+  });
+
+  it('a full server’s pacing is honoured: the client waits at least the retry-after, then gets in', async () => {
+    const { runtime, url } = await startRuntime({ maxConnections: 1, retryAfterSeconds: 1 });
+    const opened = connections(runtime);
+    const first = open(url);
+    await eventually(() => first.state === 'open', 'the first open');
+    const second = open(url);
+    await eventually(() => second.state === 'reconnecting', 'the second paced');
+    const pacedAt = Date.now();
+    first.close();
+    await eventually(() => second.state === 'open', 'the second in', 5000);
+    // A bound, not a speed: the server asked for 1 s, so no attempt may come sooner.
+    expect(Date.now() - pacedAt).toBeGreaterThanOrEqual(900);
+    expect(opened).toHaveLength(2);
+  });
+
+  it('requests get their reply, a typed error, or a timeout', async () => {
+    const { runtime, url } = await startRuntime();
+    runtime.onRequest(({ data }) => {
+      if (data === 'missing') throw new RequestError('not-found', 'no such thing');
+      if (data === 'never') return new Promise(() => {});
+      return `echo ${String(data)}`;
+    });
+    const client = open(url, { requestTimeoutMs: 200 });
+    await eventually(() => client.state === 'open', 'open');
+    expect(await client.request('hi')).toBe('echo hi');
+    await expect(client.request('missing')).rejects.toMatchObject({ code: 'not-found', message: 'no such thing' });
+    await expect(client.request('never')).rejects.toMatchObject({ code: 'timeout' });
+  });
+
+  it('close is for good: closed, reported once, no reconnect', async () => {
+    const { runtime, url } = await startRuntime();
+    const opened = connections(runtime);
+    const client = open(url);
+    await eventually(() => client.state === 'open', 'open');
+    const closes: Array<{ code: number; reason: string }> = [];
+    client.on('close', (close) => void closes.push(close));
+    client.close(1000, 'done');
+    await eventually(() => client.state === 'closed', 'closed');
+    await eventually(() => opened[0]!.state === 'closed', 'the server side closed');
+    expect(closes).toEqual([{ code: 1000, reason: 'done' }]);
+  });
+});

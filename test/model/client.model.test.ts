@@ -1,0 +1,145 @@
+/**
+ * Model-based tests of the client machine: `xstate/graph` paths to every edge
+ * (state before, event, state after), each run on the pure machine with a
+ * simulated clock; a coverage check fails the suite if any state or
+ * transition was never taken. Its side effects run against real sockets in
+ * test/client/client.test.ts.
+ */
+import { afterAll, describe, expect, it } from 'vitest';
+import { createActor, SimulatedClock, type AnyStateMachine } from 'xstate';
+import { getShortestPaths } from 'xstate/graph';
+import { clientMachine, reconnectDelay, type ClientEvent, type ClientInput } from '../../machines/client.machine.js';
+import { Coverage } from './coverage.js';
+
+type PathEvent = ClientEvent | { type: string };
+
+const input: ClientInput = {
+  backoff: { initialMs: 100, maxMs: 1000 },
+  closeTimeoutMs: 300,
+  // 1000 and the application's 4100 mean "do not come back"; the rest do.
+  reconnectable: (code) => code !== 1000 && code !== 4100,
+  random: () => 0.5,
+};
+
+const events: PathEvent[] = [
+  { type: 'server.welcome' },
+  { type: 'socket.closed', code: 1006, reason: '' },
+  { type: 'socket.closed', code: 4100, reason: 'kicked' },
+  { type: 'socket.closed', code: 1013, reason: 'retry-after=2' },
+  { type: 'client.close', code: 1000, reason: 'bye' },
+  { type: 'xstate.after.reconnectDelay.client.reconnecting' },
+  { type: 'xstate.after.closeTimeout.client.closing' },
+];
+
+const paths = getShortestPaths(clientMachine as AnyStateMachine, {
+  input,
+  events: events as never,
+  serializeState: (snapshot, event, previous) =>
+    `${JSON.stringify(previous?.value ?? null)} --${event?.type ?? 'start'}${event && 'code' in event ? `(${String(event.code)})` : ''}--> ${JSON.stringify(snapshot.value)}`,
+}).map((path) => ({
+  events: path.steps.map((step) => step.event as PathEvent).filter((event) => event.type !== 'xstate.init'),
+  expected: path.state.value as string,
+}));
+
+const coverage = new Coverage('client');
+afterAll(() => console.log(`model-based coverage: ${coverage.against(clientMachine).summary}`));
+
+/** Runs a path: delayed events become simulated time passing by exactly their delay. */
+function run(path: readonly PathEvent[]): { value: string; delays: number[] } {
+  const clock = new SimulatedClock();
+  const actor = createActor(clientMachine, { input, clock, inspect: coverage.observe });
+  const delays: number[] = [];
+  actor.start();
+  for (const event of path) {
+    if (event.type.startsWith('xstate.after.')) {
+      // A delay of a state the actor is not in is no event at all (the model feeds it anyway).
+      const state = event.type.split('.').slice(3).join('.');
+      if (`client.${String(actor.getSnapshot().value)}` !== state) continue;
+      const delay = event.type.includes('reconnectDelay') ? actor.getSnapshot().context.delayMs : input.closeTimeoutMs;
+      delays.push(delay);
+      clock.increment(delay);
+    } else {
+      actor.send(event as ClientEvent);
+    }
+  }
+  const value = actor.getSnapshot().value as string;
+  actor.stop();
+  return { value, delays };
+}
+
+describe('client machine: paths to every edge', () => {
+  it('has paths', () => expect(paths.length).toBeGreaterThan(8));
+  it.each(
+    paths.map(
+      (path) =>
+        [
+          path.events.map((event) => event.type + ('code' in event ? `(${String(event.code)})` : '')).join(' → ') || '(start)',
+          path,
+        ] as const,
+    ),
+  )('%s', (_name, path) => {
+    expect(run(path.events).value).toBe(path.expected);
+  });
+  it('covers every state and transition', () => {
+    const report = coverage.against(clientMachine);
+    expect(report.missingStates).toEqual([]);
+    expect(report.missingTransitions).toEqual([]);
+  });
+});
+
+describe('reconnect delays: full jitter, guided by the close', () => {
+  const context = (attempt: number, random: () => number) => ({ backoff: { initialMs: 100, maxMs: 1000 }, random, attempt });
+
+  it('doubles up to the cap, anywhere from 0 to it', () => {
+    expect(
+      [0, 1, 2, 3, 4, 5].map((attempt) =>
+        reconnectDelay(
+          context(attempt, () => 0.999_999),
+          1006,
+          '',
+        ),
+      ),
+    ).toEqual([99, 199, 399, 799, 999, 999]);
+    expect(
+      reconnectDelay(
+        context(3, () => 0),
+        1006,
+        '',
+      ),
+    ).toBe(0);
+  });
+
+  it('a server that asks for time gets at least that, spread over up to twice it', () => {
+    expect(
+      reconnectDelay(
+        context(0, () => 0),
+        1013,
+        'retry-after=7',
+      ),
+    ).toBe(7000);
+    expect(
+      reconnectDelay(
+        context(9, () => 0.999_999),
+        1013,
+        'retry-after=7',
+      ),
+    ).toBe(13_999);
+  });
+
+  it('after 1001 and 1012 without a retry-after it comes back soon, whatever the attempt', () => {
+    expect(
+      reconnectDelay(
+        context(8, () => 0.999_999),
+        1012,
+        '',
+      ),
+    ).toBe(99);
+    expect(
+      reconnectDelay(
+        context(8, () => 0.999_999),
+        1001,
+        'server shutting down',
+      ),
+    ).toBe(99);
+  });
+});
