@@ -12,7 +12,7 @@ import tseslint from 'typescript-eslint';
 const layers = {
   util: [],
   delivery: ['util'],
-  connection: ['util', 'delivery', 'protocol'],
+  connection: ['util', 'delivery', 'history', 'protocol'],
   cluster: ['util'],
   observability: ['util'],
   history: ['util'],

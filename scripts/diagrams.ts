@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import type { AnyStateMachine, StateNode } from 'xstate';
 import { clientMachine } from '../machines/client.machine.js';
 import { connectionMachine } from '../machines/connection.machine.js';
+import { sessionMachine } from '../machines/session.machine.js';
 import { supervisorMachine } from '../machines/supervisor.machine.js';
 
 /** The machines drawn, by file name in `machines/`. */
@@ -16,6 +17,7 @@ export const machines: ReadonlyArray<{ file: string; machine: AnyStateMachine }>
   { file: 'connection.machine.ts', machine: connectionMachine },
   { file: 'supervisor.machine.ts', machine: supervisorMachine },
   { file: 'client.machine.ts', machine: clientMachine },
+  { file: 'session.machine.ts', machine: sessionMachine },
 ];
 
 // The walk reads structure only, whatever the context and event types.

@@ -226,6 +226,12 @@ describe('README and docs/ examples run as pasted', () => {
     await inspect.line(/^[0-9a-f]{8}-1 "closed"$/);
     expect(inspect.output).toContain('supervisor "running"');
   });
+  it('resume.mjs: the network drops under a berth/client, it resumes, and every message arrives once, in order', async () => {
+    const example = await run('resume.mjs', 8094, {}, [8095]);
+    expect(await example.exited).toBe(0);
+    expect(example.output).toEqual(['resumed, recovered: true', 'one, two, three, four']);
+  }, 20_000);
+
   it('client.mjs: a berth/client connects, gets a room message with its offset, a reply, and closes', async () => {
     const example = await run('client.mjs', 8093);
     expect(await example.exited).toBe(0);

@@ -72,6 +72,11 @@ export interface ClientEvents {
   message: StreamMessage;
   welcome: { id: string };
   close: { code: number; reason: string };
+  /**
+   * Back after a drop: `recovered` with every message missed replayed (before this event, in order), or
+   * not — then `lost` names the streams, `reason` says why, and the client starts fresh.
+   */
+  resumed: { recovered: boolean; lost: ReadonlyArray<{ stream: string; reason: string }>; reason: string | undefined };
   /** The server answered something the client sent with an error (not a request's). */
   error: { code: string; message: string };
 }
@@ -99,6 +104,8 @@ export class BerthClient {
   readonly #positions = new Map<string, { offset: number; epoch: string }>();
   #socket: ClientSocket | undefined;
   #nextId = 0;
+  /** The session token of the last welcome: what the next connection resumes with. */
+  #session: string | undefined;
   #state: ClientState = 'connecting';
   /** The connection id the server gave in its last welcome. */
   id: string | undefined;
@@ -227,11 +234,32 @@ export class BerthClient {
       payload = bytes.subarray(end);
     }
     switch (message.t) {
-      case 'welcome':
+      case 'welcome': {
         this.id = message.id as string;
         this.#emit('welcome', { id: this.id });
+        const previous = this.#session;
+        this.#session = typeof message.session === 'string' ? message.session : undefined;
+        if (previous === undefined || this.#session === undefined) {
+          this.#actor.send({ type: 'server.welcome' });
+          return;
+        }
+        // Back after a drop: ask for the session, and be open once its replay is in.
+        const positions: Record<string, { o: number; e: string }> = {};
+        for (const [stream, { offset, epoch }] of this.#positions) positions[stream] = { o: offset, e: epoch };
+        this.#write(JSON.stringify({ t: 'resume', token: previous, positions }));
+        return;
+      }
+      case 'resumed': {
+        const recovered = message.recovered === true;
+        const lost = Array.isArray(message.lost)
+          ? (message.lost as Array<{ s: string; reason: string }>).map(({ s, reason }) => ({ stream: s, reason }))
+          : [];
+        // Not recovered: the connection started fresh, and what the client knew of its streams no longer holds.
+        if (!recovered) this.#positions.clear();
+        this.#emit('resumed', { recovered, lost, reason: recovered ? undefined : (message.reason as string) });
         this.#actor.send({ type: 'server.welcome' });
         return;
+      }
       case 'msg': {
         const stream = message.s as string;
         const position = { offset: message.o as number, epoch: message.e as string };

@@ -11,6 +11,7 @@ import { TokenBucket, type RateLimit } from './rate-limit.js';
 import { UpgradeRequest, type RequestInfo } from './request-info.js';
 import { RoomsView } from './rooms-view.js';
 import { decodeClientFrame, InvalidMessage, PROTOCOL_V1, type ClientMessage, type RequestId } from '../protocol/v1.js';
+import type { StreamPosition } from '../history/store.js';
 import type { SocketSink, TransportSocket } from './transport.js';
 
 /** Where a connection is in its life. */
@@ -74,6 +75,8 @@ export interface ConnectionHost<TData> {
   received(connection: ServerConnection<TData>, data: string | Buffer, binary: boolean): void;
   /** Sends to one `berth.v1` connection, in the envelope of its own stream; false if nothing was queued. */
   sendEnveloped(connection: ServerConnection<TData>, data: SendData, binary: boolean | undefined): boolean;
+  /** A `berth.v1` client asks for the session of a connection it had, by its token. */
+  resume(connection: ServerConnection<TData>, token: string, positions: ReadonlyMap<string, StreamPosition>): void;
   /** A `berth.v1` client sent a request; the runtime answers it. */
   requested(connection: ServerConnection<TData>, id: RequestId, data: string | Buffer, binary: boolean): void;
   /** A `berth.v1` client sent a frame that is no message of the protocol; `first` for the first of this connection. */
@@ -109,6 +112,18 @@ export class ServerConnection<TData = unknown> implements Connection<TData>, Del
   #roomsLeft: readonly string[] = noRooms;
   readonly #enveloped: boolean;
   #invalidSeen = false;
+  /** Its session's token, when the runtime keeps sessions (`berth.v1` only). */
+  sessionToken: string | undefined;
+  /** The streams it is attached to, and where each stood when it was: where a resume replays from at the latest. */
+  attached: Map<string, StreamPosition> | undefined;
+  /**
+   * While a resume replays history, the live frames of its streams wait here
+   * (with their stream and offset) so that none overtakes the replay and none
+   * the replay already gave is sent twice.
+   */
+  gate: Array<{ readonly stream: string; readonly offset: number; readonly frame: EncodedFrame }> | undefined;
+  /** Set once it resumed (or tried): a connection resumes at most once. */
+  resumed = false;
 
   constructor(
     id: string,
@@ -239,6 +254,7 @@ export class ServerConnection<TData = unknown> implements Connection<TData>, Del
       return;
     }
     if (message.kind === 'req') this.#host.requested(this, message.id, message.data, message.binary);
+    else if (message.kind === 'resume') this.#host.resume(this, message.token, message.positions);
     else this.#host.received(this, message.data, message.binary);
   }
 

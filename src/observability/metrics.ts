@@ -43,6 +43,8 @@ export interface MetricsSnapshot {
   readonly closedByCode: Readonly<Record<string, number>>;
   readonly closedByCause: Readonly<Partial<Record<CloseCause, number>>>;
   readonly errors: Readonly<Partial<Record<ErrorCodeValue, number>>>;
+  /** Sessions of berth.v1 connections by outcome: `detached`, `resumed`, `expired`, `overflow`, `unknown-session`, `lost`, `already-resumed`. */
+  readonly sessions: Readonly<Record<string, number>>;
   readonly broadcasts: {
     /** Broadcasts sent from this node (those received from other nodes are `crossNode.received`). */
     readonly count: number;
@@ -86,6 +88,7 @@ export class Metrics {
   readonly #closedByCode: Record<string, number> = {};
   readonly #closedByCause: Partial<Record<CloseCause, number>> = {};
   readonly #dropped: Record<string, number> = {};
+  readonly #sessions: Record<string, number> = {};
   readonly #errors: Partial<Record<ErrorCodeValue, number>> = {};
   #broadcasts = 0;
   #deliveries = 0;
@@ -181,6 +184,12 @@ export class Metrics {
       ),
       totals('berth_messages_dropped_total', 'Messages dropped, by reason.', 'reason', () => self.#dropped),
       totals('berth_errors_total', 'Errors reported, by code.', 'code', () => self.#errors as Record<string, number>),
+      totals(
+        'berth_sessions_total',
+        'Sessions of berth.v1 connections, by what became of them: detached, resumed, expired, overflow (not kept: too many), unknown-session (a forged, expired or used token), lost, already-resumed.',
+        'outcome',
+        () => self.#sessions,
+      ),
       total('berth_broadcasts_total', 'Broadcasts sent from this node.', () => self.#broadcasts),
       total('berth_deliveries_total', 'Frames queued to local recipients by broadcasts.', () => self.#deliveries),
       totals('berth_cross_node_messages_total', 'Broadcasts carried between nodes, by direction.', 'direction', () => ({
@@ -221,6 +230,11 @@ export class Metrics {
 
   dropped(reason: string, count: number): void {
     bump(this.#dropped, reason, count);
+  }
+
+  /** A session was kept, resumed, refused or ended (`berth_sessions_total{outcome}`). */
+  session(outcome: string): void {
+    bump(this.#sessions, outcome);
   }
 
   error(code: ErrorCodeValue): void {
@@ -293,6 +307,7 @@ export class Metrics {
       closedByCode: { ...this.#closedByCode },
       closedByCause: { ...this.#closedByCause },
       errors: { ...this.#errors },
+      sessions: { ...this.#sessions },
       broadcasts: {
         count: this.#broadcasts,
         deliveries: this.#deliveries,

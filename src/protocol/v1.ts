@@ -57,9 +57,26 @@ export function messageFrame(stream: string, position: StreamPosition, payload: 
   return Frame.bytes(binaryMessage(header, payload.data as Uint8Array), true);
 }
 
-/** The first message on every `berth.v1` connection. */
-export function welcomeFrame(id: string): Frame {
-  return Frame.text(JSON.stringify({ t: 'welcome', v: 1, id }));
+/** The first message on every `berth.v1` connection; `session` is its token when the server keeps sessions. */
+export function welcomeFrame(id: string, session: string | undefined): Frame {
+  return Frame.text(JSON.stringify(session === undefined ? { t: 'welcome', v: 1, id } : { t: 'welcome', v: 1, id, session }));
+}
+
+/** Why a resume recovered nothing. */
+export type ResumeFailure = 'unknown-session' | 'lost' | 'already-resumed' | 'not-kept';
+
+/** A stream a resume could not recover, and why. */
+export interface LostStream {
+  readonly s: string;
+  readonly reason: string;
+}
+
+/** The answer to `resume`: everything before it on this connection was the replay. */
+export function resumedFrame(
+  answer:
+    { recovered: true; previous: string; replayed: number } | { recovered: false; reason: ResumeFailure; lost: readonly LostStream[] },
+): Frame {
+  return Frame.text(JSON.stringify({ t: 'resumed', ...answer }));
 }
 
 /** Where a stream the connection just joined stands: its next message has offset `o + 1`. */
@@ -113,6 +130,7 @@ export function replyFrame(id: RequestId, payload: Payload): Frame {
 /** What a `berth.v1` client sent, decoded. */
 export type ClientMessage =
   | { readonly kind: 'msg'; readonly data: string | Buffer; readonly binary: boolean }
+  | { readonly kind: 'resume'; readonly token: string; readonly positions: ReadonlyMap<string, StreamPosition> }
   | { readonly kind: 'req'; readonly id: RequestId; readonly data: string | Buffer; readonly binary: boolean };
 
 /** Longest string request id. */
@@ -143,6 +161,7 @@ export function decodeClientFrame(data: string | Buffer, binary: boolean): Clien
       if (message.t === 'req') return { kind: 'req', id: requestId(message), data: message.d, binary: false };
       return { kind: 'msg', data: message.d, binary: false };
     }
+    if (message.t === 'resume') return resumeOf(message);
     throw new InvalidMessage(`unknown message kind ${shown(message.t)}`);
   }
   const bytes = data as Buffer;
@@ -159,6 +178,31 @@ export function decodeClientFrame(data: string | Buffer, binary: boolean): Clien
   if (message.t === 'msg') return { kind: 'msg', data: bytes.subarray(end), binary: true };
   if (message.t === 'req') return { kind: 'req', id: requestId(message), data: bytes.subarray(end), binary: true };
   throw new InvalidMessage(`unknown message kind ${shown(message.t)}`);
+}
+
+/** Most positions a resume may name. */
+const MAX_POSITIONS = 1000;
+
+function resumeOf(message: Record<string, unknown>): ClientMessage {
+  const { token, positions } = message;
+  if (typeof token !== 'string' || token.length === 0 || token.length > 64)
+    throw new InvalidMessage('"resume" needs "token", the session token of a welcome');
+  const out = new Map<string, StreamPosition>();
+  if (positions !== undefined) {
+    if (typeof positions !== 'object' || positions === null || Array.isArray(positions)) {
+      throw new InvalidMessage('"positions" must be an object of stream → { "o": offset, "e": epoch }');
+    }
+    const entries = Object.entries(positions as Record<string, unknown>);
+    if (entries.length > MAX_POSITIONS) throw new InvalidMessage(`"positions" names at most ${MAX_POSITIONS} streams`);
+    for (const [stream, position] of entries) {
+      const { o, e } = (position ?? {}) as { o?: unknown; e?: unknown };
+      if (!Number.isSafeInteger(o) || (o as number) < 0 || typeof e !== 'string') {
+        throw new InvalidMessage(`the position of ${shown(stream)} must be { "o": an integer ≥ 0, "e": a string }`);
+      }
+      out.set(stream, { offset: o as number, epoch: e });
+    }
+  }
+  return { kind: 'resume', token, positions: out };
 }
 
 /** A value of the client's, short enough to echo back and to log. */

@@ -21,6 +21,17 @@ export interface RuntimeEvents<TData = unknown> extends Record<string, unknown> 
   message: { connection: Connection<TData>; data: string | Buffer; binary: boolean };
   /** A connection is gone; emitted exactly once per connection, with the rooms it was taken out of. */
   close: { connection: Connection<TData>; code: number; reason: string; cause: CloseCause; rooms: readonly string[] };
+  /**
+   * A `berth.v1` client asked to resume a session: `recovered` with its rooms back and what it missed
+   * replayed, or not, with the streams that could not be recovered (`lost`).
+   */
+  resume: {
+    connection: Connection<TData>;
+    recovered: boolean;
+    /** The connection whose session it resumed. */
+    previous: string | undefined;
+    lost: ReadonlyArray<{ readonly stream: string; readonly reason: string }>;
+  };
   /** Something failed; `error.code` is stable (see `ErrorCode`). */
   error: { error: BerthError; connection?: Connection<TData> };
   /** An upgrade was answered with HTTP `status` instead of a handshake. */

@@ -5,6 +5,7 @@ import type { Adapter } from '../cluster/adapter.js';
 import { createMemoryAdapter } from '../cluster/memory-adapter.js';
 import { createMemoryHistory } from '../history/memory-store.js';
 import type { HistoryStore } from '../history/store.js';
+import type { RecoveryOptions } from './sessions.js';
 import { normalizeOrigin, type Authenticate } from '../connection/admission.js';
 import { resolveRateLimit, type RateLimit, type RateLimitOptions } from '../connection/rate-limit.js';
 import { resolveOutboxLimits, type OutboxLimits, type OutboxOptions } from '../delivery/outbox.js';
@@ -52,6 +53,11 @@ export interface RuntimeOptions<TData = unknown> {
   readonly health?: HealthThresholds;
   /** Carries broadcasts to other nodes. [default createMemoryAdapter(), a cluster of one] */
   readonly adapter?: Adapter;
+  /**
+   * Sessions of `berth.v1` connections: one that drops (not a deliberate close) is kept this long for its
+   * client to resume; `false` keeps none. [default { windowMs: 120000, maxSessions: 10000 }]
+   */
+  readonly recovery?: RecoveryOptions | false;
   /** Numbers and keeps the messages of every stream `berth.v1` clients receive. [default createMemoryHistory()] */
   readonly history?: HistoryStore;
   /** An XState inspection observer; it sees the supervisor and every connection actor. */
@@ -86,6 +92,7 @@ export interface ResolvedOptions<TData> {
   readonly health: Required<HealthThresholds>;
   readonly adapter: Adapter;
   readonly history: HistoryStore;
+  readonly recovery: { readonly windowMs: number; readonly maxSessions: number } | null;
   readonly inspect: RuntimeOptions<TData>['inspect'];
   readonly clock: Clock | undefined;
 }
@@ -136,6 +143,13 @@ export function resolveOptions<TData>(options: RuntimeOptions<TData>): ResolvedO
     },
     adapter: options.adapter ?? createMemoryAdapter(),
     history: options.history ?? createMemoryHistory(),
+    recovery:
+      options.recovery === false
+        ? null
+        : {
+            windowMs: duration('options.recovery.windowMs', options.recovery?.windowMs ?? 120_000),
+            maxSessions: integer('options.recovery.maxSessions', options.recovery?.maxSessions ?? 10_000, 0, Number.MAX_SAFE_INTEGER),
+          },
     inspect: options.inspect,
     clock: options.clock,
   };

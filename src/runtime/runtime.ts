@@ -6,7 +6,7 @@ import { createActor, type Actor } from 'xstate';
 import { CONNECTION_ACTOR_ID, type ConnectionMachine } from '../../machines/connection.machine.js';
 import type { DirectoryView } from '../../machines/directory.js';
 import type { SupervisorDirectory } from '../../machines/supervisor.machine.js';
-import type { EncodedFrame, Target } from '../../machines/types.js';
+import type { CloseCause, EncodedFrame, Target } from '../../machines/types.js';
 import type { AdapterNode, BroadcastMessage } from '../cluster/adapter.js';
 import { directoryPresence } from '../cluster/local-presence.js';
 import { guardPresence, type Presence, type PresenceChange } from '../cluster/presence.js';
@@ -21,7 +21,18 @@ import { encode, encodeCheck, type SendData } from '../delivery/frame.js';
 import { OutboxLedger } from '../delivery/outbox.js';
 import { healthOf, type Health } from '../observability/health.js';
 import { Metrics } from '../observability/metrics.js';
-import { errorFrame, PROTOCOL_V1, ProtocolErrorCode, welcomeFrame, type Payload } from '../protocol/v1.js';
+import {
+  connectionStream,
+  errorFrame,
+  messageFrame,
+  PROTOCOL_V1,
+  ProtocolErrorCode,
+  resumedFrame,
+  streamOf,
+  welcomeFrame,
+  type Payload,
+} from '../protocol/v1.js';
+import type { StreamPosition } from '../history/store.js';
 import { ErrorCode, toBerthError, type BerthError, type ErrorCodeValue } from '../util/errors.js';
 import { EventHub } from '../util/event-hub.js';
 import { isThenable } from '../util/thenable.js';
@@ -29,6 +40,7 @@ import { assertName } from '../util/validate.js';
 import type { BroadcastOptions, RequestHandler, Runtime, RuntimeEvents, RuntimeMetrics } from './api.js';
 import { resolveOptions, type ResolvedOptions, type RuntimeOptions } from './options.js';
 import { Requests } from './requests.js';
+import { Sessions } from './sessions.js';
 import { Streams } from './streams.js';
 import { viewOf, type SupervisorView } from './supervisor-view.js';
 
@@ -65,6 +77,8 @@ class BerthRuntime<TData> implements Runtime<TData> {
   #sequence = 0;
   readonly #requests = new Requests<TData>((error, connection) => this.#report(error, connection));
   readonly #streams: Streams;
+  /** Sessions of dropped berth.v1 connections; none when `recovery` is off. */
+  readonly #sessions: Sessions | undefined;
   #state: RuntimeState = 'running';
   #closing: Promise<void> | undefined;
 
@@ -124,6 +138,16 @@ class BerthRuntime<TData> implements Runtime<TData> {
       },
     });
     this.#supervisor.start();
+    // Session actors are the supervisor's children, so the inspector shows them beside the connections.
+    this.#sessions =
+      options.recovery === null
+        ? undefined
+        : new Sessions({
+            ...options.recovery,
+            parent: this.#supervisor,
+            clock: options.clock,
+            ended: (outcome) => this.#metrics.session(outcome),
+          });
 
     const policy = {
       maxConnections: options.maxConnections,
@@ -249,6 +273,7 @@ class BerthRuntime<TData> implements Runtime<TData> {
         return this.#streams.direct(connection, payload);
       },
       requested: (connection, id, data, binary) => this.#requests.answer(connection, id, data, binary),
+      resume: (connection, token, positions) => this.#resume(connection, token, positions),
       invalidMessage: (connection, why, first) => {
         this.#metrics.dropped('invalid-message', 1);
         connection.deliver(errorFrame(ProtocolErrorCode.INVALID_MESSAGE, why));
@@ -272,11 +297,106 @@ class BerthRuntime<TData> implements Runtime<TData> {
         this.#metrics.closed(output.code, output.cause);
         // Runs inside the connection actor's transition: the application hears of it once every
         // actor is at rest, and so once the supervisor has said which rooms the connection left.
-        queueMicrotask(() =>
-          this.#emit('close', { connection, code: output.code, reason: output.reason, cause: output.cause, rooms: connection.roomsLeft }),
-        );
+        queueMicrotask(() => {
+          this.#detach(connection, output.code, output.cause);
+          this.#emit('close', { connection, code: output.code, reason: output.reason, cause: output.cause, rooms: connection.roomsLeft });
+        });
       },
     };
+  }
+
+  /** A `berth.v1` connection bound to a user is attached to the user's stream (and no longer to the previous one's). */
+  #bound(id: string, user: string | undefined): void {
+    const connection = this.#connections.get(id);
+    if (connection === undefined || connection.attached === undefined) return;
+    for (const stream of connection.attached.keys()) if (stream.startsWith('user:')) connection.attached.delete(stream);
+    if (user !== undefined) this.#streams.attach(connection, streamOf({ kind: 'user', user }));
+  }
+
+  /**
+   * A `berth.v1` connection that ended other than deliberately leaves its
+   * session behind for the recovery window: its user, its rooms, and where
+   * each of its streams stood.
+   */
+  #detach(connection: ServerConnection<TData>, code: number, cause: CloseCause): void {
+    const sessions = this.#sessions;
+    const token = connection.sessionToken;
+    if (sessions === undefined || token === undefined || this.#state !== 'running') return;
+    // Deliberate ends: the client said goodbye (1000), or the server closed it on purpose.
+    if (
+      (cause === 'client' && code === CloseCode.NORMAL) ||
+      cause === 'server' ||
+      cause === 'shutdown' ||
+      cause === 'rate-limit' ||
+      cause === 'handler-error'
+    )
+      return;
+    const rooms = connection.roomsLeft;
+    const keep = new Set([...rooms.map((room) => streamOf({ kind: 'room', room })), 'all', connectionStream(connection.id)]);
+    if (connection.user !== undefined) keep.add(streamOf({ kind: 'user', user: connection.user }));
+    const streams = new Map([...(connection.attached ?? [])].filter(([stream]) => keep.has(stream)));
+    if (sessions.detach({ token, previous: connection.id, user: connection.user, rooms, streams })) this.#metrics.session('detached');
+  }
+
+  /**
+   * A client resuming the session of a connection it had: its rooms back, and
+   * every message of its streams it missed replayed, exactly once and in
+   * order, before anything new. If any stream cannot be recovered the
+   * connection starts fresh, and the client is told which streams.
+   */
+  #resume(connection: ServerConnection<TData>, token: string, positions: ReadonlyMap<string, StreamPosition>): void {
+    const answer = (frame: Parameters<typeof resumedFrame>[0], previous?: string) => {
+      connection.deliver(resumedFrame(frame));
+      this.#metrics.session(frame.recovered ? 'resumed' : frame.reason);
+      const lost = frame.recovered ? [] : frame.lost.map(({ s, reason }) => ({ stream: s, reason }));
+      this.#emit('resume', { connection, recovered: frame.recovered, previous, lost }, connection);
+    };
+    const sessions = this.#sessions;
+    if (sessions === undefined) return answer({ recovered: false, reason: 'not-kept', lost: [] });
+    if (connection.resumed) return answer({ recovered: false, reason: 'already-resumed', lost: [] });
+    connection.resumed = true;
+    // A session is only ever its own user's: a token presented by another is as good as unknown, and stays kept.
+    const kept = sessions.peek(token);
+    if (kept === undefined || kept.user !== connection.user) return answer({ recovered: false, reason: 'unknown-session', lost: [] });
+    const record = sessions.take(token)!;
+    // From here the live messages of its streams wait behind the replay.
+    const gate: NonNullable<ServerConnection['gate']> = [];
+    connection.gate = gate;
+    // Rooms the connection is in already (the application joined them as it connected) stay, whatever the outcome.
+    const restoring = record.rooms.filter((room) => !connection.rooms.has(room));
+    const joins = restoring.map((room) => connection.join(room));
+    const reads = [...record.streams].map(([stream, attachedAt]) => {
+      const known = positions.get(stream);
+      const since = known !== undefined && known.epoch === attachedAt.epoch && known.offset >= attachedAt.offset ? known : attachedAt;
+      return Promise.resolve(this.#options.history.read(stream, since)).then(
+        (read) => ({ stream, read }),
+        (error: unknown) => ({ stream, read: { recovered: false as const, reason: `history failed: ${String(error)}` } }),
+      );
+    });
+    void Promise.all([Promise.all(joins), Promise.all(reads)]).then(([, results]) => {
+      connection.gate = undefined;
+      const lost = results.flatMap(({ stream, read }) => (read.recovered ? [] : [{ s: stream, reason: read.reason }]));
+      if (lost.length > 0) {
+        // Starts fresh: none of the session's rooms, none of what waited for them.
+        for (const room of restoring) void connection.leave(room);
+        const restored = new Set(restoring.map((room) => streamOf({ kind: 'room', room })));
+        for (const held of gate) if (!restored.has(held.stream)) connection.deliver(held.frame);
+        return answer({ recovered: false, reason: 'lost', lost });
+      }
+      const top = new Map<string, number>();
+      let replayed = 0;
+      for (const { stream, read } of results) {
+        if (!read.recovered) continue;
+        for (const message of read.messages) {
+          connection.deliver(messageFrame(stream, { offset: message.offset, epoch: read.position.epoch }, message));
+          replayed++;
+        }
+        top.set(stream, read.position.offset);
+      }
+      // Live frames the replay already held are not sent twice.
+      for (const held of gate) if (held.offset > (top.get(held.stream) ?? 0)) connection.deliver(held.frame);
+      answer({ recovered: true, previous: record.previous, replayed }, record.previous);
+    });
   }
 
   /** A join, leave or user binding: the supervisor decides, and presence follows what it accepted. */
@@ -287,6 +407,7 @@ class BerthRuntime<TData> implements Runtime<TData> {
           applied?.();
           this.#track(change);
           if (change.kind !== 'bind') this.#streams.membership(change.id, change.kind, change.room);
+          else this.#bound(change.id, change.user);
         }
         resolve(ok);
       };
@@ -347,7 +468,16 @@ class BerthRuntime<TData> implements Runtime<TData> {
       },
     });
     if (registered) {
-      if (connection.enveloped) connection.deliver(welcomeFrame(id));
+      if (connection.enveloped) {
+        if (this.#sessions !== undefined) {
+          connection.sessionToken = Sessions.token();
+          // Where the streams every connection has stand as it arrives: a resume replays from there at the latest.
+          this.#streams.attach(connection, 'all');
+          this.#streams.attach(connection, connectionStream(id));
+          if (grant.user !== undefined) this.#streams.attach(connection, streamOf({ kind: 'user', user: grant.user }));
+        }
+        connection.deliver(welcomeFrame(id, connection.sessionToken));
+      }
       this.#metrics.accepted();
       this.#track({ kind: 'connect', id, user: grant.user });
       this.#emit('connection', connection, connection);
@@ -406,7 +536,9 @@ class BerthRuntime<TData> implements Runtime<TData> {
       // broadcast is sent from inside another (a `drop` handler, an adapter's `track`) and waits its turn.
       delivered: (recipients, enveloped) => {
         this.#metrics.broadcast(recipients, startedAt, sentHere);
-        if (enveloped.length > 0) this.#streams.broadcast(target, except, payload, enveloped);
+        // A stream a dropped connection's session holds goes on being numbered and kept, for its resume.
+        if (enveloped.length > 0 || this.#sessions?.interested(streamOf(target)))
+          this.#streams.broadcast(target, except, payload, enveloped);
       },
     });
   }
@@ -487,6 +619,7 @@ class BerthRuntime<TData> implements Runtime<TData> {
     clearTimeout(timer);
     await this.#transport.close();
     try {
+      this.#sessions?.close();
       await this.#options.adapter.close();
     } catch (error) {
       this.#report(toBerthError(ErrorCode.ADAPTER, 'adapter close failed', error));

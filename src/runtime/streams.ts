@@ -20,6 +20,9 @@ export interface StreamsHost {
   report(error: BerthError): void;
 }
 
+/** A recipient as the streams see it: a connection, which may be replaying a resume. */
+type Recipient = DeliveryPort & Pick<ServerConnection<unknown>, 'gate'>;
+
 export class Streams {
   readonly #host: StreamsHost;
 
@@ -32,6 +35,17 @@ export class Streams {
     const stream = streamOf(target);
     const position = this.#deliver(stream, payload, recipients);
     if (position !== undefined) this.#skip(except, target, stream, position);
+  }
+
+  /**
+   * Notes where a stream stands as a connection is attached to it (as it
+   * connects, joins a room, binds a user): where a resume replays from if
+   * its client knows no later position.
+   */
+  attach(connection: ServerConnection<unknown>, stream: string): StreamPosition | undefined {
+    const position = this.#position(stream);
+    if (position !== undefined) (connection.attached ??= new Map()).set(stream, position);
+    return position;
   }
 
   /** A send to one `berth.v1` connection, on its own stream; false if nothing was queued. */
@@ -51,23 +65,31 @@ export class Streams {
     if (connection === undefined || !connection.enveloped) return;
     const stream = streamOf({ kind: 'room', room });
     if (kind === 'leave') {
+      connection.attached?.delete(stream);
       connection.deliver(leftFrame(stream));
       return;
     }
+    const position = this.attach(connection, stream);
+    // A resume restoring its rooms says where they stand with its replay, not with `joined`.
+    if (position !== undefined && connection.gate === undefined) connection.deliver(joinedFrame(stream, position));
+  }
+
+  /** Where a stream stands now, or nothing if the store failed (reported). */
+  #position(stream: string): StreamPosition | undefined {
     let position: StreamPosition | PromiseLike<StreamPosition>;
     try {
       position = this.#host.history.position(stream);
     } catch (error) {
       this.#failed(stream, error, 1);
-      return;
+      return undefined;
     }
     if (isThenable(position)) {
       // As for append: a position that comes later could follow the room's first message.
       Promise.resolve(position).then(undefined, () => {});
       this.#failed(stream, new Error('this history store answers position with a promise, which berth does not support yet'), 1);
-      return;
+      return undefined;
     }
-    connection.deliver(joinedFrame(stream, position));
+    return position;
   }
 
   /**
@@ -92,7 +114,10 @@ export class Streams {
       return undefined;
     }
     const frame = messageFrame(stream, position, payload);
-    for (const port of ports) port.deliver(frame);
+    for (const port of ports as readonly Recipient[]) {
+      if (port.gate !== undefined) port.gate.push({ stream, offset: position.offset, frame });
+      else port.deliver(frame);
+    }
     return position;
   }
 

@@ -116,3 +116,33 @@ describe('berth/client', () => {
     expect(closes).toEqual([{ code: 1000, reason: 'done' }]);
   });
 });
+
+describe('berth/client: reconnect without losing messages', () => {
+  it('after a drop it resumes by itself: every message sent meanwhile arrives once, in order, before new ones', async () => {
+    const { runtime, url } = await startRuntime();
+    const opened = connections(runtime);
+    runtime.on('connection', (connection) => void connection.join('lobby'));
+    const client = open(url);
+    const texts: string[] = [];
+    client.on('message', ({ stream, data }) => {
+      if (stream === 'room:lobby') texts.push(String(data));
+    });
+    const resumed: boolean[] = [];
+    client.on('resumed', ({ recovered }) => void resumed.push(recovered));
+    await eventually(() => client.state === 'open' && client.positions.has('room:lobby'), 'open in the lobby');
+    for (let i = 0; i < 5; i++) runtime.sendToRoom('lobby', `before ${i}`);
+    await eventually(() => texts.length === 5, 'five messages');
+    (opened[0] as unknown as { socket: { terminate(): void } }).socket.terminate();
+    await eventually(() => client.state === 'reconnecting', 'reconnecting');
+    for (let i = 0; i < 20; i++) runtime.sendToRoom('lobby', `during ${i}`);
+    await eventually(() => client.state === 'open', 'open again');
+    for (let i = 0; i < 5; i++) runtime.sendToRoom('lobby', `after ${i}`);
+    await eventually(() => texts.length === 30, 'thirty messages');
+    expect(texts).toEqual([
+      ...Array.from({ length: 5 }, (_, i) => `before ${i}`),
+      ...Array.from({ length: 20 }, (_, i) => `during ${i}`),
+      ...Array.from({ length: 5 }, (_, i) => `after ${i}`),
+    ]);
+    expect(resumed).toEqual([true]);
+  });
+});

@@ -47,7 +47,10 @@ describe('berth.v1: negotiated with Sec-WebSocket-Protocol', () => {
     const connection = await opened;
     expect(client.ws.protocol).toBe('berth.v1');
     expect(connection.protocol).toBe('berth.v1');
-    expect(await client.next()).toEqual({ t: 'welcome', v: 1, id: connection.id });
+    const welcome = await client.next();
+    expect(welcome).toEqual({ t: 'welcome', v: 1, id: connection.id, session: welcome.session });
+    // A session token: 144 random bits, base64url.
+    expect(welcome.session).toMatch(/^[A-Za-z0-9_-]{24}$/);
   });
 
   it('a raw client is unchanged: no envelope, no welcome; another offered subprotocol is still chosen as before', async () => {

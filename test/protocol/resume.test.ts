@@ -1,0 +1,149 @@
+import { describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { SimulatedClock } from 'xstate';
+import type { Connection, Runtime } from '../../src/index.js';
+import { eventually } from '../helpers/client.js';
+import { startRuntime } from '../helpers/runtime.js';
+
+interface V1 {
+  readonly ws: WebSocket;
+  readonly received: Array<Record<string, unknown>>;
+  until(test: (message: Record<string, unknown>) => boolean, what: string): Promise<Record<string, unknown>>;
+}
+
+async function v1(url: string): Promise<V1> {
+  const ws = new WebSocket(url, ['berth.v1']);
+  const received: Array<Record<string, unknown>> = [];
+  ws.on('message', (data: Buffer) => void received.push(JSON.parse(data.toString()) as Record<string, unknown>));
+  await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
+  return {
+    ws,
+    received,
+    async until(test, what) {
+      await eventually(() => received.some(test), what);
+      return received.find(test)!;
+    },
+  };
+}
+
+function track(runtime: Runtime): Connection[] {
+  const seen: Connection[] = [];
+  runtime.on('connection', (connection) => void seen.push(connection));
+  return seen;
+}
+
+const terminate = (connection: Connection) => (connection as unknown as { socket: { terminate(): void } }).socket.terminate();
+
+/** The client's last position of each stream, as it would send them in `resume`. */
+function positions(client: V1): Record<string, { o: number; e: string }> {
+  const out: Record<string, { o: number; e: string }> = {};
+  for (const m of client.received)
+    if (m.t === 'msg' || m.t === 'joined' || m.t === 'skip') out[m.s as string] = { o: m.o as number, e: m.e as string };
+  return out;
+}
+
+describe('berth.v1 sessions: resume after a drop', () => {
+  it('replays what was missed, exactly once and in order, before anything new, with the rooms back', async () => {
+    const { runtime, url } = await startRuntime();
+    const connections = track(runtime);
+    runtime.on('connection', (connection) => void connection.join('lobby'));
+    const resumes: Array<{ recovered: boolean; previous?: string }> = [];
+    runtime.on('resume', ({ recovered, previous }) => void resumes.push({ recovered, previous }));
+    const first = await v1(url);
+    const welcome = await first.until((m) => m.t === 'welcome', 'welcome');
+    expect(typeof welcome.session).toBe('string');
+    await first.until((m) => m.t === 'joined', 'joined');
+    runtime.sendToRoom('lobby', 'm1');
+    await first.until((m) => m.d === 'm1', 'm1');
+    const seen = positions(first);
+    terminate(connections[0]!);
+    await eventually(() => connections[0]!.state === 'closed', 'the drop');
+    for (const text of ['m2', 'm3', 'm4']) runtime.sendToRoom('lobby', text);
+
+    const second = await v1(url);
+    await second.until((m) => m.t === 'welcome', 'the second welcome');
+    // The application's own join of the new connection is part of the race too.
+    second.ws.send(JSON.stringify({ t: 'resume', token: welcome.session, positions: seen }));
+    await second.until((m) => m.t === 'resumed', 'resumed');
+    runtime.sendToRoom('lobby', 'm5');
+    await second.until((m) => m.d === 'm5', 'm5');
+    const lobby = second.received.filter((m) => m.t === 'msg' && m.s === 'room:lobby').map((m) => m.d);
+    expect(lobby).toEqual(['m2', 'm3', 'm4', 'm5']);
+    const order = second.received.map((m) => (m.t === 'msg' ? m.d : m.t));
+    expect(order.indexOf('resumed')).toBeLessThan(order.indexOf('m5'));
+    expect(order.indexOf('m4')).toBeLessThan(order.indexOf('resumed'));
+    expect(second.received.find((m) => m.t === 'resumed')).toMatchObject({ recovered: true, previous: connections[0]!.id, replayed: 3 });
+    expect(resumes).toEqual([{ recovered: true, previous: connections[0]!.id }]);
+    expect(runtime.snapshot().rooms.lobby).toEqual([connections[1]!.id]);
+  });
+
+  it('a token used once, forged, or of another user recovers nothing, and says so', async () => {
+    const { runtime, url } = await startRuntime({
+      authenticate: (request) => ({ user: new URL(request.url ?? '/', 'http://x').searchParams.get('user') ?? 'ada' }),
+    });
+    const connections = track(runtime);
+    const first = await v1(`${url}?user=ada`);
+    const { session } = await first.until((m) => m.t === 'welcome', 'welcome');
+    terminate(connections[0]!);
+    await eventually(() => connections[0]!.state === 'closed', 'the drop');
+
+    const stranger = await v1(`${url}?user=eve`);
+    stranger.ws.send(JSON.stringify({ t: 'resume', token: session }));
+    expect(await stranger.until((m) => m.t === 'resumed', 'an answer')).toMatchObject({ recovered: false, reason: 'unknown-session' });
+    const forger = await v1(`${url}?user=ada`);
+    forger.ws.send(JSON.stringify({ t: 'resume', token: 'x'.repeat(24) }));
+    expect(await forger.until((m) => m.t === 'resumed', 'an answer')).toMatchObject({ recovered: false, reason: 'unknown-session' });
+    // The real owner still gets it (the stranger's try did not use it up), once.
+    const owner = await v1(`${url}?user=ada`);
+    owner.ws.send(JSON.stringify({ t: 'resume', token: session }));
+    expect(await owner.until((m) => m.t === 'resumed', 'an answer')).toMatchObject({ recovered: true });
+    const again = await v1(`${url}?user=ada`);
+    again.ws.send(JSON.stringify({ t: 'resume', token: session }));
+    expect(await again.until((m) => m.t === 'resumed', 'an answer')).toMatchObject({ recovered: false, reason: 'unknown-session' });
+    expect(runtime.metrics.snapshot().sessions).toMatchObject({ detached: 1, resumed: 1, 'unknown-session': 3 });
+  });
+
+  it('after the window the session is gone: not recovered', async () => {
+    const clock = new SimulatedClock();
+    const { runtime, url } = await startRuntime({ clock, recovery: { windowMs: 1000 }, heartbeat: false });
+    const connections = track(runtime);
+    const first = await v1(url);
+    const { session } = await first.until((m) => m.t === 'welcome', 'welcome');
+    terminate(connections[0]!);
+    await eventually(() => connections[0]!.state === 'closed', 'the drop');
+    await eventually(() => runtime.metrics.snapshot().sessions.detached === 1, 'the session kept');
+    clock.increment(1000);
+    expect(runtime.metrics.snapshot().sessions).toMatchObject({ expired: 1 });
+    const late = await v1(url);
+    late.ws.send(JSON.stringify({ t: 'resume', token: session }));
+    expect(await late.until((m) => m.t === 'resumed', 'an answer')).toMatchObject({ recovered: false, reason: 'unknown-session' });
+  });
+
+  it('history trimmed: not recovered, the lost streams named, and the connection starts fresh', async () => {
+    const { createMemoryHistory } = await import('../../src/index.js');
+    const { runtime, url } = await startRuntime({ history: createMemoryHistory({ maxMessages: 2 }) });
+    const connections = track(runtime);
+    runtime.on('connection', (connection) => void connection.join('lobby'));
+    const first = await v1(url);
+    const { session } = await first.until((m) => m.t === 'welcome', 'welcome');
+    await first.until((m) => m.t === 'joined', 'joined');
+    const seen = positions(first);
+    terminate(connections[0]!);
+    await eventually(() => connections[0]!.state === 'closed', 'the drop');
+    for (const text of ['m1', 'm2', 'm3', 'm4']) runtime.sendToRoom('lobby', text);
+    const second = await v1(url);
+    second.ws.send(JSON.stringify({ t: 'resume', token: session, positions: seen }));
+    const answer = await second.until((m) => m.t === 'resumed', 'an answer');
+    expect(answer).toMatchObject({ recovered: false, reason: 'lost', lost: [{ s: 'room:lobby', reason: 'trimmed' }] });
+    expect(second.received.filter((m) => m.t === 'msg' && m.s === 'room:lobby')).toEqual([]);
+  });
+
+  it('a deliberate close keeps no session', async () => {
+    const { runtime, url } = await startRuntime();
+    const first = await v1(url);
+    await first.until((m) => m.t === 'welcome', 'welcome');
+    first.ws.close(1000);
+    await eventually(() => runtime.health().connections.current === 0, 'the close');
+    expect(runtime.metrics.snapshot().sessions.detached).toBeUndefined();
+  });
+});
