@@ -5,7 +5,6 @@ import type { Adapter } from '../cluster/adapter.js';
 import { createMemoryAdapter } from '../cluster/memory-adapter.js';
 import { createMemoryHistory } from '../history/memory-store.js';
 import type { HistoryStore } from '../history/store.js';
-import type { RecoveryOptions } from './sessions.js';
 import { normalizeOrigin, type Authenticate } from '../connection/admission.js';
 import { resolveRateLimit, type RateLimit, type RateLimitOptions } from '../connection/rate-limit.js';
 import { resolveOutboxLimits, type OutboxLimits, type OutboxOptions } from '../delivery/outbox.js';
@@ -64,6 +63,14 @@ export interface RuntimeOptions<TData = unknown> {
   readonly inspect?: Observer<InspectionEvent> | ((event: InspectionEvent) => void);
   /** The clock of every actor's delays (heartbeat, close timeout); pass a `SimulatedClock` in tests. [default real time] */
   readonly clock?: Clock;
+}
+
+/** Options of `recovery`. */
+export interface RecoveryOptions {
+  /** How long a dropped `berth.v1` connection's session waits for its client. [default 120000] */
+  readonly windowMs?: number;
+  /** Sessions kept at once; past it, a dropped connection keeps none. [default 10000] */
+  readonly maxSessions?: number;
 }
 
 /** A clock for actor delays and the rate limiter: `SimulatedClock` from xstate fits. */

@@ -23,14 +23,6 @@ export interface SessionRecord {
   readonly streams: ReadonlyMap<string, StreamPosition>;
 }
 
-/** Options of `recovery`. */
-export interface RecoveryOptions {
-  /** How long a dropped `berth.v1` connection's session waits for its client. [default 120000] */
-  readonly windowMs?: number;
-  /** Sessions kept at once; past it, a dropped connection keeps none. [default 10000] */
-  readonly maxSessions?: number;
-}
-
 interface Kept {
   readonly record: SessionRecord;
   readonly actor: Actor<typeof sessionMachine>;
