@@ -93,6 +93,24 @@ export type DropReason = 'rate-limit' | 'outbox-overflow';
 
 const noRooms: readonly string[] = Object.freeze([]);
 
+/** What a `berth.v1` connection keeps beyond a raw one: its session and its streams. */
+export class EnvelopedState {
+  /** Set once it sent a frame that is no message of the protocol (reported once). */
+  invalidSeen = false;
+  /** Its session's token, when the runtime keeps sessions. */
+  sessionToken: string | undefined;
+  /** The streams it is attached to, and where each stood when it was: where a resume replays from at the latest. */
+  attached: Map<string, StreamPosition> | undefined;
+  /**
+   * While a resume replays history, the live frames of its streams wait here
+   * (with their stream and offset) so that none overtakes the replay and none
+   * the replay already gave is sent twice.
+   */
+  gate: Array<{ readonly stream: string; readonly offset: number; readonly frame: EncodedFrame }> | undefined;
+  /** Set once it resumed (or tried): a connection resumes at most once. */
+  resumed = false;
+}
+
 /**
  * The runtime's side of a connection: the application's handle, the
  * supervisor's delivery port, and the sink of its socket's events, which it
@@ -110,20 +128,8 @@ export class ServerConnection<TData = unknown> implements Connection<TData>, Del
   readonly #outbox: Outbox;
   readonly #bucket: TokenBucket | undefined;
   #roomsLeft: readonly string[] = noRooms;
-  readonly #enveloped: boolean;
-  #invalidSeen = false;
-  /** Its session's token, when the runtime keeps sessions (`berth.v1` only). */
-  sessionToken: string | undefined;
-  /** The streams it is attached to, and where each stood when it was: where a resume replays from at the latest. */
-  attached: Map<string, StreamPosition> | undefined;
-  /**
-   * While a resume replays history, the live frames of its streams wait here
-   * (with their stream and offset) so that none overtakes the replay and none
-   * the replay already gave is sent twice.
-   */
-  gate: Array<{ readonly stream: string; readonly offset: number; readonly frame: EncodedFrame }> | undefined;
-  /** Set once it resumed (or tried): a connection resumes at most once. */
-  resumed = false;
+  /** What only a `berth.v1` connection carries; a raw one pays one field for it. */
+  readonly v1: EnvelopedState | undefined;
 
   constructor(
     id: string,
@@ -134,7 +140,7 @@ export class ServerConnection<TData = unknown> implements Connection<TData>, Del
   ) {
     this.id = id;
     this.socket = socket;
-    this.#enveloped = socket.protocol === PROTOCOL_V1;
+    this.v1 = socket.protocol === PROTOCOL_V1 ? new EnvelopedState() : undefined;
     this.data = grant.data;
     this.#user = grant.user;
     this.#host = host;
@@ -163,7 +169,7 @@ export class ServerConnection<TData = unknown> implements Connection<TData>, Del
 
   /** Delivery port: a `berth.v1` connection takes broadcasts in their envelope. */
   get enveloped(): boolean {
-    return this.#enveloped;
+    return this.v1 !== undefined;
   }
 
   get user(): string | undefined {
@@ -183,7 +189,7 @@ export class ServerConnection<TData = unknown> implements Connection<TData>, Del
   }
 
   send(data: SendData, options?: { binary?: boolean }): boolean {
-    if (this.#enveloped) return this.#state === 'open' && this.#host.sendEnveloped(this, data, options?.binary);
+    if (this.v1 !== undefined) return this.#state === 'open' && this.#host.sendEnveloped(this, data, options?.binary);
     const frame = encode(data, options?.binary);
     return this.#state === 'open' && this.#outbox.push(frame);
   }
@@ -240,7 +246,8 @@ export class ServerConnection<TData = unknown> implements Connection<TData>, Del
       else this.closeFor('rate-limit', CloseCode.POLICY_VIOLATION, 'rate limit exceeded');
       return;
     }
-    if (!this.#enveloped) {
+    const v1 = this.v1;
+    if (v1 === undefined) {
       this.#host.received(this, data, binary);
       return;
     }
@@ -249,8 +256,8 @@ export class ServerConnection<TData = unknown> implements Connection<TData>, Del
       message = decodeClientFrame(data, binary);
     } catch (error) {
       if (!(error instanceof InvalidMessage)) throw error;
-      this.#host.invalidMessage(this, error.message, !this.#invalidSeen);
-      this.#invalidSeen = true;
+      this.#host.invalidMessage(this, error.message, !v1.invalidSeen);
+      v1.invalidSeen = true;
       return;
     }
     if (message.kind === 'req') this.#host.requested(this, message.id, message.data, message.binary);

@@ -14,7 +14,13 @@ import { indexScheduledEvents } from '../connection/actor-scheduler.js';
 import { provideConnectionMachine, provideSupervisorMachine, type SupervisorMachine } from '../connection/actors.js';
 import { Refusal, admit, type Grant } from '../connection/admission.js';
 import { CloseCode } from '../connection/close-codes.js';
-import { ServerConnection, type Connection, type ConnectionHost, type MembershipRequest } from '../connection/connection.js';
+import {
+  ServerConnection,
+  type Connection,
+  type ConnectionHost,
+  type EnvelopedState,
+  type MembershipRequest,
+} from '../connection/connection.js';
 import { Transport, type SocketSink, type TransportSocket } from '../connection/transport.js';
 import { FlushScheduler } from '../delivery/flush-scheduler.js';
 import { encode, encodeCheck, type SendData } from '../delivery/frame.js';
@@ -308,8 +314,9 @@ class BerthRuntime<TData> implements Runtime<TData> {
   /** A `berth.v1` connection bound to a user is attached to the user's stream (and no longer to the previous one's). */
   #bound(id: string, user: string | undefined): void {
     const connection = this.#connections.get(id);
-    if (connection === undefined || connection.attached === undefined) return;
-    for (const stream of connection.attached.keys()) if (stream.startsWith('user:')) connection.attached.delete(stream);
+    const attached = connection?.v1?.attached;
+    if (connection === undefined || attached === undefined) return;
+    for (const stream of attached.keys()) if (stream.startsWith('user:')) attached.delete(stream);
     if (user !== undefined) this.#streams.attach(connection, streamOf({ kind: 'user', user }));
   }
 
@@ -320,7 +327,7 @@ class BerthRuntime<TData> implements Runtime<TData> {
    */
   #detach(connection: ServerConnection<TData>, code: number, cause: CloseCause): void {
     const sessions = this.#sessions;
-    const token = connection.sessionToken;
+    const token = connection.v1?.sessionToken;
     if (sessions === undefined || token === undefined || this.#state !== 'running') return;
     // Deliberate ends: the client said goodbye (1000), or the server closed it on purpose.
     if (
@@ -334,7 +341,7 @@ class BerthRuntime<TData> implements Runtime<TData> {
     const rooms = connection.roomsLeft;
     const keep = new Set([...rooms.map((room) => streamOf({ kind: 'room', room })), 'all', connectionStream(connection.id)]);
     if (connection.user !== undefined) keep.add(streamOf({ kind: 'user', user: connection.user }));
-    const streams = new Map([...(connection.attached ?? [])].filter(([stream]) => keep.has(stream)));
+    const streams = new Map([...(connection.v1?.attached ?? [])].filter(([stream]) => keep.has(stream)));
     if (sessions.detach({ token, previous: connection.id, user: connection.user, rooms, streams })) this.#metrics.session('detached');
   }
 
@@ -353,15 +360,16 @@ class BerthRuntime<TData> implements Runtime<TData> {
     };
     const sessions = this.#sessions;
     if (sessions === undefined) return answer({ recovered: false, reason: 'not-kept', lost: [] });
-    if (connection.resumed) return answer({ recovered: false, reason: 'already-resumed', lost: [] });
-    connection.resumed = true;
+    const v1 = connection.v1!;
+    if (v1.resumed) return answer({ recovered: false, reason: 'already-resumed', lost: [] });
+    v1.resumed = true;
     // A session is only ever its own user's: a token presented by another is as good as unknown, and stays kept.
     const kept = sessions.peek(token);
     if (kept === undefined || kept.user !== connection.user) return answer({ recovered: false, reason: 'unknown-session', lost: [] });
     const record = sessions.take(token)!;
     // From here the live messages of its streams wait behind the replay.
-    const gate: NonNullable<ServerConnection['gate']> = [];
-    connection.gate = gate;
+    const gate: NonNullable<EnvelopedState['gate']> = [];
+    v1.gate = gate;
     // Rooms the connection is in already (the application joined them as it connected) stay, whatever the outcome.
     const restoring = record.rooms.filter((room) => !connection.rooms.has(room));
     const joins = restoring.map((room) => connection.join(room));
@@ -374,7 +382,7 @@ class BerthRuntime<TData> implements Runtime<TData> {
       );
     });
     void Promise.all([Promise.all(joins), Promise.all(reads)]).then(([, results]) => {
-      connection.gate = undefined;
+      v1.gate = undefined;
       const lost = results.flatMap(({ stream, read }) => (read.recovered ? [] : [{ s: stream, reason: read.reason }]));
       if (lost.length > 0) {
         // Starts fresh: none of the session's rooms, none of what waited for them.
@@ -470,13 +478,13 @@ class BerthRuntime<TData> implements Runtime<TData> {
     if (registered) {
       if (connection.enveloped) {
         if (this.#sessions !== undefined) {
-          connection.sessionToken = Sessions.token();
+          connection.v1!.sessionToken = Sessions.token();
           // Where the streams every connection has stand as it arrives: a resume replays from there at the latest.
           this.#streams.attach(connection, 'all');
           this.#streams.attach(connection, connectionStream(id));
           if (grant.user !== undefined) this.#streams.attach(connection, streamOf({ kind: 'user', user: grant.user }));
         }
-        connection.deliver(welcomeFrame(id, connection.sessionToken));
+        connection.deliver(welcomeFrame(id, connection.v1?.sessionToken));
       }
       this.#metrics.accepted();
       this.#track({ kind: 'connect', id, user: grant.user });

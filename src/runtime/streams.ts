@@ -21,7 +21,7 @@ export interface StreamsHost {
 }
 
 /** A recipient as the streams see it: a connection, which may be replaying a resume. */
-type Recipient = DeliveryPort & Pick<ServerConnection<unknown>, 'gate'>;
+type Recipient = DeliveryPort & Partial<Pick<ServerConnection<unknown>, 'v1'>>;
 
 export class Streams {
   readonly #host: StreamsHost;
@@ -44,7 +44,7 @@ export class Streams {
    */
   attach(connection: ServerConnection<unknown>, stream: string): StreamPosition | undefined {
     const position = this.#position(stream);
-    if (position !== undefined) (connection.attached ??= new Map()).set(stream, position);
+    if (position !== undefined) if (connection.v1 !== undefined) (connection.v1.attached ??= new Map()).set(stream, position);
     return position;
   }
 
@@ -65,13 +65,13 @@ export class Streams {
     if (connection === undefined || !connection.enveloped) return;
     const stream = streamOf({ kind: 'room', room });
     if (kind === 'leave') {
-      connection.attached?.delete(stream);
+      connection.v1?.attached?.delete(stream);
       connection.deliver(leftFrame(stream));
       return;
     }
     const position = this.attach(connection, stream);
     // A resume restoring its rooms says where they stand with its replay, not with `joined`.
-    if (position !== undefined && connection.gate === undefined) connection.deliver(joinedFrame(stream, position));
+    if (position !== undefined && connection.v1?.gate === undefined) connection.deliver(joinedFrame(stream, position));
   }
 
   /** Where a stream stands now, or nothing if the store failed (reported). */
@@ -115,7 +115,8 @@ export class Streams {
     }
     const frame = messageFrame(stream, position, payload);
     for (const port of ports as readonly Recipient[]) {
-      if (port.gate !== undefined) port.gate.push({ stream, offset: position.offset, frame });
+      const gate = port.v1?.gate;
+      if (gate !== undefined) gate.push({ stream, offset: position.offset, frame });
       else port.deliver(frame);
     }
     return position;
