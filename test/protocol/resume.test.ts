@@ -147,3 +147,83 @@ describe('berth.v1 sessions: resume after a drop', () => {
     expect(runtime.metrics.snapshot().sessions.detached).toBeUndefined();
   });
 });
+
+describe('berth.v1 sessions: resume races', () => {
+  it('two connections resuming one token at once: exactly one gets the session, the other nothing, no ghost', async () => {
+    const { runtime, url } = await startRuntime();
+    const connections = track(runtime);
+    runtime.on('connection', (connection) => {
+      if (connections.length === 1) void connection.join('lobby');
+    });
+    const first = await v1(url);
+    const { session } = await first.until((m) => m.t === 'welcome', 'welcome');
+    await first.until((m) => m.t === 'joined', 'joined');
+    terminate(connections[0]!);
+    await eventually(() => connections[0]!.state === 'closed', 'the drop');
+    const a = await v1(url);
+    const b = await v1(url);
+    await a.until((m) => m.t === 'welcome', 'a welcome');
+    await b.until((m) => m.t === 'welcome', 'b welcome');
+    a.ws.send(JSON.stringify({ t: 'resume', token: session }));
+    b.ws.send(JSON.stringify({ t: 'resume', token: session }));
+    const answers = [await a.until((m) => m.t === 'resumed', 'a answer'), await b.until((m) => m.t === 'resumed', 'b answer')];
+    expect(answers.map((answer) => answer.recovered).sort()).toEqual([false, true]);
+    const winner = answers[0]!.recovered ? connections[1]! : connections[2]!;
+    expect(runtime.snapshot().rooms).toEqual({ lobby: [winner.id] });
+  });
+
+  it('a resume racing the expiry gets the session or nothing, never both', async () => {
+    for (const resumeFirst of [true, false]) {
+      const clock = new SimulatedClock();
+      const { runtime, url } = await startRuntime({ clock, recovery: { windowMs: 1000 }, heartbeat: false });
+      const connections = track(runtime);
+      runtime.on('connection', (connection) => {
+        if (connections.length === 1) void connection.join('lobby');
+      });
+      const first = await v1(url);
+      const { session } = await first.until((m) => m.t === 'welcome', 'welcome');
+      await first.until((m) => m.t === 'joined', 'joined');
+      terminate(connections[0]!);
+      await eventually(() => runtime.metrics.snapshot().sessions.detached === 1, 'the session kept');
+      const second = await v1(url);
+      await second.until((m) => m.t === 'welcome', 'welcome');
+      if (!resumeFirst) clock.increment(1000);
+      second.ws.send(JSON.stringify({ t: 'resume', token: session }));
+      // The resume is taken (or refused) as its frame is read: give the server a moment to read it.
+      await eventually(
+        () => runtime.metrics.snapshot().sessions.resumed === 1 || (connections[1] as unknown as { v1: { resumed: boolean } }).v1.resumed,
+        'the resume read',
+      );
+      if (resumeFirst) clock.increment(1000);
+      const answer = await second.until((m) => m.t === 'resumed', 'an answer');
+      expect(answer.recovered).toBe(resumeFirst);
+      const { sessions } = runtime.metrics.snapshot();
+      expect((sessions.resumed ?? 0) + (sessions.expired ?? 0)).toBe(1);
+      expect(runtime.snapshot().rooms).toEqual(resumeFirst ? { lobby: [connections[1]!.id] } : {});
+      await runtime.close({ timeoutMs: 1000 });
+    }
+  });
+
+  it('a resume racing a leave of the same room leaves no ghost', async () => {
+    const { runtime, url } = await startRuntime();
+    const connections = track(runtime);
+    runtime.on('connection', (connection) => {
+      if (connections.length === 1) void connection.join('lobby');
+    });
+    runtime.on('resume', ({ connection }) => void connection.leave('lobby'));
+    const first = await v1(url);
+    const { session } = await first.until((m) => m.t === 'welcome', 'welcome');
+    await first.until((m) => m.t === 'joined', 'joined');
+    terminate(connections[0]!);
+    await eventually(() => connections[0]!.state === 'closed', 'the drop');
+    const second = await v1(url);
+    await second.until((m) => m.t === 'welcome', 'welcome');
+    second.ws.send(JSON.stringify({ t: 'resume', token: session }));
+    await second.until((m) => m.t === 'resumed', 'resumed');
+    await second.until((m) => m.t === 'left', 'left');
+    runtime.sendToRoom('lobby', 'nobody hears this');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(runtime.snapshot().rooms).toEqual({});
+    expect(second.received.filter((m) => m.t === 'msg')).toEqual([]);
+  });
+});
