@@ -82,6 +82,17 @@ export class Frame implements EncodedFrame {
   }
 }
 
+/** A payload as the application gave it, in the two forms that travel: text or bytes, and whether it is binary. */
+export interface Payload {
+  readonly data: string | Uint8Array;
+  readonly binary: boolean;
+}
+
+/** `data` as a payload, by the framing rules of `encode`: strings are text, bytes binary unless `binary` is false. */
+export function toPayload(data: SendData, binary: boolean | undefined): Payload {
+  return { data: data instanceof ArrayBuffer ? new Uint8Array(data) : data, binary: binary ?? typeof data !== 'string' };
+}
+
 /** Throws `TypeError` unless `data` is something a frame can carry. */
 export function encodeCheck(data: unknown): asserts data is SendData {
   if (typeof data !== 'string' && !(data instanceof Uint8Array) && !(data instanceof ArrayBuffer)) {

@@ -9,7 +9,9 @@
  *   `d`), then the payload bytes.
  */
 import type { Target } from '../../machines/types.js';
-import { Frame } from '../delivery/frame.js';
+import { Frame, type Payload } from '../delivery/frame.js';
+
+export type { Payload };
 import type { StreamPosition } from '../history/store.js';
 
 /** The subprotocol name. */
@@ -35,26 +37,20 @@ export function connectionStream(id: string): string {
   return `conn:${id}`;
 }
 
-/** A payload as the application gave it. */
-export interface Payload {
-  readonly data: string | Uint8Array;
-  readonly binary: boolean;
-}
-
 /**
  * A message of a stream, framed once for every `berth.v1` recipient:
  * `{"t":"msg","s":stream,"o":offset,"e":epoch,"d":text}`, or the binary form.
  */
 export function messageFrame(stream: string, position: StreamPosition, payload: Payload): Frame {
-  const header = { t: 'msg', s: stream, o: position.offset, e: position.epoch };
-  if (!payload.binary) {
-    const text =
-      typeof payload.data === 'string'
-        ? payload.data
-        : Buffer.from(payload.data.buffer, payload.data.byteOffset, payload.data.byteLength).toString('utf8');
-    return Frame.text(JSON.stringify({ ...header, d: text }));
-  }
-  return Frame.bytes(binaryMessage(header, payload.data as Uint8Array), true);
+  return payloadFrame({ t: 'msg', s: stream, o: position.offset, e: position.epoch }, payload);
+}
+
+/** A message carrying a payload: its text in `d` (text form), or its bytes after the header (binary form). */
+function payloadFrame(header: Record<string, unknown>, payload: Payload): Frame {
+  if (payload.binary) return Frame.bytes(binaryMessage(header, payload.data as Uint8Array), true);
+  const { data } = payload;
+  const text = typeof data === 'string' ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('utf8');
+  return Frame.text(JSON.stringify({ ...header, d: text }));
 }
 
 /** The first message on every `berth.v1` connection; `session` is its token when the server keeps sessions. */
@@ -117,14 +113,7 @@ export function errorFrame(code: string, message: string, id?: RequestId): Frame
 
 /** The answer to a request, in the text or binary form of its payload. */
 export function replyFrame(id: RequestId, payload: Payload): Frame {
-  if (!payload.binary) {
-    const text =
-      typeof payload.data === 'string'
-        ? payload.data
-        : Buffer.from(payload.data.buffer, payload.data.byteOffset, payload.data.byteLength).toString('utf8');
-    return Frame.text(JSON.stringify({ t: 'reply', id, d: text }));
-  }
-  return Frame.bytes(binaryMessage({ t: 'reply', id }, payload.data as Uint8Array), true);
+  return payloadFrame({ t: 'reply', id }, payload);
 }
 
 /** What a `berth.v1` client sent, decoded. */

@@ -1,6 +1,6 @@
 /** The answering of `berth.v1` requests: one handler per runtime, whose failures cost their request only. */
 import type { ServerConnection } from '../connection/connection.js';
-import { encodeCheck } from '../delivery/frame.js';
+import { encodeCheck, toPayload } from '../delivery/frame.js';
 import { errorFrame, ProtocolErrorCode, replyFrame, type RequestId } from '../protocol/v1.js';
 import { ErrorCode, RequestError, toBerthError, type BerthError } from '../util/errors.js';
 import { isThenable } from '../util/thenable.js';
@@ -40,9 +40,7 @@ export class Requests<TData> {
         return;
       }
       // The connection may have closed meanwhile: `deliver` then queues nothing.
-      connection.deliver(
-        replyFrame(id, { data: answer instanceof ArrayBuffer ? new Uint8Array(answer) : answer, binary: typeof answer !== 'string' }),
-      );
+      connection.deliver(replyFrame(id, toPayload(answer, undefined)));
     };
     const handler = this.#handler;
     if (handler === undefined) {

@@ -23,7 +23,7 @@ import {
 } from '../connection/connection.js';
 import { Transport, type SocketSink, type TransportSocket } from '../connection/transport.js';
 import { FlushScheduler } from '../delivery/flush-scheduler.js';
-import { encode, encodeCheck, type SendData } from '../delivery/frame.js';
+import { encode, encodeCheck, toPayload, type SendData } from '../delivery/frame.js';
 import { OutboxLedger } from '../delivery/outbox.js';
 import { healthOf, type Health } from '../observability/health.js';
 import { Metrics } from '../observability/metrics.js';
@@ -272,11 +272,7 @@ class BerthRuntime<TData> implements Runtime<TData> {
       sendEnveloped: (connection, data, binary) => {
         // The same checks and framing rules as a raw send: strings are text, bytes binary unless `binary: false`.
         encodeCheck(data);
-        const payload: Payload = {
-          data: data instanceof ArrayBuffer ? new Uint8Array(data) : data,
-          binary: binary ?? typeof data !== 'string',
-        };
-        return this.#streams.direct(connection, payload);
+        return this.#streams.direct(connection, toPayload(data, binary));
       },
       requested: (connection, id, data, binary) => this.#requests.answer(connection, id, data, binary),
       resume: (connection, token, positions) => this.#resume(connection, token, positions),
@@ -498,12 +494,7 @@ class BerthRuntime<TData> implements Runtime<TData> {
     const frame = encode(data, options?.binary);
     if (this.#state === 'closed') return;
     const except = typeof options?.except === 'object' ? options.except.id : options?.except;
-    const message: BroadcastMessage = {
-      target,
-      except,
-      data: data instanceof ArrayBuffer ? new Uint8Array(data) : data,
-      binary: options?.binary ?? typeof data !== 'string',
-    };
+    const message: BroadcastMessage = { target, except, ...toPayload(data, options?.binary) };
     this.#deliverLocally(target, except, frame, true, message);
     const { adapter } = this.#options;
     this.#metrics.crossNode('published');
@@ -545,8 +536,7 @@ class BerthRuntime<TData> implements Runtime<TData> {
       delivered: (recipients, enveloped) => {
         this.#metrics.broadcast(recipients, startedAt, sentHere);
         // A stream a dropped connection's session holds goes on being numbered and kept, for its resume.
-        if (enveloped.length > 0 || this.#sessions?.interested(streamOf(target)))
-          this.#streams.broadcast(target, except, payload, enveloped);
+        if (enveloped.length > 0 || this.#sessions?.interested(target)) this.#streams.broadcast(target, except, payload, enveloped);
       },
     });
   }

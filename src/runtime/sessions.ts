@@ -9,7 +9,9 @@
 import { randomBytes } from 'node:crypto';
 import { createActor, type Actor, type AnyActorRef } from 'xstate';
 import { sessionMachine } from '../../machines/session.machine.js';
+import type { Target } from '../../machines/types.js';
 import type { StreamPosition } from '../history/store.js';
+import { streamOf } from '../protocol/v1.js';
 import type { Clock } from './options.js';
 
 /** What a dropped connection leaves behind. */
@@ -61,9 +63,12 @@ export class Sessions {
     return this.#kept.size;
   }
 
-  /** Whether a detached session holds this stream. */
-  interested(stream: string): boolean {
-    return this.#interest.has(stream);
+  /**
+   * Whether a detached session holds the stream of a broadcast's target. Asked of every broadcast with
+   * no `berth.v1` recipient, so it costs nothing (no stream name built) while no session is detached.
+   */
+  interested(target: Target): boolean {
+    return this.#interest.size > 0 && this.#interest.has(streamOf(target));
   }
 
   /** Keeps what a dropped connection leaves behind for the window; false if too many are kept already. */

@@ -7,6 +7,7 @@
  */
 import WebSocket from 'ws';
 import { createRuntime } from '../index.js';
+import { eventually, settles } from './wait.js';
 import type { Adapter, AdapterNode, BroadcastMessage, Connection, Presence, PresenceChange, Runtime } from '../index.js';
 
 /** What the suite needs of an `expect`: vitest's and jest's fit. */
@@ -315,28 +316,6 @@ function presenceOf(nodeId: string, local: LocalEntries): Presence {
     userConnections: async (user) => entries().flatMap(([id, entry]) => (entry.user === user ? [id] : [])),
     onlineUsers: async () => [...new Set(entries().flatMap(([, entry]) => entry.user ?? []))].sort(),
   };
-}
-
-/** Polls `condition` until it holds; fails after `timeoutMs`. */
-async function eventually(condition: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
-
-/** Retries an async assertion until it passes; rethrows its last failure after `timeoutMs`. */
-async function settles(assertion: () => Promise<void>, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      return await assertion();
-    } catch (error) {
-      if (Date.now() > deadline) throw error;
-      await new Promise((resolve) => setTimeout(resolve, 10));
-    }
-  }
 }
 
 /** A ws client on loopback whose text messages are taken in order with `next()`. */

@@ -10,3 +10,4 @@ export { adapterConformance } from './adapter-conformance.js';
 export type { ConformanceExpect, ConformanceFramework, ConformanceSuite } from './adapter-conformance.js';
 export { historyConformance } from './history-conformance.js';
 export type { ConformanceClock, HistorySuite } from './history-conformance.js';
+export { eventually, settles } from './wait.js';

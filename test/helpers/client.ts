@@ -59,24 +59,4 @@ export function connect(url: string, options: ClientOptions = {}): Promise<TestC
   });
 }
 
-/** Polls `condition` every few milliseconds until it holds; fails after `timeoutMs`. */
-export async function eventually(condition: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
-
-/** Retries an async assertion every few milliseconds until it passes; rethrows its last failure after `timeoutMs`. */
-export async function settles<T>(assertion: () => Promise<T>, timeoutMs = 5000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      return await assertion();
-    } catch (error) {
-      if (Date.now() > deadline) throw error;
-      await new Promise((resolve) => setTimeout(resolve, 10));
-    }
-  }
-}
+export { eventually, settles } from '../../src/testing/wait.js';
