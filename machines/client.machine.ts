@@ -58,6 +58,13 @@ export function reconnectDelay(context: Pick<ClientContext, 'backoff' | 'random'
   return Math.floor(random() * Math.min(backoff.maxMs, backoff.initialMs * 2 ** attempt));
 }
 
+/** The leaf a client machine's state value names: `connecting`, `open`, `reconnecting`, `closing` or `closed`. */
+export function clientStateOf(value: unknown): 'connecting' | 'open' | 'reconnecting' | 'closing' | 'closed' {
+  return (typeof value === 'string' ? value : (Object.values(value as Record<string, string>)[0] ?? 'connecting')) as ReturnType<
+    typeof clientStateOf
+  >;
+}
+
 /**
  * A `berth/client` connection over its whole life: `connecting` until the
  * server's welcome, `open`, `reconnecting` after a close worth coming back
@@ -94,26 +101,22 @@ export const clientMachine = setup({
   id: 'client',
   description: 'One berth/client: connects, stays open, reconnects with backoff after a close worth coming back from.',
   context: ({ input }) => ({ ...input, attempt: 0, delayMs: 0, code: undefined, reason: '' }),
-  initial: 'connecting',
+  initial: 'live',
   states: {
-    connecting: {
-      description: 'A socket is opening; usable once the welcome comes.',
-      entry: 'openSocket',
-      on: {
-        'server.welcome': 'open',
-        'socket.closed': [
-          { guard: 'reconnectable', target: 'reconnecting', actions: 'failPending' },
-          { target: 'closed', actions: assign(({ event }) => ({ code: event.code, reason: event.reason })) },
-        ],
-        'client.close': {
-          target: 'closing',
-          actions: { type: 'closeSocket', params: ({ event }) => ({ code: event.code, reason: event.reason }) },
+    live: {
+      description: 'A socket is ours: opening, or open. However it closes, the same rules decide what comes next.',
+      initial: 'connecting',
+      states: {
+        connecting: {
+          description: 'A socket is opening; usable once the welcome comes.',
+          entry: 'openSocket',
+          on: { 'server.welcome': 'open' },
+        },
+        open: {
+          description: 'Messages flow both ways; the outgoing queue is flushed on entry.',
+          entry: [assign({ attempt: 0 }), 'flushQueue'],
         },
       },
-    },
-    open: {
-      description: 'Messages flow both ways; the outgoing queue is flushed on entry.',
-      entry: [assign({ attempt: 0 }), 'flushQueue'],
       on: {
         'socket.closed': [
           { guard: 'reconnectable', target: 'reconnecting', actions: 'failPending' },
@@ -131,7 +134,7 @@ export const clientMachine = setup({
         const { code, reason } = event as Extract<ClientEvent, { type: 'socket.closed' }>;
         return { code, reason, delayMs: reconnectDelay(context, code, reason), attempt: context.attempt + 1 };
       }),
-      after: { reconnectDelay: 'connecting' },
+      after: { reconnectDelay: 'live' },
       on: {
         'client.close': { target: 'closed', actions: assign(({ event }) => ({ code: event.code, reason: event.reason })) },
       },

@@ -6,10 +6,10 @@
  * the position of every stream it receives, and does request/reply.
  */
 import { createActor, type Actor } from 'xstate';
-import { clientMachine, type Backoff } from '../../machines/client.machine.js';
+import { clientMachine, clientStateOf, type Backoff } from '../../machines/client.machine.js';
 
 /** Where a client is. */
-export type ClientState = 'connecting' | 'open' | 'reconnecting' | 'closing' | 'closed';
+export type ClientState = ReturnType<typeof clientStateOf>;
 
 /** The WebSocket class the client uses: the browser's, or `ws`'s in Node. */
 export interface WebSocketClass {
@@ -141,7 +141,7 @@ export class BerthClient {
       },
     });
     this.#actor.subscribe((snapshot) => {
-      const state = snapshot.value as ClientState;
+      const state = clientStateOf(snapshot.value);
       if (state === this.#state) return;
       this.#state = state;
       this.#emit('state', state);
@@ -203,7 +203,7 @@ export class BerthClient {
   async #open(): Promise<void> {
     const WebSocketClass = this.#options.WebSocket ?? (globalThis as { WebSocket?: WebSocketClass }).WebSocket ?? (await nodeWebSocket());
     // The machine may have moved on (closed) while `ws` was being loaded.
-    if (this.#actor.getSnapshot().value !== 'connecting') return;
+    if (clientStateOf(this.#actor.getSnapshot().value) !== 'connecting') return;
     const socket = new WebSocketClass(this.url, ['berth.v1']);
     socket.binaryType = 'arraybuffer';
     this.#socket = socket;

@@ -8,7 +8,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { createActor, SimulatedClock, type AnyStateMachine } from 'xstate';
 import { getShortestPaths } from 'xstate/graph';
-import { clientMachine, reconnectDelay, type ClientEvent, type ClientInput } from '../../machines/client.machine.js';
+import { clientMachine, clientStateOf, reconnectDelay, type ClientEvent, type ClientInput } from '../../machines/client.machine.js';
 import { Coverage } from './coverage.js';
 
 type PathEvent = ClientEvent | { type: string };
@@ -38,7 +38,7 @@ const paths = getShortestPaths(clientMachine as AnyStateMachine, {
     `${JSON.stringify(previous?.value ?? null)} --${event?.type ?? 'start'}${event && 'code' in event ? `(${String(event.code)})` : ''}--> ${JSON.stringify(snapshot.value)}`,
 }).map((path) => ({
   events: path.steps.map((step) => step.event as PathEvent).filter((event) => event.type !== 'xstate.init'),
-  expected: path.state.value as string,
+  expected: clientStateOf(path.state.value),
 }));
 
 const coverage = new Coverage('client');
@@ -54,7 +54,7 @@ function run(path: readonly PathEvent[]): { value: string; delays: number[] } {
     if (event.type.startsWith('xstate.after.')) {
       // A delay of a state the actor is not in is no event at all (the model feeds it anyway).
       const state = event.type.split('.').slice(3).join('.');
-      if (`client.${String(actor.getSnapshot().value)}` !== state) continue;
+      if (`client.${clientStateOf(actor.getSnapshot().value)}` !== state) continue;
       const delay = event.type.includes('reconnectDelay') ? actor.getSnapshot().context.delayMs : input.closeTimeoutMs;
       delays.push(delay);
       clock.increment(delay);
@@ -62,7 +62,7 @@ function run(path: readonly PathEvent[]): { value: string; delays: number[] } {
       actor.send(event as ClientEvent);
     }
   }
-  const value = actor.getSnapshot().value as string;
+  const value = clientStateOf(actor.getSnapshot().value);
   actor.stop();
   return { value, delays };
 }
