@@ -1,25 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import {
-  CloseCode,
-  closeCodeCatalog,
-  describeCloseCode,
-  isSendableCloseCode,
-  type Connection,
-  type Runtime,
-  type RuntimeEvents,
-} from '../src/index.js';
+import { CloseCode, closeCodeCatalog, describeCloseCode, isSendableCloseCode, type Runtime, type RuntimeEvents } from '../src/index.js';
 import { connect } from './helpers/client.js';
 import { RawWebSocket } from './helpers/raw.js';
-import { startRuntime } from './helpers/runtime.js';
+import { nextConnection, startRuntime } from './helpers/runtime.js';
 
 /** Every code a close frame may carry in 1000–1015, and samples of 3000–4999. */
 const wireCodes = [1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014];
 const sampleCodes = [3000, 3001, 3500, 3999, 4000, 4001, 4100, 4321, 4999];
 const notSendable = [0, 999, 1004, 1005, 1006, 1015, 1016, 2000, 2999, 5000, 65535];
-
-function nextConnection(runtime: Runtime): Promise<Connection> {
-  return new Promise((resolve) => runtime.on('connection', resolve));
-}
 
 function nextClose(runtime: Runtime): Promise<RuntimeEvents['close']> {
   return new Promise((resolve) => runtime.on('close', resolve));

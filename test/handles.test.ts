@@ -1,11 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import type { Connection, Runtime } from '../src/index.js';
+import type { Runtime } from '../src/index.js';
 import { connect, eventually } from './helpers/client.js';
-import { startRuntime } from './helpers/runtime.js';
-
-function nextConnection(runtime: Runtime): Promise<Connection> {
-  return new Promise((resolve) => runtime.on('connection', resolve));
-}
+import { nextConnection, startRuntime } from './helpers/runtime.js';
 
 function nextClose(runtime: Runtime) {
   return new Promise<{ rooms: readonly string[]; cause: string }>((resolve) => runtime.on('close', resolve));

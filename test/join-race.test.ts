@@ -1,12 +1,8 @@
 import type { AnyActorRef } from 'xstate';
 import { describe, expect, it } from 'vitest';
-import type { Connection, Runtime } from '../src/index.js';
+import type { Runtime } from '../src/index.js';
 import { connect, eventually } from './helpers/client.js';
-import { startRuntime } from './helpers/runtime.js';
-
-function nextConnection(runtime: Runtime): Promise<Connection> {
-  return new Promise((resolve) => runtime.on('connection', resolve));
-}
+import { nextConnection, startRuntime } from './helpers/runtime.js';
 
 function expectNoGhost(runtime: Runtime, id: string): void {
   const { rooms, users, connections } = runtime.snapshot();

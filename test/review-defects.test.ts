@@ -4,15 +4,11 @@
 import net from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { SimulatedClock } from 'xstate';
-import { createMemoryAdapter, createMemoryBus, type Connection, type Runtime } from '../src/index.js';
+import { createMemoryAdapter, createMemoryBus, type Runtime } from '../src/index.js';
 import { runScenario } from '../src/testing/index.js';
 import { connect, eventually } from './helpers/client.js';
 import { RawWebSocket } from './helpers/raw.js';
-import { startRuntime } from './helpers/runtime.js';
-
-function nextConnection(runtime: Runtime): Promise<Connection> {
-  return new Promise((resolve) => runtime.on('connection', resolve));
-}
+import { nextConnection, startRuntime } from './helpers/runtime.js';
 
 function blockEventLoop(ms: number): void {
   const until = performance.now() + ms;

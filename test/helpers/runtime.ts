@@ -1,5 +1,5 @@
 import { afterEach } from 'vitest';
-import { createRuntime, type Runtime, type RuntimeOptions } from '../../src/index.js';
+import { createRuntime, type Connection, type Runtime, type RuntimeOptions } from '../../src/index.js';
 
 const running = new Set<Runtime<any>>();
 
@@ -17,4 +17,9 @@ export async function startRuntime<TData = unknown>(
   await runtime.ready;
   const port = runtime.address()!.port;
   return { runtime, url: `ws://127.0.0.1:${port}${options.path ?? '/'}`, port };
+}
+
+/** The next connection the runtime registers. */
+export function nextConnection<TData>(runtime: Runtime<TData>): Promise<Connection<TData>> {
+  return new Promise((resolve) => runtime.on('connection', resolve));
 }

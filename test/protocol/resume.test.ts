@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { SimulatedClock } from 'xstate';
-import type { Connection, Runtime } from '../../src/index.js';
+import type { Connection, Runtime, RuntimeOptions } from '../../src/index.js';
 import { eventually } from '../helpers/client.js';
 import { startRuntime } from '../helpers/runtime.js';
 
@@ -148,18 +148,27 @@ describe('berth.v1 sessions: resume after a drop', () => {
   });
 });
 
+/**
+ * A runtime whose first berth.v1 connection joined the lobby and then dropped,
+ * leaving its session kept; later connections join nothing by themselves.
+ */
+async function droppedInLobby(options: RuntimeOptions = {}) {
+  const { runtime, url } = await startRuntime(options);
+  const connections = track(runtime);
+  runtime.on('connection', (connection) => {
+    if (connections.length === 1) void connection.join('lobby');
+  });
+  const first = await v1(url);
+  const { session } = await first.until((m) => m.t === 'welcome', 'welcome');
+  await first.until((m) => m.t === 'joined', 'joined');
+  terminate(connections[0]!);
+  await eventually(() => runtime.metrics.snapshot().sessions.detached === 1, 'the session kept');
+  return { runtime, url, connections, session };
+}
+
 describe('berth.v1 sessions: resume races', () => {
   it('two connections resuming one token at once: exactly one gets the session, the other nothing, no ghost', async () => {
-    const { runtime, url } = await startRuntime();
-    const connections = track(runtime);
-    runtime.on('connection', (connection) => {
-      if (connections.length === 1) void connection.join('lobby');
-    });
-    const first = await v1(url);
-    const { session } = await first.until((m) => m.t === 'welcome', 'welcome');
-    await first.until((m) => m.t === 'joined', 'joined');
-    terminate(connections[0]!);
-    await eventually(() => connections[0]!.state === 'closed', 'the drop');
+    const { runtime, url, connections, session } = await droppedInLobby();
     const a = await v1(url);
     const b = await v1(url);
     await a.until((m) => m.t === 'welcome', 'a welcome');
@@ -175,16 +184,7 @@ describe('berth.v1 sessions: resume races', () => {
   it('a resume racing the expiry gets the session or nothing, never both', async () => {
     for (const resumeFirst of [true, false]) {
       const clock = new SimulatedClock();
-      const { runtime, url } = await startRuntime({ clock, recovery: { windowMs: 1000 }, heartbeat: false });
-      const connections = track(runtime);
-      runtime.on('connection', (connection) => {
-        if (connections.length === 1) void connection.join('lobby');
-      });
-      const first = await v1(url);
-      const { session } = await first.until((m) => m.t === 'welcome', 'welcome');
-      await first.until((m) => m.t === 'joined', 'joined');
-      terminate(connections[0]!);
-      await eventually(() => runtime.metrics.snapshot().sessions.detached === 1, 'the session kept');
+      const { runtime, url, connections, session } = await droppedInLobby({ clock, recovery: { windowMs: 1000 }, heartbeat: false });
       const second = await v1(url);
       await second.until((m) => m.t === 'welcome', 'welcome');
       if (!resumeFirst) clock.increment(1000);
@@ -205,17 +205,8 @@ describe('berth.v1 sessions: resume races', () => {
   });
 
   it('a resume racing a leave of the same room leaves no ghost', async () => {
-    const { runtime, url } = await startRuntime();
-    const connections = track(runtime);
-    runtime.on('connection', (connection) => {
-      if (connections.length === 1) void connection.join('lobby');
-    });
+    const { runtime, url, session } = await droppedInLobby();
     runtime.on('resume', ({ connection }) => void connection.leave('lobby'));
-    const first = await v1(url);
-    const { session } = await first.until((m) => m.t === 'welcome', 'welcome');
-    await first.until((m) => m.t === 'joined', 'joined');
-    terminate(connections[0]!);
-    await eventually(() => connections[0]!.state === 'closed', 'the drop');
     const second = await v1(url);
     await second.until((m) => m.t === 'welcome', 'welcome');
     second.ws.send(JSON.stringify({ t: 'resume', token: session }));

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import type { Connection, Runtime } from '../../src/index.js';
+import type { Connection } from '../../src/index.js';
 import { connect, eventually } from '../helpers/client.js';
-import { startRuntime } from '../helpers/runtime.js';
+import { nextConnection, startRuntime } from '../helpers/runtime.js';
 
 interface V1Client {
   readonly ws: WebSocket;
@@ -33,10 +33,6 @@ async function v1(url: string): Promise<V1Client> {
       return received[taken++]!;
     },
   };
-}
-
-function nextConnection(runtime: Runtime): Promise<Connection> {
-  return new Promise((resolve) => runtime.on('connection', resolve));
 }
 
 describe('berth.v1: negotiated with Sec-WebSocket-Protocol', () => {
