@@ -18,7 +18,7 @@ const layers = {
   history: ['util'],
   protocol: ['util', 'delivery', 'history'],
   runtime: ['util', 'delivery', 'connection', 'cluster', 'observability', 'history', 'protocol'],
-  client: [],
+  client: ['util'],
   testing: ['util', 'delivery', 'connection', 'cluster', 'observability', 'history', 'protocol', 'runtime', 'index.ts', 'redis.ts'],
 };
 const entryPoints = ['index.ts', 'redis.ts', 'client.ts'];

@@ -7,6 +7,7 @@
  */
 import { createActor, type Actor } from 'xstate';
 import { clientMachine, clientStateOf, type Backoff } from '../../machines/client.machine.js';
+import { EventHub } from '../util/event-hub.js';
 
 /** Where a client is. */
 export type ClientState = ReturnType<typeof clientStateOf>;
@@ -67,7 +68,7 @@ export class ClientRequestError extends Error {
   }
 }
 
-export interface ClientEvents {
+export interface ClientEvents extends Record<string, unknown> {
   state: ClientState;
   message: StreamMessage;
   welcome: { id: string };
@@ -95,7 +96,7 @@ export class BerthClient {
   readonly url: string;
   readonly #options: ClientOptions;
   readonly #actor: Actor<typeof clientMachine>;
-  readonly #handlers = new Map<keyof ClientEvents, Set<(event: never) => void>>();
+  readonly #events = new EventHub<ClientEvents>();
   readonly #queue: Array<string | Uint8Array> = [];
   readonly #pending = new Map<
     number,
@@ -158,11 +159,10 @@ export class BerthClient {
     return this.#positions;
   }
 
+  /** Subscribes; returns the unsubscribe. */
   on<K extends keyof ClientEvents>(type: K, handler: (event: ClientEvents[K]) => void): () => void {
-    let handlers = this.#handlers.get(type);
-    if (handlers === undefined) this.#handlers.set(type, (handlers = new Set()));
-    handlers.add(handler as (event: never) => void);
-    return () => handlers.delete(handler as (event: never) => void);
+    this.#events.on(type, handler);
+    return () => this.#events.off(type, handler);
   }
 
   /** Sends a message to the application; queued while not open. False if the queue is full or the client closed. */
@@ -302,16 +302,12 @@ export class BerthClient {
   }
 
   #emit<K extends keyof ClientEvents>(type: K, event: ClientEvents[K]): void {
-    for (const handler of [...(this.#handlers.get(type) ?? [])]) {
-      try {
-        (handler as (event: ClientEvents[K]) => void)(event);
-      } catch (error) {
-        // An application handler's failure must not stop the client; it is the application's to see.
-        queueMicrotask(() => {
-          throw error;
-        });
-      }
-    }
+    // An application handler's failure must not stop the client; it is the application's to see.
+    this.#events.emit(type, event, (error) =>
+      queueMicrotask(() => {
+        throw error;
+      }),
+    );
   }
 }
 
