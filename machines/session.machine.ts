@@ -1,5 +1,8 @@
 import { assign, setup } from 'xstate';
 
+/** The actor id of every session actor (the supervisor tells them apart by the token in their output). */
+export const SESSION_ACTOR_ID = 'session';
+
 export interface SessionInput {
   /** The session's token: what a reconnecting client names it by. */
   readonly token: string;

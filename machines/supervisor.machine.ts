@@ -2,17 +2,26 @@ import { assign, enqueueActions, setup } from 'xstate';
 import type { AnyActorRef, DoneActorEvent, ErrorActorEvent } from 'xstate';
 import { CONNECTION_ACTOR_ID, type ConnectionEvent, type ConnectionLeavingEvent, type ConnectionOutput } from './connection.machine.js';
 import { Directory } from './directory.js';
+import { SESSION_ACTOR_ID, type SessionOutput } from './session.machine.js';
+import { SessionRegistry, type SessionRecord } from './sessions.js';
 import type { DeliveryPort, EncodedFrame, Respond, Target } from './types.js';
 
 export type SupervisorDirectory = Directory<DeliveryPort, AnyActorRef>;
+export type SupervisorSessions = SessionRegistry<AnyActorRef>;
 
 export interface SupervisorContext {
   readonly directory: SupervisorDirectory;
+  /** Sessions of dropped `berth.v1` connections, waiting for their clients. */
+  readonly sessions: SupervisorSessions;
+  /** At most this many sessions are kept at once. */
+  readonly maxSessions: number;
 }
 
 export interface SupervisorInput {
   /** Lets a test start from a prepared directory; the runtime always starts empty. */
   readonly directory?: SupervisorDirectory;
+  /** [default 0: none kept] */
+  readonly maxSessions?: number;
 }
 
 /** Every event the supervisor accepts. It handles them one at a time, in arrival order. */
@@ -32,10 +41,19 @@ export type SupervisorEvent =
   /** `delivered` learns how many local recipients there were, and which of them take an envelope instead of `frame`. */
   | { type: 'broadcast'; target: Target; except?: string; frame: EncodedFrame; delivered?: Delivered }
   | { type: 'runtime.shutdown'; code: number; reason: string }
+  /**
+   * A dropped connection's session, with its actor (created, not started: `respond(true)` means the
+   * supervisor kept it and the caller starts it; false, that too many are kept or the runtime is stopping).
+   */
+  | { type: 'session.detach'; record: SessionRecord; ref: AnyActorRef; respond?: Respond }
+  /** A client asks for its session back: `taken` gets it, once, if it is kept and is `user`'s; else undefined. */
+  | { type: 'session.take'; token: string; user: string | undefined; taken: (record: SessionRecord | undefined) => void }
   /** A connection actor failed (reported by the runtime, which saw which one). */
   | { type: 'connection.failed'; id: string }
   | DoneActorEvent<ConnectionOutput, typeof CONNECTION_ACTOR_ID>
-  | ErrorActorEvent<unknown, typeof CONNECTION_ACTOR_ID>;
+  | ErrorActorEvent<unknown, typeof CONNECTION_ACTOR_ID>
+  | DoneActorEvent<SessionOutput, typeof SESSION_ACTOR_ID>
+  | ErrorActorEvent<unknown, typeof SESSION_ACTOR_ID>;
 
 type Event<T extends SupervisorEvent['type']> = Extract<SupervisorEvent, { type: T }>;
 
@@ -74,6 +92,8 @@ export const supervisorMachine = setup({
     },
     /** Writes a broadcast into every recipient's outbox and answers with the count (implemented by the runtime). */
     deliver: (_, _params: Deliver) => {},
+    /** A session's window passed with nobody claiming it (implemented by the runtime, which counts it). */
+    reportExpired: (_, _params: { record: SessionRecord }) => {},
     /** Tells a connection, through its port, which rooms it was taken out of; the port is in the params, so it is reached even once the entry is forgotten. */
     reportLeft: (_, { port, rooms }: { id: string; port: DeliveryPort; rooms: readonly string[] }) => port.left(rooms),
     /** Reports the rooms a connection is about to be taken out of, if it is in any (before `markLeaving` or `forget`). */
@@ -115,6 +135,32 @@ export const supervisorMachine = setup({
       context.directory.remove(params.id);
       return {};
     }),
+    keepSession: assign(({ context, event }) => {
+      const { record, ref } = event as Event<'session.detach'>;
+      context.sessions.keep(record, ref);
+      return {};
+    }),
+    /** Hands a session to its client and tells its actor; the registry forgets it at once, so a second take finds nothing. */
+    takeSession: enqueueActions(({ context, event, enqueue }) => {
+      const { token, taken } = event as Event<'session.take'>;
+      const kept = context.sessions.get(token)!;
+      context.sessions.forget(token);
+      enqueue.sendTo(kept.ref, { type: 'session.resume' });
+      taken(kept.record);
+    }),
+    notTaken: ({ event }) => (event as Event<'session.take'>).taken(undefined),
+    /** A session actor ended: if it expired unclaimed, forget it (a resumed one was forgotten when it was taken). */
+    sessionEnded: enqueueActions(({ context, event, enqueue }) => {
+      const { token, outcome } = (event as DoneActorEvent<SessionOutput>).output;
+      const kept = context.sessions.get(token);
+      if (outcome !== 'expired' || kept === undefined) return;
+      context.sessions.forget(token);
+      enqueue({ type: 'reportExpired', params: { record: kept.record } } as never);
+    }),
+    stopSessions: enqueueActions(({ context, enqueue }) => {
+      for (const ref of context.sessions.refs()) enqueue.stopChild(ref);
+      context.sessions.clear();
+    }),
     shutdownConnections: enqueueActions(({ context, event, enqueue }) => {
       const { code, reason } = event as Event<'runtime.shutdown'>;
       const shutdown: ConnectionEvent = { type: 'runtime.shutdown', code, reason };
@@ -131,11 +177,22 @@ export const supervisorMachine = setup({
       return context.directory.connections.get(id)?.rooms.has(room) ?? false;
     },
     isEmpty: ({ context }) => context.directory.connections.size === 0,
+    hasRoomForSession: ({ context }) => context.sessions.size < context.maxSessions,
+    /** A session is only ever its own user's: another's token is as good as unknown. */
+    isOwnSession: ({ context, event }) => {
+      const { token, user } = event as Event<'session.take'>;
+      const kept = context.sessions.get(token);
+      return kept !== undefined && kept.record.user === user;
+    },
   },
 }).createMachine({
   id: 'supervisor',
-  description: 'Owns the connection registry, rooms and users; one message at a time.',
-  context: ({ input }) => ({ directory: input?.directory ?? new Directory() }),
+  description: 'Owns the connection registry, rooms, users and the sessions of dropped connections; one message at a time.',
+  context: ({ input }) => ({
+    directory: input?.directory ?? new Directory(),
+    sessions: new SessionRegistry(),
+    maxSessions: input?.maxSessions ?? 0,
+  }),
   initial: 'running',
   on: {
     'connection.leaving': { actions: ['reportRoomsLeft', 'markLeaving'] },
@@ -159,6 +216,9 @@ export const supervisorMachine = setup({
     'connection.failed': {
       actions: ['reportRoomsLeft', { type: 'forget', params: ({ event }) => ({ id: event.id }) }],
     },
+    [`xstate.done.actor.${SESSION_ACTOR_ID}`]: { actions: 'sessionEnded' },
+    // A session machine has nothing that can fail; handled so that a bug there cannot fail the supervisor.
+    [`xstate.error.actor.${SESSION_ACTOR_ID}`]: {},
   },
   states: {
     running: {
@@ -167,17 +227,22 @@ export const supervisorMachine = setup({
         'connection.register': [{ guard: 'isNew', actions: ['register', accept] }, { actions: refuse }],
         'room.join': [{ guard: 'isActive', actions: ['join', accept] }, { actions: refuse }],
         'user.bind': [{ guard: 'isActive', actions: ['bind', accept] }, { actions: refuse }],
+        'session.detach': [{ guard: 'hasRoomForSession', actions: ['keepSession', accept] }, { actions: refuse }],
+        'session.take': [{ guard: 'isOwnSession', actions: 'takeSession' }, { actions: 'notTaken' }],
         'runtime.shutdown': 'stopping',
       },
     },
     stopping: {
-      description: 'Every connection was told to close with 1001; new registrations, joins and bindings are refused.',
-      entry: 'shutdownConnections',
+      description:
+        'Every connection was told to close with 1001 and every session stopped; new registrations, joins, bindings and sessions are refused.',
+      entry: ['shutdownConnections', 'stopSessions'],
       always: { guard: 'isEmpty', target: 'stopped' },
       on: {
         'connection.register': { actions: refuse },
         'room.join': { actions: refuse },
         'user.bind': { actions: refuse },
+        'session.detach': { actions: refuse },
+        'session.take': { actions: 'notTaken' },
       },
     },
     stopped: { type: 'final', description: 'No connection is left.' },

@@ -28,9 +28,10 @@ export function provideConnectionMachine(
 }
 
 /** A supervisor whose broadcasts write into the recipients' outboxes. */
-export function provideSupervisorMachine(): SupervisorMachine {
+export function provideSupervisorMachine(hooks: { sessionExpired(): void }): SupervisorMachine {
   return supervisorMachine.provide({
     actions: {
+      reportExpired: () => hooks.sessionExpired(),
       deliver: ({ context }, { target, except, frame, delivered }) => {
         let enveloped: DeliveryPort[] | undefined;
         const recipients = context.directory.forEachRecipient(target, except, ({ port }) => {

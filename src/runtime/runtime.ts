@@ -5,6 +5,7 @@ import type { Duplex } from 'node:stream';
 import { createActor, type Actor } from 'xstate';
 import { CONNECTION_ACTOR_ID, type ConnectionMachine } from '../../machines/connection.machine.js';
 import type { DirectoryView } from '../../machines/directory.js';
+import type { SessionRecord } from '../../machines/sessions.js';
 import type { SupervisorDirectory } from '../../machines/supervisor.machine.js';
 import type { CloseCause, EncodedFrame, Target } from '../../machines/types.js';
 import type { AdapterNode, BroadcastMessage } from '../cluster/adapter.js';
@@ -46,7 +47,7 @@ import { assertName } from '../util/validate.js';
 import type { BroadcastOptions, RequestHandler, Runtime, RuntimeEvents, RuntimeMetrics } from './api.js';
 import { resolveOptions, type ResolvedOptions, type RuntimeOptions } from './options.js';
 import { Requests } from './requests.js';
-import { Sessions } from './sessions.js';
+import { createSessionActor, sessionToken } from './sessions.js';
 import { Streams } from './streams.js';
 import { viewOf, type SupervisorView } from './supervisor-view.js';
 
@@ -83,8 +84,8 @@ class BerthRuntime<TData> implements Runtime<TData> {
   #sequence = 0;
   readonly #requests = new Requests<TData>((error, connection) => this.#report(error, connection));
   readonly #streams: Streams;
-  /** Sessions of dropped berth.v1 connections; none when `recovery` is off. */
-  readonly #sessions: Sessions | undefined;
+  /** How long the sessions of dropped berth.v1 connections are kept (the supervisor keeps them); none when `recovery` is off. */
+  readonly #recoveryWindowMs: number | undefined;
   #state: RuntimeState = 'running';
   #closing: Promise<void> | undefined;
 
@@ -128,8 +129,8 @@ class BerthRuntime<TData> implements Runtime<TData> {
       report: (error) => this.#report(error),
     });
     // XState spreads options over its defaults, so an `undefined` clock would replace the real one.
-    this.#supervisor = createActor(provideSupervisorMachine(), {
-      input: {},
+    this.#supervisor = createActor(provideSupervisorMachine({ sessionExpired: () => this.#metrics.session('expired') }), {
+      input: { maxSessions: options.recovery?.maxSessions ?? 0 },
       id: 'supervisor',
       systemId: 'supervisor',
       ...(options.inspect && { inspect: options.inspect }),
@@ -144,16 +145,7 @@ class BerthRuntime<TData> implements Runtime<TData> {
       },
     });
     this.#supervisor.start();
-    // Session actors are the supervisor's children, so the inspector shows them beside the connections.
-    this.#sessions =
-      options.recovery === null
-        ? undefined
-        : new Sessions({
-            ...options.recovery,
-            parent: this.#supervisor,
-            clock: options.clock,
-            ended: (outcome) => this.#metrics.session(outcome),
-          });
+    this.#recoveryWindowMs = options.recovery?.windowMs;
 
     const policy = {
       maxConnections: options.maxConnections,
@@ -322,9 +314,9 @@ class BerthRuntime<TData> implements Runtime<TData> {
    * each of its streams stood.
    */
   #detach(connection: ServerConnection<TData>, code: number, cause: CloseCause): void {
-    const sessions = this.#sessions;
+    const windowMs = this.#recoveryWindowMs;
     const token = connection.v1?.sessionToken;
-    if (sessions === undefined || token === undefined || this.#state !== 'running') return;
+    if (windowMs === undefined || token === undefined || this.#state !== 'running') return;
     // Deliberate ends: the client said goodbye (1000), or the server closed it on purpose.
     if (
       (cause === 'client' && code === CloseCode.NORMAL) ||
@@ -338,7 +330,19 @@ class BerthRuntime<TData> implements Runtime<TData> {
     const keep = new Set([...rooms.map((room) => streamOf({ kind: 'room', room })), 'all', connectionStream(connection.id)]);
     if (connection.user !== undefined) keep.add(streamOf({ kind: 'user', user: connection.user }));
     const streams = new Map([...(connection.v1?.attached ?? [])].filter(([stream]) => keep.has(stream)));
-    if (sessions.detach({ token, previous: connection.id, user: connection.user, rooms, streams })) this.#metrics.session('detached');
+    // Session actors are the supervisor's children, so the inspector shows them beside the connections.
+    const actor = createSessionActor(this.#supervisor, token, windowMs);
+    this.#supervisor.send({
+      type: 'session.detach',
+      record: { token, previous: connection.id, user: connection.user, rooms, streams },
+      ref: actor,
+      respond: (kept) => {
+        // Refused: as many sessions are kept as `recovery.maxSessions` allows.
+        if (!kept) return this.#metrics.session('overflow');
+        actor.start();
+        this.#metrics.session('detached');
+      },
+    });
   }
 
   /**
@@ -354,15 +358,32 @@ class BerthRuntime<TData> implements Runtime<TData> {
       const lost = frame.recovered ? [] : frame.lost.map(({ s, reason }) => ({ stream: s, reason }));
       this.#emit('resume', { connection, recovered: frame.recovered, previous, lost }, connection);
     };
-    const sessions = this.#sessions;
-    if (sessions === undefined) return answer({ recovered: false, reason: 'not-kept', lost: [] });
+    if (this.#recoveryWindowMs === undefined) return answer({ recovered: false, reason: 'not-kept', lost: [] });
     const v1 = connection.v1!;
     if (v1.resumed) return answer({ recovered: false, reason: 'already-resumed', lost: [] });
     v1.resumed = true;
-    // A session is only ever its own user's: a token presented by another is as good as unknown, and stays kept.
-    const kept = sessions.peek(token);
-    if (kept === undefined || kept.user !== connection.user) return answer({ recovered: false, reason: 'unknown-session', lost: [] });
-    const record = sessions.take(token)!;
+    // The supervisor hands a session over once, and only to its own user: a token presented by
+    // another is as good as unknown, and stays kept.
+    // Answered when the supervisor processes it: at once, or after the event it is processing now.
+    this.#supervisor.send({
+      type: 'session.take',
+      token,
+      user: connection.user,
+      taken: (record) =>
+        record === undefined
+          ? answer({ recovered: false, reason: 'unknown-session', lost: [] })
+          : this.#restore(connection, record, positions, answer),
+    });
+  }
+
+  /** Puts a taken session back on a connection: its rooms, and what it missed replayed before anything new. */
+  #restore(
+    connection: ServerConnection<TData>,
+    record: SessionRecord,
+    positions: ReadonlyMap<string, StreamPosition>,
+    answer: (frame: Parameters<typeof resumedFrame>[0], previous?: string) => void,
+  ): void {
+    const v1 = connection.v1!;
     // From here the live messages of its streams wait behind the replay.
     const gate: NonNullable<EnvelopedState['gate']> = [];
     v1.gate = gate;
@@ -431,6 +452,15 @@ class BerthRuntime<TData> implements Runtime<TData> {
     return this.#supervisor.getSnapshot().context.directory;
   }
 
+  /**
+   * Whether a detached session holds the stream of a broadcast's target. Asked of every broadcast with
+   * no `berth.v1` recipient, so it costs nothing (no stream name built) while no session is detached.
+   */
+  #heldBySession(target: Target): boolean {
+    const sessions = this.#supervisor.getSnapshot().context.sessions;
+    return sessions.holdsAny && sessions.interested(streamOf(target));
+  }
+
   #noteRefusal(decision: Grant<TData> | Refusal, request: IncomingMessage): Grant<TData> | Refusal {
     if (decision instanceof Refusal) {
       this.#metrics.refused(decision.status);
@@ -473,8 +503,8 @@ class BerthRuntime<TData> implements Runtime<TData> {
     });
     if (registered) {
       if (connection.enveloped) {
-        if (this.#sessions !== undefined) {
-          connection.v1!.sessionToken = Sessions.token();
+        if (this.#recoveryWindowMs !== undefined) {
+          connection.v1!.sessionToken = sessionToken();
           // Where the streams every connection has stand as it arrives: a resume replays from there at the latest.
           this.#streams.attach(connection, 'all');
           this.#streams.attach(connection, connectionStream(id));
@@ -536,7 +566,7 @@ class BerthRuntime<TData> implements Runtime<TData> {
       delivered: (recipients, enveloped) => {
         this.#metrics.broadcast(recipients, startedAt, sentHere);
         // A stream a dropped connection's session holds goes on being numbered and kept, for its resume.
-        if (enveloped.length > 0 || this.#sessions?.interested(target)) this.#streams.broadcast(target, except, payload, enveloped);
+        if (enveloped.length > 0 || this.#heldBySession(target)) this.#streams.broadcast(target, except, payload, enveloped);
       },
     });
   }
@@ -617,7 +647,6 @@ class BerthRuntime<TData> implements Runtime<TData> {
     clearTimeout(timer);
     await this.#transport.close();
     try {
-      this.#sessions?.close();
       await this.#options.adapter.close();
     } catch (error) {
       this.#report(toBerthError(ErrorCode.ADAPTER, 'adapter close failed', error));

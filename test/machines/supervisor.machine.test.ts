@@ -6,8 +6,18 @@
  * snapshot of one run shares it: each test builds its own initial snapshot.
  */
 import { describe, expect, it, vi, type Mock } from 'vitest';
-import { initialTransition, transition, type AnyActorRef, type ExecutableActionObject, type SnapshotFrom } from 'xstate';
+import {
+  createActor,
+  initialTransition,
+  SimulatedClock,
+  transition,
+  type AnyActorRef,
+  type ExecutableActionObject,
+  type SnapshotFrom,
+} from 'xstate';
 import type { ConnectionOutput } from '../../machines/connection.machine.js';
+import { SESSION_ACTOR_ID, sessionMachine } from '../../machines/session.machine.js';
+import type { SessionRecord } from '../../machines/sessions.js';
 import { Directory } from '../../machines/directory.js';
 import { supervisorMachine, type SupervisorDirectory, type SupervisorEvent } from '../../machines/supervisor.machine.js';
 import type { DeliveryPort, EncodedFrame, Target } from '../../machines/types.js';
@@ -526,4 +536,85 @@ describe('supervisor machine: the join race (no ghost member)', () => {
       expect(directoryOf(snapshot).toJSON().users).toEqual({ alice: ['b'] });
     },
   );
+});
+
+describe('supervisor machine: sessions of dropped connections', () => {
+  const record = (token: string, user: string | undefined) => ({
+    token,
+    previous: `conn-of-${user ?? 'nobody'}`,
+    user,
+    rooms: ['lobby'],
+    streams: new Map([['room:lobby', { offset: 4, epoch: 'e1' }]]),
+  });
+
+  /** A running supervisor with room for two sessions, on simulated time; sessions are real session actors. */
+  function supervisorWithSessions() {
+    const clock = new SimulatedClock();
+    const expired: string[] = [];
+    const supervisor = createActor(
+      supervisorMachine.provide({ actions: { reportExpired: (_, { record }) => void expired.push(record.token) } }),
+      { input: { maxSessions: 2 }, clock },
+    ).start();
+    const detach = (token: string, user: string | undefined): boolean => {
+      const ref = createActor(sessionMachine, { parent: supervisor, id: SESSION_ACTOR_ID, input: { token, windowMs: 1000 } });
+      let kept = false;
+      supervisor.send({ type: 'session.detach', record: record(token, user), ref, respond: (ok) => (kept = ok) });
+      if (kept) ref.start();
+      return kept;
+    };
+    const take = (token: string, user: string | undefined) => {
+      let got: SessionRecord | undefined;
+      supervisor.send({ type: 'session.take', token, user, taken: (r) => (got = r) });
+      return got;
+    };
+    const sessions = () => supervisor.getSnapshot().context.sessions;
+    return { supervisor, clock, expired, detach, take, sessions };
+  }
+
+  it('hands a session to its own user once; a stranger neither gets it nor uses it up', () => {
+    const { detach, take, sessions } = supervisorWithSessions();
+    expect(detach('t1', 'ada')).toBe(true);
+    expect(sessions().interested('room:lobby')).toBe(true);
+    expect(take('t1', 'eve')).toBeUndefined();
+    expect(take('t1', undefined)).toBeUndefined();
+    expect(take('t1', 'ada')).toMatchObject({ token: 't1', previous: 'conn-of-ada', rooms: ['lobby'] });
+    expect(take('t1', 'ada')).toBeUndefined();
+    expect(sessions().size).toBe(0);
+    expect(sessions().interested('room:lobby')).toBe(false);
+  });
+
+  it('refuses a session past maxSessions, and never shows a token in its plain-data view', () => {
+    const { detach, sessions } = supervisorWithSessions();
+    expect([detach('secret-1', 'ada'), detach('secret-2', 'bob'), detach('secret-3', 'cy')]).toEqual([true, true, false]);
+    expect(sessions().toJSON().sessions).toHaveLength(2);
+    expect(JSON.stringify(sessions().toJSON())).not.toContain('secret');
+    expect(sessions().toJSON().interest).toEqual({ 'room:lobby': 2 });
+  });
+
+  it('forgets a session whose window passed, and reports it expired once; a take after that finds nothing', () => {
+    const { clock, expired, detach, take, sessions } = supervisorWithSessions();
+    detach('t1', 'ada');
+    detach('t2', 'bob');
+    expect(take('t2', 'bob')).toBeDefined();
+    clock.increment(999);
+    expect(sessions().size).toBe(1);
+    clock.increment(1);
+    expect(expired).toEqual(['t1']);
+    expect(sessions().size).toBe(0);
+    expect(take('t1', 'ada')).toBeUndefined();
+  });
+
+  it('stops every session on shutdown and takes no new one', () => {
+    const { supervisor, expired, detach, take, sessions, clock } = supervisorWithSessions();
+    detach('t1', 'ada');
+    const session = sessions().get('t1')!.ref;
+    supervisor.send({ type: 'runtime.shutdown', code: 1001, reason: 'bye' });
+    expect(supervisor.getSnapshot().value).toBe('stopped');
+    expect(sessions().size).toBe(0);
+    expect(session.getSnapshot().status).toBe('stopped');
+    expect(detach('t2', 'bob')).toBe(false);
+    expect(take('t1', 'ada')).toBeUndefined();
+    clock.increment(5000);
+    expect(expired).toEqual([]);
+  });
 });

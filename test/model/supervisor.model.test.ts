@@ -18,6 +18,8 @@ const MAX_DEPTH = 7;
 
 const peer = createActor(createMachine({})).start();
 const frame = { chunks: [], byteLength: 0 };
+const record = { token: 't', previous: 'a', user: 'u', rooms: ['r'], streams: new Map([['room:r', { offset: 3, epoch: 'e' }]]) };
+const taken = () => {};
 const events: SupervisorEvent[] = [
   { type: 'connection.register', id: 'a', ref: peer, port: { deliver() {}, left() {} } as never, respond: () => {} },
   { type: 'room.join', id: 'a', room: 'r', respond: () => {} },
@@ -33,23 +35,50 @@ const events: SupervisorEvent[] = [
   { type: 'connection.failed', id: 'a' },
   { type: 'broadcast', target: { kind: 'all' }, frame: frame as never },
   { type: 'runtime.shutdown', code: 1001, reason: 'bye' },
+  { type: 'session.detach', record, ref: peer, respond: () => {} },
+  { type: 'session.take', token: 't', user: 'u', taken },
+  // Somebody else presenting the token.
+  { type: 'session.take', token: 't', user: 'v', taken },
+  { type: 'xstate.done.actor.session', output: { token: 't', outcome: 'expired' }, actorId: 'session' } as SupervisorEvent,
+  { type: 'xstate.done.actor.session', output: { token: 't', outcome: 'resumed' }, actorId: 'session' } as SupervisorEvent,
+  { type: 'xstate.error.actor.session', error: new Error('boom'), actorId: 'session' } as SupervisorEvent,
 ];
 
 const coverage = new Coverage('supervisor');
 afterAll(() => console.log(`model-based coverage: ${coverage.against(supervisorMachine).summary}`));
 
 /** Runs a path on a fresh supervisor; its key is its state and what its registry holds. */
-function replay(path: readonly SupervisorEvent[], observe = coverage.observe): { key: string; value: unknown; answers: boolean[] } {
+function replay(
+  path: readonly SupervisorEvent[],
+  observe = coverage.observe,
+): {
+  key: string;
+  value: unknown;
+  answers: boolean[];
+  kept: number;
+  handedOver: Array<{ user: string | undefined; to: string | undefined }>;
+} {
   const answers: boolean[] = [];
-  const actor = createActor(supervisorMachine, { input: {}, inspect: observe });
+  const handedOver: Array<{ user: string | undefined; to: string | undefined }> = [];
+  let kept = 0;
+  // Room for one session: a second detach is refused.
+  const actor = createActor(supervisorMachine, { input: { maxSessions: 1 }, inspect: observe });
   actor.start();
   for (const event of path) {
-    actor.send('respond' in event ? { ...event, respond: (ok: boolean) => void answers.push(ok) } : event);
+    if (event.type === 'session.take') {
+      actor.send({ ...event, taken: (got) => void (got && handedOver.push({ user: got.user, to: event.user })) });
+    } else if (event.type === 'session.detach') {
+      // The supervisor stops its sessions on shutdown, which XState allows only for its own children.
+      const ref = createActor(createMachine({}), { parent: actor }).start();
+      actor.send({ ...event, ref, respond: (ok: boolean) => void (answers.push(ok), ok && kept++) });
+    } else {
+      actor.send('respond' in event ? { ...event, respond: (ok: boolean) => void answers.push(ok) } : event);
+    }
   }
   const snapshot = actor.getSnapshot();
-  const key = `${JSON.stringify(snapshot.value)} ${JSON.stringify(snapshot.context.directory.toJSON())}`;
+  const key = `${JSON.stringify(snapshot.value)} ${JSON.stringify(snapshot.context.directory.toJSON())} ${JSON.stringify(snapshot.context.sessions.toJSON())}`;
   actor.stop();
-  return { key, value: snapshot.value, answers };
+  return { key, value: snapshot.value, answers, kept, handedOver };
 }
 
 /** Breadth-first: a path to every edge, extended from every state not seen before, up to MAX_DEPTH events. */
@@ -86,8 +115,10 @@ describe('supervisor machine, model-based', () => {
     console.log(`supervisor: ${paths.length} generated paths`);
     expect(paths.length).toBeGreaterThan(30);
     for (const path of paths) {
-      const { value, key } = replay(path);
-      const directory = JSON.parse(key.slice(key.indexOf(' ') + 1)) as {
+      const { value, key, kept, handedOver } = replay(path);
+      const [, directoryJson, sessionsJson] = key.split(' ');
+      const sessions = JSON.parse(sessionsJson!) as { sessions: unknown[]; interest: Record<string, number> };
+      const directory = JSON.parse(directoryJson!) as {
         connections: Record<string, { leaving: boolean; rooms: string[] }>;
         rooms: Record<string, string[]>;
         users: Record<string, string[]>;
@@ -102,8 +133,13 @@ describe('supervisor machine, model-based', () => {
       for (const ids of [...Object.values(directory.rooms), ...Object.values(directory.users)]) {
         for (const id of ids) expect(directory.connections).toHaveProperty(id);
       }
-      // Stopped only once nobody is left.
+      // Stopped only once nobody is left; no session outlives the supervisor.
       if (value === 'stopped') expect(directory.connections).toEqual({});
+      if (value !== 'running') expect(sessions).toEqual({ sessions: [], interest: {} });
+      // A session goes only to its own user, and at most once per time it was kept.
+      for (const { user, to } of handedOver) expect(to).toBe(user);
+      expect(handedOver.length).toBeLessThanOrEqual(kept);
+      expect(sessions.sessions.length + handedOver.length).toBeLessThanOrEqual(kept);
     }
   });
 
