@@ -201,9 +201,13 @@ export class BerthClient {
   }
 
   async #open(): Promise<void> {
-    const WebSocketClass = this.#options.WebSocket ?? (globalThis as { WebSocket?: WebSocketClass }).WebSocket ?? (await nodeWebSocket());
-    // The machine may have moved on (closed) while `ws` was being loaded.
-    if (clientStateOf(this.#actor.getSnapshot().value) !== 'connecting') return;
+    let WebSocketClass = this.#options.WebSocket ?? (globalThis as { WebSocket?: WebSocketClass }).WebSocket;
+    if (WebSocketClass === undefined) {
+      WebSocketClass = await nodeWebSocket();
+      // The machine may have moved on (closed) while `ws` was being loaded. Asked only then: run by the
+      // entry action itself, the snapshot is still the state being left (reconnecting), not connecting.
+      if (clientStateOf(this.#actor.getSnapshot().value) !== 'connecting') return;
+    }
     const socket = new WebSocketClass(this.url, ['berth.v1']);
     socket.binaryType = 'arraybuffer';
     this.#socket = socket;
