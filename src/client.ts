@@ -1,5 +1,14 @@
 /** `berth/client`: the berth.v1 client for browsers and Node. */
 export { createClient, BerthClient, ClientRequestError } from './client/client.js';
-export type { ClientEvents, ClientOptions, ClientSocket, ClientState, StreamMessage, WebSocketClass } from './client/client.js';
+export type {
+  ClientEvents,
+  ClientOptions,
+  ClientSocket,
+  ClientState,
+  MessageMap,
+  RawMessages,
+  StreamMessage,
+  WebSocketClass,
+} from './client/client.js';
 export { clientMachine, reconnectDelay } from '../machines/client.machine.js';
 export type { Backoff, ClientContext, ClientEvent, ClientInput } from '../machines/client.machine.js';

@@ -49,13 +49,39 @@ export interface ClientOptions {
 }
 
 /** A message of a stream, as the client received it. */
-export interface StreamMessage {
+export interface StreamMessage<T = string | Uint8Array> {
   readonly stream: string;
   readonly offset: number;
   readonly epoch: string;
-  /** Text as a string, bytes as a Uint8Array. */
-  readonly data: string | Uint8Array;
+  /** Text as a string, bytes as a Uint8Array; with `json: true`, text parsed as JSON. */
+  readonly data: T;
 }
+
+/**
+ * What a client sends and receives: `createClient<Chat>(url, { json: true })` types `send`, `request`
+ * and every `message`'s `data` with it, and carries them as JSON text.
+ */
+export interface MessageMap {
+  /** What the server sends: each `message` event's `data`. */
+  readonly receive: unknown;
+  /** What `send` takes. */
+  readonly send: unknown;
+  /** What `request` takes. [default: `send`] */
+  readonly request?: unknown;
+  /** What a `request` resolves with. [default: `receive`] */
+  readonly reply?: unknown;
+}
+
+/** Without a message map: text as strings, bytes as `Uint8Array`s, both ways. */
+export interface RawMessages {
+  readonly receive: string | Uint8Array;
+  readonly send: string | Uint8Array;
+  readonly request: string | Uint8Array;
+  readonly reply: string | Uint8Array;
+}
+
+type RequestOf<M extends MessageMap> = M extends { readonly request: infer R } ? R : M['send'];
+type ReplyOf<M extends MessageMap> = M extends { readonly reply: infer R } ? R : M['receive'];
 
 /** A request the server answered with an error, or that got no answer. */
 export class ClientRequestError extends Error {
@@ -68,9 +94,9 @@ export class ClientRequestError extends Error {
   }
 }
 
-export interface ClientEvents extends Record<string, unknown> {
+export interface ClientEvents<M extends MessageMap = RawMessages> extends Record<string, unknown> {
   state: ClientState;
-  message: StreamMessage;
+  message: StreamMessage<M['receive']>;
   welcome: { id: string };
   close: { code: number; reason: string };
   /**
@@ -78,7 +104,10 @@ export interface ClientEvents extends Record<string, unknown> {
    * not — then `lost` names the streams, `reason` says why, and the client starts fresh.
    */
   resumed: { recovered: boolean; lost: ReadonlyArray<{ stream: string; reason: string }>; reason: string | undefined };
-  /** The server answered something the client sent with an error (not a request's). */
+  /**
+   * The server answered something the client sent with an error (not a request's), or, with `json: true`,
+   * a text message was not JSON (`code` `invalid-json`: the message is skipped, its position kept).
+   */
   error: { code: string; message: string };
 }
 
@@ -87,20 +116,24 @@ const RECONNECT = new Set([1001, 1005, 1006, 1011, 1012, 1013, 1014, 4001]);
 
 const OPEN = 1;
 
-/** Creates a client and starts connecting at once. */
-export function createClient(url: string, options: ClientOptions = {}): BerthClient {
-  return new BerthClient(url, options);
+/** Creates a client and starts connecting at once; `json: true` with a message map for typed JSON messages. */
+export function createClient(url: string, options?: ClientOptions & { readonly json?: false }): BerthClient<RawMessages>;
+export function createClient<M extends MessageMap>(url: string, options: ClientOptions & { readonly json: true }): BerthClient<M>;
+export function createClient<M extends MessageMap>(url: string, options: ClientOptions & { readonly json?: boolean } = {}): BerthClient<M> {
+  return new BerthClient<M>(url, options);
 }
 
-export class BerthClient {
+export class BerthClient<M extends MessageMap = RawMessages> {
   readonly url: string;
   readonly #options: ClientOptions;
+  /** Text messages are JSON: values are stringified as they are sent and parsed as they arrive. */
+  readonly #json: boolean;
   readonly #actor: Actor<typeof clientMachine>;
-  readonly #events = new EventHub<ClientEvents>();
+  readonly #events = new EventHub<ClientEvents<M>>();
   readonly #queue: Array<string | Uint8Array> = [];
   readonly #pending = new Map<
     number,
-    { resolve(value: string | Uint8Array): void; reject(error: Error): void; timer: ReturnType<typeof setTimeout> }
+    { resolve(value: ReplyOf<M>): void; reject(error: Error): void; timer: ReturnType<typeof setTimeout> }
   >();
   readonly #positions = new Map<string, { offset: number; epoch: string }>();
   #socket: ClientSocket | undefined;
@@ -111,9 +144,10 @@ export class BerthClient {
   /** The connection id the server gave in its last welcome. */
   id: string | undefined;
 
-  constructor(url: string, options: ClientOptions) {
+  constructor(url: string, options: ClientOptions & { readonly json?: boolean }) {
     this.url = url;
     this.#options = options;
+    this.#json = options.json === true;
     const machine = clientMachine.provide({
       actions: {
         openSocket: () => void this.#open(),
@@ -160,15 +194,14 @@ export class BerthClient {
   }
 
   /** Subscribes; returns the unsubscribe. */
-  on<K extends keyof ClientEvents>(type: K, handler: (event: ClientEvents[K]) => void): () => void {
+  on<K extends keyof ClientEvents<M>>(type: K, handler: (event: ClientEvents<M>[K]) => void): () => void {
     this.#events.on(type, handler);
     return () => this.#events.off(type, handler);
   }
 
   /** Sends a message to the application; queued while not open. False if the queue is full or the client closed. */
-  send(data: string | Uint8Array): boolean {
-    if (typeof data !== 'string' && !(data instanceof Uint8Array)) throw new TypeError('data must be a string or a Uint8Array');
-    const frame = typeof data === 'string' ? JSON.stringify({ t: 'msg', d: data }) : binaryFrame({ t: 'msg' }, data);
+  send(data: M['send']): boolean {
+    const frame = this.#frame({ t: 'msg' }, data);
     if (this.#state === 'open') {
       this.#write(frame);
       return true;
@@ -180,9 +213,10 @@ export class BerthClient {
   }
 
   /** Asks the server's request handler; rejects with a `ClientRequestError`. Only while open. */
-  request(data: string | Uint8Array, options: { timeoutMs?: number } = {}): Promise<string | Uint8Array> {
+  request(data: RequestOf<M>, options: { timeoutMs?: number } = {}): Promise<ReplyOf<M>> {
     if (this.#state !== 'open') return Promise.reject(new ClientRequestError('disconnected', `the client is ${this.#state}`));
     const id = this.#nextId++;
+    const frame = this.#frame({ t: 'req', id }, data);
     return new Promise((resolve, reject) => {
       const timeoutMs = options.timeoutMs ?? this.#options.requestTimeoutMs ?? 10_000;
       const timer = setTimeout(() => {
@@ -190,12 +224,13 @@ export class BerthClient {
         reject(new ClientRequestError('timeout', `no reply within ${timeoutMs} ms`));
       }, timeoutMs);
       this.#pending.set(id, { resolve, reject, timer });
-      this.#write(typeof data === 'string' ? JSON.stringify({ t: 'req', id, d: data }) : binaryFrame({ t: 'req', id }, data));
+      this.#write(frame);
     });
   }
 
   /** Closes for good, with `code` and `reason` [default 1000, '']. */
   close(code = 1000, reason = ''): void {
+    if (this.#state === 'closed') return;
     this.#queue.length = 0;
     this.#actor.send({ type: 'client.close', code, reason });
   }
@@ -220,6 +255,29 @@ export class BerthClient {
       this.#socket = undefined;
       this.#actor.send({ type: 'socket.closed', code: event.code, reason: event.reason });
     };
+  }
+
+  /** A `msg` or `req` frame of `data`: bytes go binary; a string, or with `json` any other value as JSON, goes as text. */
+  #frame(header: { t: 'msg' } | { t: 'req'; id: number }, data: unknown): string | Uint8Array {
+    if (data instanceof Uint8Array) return binaryFrame(header, data);
+    if (this.#json) {
+      const text = JSON.stringify(data);
+      if (text === undefined) throw new TypeError('data has no JSON form (undefined, a function or a symbol)');
+      return JSON.stringify({ ...header, d: text });
+    }
+    if (typeof data !== 'string') throw new TypeError('data must be a string or a Uint8Array (or pass json: true)');
+    return JSON.stringify({ ...header, d: data });
+  }
+
+  /** What the application gets of a text payload: the text, or with `json` its value; undefined if that is not JSON. */
+  #decode(text: string): { value: unknown } | undefined {
+    if (!this.#json) return { value: text };
+    try {
+      return { value: JSON.parse(text) as unknown };
+    } catch {
+      this.#emit('error', { code: 'invalid-json', message: `a text message is not JSON: ${text.slice(0, 40)}` });
+      return undefined;
+    }
   }
 
   #write(frame: string | Uint8Array): void {
@@ -268,7 +326,8 @@ export class BerthClient {
         const stream = message.s as string;
         const position = { offset: message.o as number, epoch: message.e as string };
         this.#positions.set(stream, position);
-        this.#emit('message', { stream, ...position, data: payload ?? (message.d as string) });
+        const decoded = payload !== undefined ? { value: payload } : this.#decode(message.d as string);
+        if (decoded !== undefined) this.#emit('message', { stream, ...position, data: decoded.value as M['receive'] });
         return;
       }
       case 'joined':
@@ -287,8 +346,13 @@ export class BerthClient {
         }
         this.#pending.delete(message.id as number);
         clearTimeout(pending.timer);
-        if (message.t === 'reply') pending.resolve(payload ?? (message.d as string));
-        else pending.reject(new ClientRequestError(message.code as string, message.message as string));
+        if (message.t === 'error') {
+          pending.reject(new ClientRequestError(message.code as string, message.message as string));
+          return;
+        }
+        const decoded = payload !== undefined ? { value: payload } : this.#decode(message.d as string);
+        if (decoded === undefined) pending.reject(new ClientRequestError('invalid-json', 'the reply is not JSON'));
+        else pending.resolve(decoded.value as ReplyOf<M>);
         return;
       }
       default:
@@ -305,7 +369,7 @@ export class BerthClient {
     }
   }
 
-  #emit<K extends keyof ClientEvents>(type: K, event: ClientEvents[K]): void {
+  #emit<K extends keyof ClientEvents<M>>(type: K, event: ClientEvents<M>[K]): void {
     // An application handler's failure must not stop the client; it is the application's to see.
     this.#events.emit(type, event, (error) =>
       queueMicrotask(() => {

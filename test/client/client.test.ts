@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { createClient, type BerthClient, type StreamMessage } from '../../src/client.js';
+import { createClient, type BerthClient, type ClientOptions, type StreamMessage } from '../../src/client.js';
 import { RequestError, type Connection, type Runtime } from '../../src/index.js';
 import { eventually } from '../helpers/client.js';
 import { startRuntime } from '../helpers/runtime.js';
@@ -9,7 +9,7 @@ afterEach(() => {
   for (const client of clients.splice(0)) client.close();
 });
 
-function open(url: string, options: Parameters<typeof createClient>[1] = {}): BerthClient {
+function open(url: string, options: ClientOptions = {}): BerthClient {
   const client = createClient(url, { backoff: { initialMs: 50, maxMs: 200 }, ...options });
   clients.push(client);
   return client;
@@ -144,5 +144,70 @@ describe('berth/client: reconnect without losing messages', () => {
       ...Array.from({ length: 5 }, (_, i) => `after ${i}`),
     ]);
     expect(resumed).toEqual([true]);
+  });
+});
+
+describe('berth/client: typed JSON messages', () => {
+  interface Chat {
+    receive: { type: 'said'; text: string } | { type: 'joined'; room: string };
+    send: { type: 'say'; text: string };
+    request: { type: 'time' };
+    reply: { now: number };
+  }
+
+  it('with json: true and a message map, values go out as JSON text and come back parsed', async () => {
+    const { runtime, url } = await startRuntime();
+    const received: unknown[] = [];
+    runtime.on('connection', (connection) => void connection.join('lobby'));
+    runtime.on('message', ({ data }) => {
+      received.push(JSON.parse(String(data)));
+      runtime.sendToRoom('lobby', JSON.stringify({ type: 'said', text: (JSON.parse(String(data)) as { text: string }).text }));
+    });
+    runtime.onRequest(() => JSON.stringify({ now: 42 }));
+    const client = createClient<Chat>(url, { json: true });
+    const said: string[] = [];
+    client.on('message', ({ data }) => {
+      // The map types `data`: a union to narrow, not a string to parse.
+      if (data.type === 'said') said.push(data.text);
+    });
+    client.send({ type: 'say', text: 'queued before open' });
+    await eventually(() => client.state === 'open', 'open');
+    client.send({ type: 'say', text: 'hi' });
+    await eventually(() => said.length === 2, 'two messages back');
+    expect(said).toEqual(['queued before open', 'hi']);
+    expect(received).toEqual([
+      { type: 'say', text: 'queued before open' },
+      { type: 'say', text: 'hi' },
+    ]);
+    const reply = await client.request({ type: 'time' });
+    expect(reply.now).toBe(42);
+    // Type-level only (never called): typecheck fails if the map stops typing `send`.
+    const misuse = () => {
+      // @ts-expect-error: not a message of the map.
+      client.send({ type: 'shout' });
+    };
+    void misuse;
+    client.close();
+  });
+
+  it('a text message that is not JSON is an `invalid-json` error and no message; its position still counts', async () => {
+    const { runtime, url } = await startRuntime();
+    runtime.on('connection', (connection) => void connection.join('lobby'));
+    const client = createClient<Chat>(url, { json: true });
+    const errors: string[] = [];
+    const messages: unknown[] = [];
+    client.on('error', ({ code }) => void errors.push(code));
+    client.on('message', ({ data }) => void messages.push(data));
+    await eventually(() => client.state === 'open' && client.positions.has('room:lobby'), 'open in the lobby');
+    runtime.sendToRoom('lobby', 'not json');
+    runtime.sendToRoom('lobby', JSON.stringify({ type: 'said', text: 'json' }));
+    await eventually(() => messages.length === 1, 'the JSON message');
+    expect(errors).toEqual(['invalid-json']);
+    expect(messages).toEqual([{ type: 'said', text: 'json' }]);
+    expect(client.positions.get('room:lobby')).toMatchObject({ offset: 2 });
+    // Without a map and json, values other than text and bytes are refused at once.
+    const raw = open(url);
+    expect(() => raw.send({ type: 'say' } as never)).toThrow(TypeError);
+    client.close();
   });
 });
