@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { createClient, type BerthClient, type ClientOptions, type StreamMessage } from '../../src/client.js';
+import WebSocket from 'ws';
+import { createClient, type BerthClient, type ClientOptions, type StreamMessage, type WebSocketClass } from '../../src/client.js';
 import { RequestError, type Connection, type Runtime } from '../../src/index.js';
 import { eventually } from '../helpers/client.js';
 import { startRuntime } from '../helpers/runtime.js';
@@ -41,12 +42,16 @@ describe('berth/client', () => {
     expect(states).toEqual(['open']);
   });
 
-  it('reconnects by itself after a dropped connection, and what was sent meanwhile goes out after', async () => {
+  it.each([
+    ['loaded by itself', {}],
+    // As in a browser: the class is at hand when the machine enters `connecting`.
+    ['given as the WebSocket option', { WebSocket: WebSocket as unknown as WebSocketClass }],
+  ] as const)('reconnects by itself after a dropped connection (ws %s), and what was sent meanwhile goes out after', async (_, options) => {
     const { runtime, url } = await startRuntime();
     const opened = connections(runtime);
     const received: string[] = [];
     runtime.on('message', ({ data }) => void received.push(String(data)));
-    const client = open(url);
+    const client = open(url, options);
     await eventually(() => client.state === 'open', 'open');
     const first = client.id;
     (opened[0] as unknown as { socket: { terminate(): void } }).socket.terminate();
