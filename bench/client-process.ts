@@ -1,6 +1,7 @@
 /**
- * A client child: holds its share of a scenario's connections (receiver.ts)
- * or runs churn cycles (churn.ts) against the server child, as the
+ * A client child: holds its share of a scenario's connections (receiver.ts),
+ * runs churn cycles (churn.ts), or holds real clients that drop and resume
+ * (resume.ts) against the server child, as the
  * orchestrator asks over IPC. Started by bench/children.ts as
  * `node --import tsx bench/client-process.ts <system>`; it dies with its
  * parent's IPC channel.
@@ -8,6 +9,7 @@
 import { churn } from './clients/churn.js';
 import { plainDialect, type Dialect } from './clients/dialect.js';
 import { Receiver } from './clients/receiver.js';
+import { ResumeClients } from './clients/resume.js';
 import { socketIoDialect } from './clients/socketio-dialect.js';
 import type { ClientCommand, ClientReply, SystemName } from './protocol.js';
 
@@ -16,6 +18,7 @@ const dialect: Dialect = system === 'socketio' ? socketIoDialect : plainDialect;
 process.on('disconnect', () => process.exit(0));
 
 let receiver: Receiver | undefined;
+let resumers: ResumeClients | undefined;
 
 const cpuUs = () => {
   const { user, system: sys } = process.cpuUsage();
@@ -25,6 +28,11 @@ const cpuUs = () => {
 function need(): Receiver {
   if (receiver === undefined) throw new Error('no connections yet: send connect first');
   return receiver;
+}
+
+function needResumers(): ResumeClients {
+  if (resumers === undefined) throw new Error('no resume clients yet: send resume-open first');
+  return resumers;
 }
 
 async function handle(command: ClientCommand): Promise<ClientReply> {
@@ -46,6 +54,20 @@ async function handle(command: ClientCommand): Promise<ClientReply> {
         type: 'churn',
         report: await churn(command.port, dialect, command.cycles, command.concurrency, command.timeoutMs),
       };
+    case 'resume-open': {
+      if (system !== 'berth' && system !== 'socketio') throw new Error(`${system} has no resume`);
+      resumers?.closeAll();
+      resumers = new ResumeClients(system, command.port, command.groups, command.messages);
+      return { id: command.id, type: 'resume-open', report: await resumers.open(command.concurrency) };
+    }
+    case 'resume-received':
+      return { id: command.id, type: 'resume-received', report: await needResumers().waitReceived(command.upTo, command.timeoutMs) };
+    case 'resume-drop':
+      return { id: command.id, type: 'resume-drop', report: needResumers().drop() };
+    case 'resume-back':
+      return { id: command.id, type: 'resume-back', report: await needResumers().waitBack(command.timeoutMs) };
+    case 'resume-report':
+      return { id: command.id, type: 'resume-report', report: needResumers().report(command.upTo) };
   }
 }
 

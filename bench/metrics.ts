@@ -42,6 +42,31 @@ export const METRICS = {
     better: 'lower',
     about: 'server heapUsed after the churn / before it, both after gc() with no connection open',
   },
+  resumes_per_s: {
+    unit: 'resumes/s',
+    better: 'higher',
+    about: 'clients back (reconnected and resumed) / wall seconds from the drop until the last of them is back',
+  },
+  server_cpu_us_per_resume: {
+    unit: 'µs',
+    better: 'lower',
+    about: 'server process user+system CPU from the drop until the last client is back / clients back',
+  },
+  lost_messages: {
+    unit: 'msg',
+    better: 'lower',
+    about: 'messages of its room a client never received, summed over all clients',
+  },
+  duplicated_messages: {
+    unit: 'msg',
+    better: 'lower',
+    about: 'messages a client received more than once (every extra copy), summed over all clients',
+  },
+  recovered_fraction: {
+    unit: 'ratio',
+    better: 'higher',
+    about: "clients whose session was recovered (berth: `resumed`'s recovered; Socket.IO: socket.recovered) / clients",
+  },
 } as const;
 
 export type MetricName = keyof typeof METRICS;

@@ -24,12 +24,18 @@ export interface BroadcastPlan {
   readonly intervalMs: number;
   /** Sample the server's RSS every millisecond from just before the first send until `finish`. */
   readonly sampleRss: boolean;
+  /** Sequence number of each room's first message [default 0]: a plan can go on where another stopped. */
+  readonly firstSeq?: number;
 }
 
 export type ServerCommand =
   | { readonly id: number; readonly type: 'stats'; readonly rooms: readonly string[]; readonly gc: boolean }
   | { readonly id: number; readonly type: 'broadcast'; readonly plan: BroadcastPlan }
-  | { readonly id: number; readonly type: 'finish' };
+  | { readonly id: number; readonly type: 'finish' }
+  /** Starts the V8 CPU profiler in the server process (`--cpu-prof DIR`). */
+  | { readonly id: number; readonly type: 'profile-start' }
+  /** Stops it and writes the profile to `path` (a `.cpuprofile`, for Chrome DevTools or speedscope). */
+  | { readonly id: number; readonly type: 'profile-stop'; readonly path: string };
 
 export interface ServerStats {
   /** Open connections as the system itself counts them. */
@@ -68,6 +74,8 @@ export type ServerReply =
   | { readonly id: number; readonly type: 'stats'; readonly stats: ServerStats }
   | { readonly id: number; readonly type: 'broadcast'; readonly started: BroadcastStarted }
   | { readonly id: number; readonly type: 'finish'; readonly finished: BroadcastFinished }
+  | { readonly id: number; readonly type: 'profile-start' }
+  | { readonly id: number; readonly type: 'profile-stop' }
   | { readonly id: number; readonly type: 'error'; readonly message: string };
 
 /** Connections a client process opens: `fast` ones read everything, `slow` ones stop reading after the handshake. */
@@ -98,7 +106,24 @@ export type ClientCommand =
       readonly cycles: number;
       readonly concurrency: number;
       readonly timeoutMs: number;
-    };
+    }
+  /** resume-storm: opens `count` real clients (berth/client or socket.io-client) per room; each room's sequence has `messages` numbers. */
+  | {
+      readonly id: number;
+      readonly type: 'resume-open';
+      readonly port: number;
+      readonly groups: readonly { readonly room: string; readonly count: number }[];
+      readonly messages: number;
+      readonly concurrency: number;
+    }
+  /** Answers once every client has received sequence numbers 0..upTo-1, or after `timeoutMs`. */
+  | { readonly id: number; readonly type: 'resume-received'; readonly upTo: number; readonly timeoutMs: number }
+  /** Destroys every client's TCP socket at once (no close frame); the clients reconnect by themselves. */
+  | { readonly id: number; readonly type: 'resume-drop' }
+  /** Answers once every client is back after the drop (resumed or not), or after `timeoutMs`. */
+  | { readonly id: number; readonly type: 'resume-back'; readonly timeoutMs: number }
+  /** What the clients have now; `upTo` [default: that of the last `resume-received`] bounds the sequence numbers checked. */
+  | { readonly id: number; readonly type: 'resume-report'; readonly upTo?: number };
 
 export interface DeliveryReport {
   /** In-order, first-time deliveries to fast connections. */
@@ -138,6 +163,36 @@ export interface ChurnReport {
   readonly ms: number;
 }
 
+export interface ResumeReport {
+  readonly clients: number;
+  /** Clients back after the drop: berth's `resumed` event, Socket.IO's `connect`. */
+  readonly back: number;
+  /** Of those, how many had their session recovered. */
+  readonly recovered: number;
+  /** When the drop began (just before the first socket was destroyed); 0 before the drop. */
+  readonly droppedAt: number;
+  /** When the last client was back; 0 unless every client is. */
+  readonly lastBackAt: number;
+  /** Clients that have received every sequence number 0..upTo-1 of the last `resume-received`. */
+  readonly haveAll: number;
+  /** Clients that have received sequence number upTo-1, the last of that phase. */
+  readonly reached: number;
+  /** Sequence numbers, over all clients, not (yet) received, out of 0..messages-1. */
+  readonly missing: number;
+  /** Extra copies of a sequence number already received. */
+  readonly duplicated: number;
+  /** First deliveries of a number below one the client had already received (late, out of order). */
+  readonly reordered: number;
+  /** Messages that were not benchmark messages of the client's room, or out of range. */
+  readonly malformed: number;
+  /** Reconnect attempts begun since the drop (berth: `connecting` states; Socket.IO: `reconnect_attempt`). */
+  readonly attempts: number;
+  /** Reconnect attempts that failed (a connect error, a close before the client was back). */
+  readonly failedAttempts: number;
+  readonly firstErrors: readonly string[];
+  readonly cpuUs: number;
+}
+
 export type ClientReply =
   | { readonly id: 0; readonly type: 'ready' }
   | { readonly id: number; readonly type: 'connect'; readonly report: ConnectReport }
@@ -145,6 +200,11 @@ export type ClientReply =
   | { readonly id: number; readonly type: 'wait'; readonly report: DeliveryReport }
   | { readonly id: number; readonly type: 'report'; readonly report: DeliveryReport }
   | { readonly id: number; readonly type: 'churn'; readonly report: ChurnReport }
+  | { readonly id: number; readonly type: 'resume-open'; readonly report: ConnectReport }
+  | { readonly id: number; readonly type: 'resume-received'; readonly report: ResumeReport }
+  | { readonly id: number; readonly type: 'resume-drop'; readonly report: ResumeReport }
+  | { readonly id: number; readonly type: 'resume-back'; readonly report: ResumeReport }
+  | { readonly id: number; readonly type: 'resume-report'; readonly report: ResumeReport }
   | { readonly id: number; readonly type: 'error'; readonly message: string };
 
 /** Wall-clock milliseconds comparable across processes on one machine. */

@@ -4,7 +4,9 @@
  * system, answers berth's WebSocket pings and Socket.IO's Engine.IO pings
  * (both made to come every few hundred ms), reads large and fragmented
  * messages, and that the receiver really reports duplicated, skipped and
- * reordered messages. Not part of `npm test`.
+ * reordered messages; and that resume-storm's real clients (berth/client,
+ * socket.io-client) drop, come back recovered and are counted right. Not
+ * part of `npm test`.
  *
  *   npx tsx bench/self-check.ts
  */
@@ -14,6 +16,7 @@ import { WebSocketServer } from 'ws';
 import { createRuntime } from '../src/index.js';
 import { plainDialect } from './clients/dialect.js';
 import { Receiver } from './clients/receiver.js';
+import { ResumeClients, type ResumeSystem } from './clients/resume.js';
 import { socketIoDialect } from './clients/socketio-dialect.js';
 import { payloadMaker } from './payload.js';
 import { HOST, wallNow } from './protocol.js';
@@ -108,8 +111,68 @@ async function berth(): Promise<void> {
   await runtime.close({ timeoutMs: 200 });
 }
 
+/**
+ * The real clients of resume-storm (clients/resume.ts) against each real server: they open, get a
+ * first few messages, lose every TCP socket at once, miss five messages, come back recovered, and
+ * the checker counts a message sent twice and one never sent as one duplicate and one loss per client.
+ * The missed messages are sent in the same turn as the drop, before any client can be back, so
+ * nothing races the resume here (resume-storm itself lets the rooms go on during the storm).
+ */
+async function resumeClients(system: ResumeSystem): Promise<void> {
+  const label = system === 'berth' ? 'berth/client' : 'socket.io-client';
+  let send: (seq: number) => void;
+  let stop: () => Promise<unknown>;
+  let port: number;
+  if (system === 'berth') {
+    const runtime = createRuntime({ port: 0, host: HOST, recovery: { windowMs: 120_000, maxSessions: 100 } });
+    runtime.on('connection', (connection) => void connection.join('e'));
+    await runtime.ready;
+    port = runtime.address()!.port;
+    send = (seq) => runtime.sendToRoom('e', small(seq, wallNow()));
+    stop = () => runtime.close({ timeoutMs: 200 });
+  } else {
+    const httpServer = http.createServer();
+    const io = new Server(httpServer, {
+      transports: ['websocket'],
+      perMessageDeflate: false,
+      connectionStateRecovery: { maxDisconnectionDuration: 120_000 },
+    });
+    io.on('connection', (socket) => void socket.join(String(socket.handshake.query['room'])));
+    await new Promise<void>((resolve) => httpServer.listen(0, HOST, () => resolve()));
+    port = (httpServer.address() as { port: number }).port;
+    send = (seq) => void io.to('e').emit('m', small(seq, wallNow()));
+    stop = () => io.close();
+  }
+  const clients = new ResumeClients(system, port, [{ room: 'e', count: 5 }], 16);
+  const opened = await clients.open(5);
+  check(`${label}: 5 real clients open`, opened.opened === 5, opened);
+  await sleep(200);
+  for (let seq = 0; seq < 5; seq++) send(seq);
+  const before = await clients.waitReceived(5, 2000);
+  check(`${label}: every client has the first 5 messages`, before.haveAll === 5 && before.duplicated === 0, before);
+  clients.drop();
+  for (let seq = 5; seq < 10; seq++) send(seq);
+  const back = await clients.waitBack(5000);
+  check(
+    `${label}: after every TCP socket is destroyed, all 5 reconnect by themselves and are recovered`,
+    back.back === 5 && back.recovered === 5 && back.lastBackAt > back.droppedAt,
+    back,
+  );
+  for (const seq of [10, 11, 12, 13, 13, 15]) send(seq);
+  const after = await clients.waitReceived(16, 2000);
+  check(
+    `${label}: the 5 missed messages are replayed; a message sent twice and one never sent count as duplicated and lost`,
+    after.missing === 5 && after.duplicated === 5 && after.reordered === 0 && after.malformed === 0 && after.reached === 5,
+    after,
+  );
+  clients.closeAll();
+  await stop();
+}
+
 await plainWs();
 await socketIo();
 await berth();
+await resumeClients('berth');
+await resumeClients('socketio');
 console.log(failed === 0 ? 'self-check passed' : `self-check: ${failed} check(s) failed`);
 process.exit(failed === 0 ? 0 : 1);
