@@ -35,6 +35,8 @@ export interface BenchResults {
   readonly results: readonly ResultRow[];
   /** What each scenario id measured, with its sizes. */
   readonly scenarios: Record<string, string>;
+  /** When each scenario was last measured, if not all in the run of `machine.date` (a merged `--only` run). */
+  readonly measuredAt?: Record<string, string>;
   readonly rounds: number;
   readonly failures: readonly Failure[];
   /** Every run's own numbers, before taking medians. */
@@ -113,7 +115,9 @@ export function renderMarkdown(bench: BenchResults): string {
   lines.push('', 'Scenarios:', '');
   for (const [id, title] of Object.entries(bench.scenarios)) {
     const rounds = new Set(bench.runs.filter((run) => run.scenario === id).map((run) => run.round)).size;
-    lines.push(`- \`${id}\`: ${title} (${rounds} round${rounds === 1 ? '' : 's'})`);
+    const day = bench.measuredAt?.[id]?.slice(0, 10);
+    const when = day !== undefined && day !== machine.date.slice(0, 10) ? `, measured ${day}` : '';
+    lines.push(`- \`${id}\`: ${title} (${rounds} round${rounds === 1 ? '' : 's'}${when})`);
   }
   if (bench.failures.length > 0) {
     lines.push('', '⚠ Failed runs (their numbers are left out of the medians):', '');

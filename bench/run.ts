@@ -6,13 +6,14 @@
  * Markdown table.
  *
  *   npm run bench [-- --quick] [--only fanout-1,churn] [--systems berth,ws]
- *                 [--rounds 2] [--clients 1] [--budget-min 12]
+ *                 [--rounds 2] [--clients 1] [--budget-min 12] [--cpu-prof DIR]
  *
  * See bench/README.md for the method and how to read the table.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
+import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { killAllChildren } from './children.js';
 import { METRICS, type MetricName, type ResultRow } from './metrics.js';
@@ -22,8 +23,9 @@ import { runBroadcast } from './runs/broadcast.js';
 import { runChurn } from './runs/churn.js';
 import { runCluster } from './runs/cluster.js';
 import { runIdle } from './runs/idle.js';
+import { runResume } from './runs/resume.js';
 import { closeSession, openSession, type Outcome } from './runs/session.js';
-import { CLUSTER_SYSTEMS, familyOf, scenarios, type Scenario } from './scenarios.js';
+import { familyOf, scenarios, systemsOf, type Scenario } from './scenarios.js';
 
 const args = process.argv.slice(2);
 const flag = (name: string) => args.includes(`--${name}`);
@@ -38,6 +40,9 @@ const list = (name: string) =>
     .filter(Boolean);
 
 const quick = flag('quick');
+/** `--cpu-prof DIR`: resume-storm writes a V8 CPU profile of each server over the storm into DIR. */
+const cpuProf = option('cpu-prof');
+if (cpuProf !== undefined) process.env.BENCH_CPU_PROF = resolve(cpuProf);
 const rounds = Number(option('rounds') ?? (quick ? 1 : 2));
 const clientProcesses = Number(option('clients') ?? 1);
 const budgetMs = Number(option('budget-min') ?? (quick ? 2 : 12)) * 60_000;
@@ -55,7 +60,7 @@ if (!(rounds >= 1) || !(clientProcesses >= 1)) usage('--rounds and --clients mus
 function usage(message: string): never {
   console.error(`bench: ${message}`);
   console.error(
-    `usage: npm run bench -- [--quick] [--only ${[...new Set(all.map((s) => familyOf(s.id)))].join(',')}] [--systems ${SYSTEMS.join(',')}] [--rounds N] [--clients N] [--budget-min N]`,
+    `usage: npm run bench -- [--quick] [--only ${[...new Set(all.map((s) => familyOf(s.id)))].join(',')}] [--systems ${SYSTEMS.join(',')}] [--rounds N] [--clients N] [--budget-min N] [--cpu-prof DIR]`,
   );
   process.exit(2);
 }
@@ -93,7 +98,9 @@ async function runOne(scenario: Scenario, system: SystemName, round: number): Pr
   if (scenario.kind === 'cluster') return runCluster(system, scenario, log);
   let session;
   try {
-    session = await openSession(system, scenario.kind === 'churn' ? 1 : clientProcesses, log);
+    // resume-storm: both systems keep a session for every client (see servers/system.ts).
+    const serverEnv = scenario.kind === 'resume' ? { BENCH_RECOVERY_SESSIONS: String(2 * scenario.rooms * scenario.perRoom) } : undefined;
+    session = await openSession(system, scenario.kind === 'churn' ? 1 : clientProcesses, log, serverEnv);
     switch (scenario.kind) {
       case 'broadcast':
         return await runBroadcast(session, scenario);
@@ -101,6 +108,8 @@ async function runOne(scenario: Scenario, system: SystemName, round: number): Pr
         return await runIdle(session, scenario);
       case 'churn':
         return await runChurn(session, scenario);
+      case 'resume':
+        return await runResume(session, scenario);
       default:
         throw new Error(`unknown scenario kind of ${(scenario as Scenario).id}`);
     }
@@ -138,7 +147,7 @@ async function main(): Promise<void> {
       for (const scenario of members) {
         const roundStart = performance.now();
         for (const system of systems) {
-          if (scenario.kind === 'cluster' && !CLUSTER_SYSTEMS.includes(system)) continue;
+          if (systemsOf(scenario)?.includes(system) === false) continue;
           const outcome = await runOne(scenario, system, round);
           runs.push({ scenario: scenario.id, system, round, outcome });
           if (outcome.failure !== undefined) {
@@ -159,6 +168,14 @@ function median(values: number[]): number {
   return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
 }
 
+/** What a failed run keeps: how much arrived, was lost or recovered. Its other numbers describe a broken run. */
+const KEPT_ON_FAILURE: ReadonlySet<MetricName> = new Set([
+  'delivered_fraction',
+  'lost_messages',
+  'duplicated_messages',
+  'recovered_fraction',
+]);
+
 let finishing = false;
 async function finish(aborted: boolean): Promise<void> {
   if (finishing) return;
@@ -168,16 +185,15 @@ async function finish(aborted: boolean): Promise<void> {
     for (const system of systems) {
       const mine = runs.filter((run) => run.scenario === scenario.id && run.system === system);
       for (const metric of Object.keys(METRICS) as MetricName[]) {
-        // A failed run keeps only its delivered fraction: its other numbers describe a broken run.
         const values = mine
-          .filter((run) => run.outcome.failure === undefined || metric === 'delivered_fraction')
+          .filter((run) => run.outcome.failure === undefined || KEPT_ON_FAILURE.has(metric))
           .map((run) => run.outcome.metrics[metric])
           .filter((value): value is number => value !== undefined && Number.isFinite(value));
         if (values.length > 0) rows.push({ scenario: scenario.id, system, metric, value: median(values), unit: METRICS[metric].unit });
       }
     }
   }
-  const bench: BenchResults = {
+  const fresh: BenchResults = {
     machine: {
       cpus: os.cpus().length,
       model: os.cpus()[0]?.model.trim() ?? 'unknown',
@@ -199,18 +215,69 @@ async function finish(aborted: boolean): Promise<void> {
       notes: run.outcome.notes,
     })),
   };
-  await mkdir(new URL('.', RESULTS_JSON), { recursive: true });
-  await writeFile(RESULTS_JSON, `${JSON.stringify(bench, null, 2)}\n`);
-  const readme = await writeReport(bench);
-  console.log(`\n${renderMarkdown(bench)}`);
-  say(`wrote ${fileURLToPath(RESULTS_JSON)}, bench/results/latest.md${readme ? ' and the README block' : ''}`);
+  // A partial run (--only, --systems) replaces its own rows in latest.json and keeps every other.
+  const bench = only !== undefined || list('systems') !== undefined ? await mergeIntoLatest(fresh) : fresh;
+  console.log(`\n${renderMarkdown(bench ?? fresh)}`);
+  if (bench !== undefined) {
+    await mkdir(new URL('.', RESULTS_JSON), { recursive: true });
+    await writeFile(RESULTS_JSON, `${JSON.stringify(bench, null, 2)}\n`);
+    const readme = await writeReport(bench);
+    say(`wrote ${fileURLToPath(RESULTS_JSON)}, bench/results/latest.md${readme ? ' and the README block' : ''}`);
+  }
   killAllChildren();
   reportLeftovers();
-  if (bench.failures.length > 0) {
-    console.error(`${stamp()} ✖ ${bench.failures.length} run(s) failed:`);
-    for (const f of bench.failures) console.error(`  - ${f.scenario} · round ${f.round} · ${f.system}: ${f.reason}`);
+  // This run's failures only: those of scenarios merged from an earlier run are in the table, not this exit status.
+  if (fresh.failures.length > 0) {
+    console.error(`${stamp()} ✖ ${fresh.failures.length} run(s) failed:`);
+    for (const f of fresh.failures) console.error(`  - ${f.scenario} · round ${f.round} · ${f.system}: ${f.reason}`);
     process.exitCode = 1;
   }
+}
+
+/**
+ * This run's results merged into bench/results/latest.json: the rows, runs and
+ * failures of every (scenario, system) pair this run ran replace the old ones;
+ * everything else stays, and `measuredAt` says when each scenario was last
+ * measured. A quick run is never merged into a full one, nor a full run into
+ * a quick one: then nothing is written (undefined), the table only printed.
+ */
+async function mergeIntoLatest(fresh: BenchResults): Promise<BenchResults | undefined> {
+  let old: BenchResults;
+  try {
+    old = JSON.parse(await readFile(RESULTS_JSON, 'utf8')) as BenchResults;
+  } catch {
+    return fresh;
+  }
+  if (old.machine?.quick !== fresh.machine.quick) {
+    say(
+      `not written: latest.json holds a ${old.machine?.quick ? 'quick' : 'full'} run, and a partial ${quick ? 'quick' : 'full'} run is not merged into it ` +
+        `(run it ${quick ? 'without' : 'with'} --quick, or run every scenario)`,
+    );
+    return undefined;
+  }
+  const key = (scenario: string, system: string) => `${scenario}\u0000${system}`;
+  const ran = new Set(runs.map((run) => key(run.scenario, run.system)));
+  const kept = <T extends { scenario: string; system: string }>(items: readonly T[]) =>
+    items.filter((item) => !ran.has(key(item.scenario, item.system)));
+  const ranScenarios = new Set(runs.map((run) => run.scenario));
+  const titles = { ...old.scenarios, ...fresh.scenarios };
+  // The table in the order of the scenario list, whatever order the runs came in.
+  const order = all.map((s) => s.id);
+  const rank = (id: string) => (order.includes(id) ? order.indexOf(id) : order.length);
+  const ids = Object.keys(titles).sort((a, b) => rank(a) - rank(b));
+  const measuredAt: Record<string, string> = {};
+  for (const id of ids) measuredAt[id] = ranScenarios.has(id) ? fresh.machine.date : (old.measuredAt?.[id] ?? old.machine.date);
+  const merged: BenchResults = {
+    machine: fresh.machine,
+    results: [...kept(old.results), ...fresh.results],
+    scenarios: Object.fromEntries(ids.map((id) => [id, titles[id]!])),
+    measuredAt,
+    rounds: Math.max(old.rounds, fresh.rounds),
+    failures: [...kept(old.failures), ...fresh.failures],
+    runs: [...kept(old.runs), ...fresh.runs],
+  };
+  say(`merged into latest.json: replaced ${ran.size} scenario × system pair(s), kept the rest`);
+  return merged;
 }
 
 /** Every child is killed by now; say so loudly if the process table disagrees. */

@@ -55,10 +55,35 @@ export interface ClusterScenario extends Base {
   readonly deliverTimeoutMs: number;
 }
 
-export type Scenario = BroadcastScenario | IdleScenario | ChurnScenario | ClusterScenario;
+/**
+ * Real clients in rooms; every TCP connection drops at once while the rooms
+ * go on; the clients reconnect and resume by themselves.
+ */
+export interface ResumeScenario extends Base {
+  readonly kind: 'resume';
+  readonly rooms: number;
+  readonly perRoom: number;
+  /** Messages per room before the drop, which every client must have (Socket.IO recovers only after one). */
+  readonly before: number;
+  /** Messages per room from the drop on, one to every room each `intervalMs`. */
+  readonly during: number;
+  readonly intervalMs: number;
+  /** Messages per room once every client is back. */
+  readonly after: number;
+  readonly metrics: readonly MetricName[];
+  /** Deadline for every client to be back after the drop. */
+  readonly backTimeoutMs: number;
+}
+
+export type Scenario = BroadcastScenario | IdleScenario | ChurnScenario | ClusterScenario | ResumeScenario;
 
 /** Systems with a cluster mode over Redis. */
 export const CLUSTER_SYSTEMS: readonly SystemName[] = ['berth', 'socketio'];
+/** Systems that resume a dropped connection's session (ws has no sessions). */
+export const RESUME_SYSTEMS: readonly SystemName[] = ['berth', 'socketio'];
+/** Systems a scenario runs on. */
+export const systemsOf = (scenario: Scenario): readonly SystemName[] | undefined =>
+  scenario.kind === 'cluster' ? CLUSTER_SYSTEMS : scenario.kind === 'resume' ? RESUME_SYSTEMS : undefined;
 
 const KB = 1024;
 const MB = 1024 * 1024;
@@ -155,6 +180,19 @@ export function scenarios(quick: boolean): Scenario[] {
       plan: { turns: burstTurns, perTurn: 10, payloadBytes: 100, intervalMs: 0, sampleRss: false },
       metrics: fanout,
       deliverTimeoutMs: 240_000,
+    },
+    {
+      id: 'resume-storm',
+      kind: 'resume',
+      title: `${fmt(n)} real clients in 10 rooms; every TCP connection dropped at once, 100 messages per room from the drop on (one every 10 ms), all reconnect and resume`,
+      rooms: 10,
+      perRoom: n / 10,
+      before: 10,
+      during: 100,
+      intervalMs: 10,
+      after: 10,
+      metrics: ['resumes_per_s', 'server_cpu_us_per_resume', 'lost_messages', 'duplicated_messages', 'recovered_fraction'],
+      backTimeoutMs: quick ? 60_000 : 120_000,
     },
     {
       id: 'idle-memory',

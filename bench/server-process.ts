@@ -4,20 +4,28 @@
  * (measuring its own CPU and, on request, sampling its RSS), finish it.
  * Started by bench/children.ts as `node --expose-gc --import tsx
  * bench/server-process.ts <system>`, with BENCH_REDIS_URL set to run as a
- * cluster node; it dies with its parent's IPC channel.
+ * cluster node and BENCH_RECOVERY_SESSIONS to keep sessions of dropped
+ * connections; it dies with its parent's IPC channel.
  */
+import { writeFile } from 'node:fs/promises';
+import { Session } from 'node:inspector';
 import { payloadMaker } from './payload.js';
 import { RssSampler } from './rss-sampler.js';
 import { wallNow, type BroadcastPlan, type ServerCommand, type ServerReply, type SystemName } from './protocol.js';
 import { startBerth } from './servers/berth.js';
 import { startSocketIo } from './servers/socketio.js';
-import type { SystemServer } from './servers/system.js';
+import type { StartOptions, SystemServer } from './servers/system.js';
 import { startWs } from './servers/ws.js';
 
 /** Set by the cluster scenario: the server joins a cluster over this Redis. */
 const redisUrl = process.env.BENCH_REDIS_URL || undefined;
+/**
+ * Set by resume-storm: sessions kept for this many connections (berth's `recovery`,
+ * Socket.IO's `connectionStateRecovery`, both for 2 minutes).
+ */
+const recoverSessions = Number(process.env.BENCH_RECOVERY_SESSIONS) || undefined;
 
-const starters: Record<SystemName, (redisUrl: string | undefined) => Promise<SystemServer>> = {
+const starters: Record<SystemName, (options: StartOptions) => Promise<SystemServer>> = {
   berth: startBerth,
   ws: startWs,
   socketio: startSocketIo,
@@ -30,7 +38,7 @@ if (start === undefined) throw new Error(`unknown system ${String(system)}`);
 process.on('disconnect', () => process.exit(0));
 
 const gc = (globalThis as { gc?: () => void }).gc;
-const server = await start(redisUrl);
+const server = await start({ redisUrl, recoverSessions });
 const cpuUs = () => {
   const { user, system: sys } = process.cpuUsage();
   return user + sys;
@@ -41,6 +49,11 @@ const sampler = new RssSampler();
 let sampling = false;
 let baseRss = 0;
 
+/** The in-process V8 profiler, on request (the process ends by SIGKILL, so `--cpu-prof` would write nothing). */
+let profiler: Session | undefined;
+const post = (session: Session, method: string) =>
+  new Promise<unknown>((resolve, reject) => session.post(method, (error, result) => (error ? reject(error) : resolve(result))));
+
 function reply(message: ServerReply): void {
   process.send!(message);
 }
@@ -48,7 +61,7 @@ function reply(message: ServerReply): void {
 /** Runs the plan's turns; resolves when the last turn has been handed to the system. */
 function run(plan: BroadcastPlan, started: number): Promise<number> {
   const make = payloadMaker(plan.payloadBytes);
-  const seqs = plan.rooms.map(() => 0);
+  const seqs = plan.rooms.map(() => plan.firstSeq ?? 0);
   let turn = 0;
   return new Promise((resolve, reject) => {
     const step = () => {
@@ -117,6 +130,19 @@ async function handle(command: ServerCommand): Promise<ServerReply> {
       const { peak, samples } = sampling ? sampler.stop() : { peak: baseRss, samples: 0 };
       sampling = false;
       return { id: command.id, type: 'finish', finished: { cpuUs: cpu, baseRss, peakRss: Math.max(peak, baseRss), samples } };
+    }
+    case 'profile-start':
+      profiler ??= new Session();
+      profiler.connect();
+      await post(profiler, 'Profiler.enable');
+      await post(profiler, 'Profiler.start');
+      return { id: command.id, type: 'profile-start' };
+    case 'profile-stop': {
+      if (profiler === undefined) throw new Error('no profile started');
+      const { profile } = (await post(profiler, 'Profiler.stop')) as { profile: unknown };
+      profiler.disconnect();
+      await writeFile(command.path, JSON.stringify(profile));
+      return { id: command.id, type: 'profile-stop' };
     }
   }
 }

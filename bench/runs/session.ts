@@ -28,10 +28,16 @@ export interface Outcome {
 
 const START_TIMEOUT_MS = 20_000;
 
-export async function openSession(system: SystemName, clientProcesses: number, log: (line: string) => void): Promise<Session> {
+export async function openSession(
+  system: SystemName,
+  clientProcesses: number,
+  log: (line: string) => void,
+  serverEnv?: Record<string, string>,
+): Promise<Session> {
   const serverStart = Child.start<ServerCommand, ServerReply>(`${system} server`, './server-process.ts', [system], {
     exposeGc: true,
     timeoutMs: START_TIMEOUT_MS,
+    ...(serverEnv !== undefined && { env: serverEnv }),
   });
   const clientStarts = Array.from({ length: clientProcesses }, (_, i) =>
     Child.start<ClientCommand, ClientReply>(`client ${i + 1}`, './client-process.ts', [system], { timeoutMs: START_TIMEOUT_MS }),
@@ -61,7 +67,7 @@ export async function serverStats(session: Session, rooms: readonly string[], gc
 }
 
 /** Splits `total` into `parts` near-equal shares. */
-const share = (total: number, parts: number, index: number) => Math.floor(total / parts) + (index < total % parts ? 1 : 0);
+export const share = (total: number, parts: number, index: number) => Math.floor(total / parts) + (index < total % parts ? 1 : 0);
 
 /**
  * Opens every group's connections (spread over the client processes), then

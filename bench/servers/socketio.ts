@@ -3,18 +3,24 @@
  * handshake), no compression: `socket.join(room)` on connect,
  * `io.to(room).emit('m', payload)` to broadcast. Socket.IO encodes the packet
  * and even the WebSocket frame once per broadcast. As a cluster node,
- * `@socket.io/redis-adapter`.
+ * `@socket.io/redis-adapter`; in resume-storm, `connectionStateRecovery`.
  */
 import http from 'node:http';
 import { createAdapter } from '@socket.io/redis-adapter';
 import { createClient } from 'redis';
 import { Server } from 'socket.io';
 import { HOST } from '../protocol.js';
-import { ErrorLog, type SystemServer } from './system.js';
+import { ErrorLog, type StartOptions, type SystemServer } from './system.js';
 
-export async function startSocketIo(redisUrl: string | undefined): Promise<SystemServer> {
+export async function startSocketIo({ redisUrl, recoverSessions }: StartOptions): Promise<SystemServer> {
   const httpServer = http.createServer();
-  const io = new Server(httpServer, { transports: ['websocket'], perMessageDeflate: false });
+  const io = new Server(httpServer, {
+    transports: ['websocket'],
+    perMessageDeflate: false,
+    // resume-storm: connection-state recovery with the in-memory adapter it brings (SessionAwareAdapter),
+    // 2 minutes as its documentation sets it up; it keeps every session (no count limit).
+    ...(recoverSessions !== undefined && { connectionStateRecovery: { maxDisconnectionDuration: 2 * 60 * 1000 } }),
+  });
   if (redisUrl !== undefined) {
     // The setup of Socket.IO's documentation, on the same Redis client library as berth's adapter.
     const pub = createClient({ url: redisUrl });

@@ -4,6 +4,17 @@
  * with that library: join the room named by the client's URL on connect,
  * count client messages, broadcast to a room.
  */
+/** How the server process starts a system. */
+export interface StartOptions {
+  /** Join a cluster over this Redis (cluster-fanout). */
+  readonly redisUrl?: string | undefined;
+  /**
+   * Keep the session of a dropped connection for 2 minutes, for up to this many connections
+   * (resume-storm); otherwise each system's default (berth keeps sessions, Socket.IO does not).
+   */
+  readonly recoverSessions?: number | undefined;
+}
+
 export interface SystemServer {
   readonly port: number;
   /** Open connections, as the system itself counts them. */

@@ -8,10 +8,11 @@
  */
 import { WebSocket, WebSocketServer } from 'ws';
 import { HOST } from '../protocol.js';
-import { ErrorLog, roomOf, type SystemServer } from './system.js';
+import { ErrorLog, roomOf, type StartOptions, type SystemServer } from './system.js';
 
-export async function startWs(redisUrl: string | undefined): Promise<SystemServer> {
+export async function startWs({ redisUrl, recoverSessions }: StartOptions): Promise<SystemServer> {
   if (redisUrl !== undefined) throw new Error('ws has no cluster mode');
+  if (recoverSessions !== undefined) throw new Error('ws has no session recovery');
   const wss = new WebSocketServer({ port: 0, host: HOST, perMessageDeflate: false });
   const rooms = new Map<string, Set<WebSocket>>();
   const errors = new ErrorLog();
