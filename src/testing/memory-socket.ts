@@ -24,9 +24,11 @@ export class MemorySocket extends Duplex {
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
-    // Never in the writer's own call stack, as over TCP: ws, for one, sets its state after
-    // writing a close frame, and a reply arriving inside that write would find it unset.
-    process.nextTick(() => {
+    // In a later turn of the event loop, as over TCP: never in the writer's own call stack (ws, for one,
+    // sets its state after writing a close frame, and a reply arriving inside that write would find it
+    // unset), and after the promise continuations of what arrived before, so that two clients' frames
+    // written together are taken one turn at a time, each with what its handler awaits.
+    setImmediate(() => {
       if (this.peer.destroyed) return callback(new Error('socket closed (EPIPE)'));
       if (this.peer.push(chunk)) callback();
       else this.#blocked = () => callback();
@@ -40,7 +42,8 @@ export class MemorySocket extends Duplex {
   }
 
   override _final(callback: (error?: Error | null) => void): void {
-    process.nextTick(() => {
+    // The same way as the data, so the end never overtakes it.
+    setImmediate(() => {
       this.peer.push(null);
       callback();
     });
