@@ -1,20 +1,26 @@
 /**
- * Runs scenarios against an application's runtime: named `ws` clients over
- * real loopback TCP (`ws`) or over in-memory sockets (`memory`, the same ws
- * and HTTP code without the kernel), XState's `SimulatedClock` for every
- * actor delay, and a timeline of what each client did and saw. Steps marked
- * `concurrent` are tried in every order (or a sample of them), and a failing
- * order is reported with what replays it.
+ * Runs scenarios against an application's runtime: named clients — raw `ws`
+ * clients, and `berth/client` clients that speak `berth.v1`, reconnect and
+ * resume — over real loopback TCP (`ws`) or over in-memory sockets
+ * (`memory`, the same ws and HTTP code without the kernel), XState's
+ * `SimulatedClock` for every actor delay, and a timeline of what each client
+ * did and saw. Steps marked `concurrent` are tried in every order (or a
+ * sample of them), and a failing order is reported with what replays it.
  */
 import http from 'node:http';
-import { isDeepStrictEqual } from 'node:util';
 import WebSocket from 'ws';
 import { SimulatedClock } from 'xstate';
 import type { Runtime } from '../index.js';
+import { ClientSteps } from './client-steps.js';
+import { describe, mismatch, payload } from './matching.js';
 import { memorySocketPair } from './memory-socket.js';
-import { kindOf, parseScenario, type MessageSpec, type Scenario, type ServerAssertion, type Step, type TransportName } from './scenario.js';
 import { concurrentGroups, formatOrder, ordersToTry, parseOrder, type Order } from './orders.js';
+import { RawClient } from './raw-client.js';
+import { DEFAULT_TIMEOUT_MS, StepFailure, USER_HEADER, settle, type Fail, type Land, type RunContext } from './run-context.js';
+import { kindOf, parseScenario, type Scenario, type Step, type TransportName } from './scenario.js';
+import { CLIENT_HEADER, ServerRecord } from './server-record.js';
 import { Timeline } from './timeline.js';
+import { Signal } from './wait.js';
 
 /** What the runner passes to your factory, with the scenario's `options` spread in. */
 export interface AppOptions extends Record<string, unknown> {
@@ -56,10 +62,6 @@ export interface ScenarioResult {
   readonly timeline: Timeline;
 }
 
-const DEFAULT_TIMEOUT_MS = 2000;
-const CLIENT_HEADER = 'x-berth-scenario-client';
-const USER_HEADER = 'x-scenario-user';
-
 /** Runs a scenario; rejects with a `TypeError` naming the step (its path and keys) if a step is not one the runner knows. */
 export async function runScenario(scenario: Scenario, options: RunOptions): Promise<ScenarioResult> {
   // Checked whole before anything runs: a step the runner does not know must never be skipped.
@@ -97,23 +99,8 @@ export function formatResult(result: ScenarioResult): string {
 
 // ---- One run -----------------------------------------------------------------
 
-interface Received {
-  readonly text: string | undefined;
-  readonly bytes: Buffer;
-  readonly binary: boolean;
-}
-
-interface Client {
-  readonly name: string;
-  readonly tag: string;
-  readonly ws: WebSocket;
-  readonly received: Received[];
-  taken: number;
-  closed: { code: number; reason: string } | undefined;
-  wake: Array<() => void>;
-}
-
-class StepFailure extends Error {}
+/** Steps that take effect at once on the server's side, rather than travelling over a connection to it. */
+const actsAtOnce = (step: Step) => 'advance' in step || 'broadcast' in step || 'assert' in step;
 
 class Run {
   readonly timeline = new Timeline();
@@ -123,11 +110,12 @@ class Run {
   readonly #groups: Map<Step, number>;
   readonly #order: Order;
   readonly #clock = new SimulatedClock();
-  readonly #clients = new Map<string, Client>();
-  /** Connection id → client tag (`name#n`), from the header every client sends. */
-  readonly #tags = new Map<string, string>();
-  readonly #closes = new Map<string, Array<{ code: number; reason: string; cause: string }>>();
-  readonly #drops = new Map<string, number>();
+  /** Woken by everything the run records. */
+  readonly #changed = new Signal();
+  readonly #raw = new Map<string, RawClient>();
+  readonly #clients: ClientSteps;
+  readonly #run: RunContext;
+  #record: ServerRecord | undefined;
   #runtime: Runtime | undefined;
   #server: http.Server | undefined;
   #port = 0;
@@ -139,6 +127,12 @@ class Run {
     this.#transport = transport;
     this.#groups = groups;
     this.#order = order;
+    this.#run = this.#context();
+    this.#clients = new ClientSteps(
+      this.#run,
+      (path, protocols, options) => this.#dial(path, protocols, options),
+      (path) => (transport === 'ws' ? `ws://127.0.0.1:${this.#port}${path}` : `ws://scenario.invalid${path}`),
+    );
   }
 
   /** Runs every step; resolves with why it failed, or undefined. */
@@ -150,10 +144,32 @@ class Run {
     } catch (error) {
       return error instanceof StepFailure ? error.message : `${error instanceof Error ? (error.stack ?? error.message) : String(error)}`;
     } finally {
-      for (const client of this.#clients.values()) client.ws.terminate();
+      for (const client of this.#raw.values()) client.ws.terminate();
+      this.#clients.stop();
       await this.#runtime?.close({ timeoutMs: 500 });
       this.#server?.close();
     }
+  }
+
+  /** What the families of steps may use of this run. */
+  #context(): RunContext {
+    const self = this;
+    return {
+      timeline: this.timeline,
+      // Built before the server starts; the record exists once it has.
+      get record() {
+        return self.#record!;
+      },
+      wait: (done, timeoutMs, fail, why) => this.#wait(done, timeoutMs, fail, why),
+      landing: (done, fail, what) =>
+        this.#wait(done, DEFAULT_TIMEOUT_MS, fail, () => `${what} did not reach the server within ${DEFAULT_TIMEOUT_MS} ms`),
+      openOnServer: (tag) => {
+        const id = this.#record!.idOf(tag);
+        return id !== undefined && this.#runtime!.connection(id)?.state === 'open';
+      },
+      nextTag: (name) => `${name}#${++this.#generation}`,
+      notify: () => this.#changed.notify(),
+    };
   }
 
   async #start(): Promise<void> {
@@ -166,156 +182,119 @@ class Run {
     }
     await this.#runtime.ready;
     this.#port = this.#runtime.address()?.port ?? 0;
-    const runtime = this.#runtime;
-    runtime.on('connection', (connection) => {
-      const tag = connection.request.headers[CLIENT_HEADER];
-      if (typeof tag !== 'string') return;
-      this.#tags.set(connection.id, tag);
-      this.timeline.add(tag.split('#')[0]!, 'server', `registered as ${connection.id}`);
-    });
-    runtime.on('close', ({ connection, code, reason, cause }) => {
-      const tag = this.#tags.get(connection.id);
-      if (tag === undefined) return;
-      this.#closes.set(tag, [...(this.#closes.get(tag) ?? []), { code, reason, cause }]);
-      this.timeline.add(tag.split('#')[0]!, 'server', `closed ${code}${reason ? ` "${reason}"` : ''} (${cause})`);
-    });
-    runtime.on('drop', ({ connection, count }) => {
-      const tag = this.#tags.get(connection.id);
-      if (tag !== undefined) this.#drops.set(tag, (this.#drops.get(tag) ?? 0) + count);
-    });
+    this.#record = new ServerRecord(this.#runtime, this.timeline, () => this.#changed.notify());
+  }
+
+  /** A `ws` WebSocket to the server under test, over loopback TCP or a new in-memory socket pair. */
+  #dial(path: string, protocols: readonly string[], options: WebSocket.ClientOptions): WebSocket {
+    if (this.#transport === 'ws') return new WebSocket(`ws://127.0.0.1:${this.#port}${path}`, [...protocols], options);
+    const [clientEnd, serverEnd] = memorySocketPair();
+    this.#server!.emit('connection', serverEnd);
+    return new WebSocket(`ws://scenario.invalid${path}`, [...protocols], { ...options, createConnection: () => clientEnd as never });
+  }
+
+  async #wait(done: () => boolean, timeoutMs: number, fail: Fail, why: () => string): Promise<void> {
+    if (!(await this.#changed.until(done, timeoutMs))) fail(why());
   }
 
   async #steps(steps: readonly Step[], where: string): Promise<void> {
     for (const [index, step] of steps.entries()) await this.#step(step, `${where}[${index}]`);
   }
 
-  async #step(step: Step, where: string): Promise<void> {
-    const fail = (why: string): never => {
+  async #step(step: Step, where: string, land: Land = () => {}): Promise<void> {
+    const fail: Fail = (why) => {
       throw new StepFailure(`${where} (${kindOf(step)}${'connect' in step ? ` ${step.connect}` : ''}): ${why}`);
     };
-    if ('concurrent' in step) {
-      const order = this.#order[this.#groups.get(step)!] ?? step.concurrent.map((_, i) => i);
-      // Each step's synchronous part (a send, a close, a drop) happens in this order.
-      await Promise.all(order.map((i) => this.#step(step.concurrent[i]!, `${where}.concurrent[${i}]`)));
-      return;
-    }
+    const clients = this.#clients;
+    /** Whether the step's client is a berth/client client. */
+    const berth = (name: string) => clients.has(name);
+    if ('concurrent' in step) return this.#concurrent(step, where);
     if ('repeat' in step) {
       for (let round = 0; round < step.repeat; round++) await this.#steps(step.steps, `${where}(round ${round + 1})`);
       return;
     }
     if ('connect' in step) return this.#connect(step, fail);
-    if ('send' in step) {
-      const client = this.#client(step.send, fail);
-      const data = payload(step, fail);
-      client.ws.send(data);
-      this.timeline.add(client.name, 'sent', describe(data));
-      return;
-    }
-    if ('expect' in step) return this.#expect(step, fail);
-    if ('expectClose' in step) {
-      const client = this.#client(step.expectClose, fail, true);
-      await this.#until(
-        client,
-        () => client.closed !== undefined,
-        step.timeoutMs,
-        () => fail(`no close within ${step.timeoutMs ?? DEFAULT_TIMEOUT_MS} ms`),
-      );
-      const { code, reason } = client.closed!;
-      if (step.code !== undefined && code !== step.code) fail(`closed with ${code}, expected ${step.code}`);
-      if (step.reason !== undefined && reason !== step.reason) fail(`closed with reason "${reason}", expected "${step.reason}"`);
-      return;
-    }
+    if ('client' in step) return clients.open(step, fail, this.#raw.has(step.client));
+    if ('send' in step) return this.#send(step, fail, land);
+    if ('expect' in step) return berth(step.expect) ? clients.expect(step, fail) : this.#expect(step, fail);
+    if ('expectResumed' in step) return clients.expectResumed(step, fail);
+    if ('expectMessages' in step) return clients.expectMessages(step, fail);
+    if ('expectClose' in step) return berth(step.expectClose) ? clients.expectClose(step, fail) : this.#expectClose(step, fail);
     if ('pause' in step) {
-      this.#client(step.pause, fail).ws.pause();
+      this.#rawClient(step.pause, 'pause', fail).ws.pause();
       this.timeline.add(step.pause, 'paused');
       return;
     }
     if ('resume' in step) {
-      this.#client(step.resume, fail).ws.resume();
+      this.#rawClient(step.resume, 'resume', fail).ws.resume();
       this.timeline.add(step.resume, 'resumed');
       return;
     }
-    if ('close' in step) {
-      this.#client(step.close, fail).ws.close(step.code, step.reason);
-      this.timeline.add(step.close, 'sent', `close ${step.code ?? ''} ${step.reason ?? ''}`.trim());
-      return;
-    }
-    if ('drop' in step) {
-      const socket = (this.#client(step.drop, fail).ws as unknown as { _socket?: { destroy(): void } })._socket;
-      if (socket === undefined) fail('the client has no socket (not connected)');
-      socket!.destroy();
-      this.timeline.add(step.drop, 'dropped', 'TCP connection dropped, no close frame');
-      return;
-    }
+    if ('close' in step) return berth(step.close) ? clients.close(step, fail, land) : this.#close(step, fail, land);
+    if ('drop' in step) return berth(step.drop) ? clients.drop(step.drop, fail, land) : this.#drop(step.drop, fail, land);
+    if ('reconnect' in step) return clients.reconnect(step, fail, land);
     if ('advance' in step) {
       this.#clock.increment(step.advance);
       this.timeline.add('server', 'advanced', `${step.advance} ms of simulated time`);
       await settle();
       return;
     }
-    if ('broadcast' in step) {
-      const { room, user, all, count = 1 } = step.broadcast;
-      const runtime = this.#runtime!;
-      for (let i = 0; i < count; i++) {
-        const data = payload(
-          step.broadcast.text !== undefined && count > 1 ? { ...step.broadcast, text: `${step.broadcast.text}#${i}` } : step.broadcast,
-          fail,
-        );
-        if (room !== undefined) runtime.sendToRoom(room, data);
-        else if (user !== undefined) runtime.sendToUser(user, data);
-        else if (all === true) runtime.sendToAll(data);
-        else fail('broadcast needs room, user or all');
-      }
-      this.timeline.add(
-        'server',
-        'broadcast',
-        `${count} × ${room !== undefined ? `room ${room}` : user !== undefined ? `user ${user}` : 'all'}`,
-      );
-      return;
-    }
+    if ('broadcast' in step) return this.#broadcast(step, fail);
     if ('assert' in step) return this.#assert(step.assert, step.timeoutMs ?? DEFAULT_TIMEOUT_MS, fail);
   }
 
-  async #connect(step: Extract<Step, { connect: string }>, fail: (why: string) => never): Promise<void> {
+  /**
+   * The group's steps in this run's order. A `reconnect` is first prepared
+   * (its client reconnects and is welcomed, and the resume it sends is held),
+   * so that its resume is what the order places. Steps that travel to the
+   * server (sends, closes, drops, resumes) are issued together, each one's
+   * synchronous part in the order; one that acts on the server at once
+   * (`advance`, `broadcast`, `assert`) waits until what was issued before it
+   * has reached the server, and what follows it is issued after it.
+   */
+  async #concurrent(step: Extract<Step, { concurrent: readonly Step[] }>, where: string): Promise<void> {
+    const order = this.#order[this.#groups.get(step)!] ?? step.concurrent.map((_, i) => i);
+    for (const [i, inner] of step.concurrent.entries()) {
+      if (!('reconnect' in inner)) continue;
+      const fail: Fail = (why) => {
+        throw new StepFailure(`${where}.concurrent[${i}] (reconnect, prepared before its group): ${why}`);
+      };
+      await this.#clients.prepareReconnect(inner, fail);
+    }
+    const issued: Array<Promise<void>> = [];
+    let landings: Array<Promise<void>> = [];
+    for (const i of order) {
+      const inner = step.concurrent[i]!;
+      const at = `${where}.concurrent[${i}]`;
+      if (actsAtOnce(inner)) {
+        await Promise.all(landings);
+        landings = [];
+        await this.#step(inner, at);
+        continue;
+      }
+      const landed: Array<Promise<void>> = [];
+      const done = this.#step(inner, at, (promise) => landed.push(promise));
+      // Awaited below, all together; until then a failure must not count as unhandled.
+      for (const promise of [done, ...landed]) promise.catch(() => {});
+      issued.push(done);
+      landings.push(...landed);
+    }
+    await Promise.all([...issued, ...landings]);
+  }
+
+  // ---- Raw clients -------------------------------------------------------------
+
+  async #connect(step: Extract<Step, { connect: string }>, fail: Fail): Promise<void> {
     const name = step.connect;
+    if (this.#clients.has(name)) fail(`${name} is a berth/client client already`);
     const tag = `${name}#${++this.#generation}`;
     const headers: Record<string, string> = { ...step.headers, [CLIENT_HEADER]: tag };
     if (step.user !== undefined) headers[USER_HEADER] = step.user;
     const path = step.path ?? '/';
-    const clientOptions: WebSocket.ClientOptions = { headers, ...(step.origin !== undefined && { origin: step.origin }) };
-    let ws: WebSocket;
-    if (this.#transport === 'ws') {
-      ws = new WebSocket(`ws://127.0.0.1:${this.#port}${path}`, clientOptions);
-    } else {
-      const [clientEnd, serverEnd] = memorySocketPair();
-      this.#server!.emit('connection', serverEnd);
-      ws = new WebSocket(`ws://scenario.invalid${path}`, { ...clientOptions, createConnection: () => clientEnd as never });
-    }
-    const client: Client = { name, tag, ws, received: [], taken: 0, closed: undefined, wake: [] };
-    const wake = () => {
-      for (const resolve of client.wake.splice(0)) resolve();
-    };
-    ws.on('message', (data: Buffer, binary) => {
-      const text = binary ? undefined : data.toString('utf8');
-      client.received.push({ text, bytes: data, binary });
-      this.timeline.add(name, 'received', text ?? `${data.length} bytes`);
-      wake();
-    });
-    ws.on('close', (code, reason) => {
-      client.closed = { code, reason: reason.toString() };
-      this.timeline.add(name, 'closed', `${code}${reason.length > 0 ? ` "${reason.toString()}"` : ''}`);
-      wake();
-    });
-    ws.on('error', () => {}); // what matters arrives as close or refusal
+    const ws = this.#dial(path, [], { headers, ...(step.origin !== undefined && { origin: step.origin }) });
+    const client = new RawClient(name, tag, ws, this.timeline, () => this.#changed.notify());
     this.timeline.add(name, 'connect', path);
-    const outcome = await new Promise<{ status: number } | 'open'>((resolve) => {
-      ws.once('open', () => resolve('open'));
-      ws.once('unexpected-response', (_request, response) => {
-        resolve({ status: response.statusCode ?? 0 });
-        response.resume();
-      });
-      ws.once('close', () => resolve({ status: 0 }));
-    });
+    const outcome = await client.opened();
     if (outcome !== 'open') {
       this.timeline.add(name, 'refused', `HTTP ${outcome.status}`);
       if (step.expectRefused === undefined) fail(`the upgrade was refused with HTTP ${outcome.status}`);
@@ -323,138 +302,104 @@ class Run {
       return;
     }
     if (step.expectRefused !== undefined) fail(`connected, expected a refusal with HTTP ${step.expectRefused}`);
-    this.#clients.set(name, client);
+    this.#raw.set(name, client);
   }
 
-  async #expect(step: Extract<Step, { expect: string }>, fail: (why: string) => never): Promise<void> {
-    const client = this.#client(step.expect, fail, true);
+  async #send(step: Extract<Step, { send: string }>, fail: Fail, land: Land): Promise<void> {
+    const data = payload(step);
+    if (data instanceof Error) return fail(data.message);
+    if (this.#clients.has(step.send)) return this.#clients.send(step.send, data, fail, land);
+    const client = this.#rawClient(step.send, 'send', fail);
+    client.send(data);
+    this.timeline.add(client.name, 'sent', describe(data));
+    const { tag, written } = client;
+    land(
+      this.#run.landing(
+        () => this.#record!.received(tag) >= written || client.closed !== undefined || !this.#run.openOnServer(tag),
+        fail,
+        `${client.name}'s message`,
+      ),
+    );
+  }
+
+  async #expect(step: Extract<Step, { expect: string }>, fail: Fail): Promise<void> {
+    const client = this.#rawClient(step.expect, 'expect', fail, true);
     const timeoutMs = step.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-    await this.#until(
-      client,
+    await this.#wait(
       () => client.received.length > client.taken || client.closed !== undefined,
       timeoutMs,
-      () => fail(`no message within ${timeoutMs} ms`),
+      fail,
+      () => `no message within ${timeoutMs} ms`,
     );
     if (client.received.length <= client.taken) fail(`the connection closed (${client.closed!.code}) before a message arrived`);
-    const message = client.received[client.taken++]!;
-    const shown = message.text ?? `${message.bytes.length} bytes`;
-    if (step.text !== undefined && message.text !== step.text) fail(`got ${JSON.stringify(shown)}, expected ${JSON.stringify(step.text)}`);
-    if (step.pattern !== undefined && (message.text === undefined || !new RegExp(step.pattern).test(message.text))) {
-      fail(`got ${JSON.stringify(shown)}, expected a match of /${step.pattern}/`);
-    }
-    if (step.length !== undefined && message.bytes.length !== step.length)
-      fail(`got ${message.bytes.length} bytes, expected ${step.length}`);
-    if (step.bytes !== undefined && (!message.binary || message.bytes.length !== step.bytes))
-      fail(`got ${shown}, expected ${step.bytes} binary bytes`);
-    if (step.json !== undefined) {
-      let value: unknown;
-      try {
-        value = JSON.parse(message.text ?? '');
-      } catch {
-        fail(`got ${JSON.stringify(shown)}, expected JSON containing ${JSON.stringify(step.json)}`);
-      }
-      if (!contains(value, step.json)) fail(`got ${shown}, expected JSON containing ${JSON.stringify(step.json)}`);
-    }
+    const problem = mismatch(client.received[client.taken++]!, step);
+    if (problem !== undefined) fail(problem);
   }
 
-  async #assert(assertion: ServerAssertion, timeoutMs: number, fail: (why: string) => never): Promise<void> {
-    const deadline = performance.now() + timeoutMs;
-    for (;;) {
-      const problem = this.#check(assertion);
-      if (problem === undefined) return;
-      if (performance.now() > deadline) fail(`after ${timeoutMs} ms: ${problem}`);
-      await new Promise((resolve) => setTimeout(resolve, 5));
-    }
+  async #expectClose(step: Extract<Step, { expectClose: string }>, fail: Fail): Promise<void> {
+    const client = this.#rawClient(step.expectClose, 'expectClose', fail, true);
+    const timeoutMs = step.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    await this.#wait(
+      () => client.closed !== undefined,
+      timeoutMs,
+      fail,
+      () => `no close within ${timeoutMs} ms`,
+    );
+    const { code, reason } = client.closed!;
+    if (step.code !== undefined && code !== step.code) fail(`closed with ${code}, expected ${step.code}`);
+    if (step.reason !== undefined && reason !== step.reason) fail(`closed with reason "${reason}", expected "${step.reason}"`);
   }
 
-  /** What does not hold yet, or undefined. */
-  #check(assertion: ServerAssertion): string | undefined {
-    const runtime = this.#runtime!;
-    const view = runtime.snapshot();
-    const names = (ids: readonly string[]) => ids.map((id) => this.#tags.get(id)?.split('#')[0] ?? id).sort();
-    for (const [room, expected] of Object.entries(assertion.rooms ?? {})) {
-      const actual = names(view.rooms[room] ?? []);
-      if (!isDeepStrictEqual(actual, [...expected].sort()))
-        return `room ${room} holds [${actual.join(', ')}], expected [${[...expected].sort().join(', ')}]`;
-    }
-    for (const [user, expected] of Object.entries(assertion.users ?? {})) {
-      const actual = names(view.users[user] ?? []);
-      if (!isDeepStrictEqual(actual, [...expected].sort()))
-        return `user ${user} has [${actual.join(', ')}], expected [${[...expected].sort().join(', ')}]`;
-    }
-    const tagOf = (name: string) =>
-      this.#clients.get(name)?.tag ?? [...this.#tags.values()].reverse().find((tag) => tag.startsWith(`${name}#`));
-    for (const [name, expected] of Object.entries(assertion.states ?? {})) {
-      const tag = tagOf(name);
-      const id = [...this.#tags].find(([, t]) => t === tag)?.[0];
-      const state = id === undefined ? 'unknown' : (runtime.connection(id)?.state ?? 'closed');
-      if (state !== expected) return `${name} is ${state}, expected ${expected}`;
-    }
-    for (const [name, expected] of Object.entries(assertion.closed ?? {})) {
-      const close = this.#closes.get(tagOf(name) ?? '')?.[0];
-      if (close === undefined) return `${name} has not closed`;
-      for (const key of ['code', 'reason', 'cause'] as const) {
-        if (expected[key] !== undefined && close[key] !== expected[key])
-          return `${name} closed with ${key} ${JSON.stringify(close[key])}, expected ${JSON.stringify(expected[key])}`;
-      }
-    }
-    for (const [name, expected] of Object.entries(assertion.closeEvents ?? {})) {
-      const count = this.#closes.get(tagOf(name) ?? '')?.length ?? 0;
-      if (count !== expected) return `${name} had ${count} close events, expected ${expected}`;
-    }
-    for (const [name, expected] of Object.entries(assertion.minDropped ?? {})) {
-      const count = this.#drops.get(tagOf(name) ?? '') ?? 0;
-      if (count < expected) return `${count} messages were dropped for ${name}, expected at least ${expected}`;
-    }
-    if (assertion.connections !== undefined) {
-      const count = Object.keys(view.connections).length;
-      if (count !== assertion.connections) return `the server holds ${count} connections, expected ${assertion.connections}`;
-    }
-    return undefined;
+  #close(step: Extract<Step, { close: string }>, fail: Fail, land: Land): void {
+    const client = this.#rawClient(step.close, 'close', fail);
+    client.ws.close(step.code, step.reason);
+    this.timeline.add(step.close, 'sent', `close ${step.code ?? ''} ${step.reason ?? ''}`.trim());
+    land(this.#run.landing(() => !this.#run.openOnServer(client.tag), fail, `${step.close}'s close`));
   }
 
-  #client(name: string, fail: (why: string) => never, closedToo = false): Client {
-    const client = this.#clients.get(name);
+  #drop(name: string, fail: Fail, land: Land): void {
+    const client = this.#rawClient(name, 'drop', fail);
+    if (!client.drop()) fail('the client has no socket (not connected)');
+    this.timeline.add(name, 'dropped', 'TCP connection dropped, no close frame');
+    land(this.#run.landing(() => this.#record!.closesOf(client.tag).length > 0, fail, `${name}'s drop`));
+  }
+
+  /** The raw client `name`; fails the step if there is none, it is a berth/client client, or (unless `closedToo`) it closed. */
+  #rawClient(name: string, kind: string, fail: Fail, closedToo = false): RawClient {
+    if (this.#clients.has(name)) fail(`${kind} is for raw clients; ${name} is a berth/client client`);
+    const client = this.#raw.get(name);
     if (client === undefined) fail(`no client named ${name} is connected`);
     if (!closedToo && client!.closed !== undefined) fail(`${name} is closed`);
     return client!;
   }
 
-  async #until(client: Client, done: () => boolean, timeoutMs = DEFAULT_TIMEOUT_MS, onTimeout: () => never): Promise<void> {
-    const deadline = performance.now() + timeoutMs;
-    while (!done()) {
-      const left = deadline - performance.now();
-      if (left <= 0) onTimeout();
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, left);
-        client.wake.push(() => {
-          clearTimeout(timer);
-          resolve();
-        });
-      });
+  // ---- The server --------------------------------------------------------------
+
+  #broadcast(step: Extract<Step, { broadcast: unknown }>, fail: Fail): void {
+    const { room, user, all, count = 1 } = step.broadcast;
+    const runtime = this.#runtime!;
+    for (let i = 0; i < count; i++) {
+      const data = payload(
+        step.broadcast.text !== undefined && count > 1 ? { ...step.broadcast, text: `${step.broadcast.text}#${i}` } : step.broadcast,
+      );
+      if (data instanceof Error) return fail(data.message);
+      if (room !== undefined) runtime.sendToRoom(room, data);
+      else if (user !== undefined) runtime.sendToUser(user, data);
+      else if (all === true) runtime.sendToAll(data);
+      else fail('broadcast needs room, user or all');
     }
+    this.timeline.add(
+      'server',
+      'broadcast',
+      `${count} × ${room !== undefined ? `room ${room}` : user !== undefined ? `user ${user}` : 'all'}`,
+    );
   }
-}
 
-function payload(spec: MessageSpec, fail: (why: string) => never): string | Buffer {
-  if (spec.text !== undefined) return spec.text;
-  if (spec.json !== undefined) return JSON.stringify(spec.json);
-  if (spec.bytes !== undefined) return Buffer.alloc(spec.bytes, 0x62);
-  return fail('a message needs text, json or bytes');
-}
-
-const describe = (data: string | Buffer) => (typeof data === 'string' ? data : `${data.length} bytes`);
-
-/** True if `actual` has every field of `expected`, recursively (arrays must match element by element). */
-function contains(actual: unknown, expected: unknown): boolean {
-  if (typeof expected !== 'object' || expected === null) return isDeepStrictEqual(actual, expected);
-  if (typeof actual !== 'object' || actual === null) return false;
-  if (Array.isArray(expected))
-    return Array.isArray(actual) && actual.length === expected.length && expected.every((item, i) => contains(actual[i], item));
-  return Object.entries(expected).every(([key, value]) => contains((actual as Record<string, unknown>)[key], value));
-}
-
-/** Lets sockets and actors act on what just happened. */
-async function settle(): Promise<void> {
-  for (let i = 0; i < 5; i++) await new Promise((resolve) => setImmediate(resolve));
+  async #assert(assertion: Extract<Step, { assert: unknown }>['assert'], timeoutMs: number, fail: Fail): Promise<void> {
+    const tagOf = (name: string) => this.#raw.get(name)?.tag ?? this.#clients.tagOf(name) ?? this.#record!.newestTag(name);
+    const views = this.#clients.views();
+    let problem: string | undefined;
+    const holds = () => (problem = this.#record!.check(assertion, this.#runtime!, tagOf, views)) === undefined;
+    await this.#wait(holds, timeoutMs, fail, () => `after ${timeoutMs} ms: ${problem}`);
+  }
 }

@@ -13,6 +13,12 @@ export interface MessageSpec {
   readonly bytes?: number;
 }
 
+/** A stream a resume could not recover, and why (`trimmed`, `epoch-changed` …), as berth/client's `resumed` event names it. */
+export interface LostStream {
+  readonly stream: string;
+  readonly reason: string;
+}
+
 export type Step =
   /** Opens a client named `connect`. `user` goes in the `x-scenario-user` header for the app's `authenticate`. */
   | {
@@ -24,18 +30,71 @@ export type Step =
       /** The upgrade must be refused with this HTTP status instead. */
       readonly expectRefused?: number;
     }
+  /**
+   * Opens a `berth/client` client named `client` (it speaks `berth.v1`, reconnects and resumes by itself)
+   * and waits until it is open. `user` goes in the `x-scenario-user` header, as for `connect`.
+   */
+  | {
+      readonly client: string;
+      readonly path?: string;
+      readonly user?: string;
+      readonly headers?: Readonly<Record<string, string>>;
+      readonly timeoutMs?: number;
+    }
+  /** Sends a message; a `berth/client` client sends it as a `berth.v1` message (queued while it is away). */
   | ({ readonly send: string } & MessageSpec)
-  /** The client's next message, within `timeoutMs` [default 2000]: equal `text`, containing `json`, matching `pattern`, or of `length` bytes. */
-  | ({ readonly expect: string; readonly pattern?: string; readonly length?: number; readonly timeoutMs?: number } & MessageSpec)
-  /** The client sees the connection close, with this code and reason if given. */
+  /**
+   * The client's next message, within `timeoutMs` [default 2000]: equal `text`, containing `json`, matching `pattern`, or of
+   * `length` bytes. For a `berth/client` client, its next message not yet expected, of `stream` if given (`conn:*` matches
+   * any stream of that prefix, as the client's own connection streams).
+   */
+  | ({
+      readonly expect: string;
+      readonly pattern?: string;
+      readonly length?: number;
+      readonly stream?: string;
+      readonly timeoutMs?: number;
+    } & MessageSpec)
+  /**
+   * A `berth/client` client's next `resumed` event: `recovered` or not, with this `reason` and exactly these `lost` streams
+   * (in any order) if given. Without `recovered`, either outcome passes.
+   */
+  | {
+      readonly expectResumed: string;
+      readonly recovered?: boolean;
+      readonly reason?: string;
+      readonly lost?: readonly LostStream[];
+      readonly timeoutMs?: number;
+    }
+  /**
+   * Every message a `berth/client` client has received on `stream` over all its connections: each offset once and
+   * increasing (always checked), and exactly these `texts` (or messages containing these `json` values), in order, once
+   * that many have arrived within `timeoutMs`.
+   */
+  | {
+      readonly expectMessages: string;
+      readonly stream: string;
+      readonly texts?: readonly string[];
+      readonly json?: readonly unknown[];
+      readonly timeoutMs?: number;
+    }
+  /** The client sees the connection close, with this code and reason if given (a `berth/client` client: closed for good). */
   | { readonly expectClose: string; readonly code?: number; readonly reason?: string; readonly timeoutMs?: number }
   /** The client stops reading from its socket (a slow client) / reads again. */
   | { readonly pause: string }
   | { readonly resume: string }
   /** The client closes with a close frame. */
   | { readonly close: string; readonly code?: number; readonly reason?: string }
-  /** The client's TCP connection drops: no close frame. */
+  /**
+   * The client's TCP connection drops: no close frame. A `berth/client` client's network then stays down (its reconnects
+   * wait) until `reconnect`.
+   */
   | { readonly drop: string }
+  /**
+   * A dropped `berth/client` client's network comes back: it reconnects, resumes, and the step waits until it is open
+   * again (after its `resumed`). In a `concurrent` group its resume is what the group's order places.
+   */
+  | { readonly reconnect: string; readonly timeoutMs?: number }
   /** Simulated time passes for every actor delay (heartbeats, close timeouts). */
   | { readonly advance: number }
   /** The server sends `count` [default 1] broadcasts (`text` gets `#i` appended when count > 1). */
@@ -65,6 +124,13 @@ export interface ServerAssertion {
   readonly minDropped?: Readonly<Record<string, number>>;
   /** Connections the server holds. */
   readonly connections?: number;
+  /**
+   * No ghost: every member of every room, and every connection of every user, is an open connection; and every open
+   * `berth/client` client is attached to exactly the `room:` streams of the rooms its connection is in.
+   */
+  readonly noGhosts?: true;
+  /** Client → the most connections of it the server has held open at once, over the whole run (1: never two at once). */
+  readonly maxLive?: Readonly<Record<string, number>>;
 }
 
 export type TransportName = 'ws' | 'memory';
@@ -81,13 +147,17 @@ export interface Scenario {
 
 const STEP_KINDS = [
   'connect',
+  'client',
   'send',
   'expect',
+  'expectResumed',
+  'expectMessages',
   'expectClose',
   'pause',
   'resume',
   'close',
   'drop',
+  'reconnect',
   'advance',
   'broadcast',
   'assert',
@@ -144,5 +214,51 @@ function checkSteps(steps: readonly unknown[], source: string, where: string): v
       if (!Array.isArray(inner)) throw new TypeError(`${at}: "repeat" needs "steps"`);
       checkSteps(inner, source, `${where}[${index}].steps`);
     }
+    checkFields(kind, step as Record<string, unknown>, at);
   });
+}
+
+const isString = (value: unknown) => typeof value === 'string';
+const isStringMap = (value: unknown) =>
+  typeof value === 'object' && value !== null && !Array.isArray(value) && Object.values(value).every(isString);
+
+/** The fields beside a step's kind that the runner reads: each of the right type, so that none is silently ignored. */
+function checkFields(kind: StepKind, step: Record<string, unknown>, at: string): void {
+  const optional = (key: string, test: (value: unknown) => boolean, what: string) => {
+    if (step[key] !== undefined && !test(step[key])) throw new TypeError(`${at}: "${key}" of ${kind} must be ${what}`);
+  };
+  optional('timeoutMs', (value) => typeof value === 'number' && value >= 0, 'a number ≥ 0');
+  if (kind === 'client') {
+    optional('user', isString, 'a string');
+    optional('path', (value) => isString(value) && value.startsWith('/'), 'a path starting with /');
+    optional('headers', isStringMap, 'an object of strings');
+  } else if (kind === 'expect') {
+    optional('stream', (value) => isString(value) && value !== '', 'a stream name (as room:lobby, or conn:* for any of a prefix)');
+  } else if (kind === 'expectResumed') {
+    optional('recovered', (value) => typeof value === 'boolean', 'true or false');
+    optional('reason', isString, 'a string');
+    optional(
+      'lost',
+      (value) =>
+        Array.isArray(value) &&
+        value.every((item) => typeof item === 'object' && item !== null && isString(item.stream) && isString(item.reason)),
+      'a list of { "stream": …, "reason": … }',
+    );
+    if (step.recovered === true && (step.lost !== undefined || step.reason !== undefined))
+      throw new TypeError(`${at}: a resume expected recovered has no "lost" or "reason"`);
+  } else if (kind === 'expectMessages') {
+    if (!isString(step.stream) || step.stream === '') throw new TypeError(`${at}: expectMessages needs "stream" (as "room:lobby")`);
+    optional('texts', (value) => Array.isArray(value) && value.every(isString), 'a list of strings');
+    optional('json', Array.isArray, 'a list');
+    if (step.texts !== undefined && step.json !== undefined) throw new TypeError(`${at}: expectMessages takes "texts" or "json", not both`);
+  } else if (kind === 'assert') {
+    const assertion = step.assert as Record<string, unknown>;
+    if (assertion.noGhosts !== undefined && assertion.noGhosts !== true) throw new TypeError(`${at}: "noGhosts" can only be true`);
+    const maxLive = assertion.maxLive;
+    if (
+      maxLive !== undefined &&
+      (typeof maxLive !== 'object' || maxLive === null || !Object.values(maxLive).every((n) => Number.isInteger(n) && n >= 0))
+    )
+      throw new TypeError(`${at}: "maxLive" must map client names to whole numbers`);
+  }
 }

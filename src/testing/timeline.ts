@@ -1,11 +1,28 @@
 /**
  * What happened during a scenario, per client: what it sent and received,
- * how the server saw its connection change, how it closed. Printed when a
+ * how the server saw its connection change, how it closed, and for a
+ * `berth/client` client its states and resumes. Printed when a
  * scenario fails, and writable as a Mermaid sequence diagram.
  */
 
 export type TimelineKind =
-  'connect' | 'refused' | 'sent' | 'received' | 'server' | 'closed' | 'paused' | 'resumed' | 'dropped' | 'advanced' | 'broadcast';
+  | 'connect'
+  | 'refused'
+  | 'sent'
+  | 'received'
+  | 'server'
+  | 'closed'
+  | 'paused'
+  | 'resumed'
+  | 'dropped'
+  | 'advanced'
+  | 'broadcast'
+  /** A `berth/client` client's state changed (`open`, `reconnecting`, `connecting` …). */
+  | 'state'
+  /** A `berth/client` client's welcome, and its `resumed` (recovered or not, what was lost). */
+  | 'session'
+  /** A dropped client's network came back. */
+  | 'network';
 
 export interface TimelineEntry {
   /** Milliseconds since the scenario started (real time). */

@@ -21,3 +21,38 @@ export async function settles<T>(assertion: () => Promise<T>, timeoutMs = 5000):
     }
   }
 }
+
+/** How often `Signal.until` looks again when nothing woke it: for state that changes without an event. */
+const POLL_MS = 5;
+
+/**
+ * What a scenario run waits on: every event it records wakes whoever waits,
+ * who then checks again whether what they wait for holds.
+ */
+export class Signal {
+  readonly #waiting = new Set<() => void>();
+
+  /** Something happened: every waiter checks again. */
+  notify(): void {
+    for (const wake of [...this.#waiting]) wake();
+  }
+
+  /** Resolves true once `done()` holds, false if it still does not after `timeoutMs`. */
+  async until(done: () => boolean, timeoutMs: number): Promise<boolean> {
+    const deadline = performance.now() + timeoutMs;
+    while (!done()) {
+      const left = deadline - performance.now();
+      if (left <= 0) return false;
+      await new Promise<void>((resolve) => {
+        const wake = () => {
+          clearTimeout(timer);
+          this.#waiting.delete(wake);
+          resolve();
+        };
+        const timer = setTimeout(wake, Math.min(left, POLL_MS));
+        this.#waiting.add(wake);
+      });
+    }
+    return true;
+  }
+}

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { formatResult, parseScenario, runScenario, type Scenario } from '../../src/testing/index.js';
+import { formatResult, parseScenario, runScenario, type Scenario, type Step } from '../../src/testing/index.js';
 import app from '../scenarios/app.js';
 
 /** Whoever speaks first is heard first: an expectation that holds in one order of two sends only. */
@@ -86,7 +86,7 @@ describe('scenario runner', () => {
   it('refuses a malformed scenario file with the step that is wrong', () => {
     expect(() => parseScenario({ name: 'x', steps: [{ connect: 'a' }, { send: 'a', close: 'a' }] }, 'x.json')).toThrow(
       new TypeError(
-        'x.json (x): steps[1] must have exactly one of connect, send, expect, expectClose, pause, resume, close, drop, advance, broadcast, assert, concurrent, repeat; it has send, close',
+        'x.json (x): steps[1] must have exactly one of connect, client, send, expect, expectResumed, expectMessages, expectClose, pause, resume, close, drop, reconnect, advance, broadcast, assert, concurrent, repeat; it has send, close',
       ),
     );
     expect(() => parseScenario({ name: 'x', steps: [{ concurrent: [{ connect: 'a' }] }] })).toThrow(
@@ -94,5 +94,154 @@ describe('scenario runner', () => {
     );
     expect(() => parseScenario({ name: 'x', steps: [{ advance: 'soon' }] })).toThrow(/"advance" must be a number/);
     expect(() => parseScenario({ steps: [] })).toThrow(/"name" must be a non-empty string/);
+  });
+});
+
+/** ada, a berth/client client in the lobby, drops; the room gets two messages while she is away. */
+const dropped: Step[] = [
+  { client: 'ada', user: 'ada' },
+  { send: 'ada', json: { join: 'lobby' } },
+  { expect: 'ada', json: { joined: 'lobby', ok: true } },
+  { broadcast: { room: 'lobby', text: 'before' } },
+  { expectMessages: 'ada', stream: 'room:lobby', texts: ['before'] },
+  { drop: 'ada' },
+  { broadcast: { room: 'lobby', text: 'away 1' } },
+  { broadcast: { room: 'lobby', text: 'away 2' } },
+];
+const windowed = { recovery: { windowMs: 1000 }, heartbeat: false };
+
+describe('scenario runner: berth/client clients', () => {
+  it('drops, reconnects and resumes a client, and records its states, resume and stream messages in the timeline', async () => {
+    for (const transport of ['memory', 'ws'] as const) {
+      const result = await runScenario(
+        {
+          name: 'resumed',
+          steps: [
+            ...dropped,
+            { reconnect: 'ada' },
+            { expectResumed: 'ada', recovered: true },
+            { expectMessages: 'ada', stream: 'room:lobby', texts: ['before', 'away 1', 'away 2'] },
+            { assert: { rooms: { lobby: ['ada'] }, states: { ada: 'open' }, noGhosts: true, maxLive: { ada: 1 } } },
+          ],
+        },
+        { app, transport },
+      );
+      expect(result.passed, formatResult(result)).toBe(true);
+      const text = result.timeline.format();
+      expect(text).toMatch(/state +reconnecting/);
+      expect(text).toMatch(/network +back up/);
+      expect(text).toMatch(/sent +resume/);
+      expect(text).toMatch(/server +resumed the session of /);
+      expect(text).toMatch(/session +resumed: recovered/);
+      expect(text).toMatch(/received +room:lobby #3: away 2/);
+    }
+  });
+
+  it('a resume expected recovered that is not fails, saying why it was not', async () => {
+    const result = await runScenario(
+      {
+        name: 'too late',
+        options: windowed,
+        steps: [...dropped, { advance: 1000 }, { reconnect: 'ada' }, { expectResumed: 'ada', recovered: true }],
+      },
+      { app },
+    );
+    expect(result.passed).toBe(false);
+    expect(result.failure).toBe("steps[10] (expectResumed): ada's resumed: not recovered, unknown-session; expected recovered");
+    expect(formatResult(result)).toMatch(/session +resumed: not recovered, unknown-session/);
+  });
+
+  it('lost streams and a reason that differ from the expected ones fail, naming both', async () => {
+    const trimmed: Scenario = {
+      name: 'trimmed',
+      options: { history: { maxMessages: 1 } },
+      steps: [
+        ...dropped,
+        { reconnect: 'ada' },
+        { expectResumed: 'ada', recovered: false, lost: [{ stream: 'room:lobby', reason: 'expired' }] },
+      ],
+    };
+    const result = await runScenario(trimmed, { app });
+    expect(result.failure).toBe('steps[9] (expectResumed): ada lost [room:lobby (trimmed)], expected [room:lobby (expired)]');
+    const reason = await runScenario(
+      { ...trimmed, steps: [...dropped, { reconnect: 'ada' }, { expectResumed: 'ada', recovered: false, reason: 'unknown-session' }] },
+      { app },
+    );
+    expect(reason.failure).toBe(
+      "steps[9] (expectResumed): ada's resumed: not recovered, lost; lost room:lobby (trimmed); expected the reason unknown-session",
+    );
+  });
+
+  it('messages of a stream other than expected fail with what arrived, offsets included', async () => {
+    const result = await runScenario(
+      {
+        name: 'a gap',
+        steps: [...dropped, { reconnect: 'ada' }, { expectMessages: 'ada', stream: 'room:lobby', texts: ['before', 'away 2'] }],
+      },
+      { app },
+    );
+    expect(result.failure).toBe(
+      'steps[9] (expectMessages): ada received [#1 before, #2 away 1, #3 away 2] on room:lobby, expected [before, away 2]',
+    );
+    const fewer = await runScenario(
+      {
+        name: 'more',
+        steps: [...dropped.slice(0, 4), { expectMessages: 'ada', stream: 'room:lobby', texts: ['before', 'later'], timeoutMs: 100 }],
+      },
+      { app },
+    );
+    expect(fewer.failure).toBe('steps[4] (expectMessages): ada received [#1 before] on room:lobby within 100 ms, expected 2 messages');
+  });
+
+  it('a resume and the expiry in a concurrent group are tried in both orders, and the order that loses the session is reported', async () => {
+    const race: Scenario = {
+      name: 'resume or expiry first',
+      options: windowed,
+      steps: [...dropped, { concurrent: [{ reconnect: 'ada' }, { advance: 1000 }] }, { expectResumed: 'ada', recovered: true }],
+    };
+    for (const transport of ['memory', 'ws'] as const) {
+      const result = await runScenario(race, { app, transport });
+      expect(result.orders).toBe(2);
+      expect(result.order).toBe('0:1,0');
+      expect(result.failure).toMatch(/not recovered, unknown-session; expected recovered$/);
+      expect((await runScenario(race, { app, transport, order: '0:0,1' })).passed).toBe(true);
+    }
+  });
+
+  it('an assertion of no two connections at once fails when there were', async () => {
+    const result = await runScenario(
+      {
+        name: 'two',
+        steps: [...dropped.slice(0, 3), { drop: 'ada' }, { reconnect: 'ada' }, { assert: { maxLive: { ada: 0 } }, timeoutMs: 50 }],
+      },
+      { app },
+    );
+    expect(result.failure).toBe('steps[5] (assert): after 50 ms: the server held 1 connections of ada open at once, expected at most 0');
+  });
+
+  it('says which kind of client a step is for', async () => {
+    const paused = await runScenario({ name: 'pause', steps: [{ client: 'ada' }, { pause: 'ada' }] }, { app });
+    expect(paused.failure).toBe('steps[1] (pause): pause is for raw clients; ada is a berth/client client');
+    const raw = await runScenario({ name: 'raw', steps: [{ connect: 'bob' }, { expectResumed: 'bob' }] }, { app });
+    expect(raw.failure).toBe('steps[1] (expectResumed): expectResumed: no berth/client client named bob (open one with "client")');
+    const twice = await runScenario({ name: 'twice', steps: [{ client: 'ada' }, { reconnect: 'ada' }] }, { app });
+    expect(twice.failure).toBe('steps[1] (reconnect): ada was not dropped: nothing to reconnect');
+  });
+
+  it('refuses malformed berth/client steps with what is wrong', () => {
+    const refuse = (step: unknown) => () => parseScenario({ name: 'x', steps: [step] }, 'x.json');
+    expect(refuse({ expectMessages: 'ada', texts: ['a'] })).toThrow(
+      new TypeError('x.json (x): steps[0]: expectMessages needs "stream" (as "room:lobby")'),
+    );
+    expect(refuse({ expectMessages: 'ada', stream: 'room:a', texts: ['a'], json: [{}] })).toThrow(/takes "texts" or "json", not both/);
+    expect(refuse({ expectMessages: 'ada', stream: 'room:a', texts: [1] })).toThrow(/"texts" of expectMessages must be a list of strings/);
+    expect(refuse({ expectResumed: 'ada', recovered: 'yes' })).toThrow(/"recovered" of expectResumed must be true or false/);
+    expect(refuse({ expectResumed: 'ada', lost: [{ stream: 'room:a' }] })).toThrow(/"lost" of expectResumed must be a list of/);
+    expect(refuse({ expectResumed: 'ada', recovered: true, reason: 'x' })).toThrow(/a resume expected recovered has no "lost" or "reason"/);
+    expect(refuse({ client: 'ada', headers: { a: 1 } })).toThrow(/"headers" of client must be an object of strings/);
+    expect(refuse({ client: 'ada', path: 'x' })).toThrow(/"path" of client must be a path starting with \//);
+    expect(refuse({ reconnect: '' })).toThrow(/"reconnect" must name a client/);
+    expect(refuse({ assert: { noGhosts: false } })).toThrow(/"noGhosts" can only be true/);
+    expect(refuse({ assert: { maxLive: { ada: 'one' } } })).toThrow(/"maxLive" must map client names to whole numbers/);
   });
 });
