@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { formatResult, parseScenario, runScenario, type Scenario, type Step } from '../../src/testing/index.js';
 import app from '../scenarios/app.js';
@@ -243,5 +244,24 @@ describe('scenario runner: berth/client clients', () => {
     expect(refuse({ reconnect: '' })).toThrow(/"reconnect" must name a client/);
     expect(refuse({ assert: { noGhosts: false } })).toThrow(/"noGhosts" can only be true/);
     expect(refuse({ assert: { maxLive: { ada: 'one' } } })).toThrow(/"maxLive" must map client names to whole numbers/);
+  });
+});
+
+describe('docs/testing.md', () => {
+  const page = readFileSync(new URL('../../docs/testing.md', import.meta.url), 'utf8');
+  const pasted = /`resume.json`:\n\n```json\n([\s\S]*?)```/.exec(page)![1]!;
+
+  it('resume.json passes as pasted, on both transports', async () => {
+    const scenario = parseScenario(JSON.parse(pasted), 'resume.json');
+    for (const transport of ['memory', 'ws'] as const) {
+      const result = await runScenario(scenario, { app, transport });
+      expect(result.passed, formatResult(result)).toBe(true);
+    }
+  });
+
+  it('past the window it fails as the page says', async () => {
+    const late = parseScenario(JSON.parse(pasted.replace('{ "advance": 4000 }', '{ "advance": 5000 }')), 'resume.json');
+    const result = await runScenario(late, { app });
+    expect(result.failure).toBe("steps[8] (expectResumed): ada's resumed: not recovered, unknown-session; expected recovered");
   });
 });
