@@ -1,7 +1,7 @@
 import { assign, setup } from 'xstate';
 import type { CloseCause } from './types.js';
 
-/** Heartbeat timing; `null` turns the heartbeat off for a connection. */
+/** Heartbeat timing: the runtime's sweep pings every connection each `intervalMs` and waits `timeoutMs` for its pong. */
 export interface HeartbeatTiming {
   readonly intervalMs: number;
   readonly timeoutMs: number;
@@ -9,7 +9,6 @@ export interface HeartbeatTiming {
 
 export interface ConnectionInput {
   readonly id: string;
-  readonly heartbeat: HeartbeatTiming | null;
   /** How long `disconnecting` waits for the peer's close frame before terminating the socket. */
   readonly closeTimeoutMs: number;
 }
@@ -35,7 +34,8 @@ export type ConnectionEvent =
   | { type: 'socket.closed'; code: number; reason: string }
   /** The transport failed; `code` is the close code sent to the peer (1002, 1007, 1009 …) or 1006. */
   | { type: 'socket.error'; code: number; message: string }
-  | { type: 'socket.pong' }
+  /** The runtime's heartbeat sweep pinged the connection and no pong came within the timeout. */
+  | { type: 'heartbeat.missed' }
   /** A write to the socket failed. */
   | { type: 'send.failed'; message: string }
   /** The server closes the connection: the application, a failing handler, or a rate limit. */
@@ -77,8 +77,6 @@ export const connectionMachine = setup({
     output: ConnectionOutput;
   },
   actions: {
-    /** Sends a ping frame. */
-    sendPing: () => {},
     /** Starts the closing handshake: queued frames go out first, then the close frame. */
     closeSocket: (_, _params: { code: number; reason: string }) => {},
     /** Destroys the socket at once, without a closing handshake. */
@@ -94,12 +92,7 @@ export const connectionMachine = setup({
      */
     notifySupervisor: () => {},
   },
-  guards: {
-    heartbeatOff: ({ context }) => context.heartbeat === null,
-  },
   delays: {
-    heartbeatInterval: ({ context }) => context.heartbeat?.intervalMs ?? 0,
-    heartbeatTimeout: ({ context }) => context.heartbeat?.timeoutMs ?? 0,
     closeTimeout: ({ context }) => context.closeTimeoutMs,
   },
 }).createMachine({
@@ -108,7 +101,6 @@ export const connectionMachine = setup({
   // Spelled out rather than spread: one object shape for every connection.
   context: ({ input }) => ({
     id: input.id,
-    heartbeat: input.heartbeat,
     closeTimeoutMs: input.closeTimeoutMs,
     code: undefined,
     reason: '',
@@ -117,28 +109,13 @@ export const connectionMachine = setup({
   initial: 'open',
   states: {
     open: {
-      description: 'Sends, joins and user bindings take effect.',
-      initial: 'alive',
-      states: {
-        alive: {
-          description: 'Waiting for the next heartbeat.',
-          always: { guard: 'heartbeatOff', target: 'unmonitored' },
-          after: { heartbeatInterval: 'awaitingPong' },
-        },
-        awaitingPong: {
-          description: 'A ping is out; the pong must come within the heartbeat timeout.',
-          entry: 'sendPing',
-          on: { 'socket.pong': 'alive' },
-          after: {
-            heartbeatTimeout: {
-              target: '#connection.disconnecting',
-              actions: [assign({ code: ABNORMAL_CLOSURE, reason: '', cause: 'heartbeat' as const }), 'terminateSocket'],
-            },
-          },
-        },
-        unmonitored: { description: 'Heartbeat turned off.' },
-      },
+      description:
+        'Sends, joins and user bindings take effect. The runtime’s heartbeat sweep pings it and handles its pongs; only a missed pong comes here.',
       on: {
+        'heartbeat.missed': {
+          target: 'disconnecting',
+          actions: [assign({ code: ABNORMAL_CLOSURE, reason: '', cause: 'heartbeat' as const }), 'terminateSocket'],
+        },
         'socket.closed': {
           target: 'disconnecting.socketGone',
           actions: assign(({ event }) => ({ code: event.code, reason: event.reason, cause: 'client' as const })),

@@ -1,5 +1,6 @@
 export { createRuntime } from './runtime/runtime.js';
-export type { Runtime, RuntimeEvents, RuntimeMetrics, BroadcastOptions, Request, RequestHandler } from './runtime/api.js';
+export type { Runtime, RuntimeEvents, RuntimeMetrics, RuntimeSnapshot, BroadcastOptions, Request, RequestHandler } from './runtime/api.js';
+export type { HeartbeatPhase } from './connection/heartbeat.js';
 export type { RuntimeOptions, Clock, RecoveryOptions } from './runtime/options.js';
 export type { SupervisorView, SupervisorSnapshot } from './runtime/supervisor-view.js';
 export type { RateLimitOptions } from './connection/rate-limit.js';

@@ -116,7 +116,7 @@ const RECONNECT = new Set([1001, 1005, 1006, 1011, 1012, 1013, 1014, 4001]);
 
 const OPEN = 1;
 
-/** Creates a client and starts connecting at once; `json: true` with a message map for typed JSON messages. */
+/** Creates a client and starts connecting at once; with the option json set and a message map, messages are typed JSON. */
 export function createClient(url: string, options?: ClientOptions & { readonly json?: false }): BerthClient<RawMessages>;
 export function createClient<M extends MessageMap>(url: string, options: ClientOptions & { readonly json: true }): BerthClient<M>;
 export function createClient<M extends MessageMap>(url: string, options: ClientOptions & { readonly json?: boolean } = {}): BerthClient<M> {

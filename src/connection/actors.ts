@@ -18,7 +18,6 @@ export function provideConnectionMachine(
   return connectionMachine.provide({
     actions: {
       notifySupervisor: ({ context }) => supervisor.send({ type: 'connection.leaving', id: context.id }),
-      sendPing: ({ context }) => lookup(context.id)?.socket.ping(),
       closeSocket: ({ context }, { code, reason }) => lookup(context.id)?.closeSocket(code, reason),
       terminateSocket: ({ context }) => lookup(context.id)?.terminateSocket(),
       markLeaving: ({ context }) => lookup(context.id)?.markLeaving(),

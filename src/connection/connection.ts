@@ -12,6 +12,7 @@ import { UpgradeRequest, type RequestInfo } from './request-info.js';
 import { RoomsView } from './rooms-view.js';
 import { decodeClientFrame, InvalidMessage, PROTOCOL_V1, type ClientMessage, type RequestId } from '../protocol/v1.js';
 import type { StreamPosition } from '../history/store.js';
+import type { HeartbeatMember, HeartbeatPhase } from './heartbeat.js';
 import type { SocketSink, TransportSocket } from './transport.js';
 
 /** Where a connection is in its life. */
@@ -41,6 +42,8 @@ export interface Connection<TData = unknown> {
   setUser(user: string | undefined): Promise<boolean>;
   /** Frames waiting in this connection's outbox, and their bytes. */
   readonly outbox: { readonly depth: number; readonly bytes: number; readonly limits: OutboxLimits };
+  /** Its heartbeat: `waiting` for the next ping, `awaiting-pong`, or `off`; and the last ping's round trip. */
+  readonly heartbeat: { readonly phase: HeartbeatPhase; readonly roundTripMs: number | undefined };
   /** Overrides the runtime's outbox limits or overflow policy for this connection. */
   setOutboxLimits(limits: Partial<OutboxLimits>): void;
   /**
@@ -68,6 +71,9 @@ export interface ConnectionHost<TData> {
   readonly ledger: OutboxLedger;
   /** Milliseconds on the runtime's clock (simulated in scenarios): the rate limiter's time. */
   now(): number;
+  /** A pong came; the runtime's heartbeat sweep takes it. */
+  ponged(connection: ServerConnection<TData>): void;
+  heartbeatPhase(connection: ServerConnection<TData>): HeartbeatPhase;
   /** Asks the supervisor for a membership change; resolves with whether it took effect. */
   request(change: MembershipRequest, applied?: () => void): Promise<boolean>;
   /** The supervisor's rooms of a connection, if it has any. */
@@ -116,7 +122,7 @@ export class EnvelopedState {
  * supervisor's delivery port, and the sink of its socket's events, which it
  * turns into events of its actor.
  */
-export class ServerConnection<TData = unknown> implements Connection<TData>, DeliveryPort, SocketSink, OutboxOwner {
+export class ServerConnection<TData = unknown> implements Connection<TData>, DeliveryPort, SocketSink, OutboxOwner, HeartbeatMember {
   readonly id: string;
   readonly data: TData | undefined;
   readonly request: RequestInfo;
@@ -130,6 +136,10 @@ export class ServerConnection<TData = unknown> implements Connection<TData>, Del
   #roomsLeft: readonly string[] = noRooms;
   /** What only a `berth.v1` connection carries; a raw one pays one field for it. */
   readonly v1: EnvelopedState | undefined;
+  // The heartbeat sweep's bookkeeping (HeartbeatMember).
+  pingRound = 0;
+  pingSentAt = 0;
+  roundTripMs: number | undefined;
 
   constructor(
     id: string,
@@ -182,6 +192,20 @@ export class ServerConnection<TData = unknown> implements Connection<TData>, Del
 
   get outbox(): Connection['outbox'] {
     return this.#outbox;
+  }
+
+  get heartbeat(): Connection['heartbeat'] {
+    return { phase: this.#host.heartbeatPhase(this), roundTripMs: this.roundTripMs };
+  }
+
+  // Heartbeat member: what the runtime's sweep does to it.
+
+  ping(): void {
+    this.socket.ping();
+  }
+
+  missed(): void {
+    this.#toActor({ type: 'heartbeat.missed' });
   }
 
   setOutboxLimits(limits: Partial<OutboxLimits>): void {
@@ -266,7 +290,7 @@ export class ServerConnection<TData = unknown> implements Connection<TData>, Del
   }
 
   pong(): void {
-    this.#toActor({ type: 'socket.pong' });
+    if (this.#state === 'open') this.#host.ponged(this);
   }
 
   closed(code: number, reason: string): void {

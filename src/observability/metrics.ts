@@ -45,6 +45,8 @@ export interface MetricsSnapshot {
   readonly errors: Readonly<Partial<Record<ErrorCodeValue, number>>>;
   /** Sessions of berth.v1 connections by outcome: `detached`, `resumed`, `expired`, `overflow`, `unknown-session`, `lost`, `already-resumed`. */
   readonly sessions: Readonly<Record<string, number>>;
+  /** Heartbeat pings sent, pongs received, and pongs missed (each ended its connection with cause `heartbeat`). */
+  readonly heartbeat: { readonly pings: number; readonly pongs: number; readonly missed: number };
   readonly broadcasts: {
     /** Broadcasts sent from this node (those received from other nodes are `crossNode.received`). */
     readonly count: number;
@@ -89,6 +91,7 @@ export class Metrics {
   readonly #closedByCause: Partial<Record<CloseCause, number>> = {};
   readonly #dropped: Record<string, number> = {};
   readonly #sessions: Record<string, number> = {};
+  readonly #heartbeat = { pings: 0, pongs: 0, missed: 0 };
   readonly #errors: Partial<Record<ErrorCodeValue, number>> = {};
   #broadcasts = 0;
   #deliveries = 0;
@@ -190,6 +193,14 @@ export class Metrics {
         'outcome',
         () => self.#sessions,
       ),
+      totals(
+        'berth_heartbeat_total',
+        'Heartbeat pings sent, pongs received and pongs missed (each one ended its connection).',
+        'kind',
+        () => ({
+          ...self.#heartbeat,
+        }),
+      ),
       total('berth_broadcasts_total', 'Broadcasts sent from this node.', () => self.#broadcasts),
       total('berth_deliveries_total', 'Frames queued to local recipients by broadcasts.', () => self.#deliveries),
       totals('berth_cross_node_messages_total', 'Broadcasts carried between nodes, by direction.', 'direction', () => ({
@@ -235,6 +246,11 @@ export class Metrics {
   /** A session was kept, resumed, refused or ended (`berth_sessions_total{outcome}`). */
   session(outcome: string): void {
     bump(this.#sessions, outcome);
+  }
+
+  /** Heartbeat pings sent, pongs received, pongs missed (`berth_heartbeat_total{kind}`). */
+  heartbeat(kind: 'pings' | 'pongs' | 'missed', count: number): void {
+    this.#heartbeat[kind] += count;
   }
 
   error(code: ErrorCodeValue): void {
@@ -308,6 +324,7 @@ export class Metrics {
       closedByCause: { ...this.#closedByCause },
       errors: { ...this.#errors },
       sessions: { ...this.#sessions },
+      heartbeat: { ...this.#heartbeat },
       broadcasts: {
         count: this.#broadcasts,
         deliveries: this.#deliveries,

@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Registry } from 'prom-client';
 import type { DirectoryView } from '../../machines/directory.js';
+import type { HeartbeatPhase } from '../connection/heartbeat.js';
 import type { CloseCause } from '../../machines/types.js';
 import type { Connection, DropReason } from '../connection/connection.js';
 import type { SendData } from '../delivery/frame.js';
@@ -104,14 +105,22 @@ export interface Runtime<TData = unknown> {
   health(): Health;
   /** Metrics: a plain snapshot, Prometheus text, or registration into your prom-client registry. */
   readonly metrics: RuntimeMetrics;
-  /** This node's registry, rooms and users as plain data (O(connections); for tests and debugging). */
-  snapshot(): DirectoryView;
+  /** This node's registry, rooms and users as plain data, with each connection's heartbeat (O(connections); for tests and debugging). */
+  snapshot(): RuntimeSnapshot;
   /**
    * Stops admitting (503), closes every connection with 1001 after its queued
    * messages, waits up to `timeoutMs` for them to close, terminates the rest,
    * and releases the server and adapter. Idempotent. [timeoutMs=closeTimeoutMs]
    */
   close(options?: { timeoutMs?: number }): Promise<void>;
+}
+
+/** `runtime.snapshot()`: the supervisor's registry, and each connection's heartbeat beside it. */
+export interface RuntimeSnapshot extends DirectoryView {
+  connections: Record<
+    string,
+    DirectoryView['connections'][string] & { heartbeat: { phase: HeartbeatPhase; roundTripMs: number | undefined } }
+  >;
 }
 
 /** berth's metrics; see `MetricsSnapshot` and docs/health-and-metrics.md for what each holds. */

@@ -4,7 +4,6 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { createActor, type Actor } from 'xstate';
 import { CONNECTION_ACTOR_ID, type ConnectionMachine } from '../../machines/connection.machine.js';
-import type { DirectoryView } from '../../machines/directory.js';
 import type { SessionRecord } from '../../machines/sessions.js';
 import type { SupervisorDirectory } from '../../machines/supervisor.machine.js';
 import type { CloseCause, EncodedFrame, Target } from '../../machines/types.js';
@@ -44,14 +43,25 @@ import { ErrorCode, toBerthError, type BerthError, type ErrorCodeValue } from '.
 import { EventHub } from '../util/event-hub.js';
 import { isThenable } from '../util/thenable.js';
 import { assertName } from '../util/validate.js';
-import type { BroadcastOptions, RequestHandler, Runtime, RuntimeEvents, RuntimeMetrics } from './api.js';
-import { resolveOptions, type ResolvedOptions, type RuntimeOptions } from './options.js';
+import type { BroadcastOptions, RequestHandler, Runtime, RuntimeEvents, RuntimeMetrics, RuntimeSnapshot } from './api.js';
+import { resolveOptions, type Clock, type ResolvedOptions, type RuntimeOptions } from './options.js';
+import { HeartbeatSweep } from '../connection/heartbeat.js';
 import { Requests } from './requests.js';
 import { createSessionActor, sessionToken } from './sessions.js';
 import { Streams } from './streams.js';
 import { viewOf, type SupervisorView } from './supervisor-view.js';
 
 type RuntimeState = 'running' | 'closing' | 'closed';
+
+const realTimers = {
+  setTimeout: (fn: () => void, ms: number): unknown => setTimeout(fn, ms),
+  clearTimeout: (id: unknown) => clearTimeout(id as NodeJS.Timeout),
+};
+
+/** Milliseconds on the runtime's clock, or real time when it has no `now`. */
+function hostNow(clock: Clock | undefined): () => number {
+  return typeof clock?.now === 'function' ? () => clock.now!() : () => performance.now();
+}
 
 const SHUTDOWN_REASON = 'server shutting down';
 
@@ -84,6 +94,8 @@ class BerthRuntime<TData> implements Runtime<TData> {
   #sequence = 0;
   readonly #requests = new Requests<TData>((error, connection) => this.#report(error, connection));
   readonly #streams: Streams;
+  /** Pings every open connection and reports its missed pongs; none when `heartbeat` is off. */
+  readonly #heartbeat: HeartbeatSweep<ServerConnection<TData>> | undefined;
   /** How long the sessions of dropped berth.v1 connections are kept (the supervisor keeps them); none when `recovery` is off. */
   readonly #recoveryWindowMs: number | undefined;
   #state: RuntimeState = 'running';
@@ -121,6 +133,15 @@ class BerthRuntime<TData> implements Runtime<TData> {
     };
     const lookup = (id: string) => this.#connections.get(id) as ServerConnection<unknown> | undefined;
     this.#connectionLogic = provideConnectionMachine(lookup, { send: (event) => this.#supervisor.send(event) });
+    const clock = options.clock;
+    this.#heartbeat =
+      options.heartbeat === null
+        ? undefined
+        : new HeartbeatSweep(options.heartbeat, clock ?? realTimers, hostNow(clock), {
+            pinged: (count) => this.#metrics.heartbeat('pings', count),
+            ponged: () => this.#metrics.heartbeat('pongs', 1),
+            missed: (count) => this.#metrics.heartbeat('missed', count),
+          });
     this.#host = this.#connectionHost();
     this.#streams = new Streams({
       history: options.history,
@@ -237,8 +258,14 @@ class BerthRuntime<TData> implements Runtime<TData> {
     );
   }
 
-  snapshot(): DirectoryView {
-    return this.#directory().toJSON();
+  snapshot(): RuntimeSnapshot {
+    const view = this.#directory().toJSON();
+    const connections: RuntimeSnapshot['connections'] = {};
+    for (const [id, entry] of Object.entries(view.connections)) {
+      const connection = this.#connections.get(id);
+      connections[id] = { ...entry, heartbeat: connection?.heartbeat ?? { phase: 'off', roundTripMs: undefined } };
+    }
+    return { ...view, connections };
   }
 
   close(options?: { timeoutMs?: number }): Promise<void> {
@@ -257,7 +284,9 @@ class BerthRuntime<TData> implements Runtime<TData> {
       outboxLimits: options.outbox,
       scheduler: this.#scheduler,
       ledger: this.#ledger,
-      now: typeof clock?.now === 'function' ? () => clock.now!() : () => performance.now(),
+      now: hostNow(clock),
+      ponged: (connection) => this.#heartbeat?.pong(connection),
+      heartbeatPhase: (connection) => this.#heartbeat?.phaseOf(connection) ?? 'off',
       request: (change, applied) => this.#request(change, applied),
       rooms: (id) => this.#directory().connections.get(id)?.rooms,
       received: (connection, data, binary) => this.#emit('message', { connection, data, binary }, connection),
@@ -285,7 +314,10 @@ class BerthRuntime<TData> implements Runtime<TData> {
         this.#report(toBerthError(ErrorCode.SEND_FAILED, `send to ${connection.id} failed`, error), connection);
         connection.sendFailed(error.message);
       },
-      leaving: (connection) => this.#track({ kind: 'disconnect', id: connection.id }),
+      leaving: (connection) => {
+        this.#heartbeat?.remove(connection);
+        this.#track({ kind: 'disconnect', id: connection.id });
+      },
       closed: (connection, output) => {
         this.#connections.delete(connection.id);
         this.#metrics.closed(output.code, output.cause);
@@ -483,7 +515,7 @@ class BerthRuntime<TData> implements Runtime<TData> {
       // No systemId: registering one costs a Map and a WeakMap entry per connection, and the
       // connection id is in the actor's context for whoever inspects it.
       id: CONNECTION_ACTOR_ID,
-      input: { id, heartbeat: this.#options.heartbeat, closeTimeoutMs: this.#options.closeTimeoutMs },
+      input: { id, closeTimeoutMs: this.#options.closeTimeoutMs },
     });
     connection.attach(actor);
     actor.subscribe({ error: (error) => this.#connectionFailed(id, error) });
@@ -512,6 +544,7 @@ class BerthRuntime<TData> implements Runtime<TData> {
         }
         connection.deliver(welcomeFrame(id, connection.v1?.sessionToken));
       }
+      this.#heartbeat?.add(connection);
       this.#metrics.accepted();
       this.#track({ kind: 'connect', id, user: grant.user });
       this.#emit('connection', connection, connection);
@@ -651,6 +684,7 @@ class BerthRuntime<TData> implements Runtime<TData> {
     } catch (error) {
       this.#report(toBerthError(ErrorCode.ADAPTER, 'adapter close failed', error));
     }
+    this.#heartbeat?.stop();
     this.#metrics.stop();
     this.#state = 'closed';
   }

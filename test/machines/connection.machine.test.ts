@@ -14,14 +14,11 @@ const machine = connectionMachine;
 type Snapshot = SnapshotFrom<typeof machine>;
 
 /** Delayed transitions fire as `xstate.after.<delay>.<state id>` events (XState's `createAfterEvent`). */
-const AFTER_HEARTBEAT_INTERVAL = 'xstate.after.heartbeatInterval.connection.open.alive';
-const AFTER_HEARTBEAT_TIMEOUT = 'xstate.after.heartbeatTimeout.connection.open.awaitingPong';
 const AFTER_CLOSE_TIMEOUT = 'xstate.after.closeTimeout.connection.disconnecting.closing';
-type DelayedEventType = typeof AFTER_HEARTBEAT_INTERVAL | typeof AFTER_HEARTBEAT_TIMEOUT | typeof AFTER_CLOSE_TIMEOUT;
+type DelayedEventType = typeof AFTER_CLOSE_TIMEOUT;
 type AnyEvent = ConnectionEvent | { type: DelayedEventType };
 
-const INPUT: ConnectionInput = { id: 'c1', heartbeat: { intervalMs: 30_000, timeoutMs: 10_000 }, closeTimeoutMs: 5_000 };
-const NO_HEARTBEAT: ConnectionInput = { ...INPUT, heartbeat: null };
+const INPUT: ConnectionInput = { id: 'c1', closeTimeoutMs: 5_000 };
 
 /** Where every ending trigger but `socket.closed` comes to rest: waiting for the socket to close. */
 const CLOSING = { disconnecting: 'closing' } as const;
@@ -94,40 +91,32 @@ function expectUnchanged(before: Snapshot, [after, actions]: [Snapshot, Executab
   expect(actions).toEqual([]);
 }
 
-const alive = (input: ConnectionInput = INPUT) => start(input)[0];
-const awaitingPong = (input: ConnectionInput = INPUT) => send(alive(input), { type: AFTER_HEARTBEAT_INTERVAL })[0];
-const unmonitored = () => start(NO_HEARTBEAT)[0];
-const disconnecting = () => send(alive(), { type: 'server.close', code: 4000, reason: 'kicked', cause: 'server' })[0];
-const closed = () => send(alive(), { type: 'socket.closed', code: 1000, reason: 'bye' })[0];
+const opened = (input: ConnectionInput = INPUT) => start(input)[0];
+const disconnecting = () => send(opened(), { type: 'server.close', code: 4000, reason: 'kicked', cause: 'server' })[0];
+const closed = () => send(opened(), { type: 'socket.closed', code: 1000, reason: 'bye' })[0];
 
-/** The substates of `open`: the input to start with and the events that lead there. */
-const openStates: ReadonlyArray<[string, ConnectionInput, AnyEvent[]]> = [
-  ['open.alive', INPUT, []],
-  ['open.awaitingPong', INPUT, [{ type: AFTER_HEARTBEAT_INTERVAL }]],
-  ['open.unmonitored', NO_HEARTBEAT, []],
-];
+/** `open` (one state: the heartbeat is the runtime's sweep), the input to start with and the events that lead there. */
+const openStates: ReadonlyArray<[string, ConnectionInput, AnyEvent[]]> = [['open', INPUT, []]];
 
 /** Every event the machine can receive, including the delayed ones. */
 const everyEvent: readonly AnyEvent[] = [
   { type: 'socket.closed', code: 1000, reason: 'bye' },
   { type: 'socket.error', code: 1009, message: 'frame too big' },
-  { type: 'socket.pong' },
+  { type: 'heartbeat.missed' },
   { type: 'send.failed', message: 'EPIPE' },
   { type: 'server.close', code: 4000, reason: 'kicked', cause: 'server' },
   { type: 'server.close', code: 1011, reason: 'handler failed', cause: 'handler-error' },
   { type: 'server.close', code: 1008, reason: 'too fast', cause: 'rate-limit' },
   { type: 'runtime.shutdown', code: 1001, reason: 'going away' },
-  { type: AFTER_HEARTBEAT_INTERVAL },
-  { type: AFTER_HEARTBEAT_TIMEOUT },
   { type: AFTER_CLOSE_TIMEOUT },
 ];
 
 const describeEvent = (event: AnyEvent) => ('cause' in event ? `${event.type} (${event.cause})` : event.type);
 
 describe('connection machine: start', () => {
-  it('starts in open.alive with the input copied into the context and nothing recorded yet', () => {
+  it('starts in open with the input copied into the context and nothing recorded yet', () => {
     const [snapshot] = start();
-    expect(snapshot.value).toEqual({ open: 'alive' });
+    expect(snapshot.value).toBe('open');
     expect(snapshot.status).toBe('active');
     expect(snapshot.context).toEqual({
       ...INPUT,
@@ -137,98 +126,27 @@ describe('connection machine: start', () => {
     });
   });
 
-  it('schedules the heartbeat interval on entering open.alive and runs no named action', () => {
+  it('schedules no timer and runs no named action while open: the heartbeat is the runtime’s sweep', () => {
     const [, actions] = start();
     expect(named(actions)).toEqual([]);
-    expect(scheduled(actions)).toEqual({ [AFTER_HEARTBEAT_INTERVAL]: 30_000 });
-    expect(pending(actions)).toEqual([AFTER_HEARTBEAT_INTERVAL]);
-  });
-
-  it('goes straight to open.unmonitored when the heartbeat is off, leaving no heartbeat timer pending', () => {
-    const [snapshot, actions] = start(NO_HEARTBEAT);
-    expect(snapshot.value).toEqual({ open: 'unmonitored' });
-    expect(snapshot.context.heartbeat).toBeNull();
-    expect(named(actions)).toEqual([]);
-    // `alive` is entered and left in the same macrostep: its timer is scheduled and cancelled at once.
+    expect(scheduled(actions)).toEqual({});
     expect(pending(actions)).toEqual([]);
   });
 });
 
 describe('connection machine: heartbeat', () => {
-  it('moves open.alive → open.awaitingPong after the interval, sending a ping and arming the pong timeout', () => {
-    const before = alive();
-    const [snapshot, actions] = send(before, { type: AFTER_HEARTBEAT_INTERVAL });
-    expect(snapshot.value).toEqual({ open: 'awaitingPong' });
-    expect(snapshot.context).toEqual(before.context);
-    expect(named(actions)).toEqual([{ type: 'sendPing' }]);
-    expect(cancelled(actions)).toEqual([AFTER_HEARTBEAT_INTERVAL]);
-    expect(scheduled(actions)).toEqual({ [AFTER_HEARTBEAT_TIMEOUT]: 10_000 });
-  });
-
-  it('uses the per-connection heartbeat timings as the delays', () => {
-    const input: ConnectionInput = { id: 'c2', heartbeat: { intervalMs: 123, timeoutMs: 45 }, closeTimeoutMs: 6 };
-    const [snapshot, first] = start(input);
-    expect(scheduled(first)).toEqual({ [AFTER_HEARTBEAT_INTERVAL]: 123 });
-    const [, second] = send(snapshot, { type: AFTER_HEARTBEAT_INTERVAL });
-    expect(scheduled(second)).toEqual({ [AFTER_HEARTBEAT_TIMEOUT]: 45 });
-  });
-
-  it('moves open.awaitingPong → open.alive on a pong, cancelling the timeout and re-arming the interval', () => {
-    const before = awaitingPong();
-    const [snapshot, actions] = send(before, { type: 'socket.pong' });
-    expect(snapshot.value).toEqual({ open: 'alive' });
-    expect(snapshot.context).toEqual(before.context);
-    expect(named(actions)).toEqual([]);
-    expect(cancelled(actions)).toEqual([AFTER_HEARTBEAT_TIMEOUT]);
-    expect(scheduled(actions)).toEqual({ [AFTER_HEARTBEAT_INTERVAL]: 30_000 });
-  });
-
-  it('pings once per cycle over several ping/pong cycles and stays open', () => {
-    const cycle: AnyEvent[] = [{ type: AFTER_HEARTBEAT_INTERVAL }, { type: 'socket.pong' }];
-    const [snapshot, actions] = run(alive(), [...cycle, ...cycle, ...cycle]);
-    expect(snapshot.value).toEqual({ open: 'alive' });
-    expect(named(actions)).toEqual([{ type: 'sendPing' }, { type: 'sendPing' }, { type: 'sendPing' }]);
-  });
-
-  it('disconnects on the pong timeout with cause heartbeat, code 1006, and terminates the socket', () => {
-    const [snapshot, actions] = send(awaitingPong(), { type: AFTER_HEARTBEAT_TIMEOUT });
+  it('a missed pong disconnects with cause heartbeat, code 1006, and terminates the socket', () => {
+    const [snapshot, actions] = send(opened(), { type: 'heartbeat.missed' });
     expect(snapshot.value).toEqual(CLOSING);
     expect(snapshot.status).toBe('active');
     expect(snapshot.context).toMatchObject({ code: 1006, reason: '', cause: 'heartbeat' });
     expect(named(actions)).toEqual([{ type: 'terminateSocket' }, { type: 'markLeaving' }, { type: 'notifySupervisor' }]);
-    expect(cancelled(actions)).toEqual([AFTER_HEARTBEAT_TIMEOUT]);
     expect(scheduled(actions)).toEqual({ [AFTER_CLOSE_TIMEOUT]: 5_000 });
   });
 
-  it('ignores a pong in open.alive (no ping is out)', () => {
-    const before = alive();
-    expectUnchanged(before, send(before, { type: 'socket.pong' }));
-  });
-
-  it('ignores a stale pong-timeout event in open.alive', () => {
-    const before = send(awaitingPong(), { type: 'socket.pong' })[0];
-    expectUnchanged(before, send(before, { type: AFTER_HEARTBEAT_TIMEOUT }));
-  });
-
-  it('ignores a stale heartbeat-interval event in open.awaitingPong (no second ping)', () => {
-    const before = awaitingPong();
-    expectUnchanged(before, send(before, { type: AFTER_HEARTBEAT_INTERVAL }));
-  });
-
-  it.each([
-    ['socket.pong', { type: 'socket.pong' }],
-    ['the heartbeat interval', { type: AFTER_HEARTBEAT_INTERVAL }],
-    ['the heartbeat timeout', { type: AFTER_HEARTBEAT_TIMEOUT }],
-    ['the close timeout', { type: AFTER_CLOSE_TIMEOUT }],
-  ] satisfies Array<[string, AnyEvent]>)('ignores %s in open.unmonitored', (_, event) => {
-    const before = unmonitored();
-    expectUnchanged(before, send(before, event));
-  });
-
-  it('ignores the close timeout in open.alive and open.awaitingPong', () => {
-    for (const before of [alive(), awaitingPong()]) {
-      expectUnchanged(before, send(before, { type: AFTER_CLOSE_TIMEOUT }));
-    }
+  it('ignores the close timeout while open', () => {
+    const before = opened();
+    expectUnchanged(before, send(before, { type: AFTER_CLOSE_TIMEOUT }));
   });
 });
 
@@ -251,6 +169,14 @@ const endingCases: EndingCase[] = [
     cause: 'socket-error',
     // The transport already answered the peer; the socket closes by itself.
     socketAction: [],
+  },
+  {
+    name: 'heartbeat.missed',
+    event: { type: 'heartbeat.missed' },
+    code: 1006,
+    reason: '',
+    cause: 'heartbeat',
+    socketAction: [{ type: 'terminateSocket' }],
   },
   {
     name: 'send.failed',
@@ -310,7 +236,7 @@ describe('connection machine: ending triggers from open', () => {
       expect(snapshot.status).toBe('active');
       expect(snapshot.context).toMatchObject({ code: c.code, reason: c.reason, cause: c.cause });
       expect(named(actions)).toEqual([...c.socketAction, { type: 'markLeaving' }, { type: 'notifySupervisor' }]);
-      // The heartbeat timers of `open` are cancelled; only the close timeout is armed.
+      // Only the close timeout is armed.
       expect(scheduled(actions)).toEqual({ [AFTER_CLOSE_TIMEOUT]: 5_000 });
       expect(pending(history)).toEqual([AFTER_CLOSE_TIMEOUT]);
     });
@@ -342,7 +268,7 @@ describe('connection machine: ending triggers from open', () => {
   });
 
   it('records the peer code 1006 of a dropped TCP connection as cause client', () => {
-    const [snapshot] = send(alive(), { type: 'socket.closed', code: 1006, reason: '' });
+    const [snapshot] = send(opened(), { type: 'socket.closed', code: 1006, reason: '' });
     expect(snapshot.output).toEqual({ id: 'c1', code: 1006, reason: '', cause: 'client' });
   });
 });
@@ -472,9 +398,9 @@ const triggers: Trigger[] = [
     recorded: { code: 1001, reason: 'going away', cause: 'shutdown' },
   },
   {
-    name: 'heartbeat timeout',
-    prefix: [{ type: AFTER_HEARTBEAT_INTERVAL }],
-    event: () => ({ type: AFTER_HEARTBEAT_TIMEOUT }),
+    name: 'heartbeat.missed',
+    prefix: [],
+    event: () => ({ type: 'heartbeat.missed' }),
     recorded: { code: 1006, reason: '', cause: 'heartbeat' },
   },
 ];

@@ -17,17 +17,17 @@ import { startRuntime } from '../helpers/runtime.js';
 export const REALIZABLE = new Set([
   'socket.closed',
   'socket.error',
-  'socket.pong',
+  'heartbeat.missed',
   'server.close',
   'runtime.shutdown',
-  'xstate.after.heartbeatInterval.connection.open.alive',
-  'xstate.after.heartbeatTimeout.connection.open.awaitingPong',
   'xstate.after.closeTimeout.connection.disconnecting.closing',
 ]);
 
 const MAX_PAYLOAD = 64;
+/** The runtime's heartbeat sweep: the peer never pongs, so a round and its timeout make a `heartbeat.missed`. */
+const HEARTBEAT = { intervalMs: 1000, timeoutMs: 500 };
 
-/** A state value as a dotted name: `open.alive`, `closed`. */
+/** A state value as a dotted name: `disconnecting.closing`, `closed`. */
 export const stateOf = (value: unknown): string =>
   typeof value === 'string'
     ? value
@@ -50,7 +50,7 @@ export async function realize(
   /** The latest state of every connection actor, by connection id, from inspection. */
   const states = new Map<string, string>();
   const { runtime, port } = await startRuntime({
-    heartbeat: input.heartbeat ?? false,
+    heartbeat: HEARTBEAT,
     closeTimeoutMs: input.closeTimeoutMs,
     maxPayload: MAX_PAYLOAD,
     clock,
@@ -99,8 +99,11 @@ export async function realize(
         case 'socket.error':
           peer.sendFrame(0x1, Buffer.alloc(MAX_PAYLOAD + 1, 0x61)); // over maxPayload: 1009
           break;
-        case 'socket.pong':
-          peer.sendFrame(0xa, Buffer.alloc(0));
+        case 'heartbeat.missed':
+          // Only while open: the sweep monitors nothing else.
+          if (!model.getSnapshot().can(event as ConnectionEvent)) return undefined;
+          clock.increment(HEARTBEAT.intervalMs);
+          clock.increment(HEARTBEAT.timeoutMs);
           break;
         case 'server.close':
           connection.close(4101, 'done');
@@ -110,15 +113,10 @@ export async function realize(
           break;
         default: {
           const delay = /^xstate\.after\.(\w+)\./.exec(event.type)?.[1];
-          const ms = {
-            heartbeatInterval: input.heartbeat?.intervalMs,
-            heartbeatTimeout: input.heartbeat?.timeoutMs,
-            closeTimeout: input.closeTimeoutMs,
-          }[delay ?? ''];
-          if (delay === undefined) throw new Error(`no real stimulus for ${event.type}`);
-          if (input.heartbeat !== null && !model.getSnapshot().can(event as ConnectionEvent)) return undefined;
-          // Without a heartbeat the model ignores its delays: time passes all the same.
-          clock.increment(ms ?? 1000);
+          if (delay !== 'closeTimeout') throw new Error(`no real stimulus for ${event.type}`);
+          // Time passing while open would be heartbeat rounds, which the model does not hear of.
+          if (!model.getSnapshot().can(event as ConnectionEvent)) return undefined;
+          clock.increment(input.closeTimeoutMs);
         }
       }
       feed(event as ConnectionEvent);

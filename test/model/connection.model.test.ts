@@ -15,22 +15,18 @@ import { realize, REALIZABLE, stateOf } from './connection-stimuli.js';
 
 type PathEvent = ConnectionEvent | { type: string };
 
-const HEARTBEAT = { intervalMs: 1000, timeoutMs: 500 };
 const inputs: Record<string, ConnectionInput> = {
-  'heartbeat on': { id: 'c', heartbeat: HEARTBEAT, closeTimeoutMs: 300 },
-  'heartbeat off': { id: 'c', heartbeat: null, closeTimeoutMs: 300 },
+  connection: { id: 'c', closeTimeoutMs: 300 },
 };
 
 /** One sample of every event the machine handles, the delayed ones by their XState event type. */
 const events: PathEvent[] = [
   { type: 'socket.closed', code: 4100, reason: 'bye' },
   { type: 'socket.error', code: 1009, message: 'too big' },
-  { type: 'socket.pong' },
+  { type: 'heartbeat.missed' },
   { type: 'send.failed', message: 'EPIPE' },
   { type: 'server.close', code: 4101, reason: 'done', cause: 'server' },
   { type: 'runtime.shutdown', code: 1001, reason: 'server shutting down' },
-  { type: 'xstate.after.heartbeatInterval.connection.open.alive' },
-  { type: 'xstate.after.heartbeatTimeout.connection.open.awaitingPong' },
   { type: 'xstate.after.closeTimeout.connection.disconnecting.closing' },
 ];
 

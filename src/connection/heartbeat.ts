@@ -1,0 +1,154 @@
+/**
+ * The heartbeat of every connection of a runtime: one sweep, not a timer per
+ * connection. Every `intervalMs` it pings each monitored connection that has
+ * no ping out; `timeoutMs` after a round of pings it tells each connection of
+ * that round that has not answered that its pong was missed, and the
+ * connection's machine ends it (cause `heartbeat`). Pongs are handled here, in
+ * plain code: the machine hears only of a miss.
+ *
+ * Driving pings through each connection's machine cost two transitions, two
+ * delays scheduled and cancelled in XState's scheduler and two snapshots per
+ * cycle, about three times the CPU of `ws`'s own recommended heartbeat (one
+ * `setInterval` over every client); this is that recommendation, with a
+ * timeout of its own.
+ */
+import type { HeartbeatTiming } from '../../machines/connection.machine.js';
+
+/** A connection as the sweep sees it. */
+export interface HeartbeatMember {
+  /** The round of the ping that awaits its pong; 0 while none is out. */
+  pingRound: number;
+  /** When that ping left, on the runtime's clock (for the round trip). */
+  pingSentAt: number;
+  /** The last round trip, in milliseconds; undefined before the first pong. */
+  roundTripMs: number | undefined;
+  ping(): void;
+  /** Its pong did not come within the timeout. */
+  missed(): void;
+}
+
+/** The timers the sweep runs on: the runtime's clock (XState's `SimulatedClock` in tests). */
+export interface SweepClock {
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(id: unknown): void;
+}
+
+export interface HeartbeatCounters {
+  pinged(count: number): void;
+  ponged(): void;
+  missed(count: number): void;
+}
+
+/** What a connection's heartbeat is doing: waiting for its next ping, waiting for a pong, or not monitored. */
+export type HeartbeatPhase = 'waiting' | 'awaiting-pong' | 'off';
+
+export class HeartbeatSweep<M extends HeartbeatMember> {
+  readonly #timing: HeartbeatTiming;
+  readonly #clock: SweepClock;
+  readonly #now: () => number;
+  readonly #counters: HeartbeatCounters;
+  readonly #members = new Set<M>();
+  /** Rounds of pings whose timeout has not passed yet, oldest first. */
+  readonly #checks: Array<{ readonly round: number; readonly due: number; readonly pinged: M[] }> = [];
+  /**
+   * The sweep's own time: the sum of the delays it waited. Deadlines are kept
+   * on it rather than on a clock reading, so they hold whatever clock the
+   * timers run on.
+   */
+  #time = 0;
+  #nextRoundAt = 0;
+  #round = 0;
+  #timer: unknown;
+  #wakeAt = 0;
+
+  constructor(timing: HeartbeatTiming, clock: SweepClock, now: () => number, counters: HeartbeatCounters) {
+    this.#timing = timing;
+    this.#clock = clock;
+    this.#now = now;
+    this.#counters = counters;
+  }
+
+  get size(): number {
+    return this.#members.size;
+  }
+
+  add(member: M): void {
+    this.#members.add(member);
+    if (this.#timer === undefined) {
+      // The first round is one interval after the first member came.
+      this.#nextRoundAt = this.#time + this.#timing.intervalMs;
+      this.#schedule();
+    }
+  }
+
+  /** The member stopped being open: no more pings, no miss reported. */
+  remove(member: M): void {
+    if (!this.#members.delete(member)) return;
+    member.pingRound = 0;
+    if (this.#members.size === 0) this.stop();
+  }
+
+  pong(member: M): void {
+    this.#counters.ponged();
+    if (member.pingRound === 0) return;
+    member.roundTripMs = this.#now() - member.pingSentAt;
+    member.pingRound = 0;
+  }
+
+  phaseOf(member: M): HeartbeatPhase {
+    if (!this.#members.has(member)) return 'off';
+    return member.pingRound === 0 ? 'waiting' : 'awaiting-pong';
+  }
+
+  /** Stops the timer; rounds already out are forgotten. */
+  stop(): void {
+    if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#checks.length = 0;
+  }
+
+  #schedule(): void {
+    const next = this.#checks.length > 0 ? Math.min(this.#checks[0]!.due, this.#nextRoundAt) : this.#nextRoundAt;
+    this.#wakeAt = next;
+    this.#timer = this.#clock.setTimeout(() => this.#wake(), Math.max(0, next - this.#time));
+  }
+
+  #wake(): void {
+    this.#timer = undefined;
+    this.#time = this.#wakeAt;
+    const time = this.#time;
+    // Misses first: when a round's timeout ends as the next round starts (timeout = interval), a
+    // member that did not answer is ended, not pinged again.
+    while (this.#checks.length > 0 && this.#checks[0]!.due <= time) {
+      const { round, pinged } = this.#checks.shift()!;
+      let missed = 0;
+      for (const member of pinged) {
+        // Still awaiting that very ping, and still monitored (a closed member was removed).
+        if (member.pingRound !== round) continue;
+        member.pingRound = 0;
+        missed++;
+        this.#members.delete(member);
+        member.missed();
+      }
+      if (missed > 0) this.#counters.missed(missed);
+    }
+    if (time >= this.#nextRoundAt) {
+      const round = ++this.#round;
+      const sentAt = this.#now();
+      const pinged: M[] = [];
+      for (const member of this.#members) {
+        if (member.pingRound !== 0) continue;
+        member.pingRound = round;
+        member.pingSentAt = sentAt;
+        pinged.push(member);
+        member.ping();
+      }
+      if (pinged.length > 0) {
+        this.#checks.push({ round, due: time + this.#timing.timeoutMs, pinged });
+        this.#counters.pinged(pinged.length);
+      }
+      this.#nextRoundAt = time + this.#timing.intervalMs;
+    }
+    if (this.#members.size > 0 || this.#checks.length > 0) this.#schedule();
+  }
+}
