@@ -2,7 +2,7 @@
 export { runScenario, formatResult } from './runner.js';
 export type { AppFactory, AppOptions, RunOptions, ScenarioResult } from './runner.js';
 export { parseScenario, kindOf } from './scenario.js';
-export type { Scenario, Step, ServerAssertion, MessageSpec, TransportName } from './scenario.js';
+export type { Scenario, Step, ServerAssertion, MessageSpec, LostStream, TransportName } from './scenario.js';
 export { Timeline } from './timeline.js';
 export type { TimelineEntry } from './timeline.js';
 export { memorySocketPair } from './memory-socket.js';
