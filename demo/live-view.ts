@@ -32,7 +32,7 @@ export interface LiveModel {
   readonly users: Record<string, string[]>;
 }
 
-/** `open.alive`, `disconnecting.closing`, `closed`. */
+/** `open`, `disconnecting.closing`, `closed`. */
 function stateName(value: unknown): string {
   if (typeof value === 'string') return value;
   if (typeof value !== 'object' || value === null) return String(value);

@@ -33,7 +33,7 @@ const demo = await startDemo({
 const ws = new URL('ws', demo.url);
 ws.protocol = 'ws:';
 const cluster = process.env.REDIS_URL ? `, cluster node ${demo.runtime.nodeId} on ${process.env.REDIS_URL}` : '';
-console.log(`berth demo: ${demo.url} (WebSocket ${ws.href}, health /healthz, actors live at /inspect${cluster})`);
+console.log(`berth demo: ${demo.url} (WebSocket ${ws.href}?name=<you>, health /healthz, actors live at /inspect${cluster})`);
 if (demo.inspectorUrl !== undefined) console.log(`berth demo: Stately inspector relay at ${demo.inspectorUrl}`);
 
 let stopping = false;

@@ -1,6 +1,8 @@
 /**
- * The demo chat's wire protocol: JSON text frames, one message per frame.
- * This file only parses and encodes; what the messages do is `server.ts`'s.
+ * The demo chat's wire protocol: JSON text, one message per WebSocket frame
+ * (a raw client) or per `berth.v1` message (berth/client). The name comes
+ * with the upgrade (`/ws?name=…`). This file only parses and encodes; what
+ * the messages do is `server.ts`'s.
  */
 
 /** Longest name, in characters (Unicode code points), after trimming. */
@@ -12,25 +14,38 @@ export const ROOM_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 
 /** What a client may send. */
 export type ClientMessage =
-  | { readonly type: 'hello'; readonly name: string }
   | { readonly type: 'join'; readonly room: string }
   | { readonly type: 'leave'; readonly room: string }
   | { readonly type: 'say'; readonly room: string; readonly text: string }
   | { readonly type: 'whisper'; readonly to: string; readonly text: string };
 
 /** Why a client message was refused; sent as `{"type":"error","code",...}`. */
-export type ErrorCode = 'bad-json' | 'unknown-type' | 'invalid' | 'no-name' | 'not-in-room';
+export type ErrorCode = 'bad-json' | 'unknown-type' | 'invalid' | 'not-in-room';
 
 /** What the server sends. */
 export type ServerMessage =
-  | { readonly type: 'welcome'; readonly id: string }
-  | { readonly type: 'hello'; readonly name: string }
+  | { readonly type: 'welcome'; readonly id: string; readonly name: string }
   | { readonly type: 'joined'; readonly room: string; readonly members: readonly string[] }
-  | { readonly type: 'presence'; readonly room: string; readonly name: string; readonly event: 'join' | 'leave' }
+  | Presence
   | { readonly type: 'left'; readonly room: string }
   | { readonly type: 'said'; readonly room: string; readonly from: string; readonly text: string; readonly at: number }
   | { readonly type: 'whispered'; readonly from: string; readonly text: string }
   | { readonly type: 'error'; readonly code: ErrorCode; readonly message: string };
+
+/**
+ * Someone's connection `id` joined or left a room. `dropped`: it left because
+ * its connection was lost, and may come back; `resumed`: it came back, with
+ * the session of the connection it lost. Each is there only when true.
+ */
+export interface Presence {
+  readonly type: 'presence';
+  readonly room: string;
+  readonly name: string;
+  readonly id: string;
+  readonly event: 'join' | 'leave';
+  readonly dropped?: true;
+  readonly resumed?: true;
+}
 
 /** A refused client message, ready to send back. */
 export type ProtocolError = Extract<ServerMessage, { type: 'error' }>;
@@ -60,10 +75,6 @@ export function parseClientMessage(data: string): ClientMessage | ProtocolError 
   }
   const fields = value as Record<string, unknown>;
   switch (fields.type) {
-    case 'hello': {
-      const name = parseName(fields.name);
-      return name === undefined ? invalid('name', nameRule) : { type: 'hello', name };
-    }
     case 'join':
     case 'leave':
       return isRoom(fields.room) ? { type: fields.type, room: fields.room } : invalid('room', roomRule);
@@ -82,7 +93,10 @@ export function parseClientMessage(data: string): ClientMessage | ProtocolError 
   }
 }
 
-const nameRule = `a string of 1–${MAX_NAME_LENGTH} characters after trimming`;
+/** What a name must be, for messages to people. */
+export const NAME_RULE = `1–${MAX_NAME_LENGTH} characters after trimming`;
+
+const nameRule = `a string of ${NAME_RULE}`;
 const roomRule = '1–64 characters of A–Z, a–z, 0–9, _ or -';
 const textRule = `a string of 1–${MAX_TEXT_LENGTH} characters`;
 
@@ -97,7 +111,8 @@ function characters(text: string): number {
   return count;
 }
 
-function parseName(value: unknown): string | undefined {
+/** A name as given (the `name` of the upgrade URL, a whisper's `to`), trimmed; undefined unless it is 1–32 characters. */
+export function parseName(value: unknown): string | undefined {
   if (typeof value !== 'string') return undefined;
   const name = value.trim();
   const length = characters(name);

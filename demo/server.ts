@@ -1,14 +1,17 @@
 /**
  * The berth demo: a small chat server. One `node:http` server serves the page
- * and `/healthz`; the berth runtime shares it for WebSocket upgrades on `/ws`.
+ * (which talks through `berth/client`, served from `dist/` as it is) and
+ * `/healthz`; the berth runtime shares it for WebSocket upgrades on `/ws`.
  */
 import { readFile } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createRuntime, type Adapter, type Connection, type Runtime } from '../src/index.js';
+import { createRuntime, type Adapter, type AuthDecision, type CloseCause, type Connection } from '../src/index.js';
+import type { Runtime, RuntimeOptions } from '../src/index.js';
 import type { InspectionEvent } from 'xstate';
 import { LiveView } from './live-view.js';
-import { encode, parseClientMessage, protocolError } from './protocol.js';
+import { loadPageModules, type ServedFile } from './modules.js';
+import { encode, NAME_RULE, parseClientMessage, parseName, protocolError } from './protocol.js';
 import type { ClientMessage, ErrorCode, ProtocolError, ServerMessage } from './protocol.js';
 
 /** Options of `startDemo`. */
@@ -24,7 +27,15 @@ export interface DemoOptions {
    * this port (`@statelyai/inspect`; open `http://localhost:<port>`). [default off]
    */
   readonly statelyInspectorPort?: number;
+  /**
+   * More runtime options, for tests and experiments (`history`, `recovery`, `heartbeat`, `rateLimit` …);
+   * the demo's server, path, authentication, adapter and inspection stay its own. [default none]
+   */
+  readonly runtime?: DemoRuntimeOptions;
 }
+
+/** The runtime options a demo takes from its caller. */
+export type DemoRuntimeOptions = Omit<RuntimeOptions, 'port' | 'host' | 'server' | 'path' | 'authenticate' | 'adapter' | 'inspect'>;
 
 /** A running demo. */
 export interface Demo {
@@ -33,6 +44,8 @@ export interface Demo {
   /** The page's address, e.g. `http://localhost:8080/`; the WebSocket is at `/ws` of the same host. */
   readonly url: string;
   readonly runtime: Runtime;
+  /** The HTTP server the page and the WebSocket share (its `upgrade` event shows every WebSocket's TCP socket). */
+  readonly server: http.Server;
   /** The Stately relay's page when `statelyInspectorPort` is set. */
   readonly inspectorUrl: string | undefined;
   /** Closes every WebSocket (1001), then the HTTP server. Idempotent. */
@@ -49,10 +62,17 @@ const ASSETS: Readonly<Record<string, { file: string; type: string }>> = {
   '/inspect.css': { file: 'inspect.css', type: 'text/css; charset=utf-8' },
 };
 
-// The page loads nothing from elsewhere; `ws:`/`wss:` are listed because older browsers do not count them as 'self'.
-const CONTENT_SECURITY_POLICY =
-  "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self' ws: wss:; " +
-  "base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+/**
+ * The page loads nothing from elsewhere and runs no inline script but its
+ * import map, allowed by its hash (Chromium does not load an external one).
+ * `ws:`/`wss:` are listed because older browsers do not count them as 'self'.
+ */
+function contentSecurityPolicy(importMapSource: string): string {
+  return (
+    `default-src 'none'; script-src 'self' ${importMapSource}; style-src 'self'; img-src 'self' data:; connect-src 'self' ws: wss:; ` +
+    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+  );
+}
 
 /** Starts the HTTP server and the berth runtime on it; resolves once listening. */
 export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
@@ -61,12 +81,14 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
   const live: LiveView = new LiveView((): Runtime => runtime);
   const stately = options.statelyInspectorPort === undefined ? undefined : await statelyInspector(options.statelyInspectorPort);
   const runtime: Runtime = createRuntime({
+    maxPayload: 64 * 1024,
+    rateLimit: { messagesPerSecond: 20, burst: 40, policy: 'drop' },
+    ...options.runtime,
     server,
     inspect: stately === undefined ? live.observe : (event) => (live.observe(event), stately.observe(event)),
     ...(options.redisUrl !== undefined && { adapter: await redisAdapter(options.redisUrl) }),
     path: '/ws',
-    maxPayload: 64 * 1024,
-    rateLimit: { messagesPerSecond: 20, burst: 40, policy: 'drop' },
+    authenticate: nameFromUrl,
   });
   attachChat(runtime);
   server.on('request', (request, response) => serve(request, response, assets, runtime, live));
@@ -93,7 +115,7 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
     throw error;
   }
   const port = (server.address() as AddressInfo).port;
-  return { port, url: `http://${displayHost(options.host)}:${port}/`, runtime, inspectorUrl: stately?.url, close };
+  return { port, url: `http://${displayHost(options.host)}:${port}/`, runtime, server, inspectorUrl: stately?.url, close };
 }
 
 /**
@@ -132,9 +154,16 @@ async function redisAdapter(url: string): Promise<Adapter> {
 
 // ---- HTTP -------------------------------------------------------------------
 
-type Assets = ReadonlyMap<string, { body: Buffer; type: string }>;
+interface Assets {
+  /** URL path → file: the page's own files and the modules it imports, nothing else. */
+  readonly files: ReadonlyMap<string, ServedFile>;
+  readonly contentSecurityPolicy: string;
+}
 
-/** Reads the page once at start: a missing file fails `startDemo` instead of a request. */
+/**
+ * Reads the page and the modules it imports once at start: a missing file
+ * (`dist/` not built) fails `startDemo` instead of a request.
+ */
 async function loadAssets(): Promise<Assets> {
   const entries = await Promise.all(
     Object.entries(ASSETS).map(async ([path, { file, type }]) => {
@@ -142,7 +171,10 @@ async function loadAssets(): Promise<Assets> {
       return [path, { body, type }] as const;
     }),
   );
-  return new Map(entries);
+  const files = new Map<string, ServedFile>(entries);
+  const modules = await loadPageModules(files.get('/')!.body.toString('utf8'));
+  for (const [path, file] of modules.files) files.set(path, file);
+  return { files, contentSecurityPolicy: contentSecurityPolicy(modules.importMapSource) };
 }
 
 function serve(request: http.IncomingMessage, response: http.ServerResponse, assets: Assets, runtime: Runtime, live: LiveView): void {
@@ -167,14 +199,15 @@ function serve(request: http.IncomingMessage, response: http.ServerResponse, ass
     );
     return;
   }
-  const asset = readable && path !== undefined ? assets.get(path) : undefined;
+  // An exact match or nothing: no URL is turned into a path on disk.
+  const asset = readable && path !== undefined ? assets.files.get(path) : undefined;
   if (asset === undefined) {
     reply(response, 404, 'text/plain; charset=utf-8', 'not found\n');
     return;
   }
   reply(response, 200, asset.type, asset.body, {
     'Cache-Control': 'no-cache',
-    'Content-Security-Policy': CONTENT_SECURITY_POLICY,
+    'Content-Security-Policy': assets.contentSecurityPolicy,
   });
 }
 
@@ -208,67 +241,80 @@ function displayHost(host: string | undefined): string {
 
 // ---- Chat -------------------------------------------------------------------
 
-/** What the chat keeps per connection. */
-interface Session {
-  /** Set by `hello`; required before any other message. */
-  name: string | undefined;
-  /** The handling of this connection's previous message. */
-  queue: Promise<void>;
+/**
+ * Admits an upgrade whose URL names its person (`/ws?name=ada`), bound as the
+ * connection's user before anything else happens: a `berth.v1` session is
+ * resumed only by its own user, so the name must come with the upgrade.
+ */
+function nameFromUrl(request: http.IncomingMessage): AuthDecision<never> {
+  const name = parseName(new URL(request.url ?? '/', 'http://demo').searchParams.get('name'));
+  return name === undefined ? { refuse: 401, reason: `name must be ${NAME_RULE}: /ws?name=…` } : { user: name };
+}
+
+/** Ends that were meant: a goodbye (1000), a page that went away (1001), or the server's own doing. */
+function deliberate(cause: CloseCause, code: number): boolean {
+  if (cause === 'client') return code === 1000 || code === 1001;
+  return cause === 'server' || cause === 'shutdown' || cause === 'rate-limit' || cause === 'handler-error';
 }
 
 /** Wires the chat protocol (see `demo/README.md`) onto the runtime's events. */
 function attachChat(runtime: Runtime): void {
-  const sessions = new Map<string, Session>();
+  /** Per live connection, the handling of its previous message: each waits for the one before. */
+  const queues = new Map<string, Promise<void>>();
   const send = (connection: Connection, message: ServerMessage) => void connection.send(encode(message));
   const refuse = (connection: Connection, code: ErrorCode, message: string) => send(connection, protocolError(code, message));
   const toRoom = (room: string, message: ServerMessage, except?: Connection) =>
     runtime.sendToRoom(room, encode(message), except && { except });
-  // Only a live session may change presence: a connection that closed while its request
+  // Only a live connection may change presence: one that closed while its request
   // was in flight has had its leave events sent already.
-  const live = (connection: Connection, session: Session) => sessions.get(connection.id) === session && connection.state === 'open';
+  const live = (connection: Connection) => queues.has(connection.id) && connection.state === 'open';
+  /** Every demo connection has a user: `authenticate` refuses an upgrade without a name. */
+  const nameOf = (connection: Connection) => connection.user!;
 
   /**
-   * Names of the room's members on every node that said hello, sorted; a name
-   * with two tabs appears twice. Each name is its connection's user, so presence
-   * answers for the whole cluster. If it cannot (Redis down), this node's answer.
+   * Names of the room's members on every node, sorted; a name with two tabs
+   * appears twice. Each name is its connection's user, so presence answers for
+   * the whole cluster. If it cannot (Redis down), this node's answer.
    */
   const members = (room: string): Promise<string[]> =>
     runtime.presence
       .roomUsers(room)
-      .catch(() => (runtime.snapshot().rooms[room] ?? []).flatMap((id) => sessions.get(id)?.name ?? []).sort());
+      .catch(() => (runtime.snapshot().rooms[room] ?? []).flatMap((id) => runtime.connection(id)?.user ?? []).sort());
 
-  async function handle(connection: Connection, session: Session, message: ClientMessage | ProtocolError): Promise<void> {
+  /** Runs `work` after everything this connection asked before; a failure reaches berth (1011). */
+  const enqueue = (connection: Connection, work: () => Promise<void>): Promise<void> | undefined => {
+    const queue = queues.get(connection.id);
+    if (queue === undefined) return undefined;
+    const handled = queue.then(work);
+    queues.set(
+      connection.id,
+      handled.catch(() => {}),
+    );
+    return handled;
+  };
+
+  async function handle(connection: Connection, message: ClientMessage | ProtocolError): Promise<void> {
     if (message.type === 'error') return send(connection, message);
-    if (message.type === 'hello') {
-      // Renaming would leave stale names in other members' lists; a new connection is a clean start.
-      if (session.name !== undefined && session.name !== message.name) {
-        return refuse(connection, 'invalid', 'name is already chosen; reconnect to use another');
-      }
-      if (!(await connection.setUser(message.name)) || !live(connection, session)) return;
-      session.name = message.name;
-      send(connection, { type: 'hello', name: message.name });
-      return;
-    }
-    const name = session.name;
-    if (name === undefined) return refuse(connection, 'no-name', `say hello with a name before ${message.type}`);
+    const name = nameOf(connection);
+    const { id } = connection;
     switch (message.type) {
       case 'join': {
         const { room } = message;
         const first = !connection.rooms.has(room);
-        if (!(await connection.join(room)) || !live(connection, session)) return;
+        if (!(await connection.join(room)) || !live(connection)) return;
         const names = await members(room);
-        if (!live(connection, session)) return;
+        if (!live(connection)) return;
         send(connection, { type: 'joined', room, members: names });
-        if (first) toRoom(room, { type: 'presence', room, name, event: 'join' }, connection);
+        if (first) toRoom(room, { type: 'presence', room, name, id, event: 'join' }, connection);
         return;
       }
       case 'leave': {
         const { room } = message;
         if (!connection.rooms.has(room)) return refuse(connection, 'not-in-room', `not a member of ${room}`);
         // False: the connection is going away, and its close announces the leave.
-        if (!(await connection.leave(room)) || !live(connection, session)) return;
+        if (!(await connection.leave(room)) || !live(connection)) return;
         send(connection, { type: 'left', room });
-        toRoom(room, { type: 'presence', room, name, event: 'leave' });
+        toRoom(room, { type: 'presence', room, name, id, event: 'leave' });
         return;
       }
       case 'say':
@@ -284,31 +330,46 @@ function attachChat(runtime: Runtime): void {
     }
   }
 
+  /**
+   * A resumed session is back in its rooms (berth rejoined them and replayed
+   * what it missed): the others hear it is back, and it gets each room's
+   * members as they are now, since its own list saw it leave.
+   */
+  async function resumed(connection: Connection): Promise<void> {
+    const name = nameOf(connection);
+    for (const room of connection.rooms) {
+      const names = await members(room);
+      if (!live(connection)) return;
+      send(connection, { type: 'joined', room, members: names });
+      toRoom(room, { type: 'presence', room, name, id: connection.id, event: 'join', resumed: true }, connection);
+    }
+  }
+
   runtime.on('connection', (connection) => {
-    sessions.set(connection.id, { name: undefined, queue: Promise.resolve() });
-    send(connection, { type: 'welcome', id: connection.id });
+    queues.set(connection.id, Promise.resolve());
+    send(connection, { type: 'welcome', id: connection.id, name: nameOf(connection) });
   });
 
   runtime.on('message', ({ connection, data, binary }) => {
-    const session = sessions.get(connection.id);
-    if (session === undefined) return;
     const message =
       binary || typeof data !== 'string'
         ? protocolError('invalid', 'binary messages are not supported; send JSON text')
         : parseClientMessage(data);
-    // join, leave and hello wait for the supervisor: without a queue a `say` right
+    // join and leave wait for the supervisor: without a queue a `say` right
     // after a `join` could be checked, or answered, before the join completed.
-    const handled = session.queue.then(() => handle(connection, session, message));
-    session.queue = handled.catch(() => {});
     // Returned so that a failure reaches berth, which reports it and closes the connection with 1011.
-    return handled;
+    return enqueue(connection, () => handle(connection, message));
   });
 
-  runtime.on('close', ({ connection, rooms }) => {
-    const session = sessions.get(connection.id);
-    if (session === undefined) return;
-    sessions.delete(connection.id);
-    if (session.name === undefined) return;
-    for (const room of rooms) toRoom(room, { type: 'presence', room, name: session.name, event: 'leave' });
+  // Not recovered, the connection starts fresh: the page joins its rooms again itself.
+  runtime.on('resume', ({ connection, recovered }) => (recovered ? enqueue(connection, () => resumed(connection)) : undefined));
+
+  runtime.on('close', ({ connection, code, cause, rooms }) => {
+    if (!queues.delete(connection.id)) return;
+    const name = nameOf(connection);
+    const dropped = !deliberate(cause, code);
+    for (const room of rooms) {
+      toRoom(room, { type: 'presence', room, name, id: connection.id, event: 'leave', ...(dropped && { dropped: true as const }) });
+    }
   });
 }

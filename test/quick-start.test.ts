@@ -53,7 +53,7 @@ describe('the quick start, as written', () => {
     expect(((await health.json()) as { status: string }).status).toBe('ok');
     const page = await fetch(`http://127.0.0.1:${port}/`);
     expect(await page.text()).toContain('<html');
-    const client = await connect(`ws://127.0.0.1:${port}/ws`);
+    const client = await connect(`ws://127.0.0.1:${port}/ws?name=ada`);
     expect(JSON.parse(await client.next())).toMatchObject({ type: 'welcome' });
     process.kill(-child.pid!, 'SIGINT');
     const closed = await client.closed;

@@ -1,11 +1,12 @@
-// The berth demo chat page. Plain browser JavaScript, no build step.
-// The wire protocol is documented in demo/README.md.
+// The berth demo chat page. Plain browser JavaScript, no build step: berth/client
+// comes through the import map in index.html. The chat protocol is in demo/README.md.
+import { createClient } from 'berth/client';
 
 const WHISPERS = '@whispers';
 /** Lines kept per conversation, so a long session does not grow the page without bound. */
 const MAX_LINES = 500;
-/** Reconnect delays; the last one repeats. Jittered so that clients dropped together do not return together. */
-const BACKOFF_MS = [250, 500, 1000, 2000, 4000];
+/** The server's rule for names, checked here first: a refused upgrade looks like a network error to a page. */
+const MAX_NAME_LENGTH = 32;
 
 const $ = (selector, root = document) => root.querySelector(selector);
 
@@ -27,11 +28,13 @@ const ui = {
 };
 
 const state = {
-  /** @type {WebSocket | null} */
-  socket: null,
-  attempt: 0,
-  /** The name the server acknowledged; sent again after every reconnect. */
+  /** The berth/client, once a name is chosen. */
+  client: null,
   name: null,
+  /** Every connection id this page has had: presence about them is this page's own, told by its own lines. */
+  ids: new Set(),
+  /** Set when an open connection dropped, until the client says how its session came back. */
+  away: false,
   /** room → { members: string[], view, tab, log } */
   rooms: new Map(),
   active: WHISPERS,
@@ -42,52 +45,78 @@ const state = {
 
 // ---- Connection --------------------------------------------------------------
 
-function connect() {
-  setStatus('connecting', state.attempt === 0 ? 'Connecting…' : 'Reconnecting…');
-  const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
-  const socket = new WebSocket(`${scheme}://${location.host}/ws`);
-  state.socket = socket;
-  let opened = false;
-  socket.addEventListener('open', () => {
-    opened = true;
-    state.attempt = 0;
-    setStatus('open', 'Connected');
-    setConnected(true);
-  });
-  socket.addEventListener('message', (event) => {
-    if (typeof event.data !== 'string') return;
-    let message;
-    try {
-      message = JSON.parse(event.data);
-    } catch {
-      return;
-    }
-    receive(message);
-  });
-  socket.addEventListener('close', () => {
-    state.socket = null;
-    setConnected(false);
-    const base = BACKOFF_MS[Math.min(state.attempt, BACKOFF_MS.length - 1)];
-    const delay = Math.round(base * (0.75 + Math.random() * 0.5));
-    state.attempt++;
-    setStatus('closed', `Disconnected — retrying in ${Math.max(1, Math.round(delay / 1000))} s`);
-    if (opened) for (const room of state.rooms.values()) addLine(room.log, { kind: 'system', text: 'Connection lost…' });
-    setTimeout(connect, delay);
-  });
+const STATUS = {
+  connecting: 'Connecting…',
+  open: 'Connected',
+  reconnecting: 'Connection lost — reconnecting…',
+  closing: 'Closing…',
+  closed: 'Disconnected',
+};
+
+/** Connects as `name`; berth/client reconnects and resumes by itself from here on. */
+function start(name) {
+  state.name = name;
+  ui.myName.textContent = name;
+  ui.welcome.hidden = true;
+  ui.chat.hidden = false;
+  ui.roomInput.value = 'lobby';
+  const url = new URL('/ws', location.href);
+  url.protocol = location.protocol === 'https:' ? 'wss:' : 'ws:';
+  url.searchParams.set('name', name);
+  const client = createClient(url.href);
+  state.client = client;
+  client.on('state', onState);
+  client.on('welcome', ({ id }) => state.ids.add(id));
+  client.on('resumed', onResumed);
+  // The server sends JSON text only.
+  client.on('message', ({ data }) => typeof data === 'string' && receive(JSON.parse(data)));
+  client.on('error', ({ message }) => showNotice(message));
+  onState(client.state);
+}
+
+function onState(next) {
+  const was = ui.status.dataset.state;
+  ui.status.dataset.state = next;
+  ui.status.textContent = STATUS[next] ?? next;
+  setConnected(next === 'open');
+  if (next === 'reconnecting' && was === 'open') {
+    state.away = true;
+    for (const room of state.rooms.values()) addLine(room.log, { kind: 'system', text: 'Connection lost — reconnecting…' });
+  } else if (next === 'open' && state.away) {
+    // Open again with no `resumed`: the server kept no session, so nothing of the gap is known.
+    lostWhileAway('the server kept no session');
+  } else if (next === 'open' && was === 'connecting' && state.rooms.size === 0) {
+    ui.roomInput.focus();
+  } else if (next === 'closed') {
+    showNotice('Disconnected for good. Reload the page to come back.');
+  }
+}
+
+/** Back after a drop: with everything missed replayed just before this, or not. */
+function onResumed({ recovered, lost, reason }) {
+  if (recovered) {
+    state.away = false;
+    for (const room of state.rooms.values()) addLine(room.log, { kind: 'system', text: 'Back online — nothing missed' });
+    return;
+  }
+  lostWhileAway(lost.length > 0 ? `lost: ${lost.map(({ stream, reason }) => `${stream} (${reason})`).join(', ')}` : reason);
+}
+
+/** The connection started fresh: say so, and join the rooms again (the sends go out once it is open). */
+function lostWhileAway(why) {
+  state.away = false;
+  const text = `Back online, but messages sent while you were away may be missing (${why})`;
+  for (const room of state.rooms.values()) addLine(room.log, { kind: 'system lost', text });
+  showNotice(text);
+  for (const room of state.rooms.keys()) state.client.send(JSON.stringify({ type: 'join', room }));
 }
 
 function send(message) {
-  if (state.socket === null || state.socket.readyState !== WebSocket.OPEN) {
+  if (state.client?.state !== 'open') {
     showNotice('Not connected; try again in a moment.');
     return false;
   }
-  state.socket.send(JSON.stringify(message));
-  return true;
-}
-
-function setStatus(kind, text) {
-  ui.status.dataset.state = kind;
-  ui.status.textContent = text;
+  return state.client.send(JSON.stringify(message));
 }
 
 function setConnected(connected) {
@@ -98,35 +127,18 @@ function setConnected(connected) {
 
 function receive(message) {
   switch (message.type) {
-    case 'welcome':
-      // A fresh connection knows nothing of us: say who we are and where we were.
-      if (state.name !== null) {
-        send({ type: 'hello', name: state.name });
-        for (const room of state.rooms.keys()) send({ type: 'join', room });
-      }
-      break;
-    case 'hello': {
-      const first = state.name === null;
-      state.name = message.name;
-      ui.myName.textContent = message.name;
-      ui.welcome.hidden = true;
-      ui.chat.hidden = false;
-      if (first) {
-        ui.roomInput.value = 'lobby';
-        ui.roomInput.focus();
-      }
-      break;
-    }
     case 'joined':
       onJoined(message.room, message.members);
       break;
     case 'presence': {
       const room = state.rooms.get(message.room);
-      if (room === undefined) break;
+      // This page's own comings and goings (its lost connection's leave, replayed) are told by its own lines.
+      if (room === undefined || state.ids.has(message.id)) break;
       if (message.event === 'join') room.members.push(message.name);
       else removeOne(room.members, message.name);
       renderMembers(room);
-      addLine(room.log, { kind: 'system', text: `${message.name} ${message.event === 'join' ? 'joined' : 'left'}` });
+      const what = message.event === 'join' ? (message.resumed ? 'is back' : 'joined') : message.dropped ? 'lost connection' : 'left';
+      addLine(room.log, { kind: 'system', text: `${message.name} ${what}` });
       break;
     }
     case 'left':
@@ -144,13 +156,12 @@ function receive(message) {
       bumpUnread(WHISPERS);
       break;
     case 'error':
-      // Before the name is accepted, the name form is the only thing that can have failed.
-      if (state.name === null) ui.nameError.textContent = message.message;
-      else showNotice(message.message);
+      showNotice(message.message);
       break;
   }
 }
 
+/** A room joined, or its members as they are now (joined again, or back after a drop). */
 function onJoined(name, members) {
   let room = state.rooms.get(name);
   if (room === undefined) {
@@ -158,8 +169,6 @@ function onJoined(name, members) {
     addLine(room.log, { kind: 'system', text: `You joined ${name}` });
     activate(name);
     $('input[name="text"]', room.view).focus();
-  } else {
-    addLine(room.log, { kind: 'system', text: 'Back online' });
   }
   room.members = [...members];
   renderMembers(room);
@@ -182,7 +191,7 @@ function createRoom(name) {
     const input = $('input[name="text"]', view);
     if (input.value.trim() !== '' && send({ type: 'say', room: name, text: input.value })) input.value = '';
   });
-  $('fieldset', view).disabled = state.socket?.readyState !== WebSocket.OPEN;
+  $('fieldset', view).disabled = state.client?.state !== 'open';
   ui.views.append(view);
 
   const item = document.createElement('li');
@@ -301,12 +310,22 @@ function showNotice(text) {
 
 // ---- Forms -------------------------------------------------------------------
 
+/** A name as the server takes it: trimmed, 1–32 characters (code points, as a person counts them). */
+function validName(value) {
+  const name = value.trim();
+  const length = [...name].length;
+  return length >= 1 && length <= MAX_NAME_LENGTH ? name : null;
+}
+
 ui.nameForm.addEventListener('submit', (event) => {
   event.preventDefault();
-  const name = ui.nameInput.value.trim();
-  if (name === '') return;
+  const name = validName(ui.nameInput.value);
+  if (name === null) {
+    ui.nameError.textContent = `A name is 1–${MAX_NAME_LENGTH} characters (spaces around it do not count).`;
+    return;
+  }
   ui.nameError.textContent = '';
-  send({ type: 'hello', name });
+  start(name);
 });
 
 ui.joinForm.addEventListener('submit', (event) => {
@@ -345,4 +364,3 @@ document.addEventListener('visibilitychange', () => {
 
 setConnected(false);
 activate(WHISPERS);
-connect();

@@ -22,15 +22,14 @@ describe('the demo’s live view of the actors (/inspect), in a real browser', (
     await page.locator('#status[data-state="live"]').waitFor();
     await page.locator('li[data-actor="supervisor"][data-state="running"]').waitFor();
 
-    const client = await connect(`ws://127.0.0.1:${demo.port}/ws`);
+    const client = await connect(`ws://127.0.0.1:${demo.port}/ws?name=ada`);
     const welcome = JSON.parse(await client.next()) as { id: string };
-    client.ws.send(JSON.stringify({ type: 'hello', name: 'ada' }));
     client.ws.send(JSON.stringify({ type: 'join', room: 'lobby' }));
-    await client.received(3);
+    await client.received(2);
 
     // The connection actor, nested under the supervisor, in open.
     const actor = page.locator(`li[data-actor="supervisor"] li[data-connection="${welcome.id}"]`);
-    await expect.poll(() => actor.getAttribute('data-state'), { timeout: 10_000 }).toMatch(/^open\./);
+    await expect.poll(() => actor.getAttribute('data-state'), { timeout: 10_000 }).toBe('open');
     await expect.poll(() => actor.locator('.detail').textContent(), { timeout: 10_000 }).toContain('rooms lobby');
     expect(await actor.locator('.detail').textContent()).toContain('user ada');
     expect(await page.locator('#rooms tbody').textContent()).toContain('lobby');
