@@ -138,6 +138,8 @@ export class BerthClient<M extends MessageMap = RawMessages> {
   readonly #positions = new Map<string, { offset: number; epoch: string }>();
   #socket: ClientSocket | undefined;
   #nextId = 0;
+  /** While a resume is out: the positions the old connection had reached. */
+  #resuming: Map<string, { offset: number; epoch: string }> | undefined;
   /** The session token of the last welcome: what the next connection resumes with. */
   #session: string | undefined;
   #state: ClientState = 'connecting';
@@ -306,8 +308,14 @@ export class BerthClient<M extends MessageMap = RawMessages> {
           return;
         }
         // Back after a drop: ask for the session, and be open once its replay is in.
+        // A resume that got no answer before this connection dropped too still counts what it knew.
+        const known = new Map([...(this.#resuming ?? []), ...this.#positions]);
         const positions: Record<string, { o: number; e: string }> = {};
-        for (const [stream, { offset, epoch }] of this.#positions) positions[stream] = { o: offset, e: epoch };
+        for (const [stream, { offset, epoch }] of known) positions[stream] = { o: offset, e: epoch };
+        // What the new connection says of its streams (rooms the application joined it to as it
+        // arrived) holds whatever the outcome; what the old one knew holds only if it is recovered.
+        this.#resuming = known;
+        this.#positions.clear();
         this.#write(JSON.stringify({ t: 'resume', token: previous, positions }));
         return;
       }
@@ -316,8 +324,12 @@ export class BerthClient<M extends MessageMap = RawMessages> {
         const lost = Array.isArray(message.lost)
           ? (message.lost as Array<{ s: string; reason: string }>).map(({ s, reason }) => ({ stream: s, reason }))
           : [];
-        // Not recovered: the connection started fresh, and what the client knew of its streams no longer holds.
-        if (!recovered) this.#positions.clear();
+        // Not recovered: the connection started fresh, and what the old one knew of its streams no longer holds.
+        const before = this.#resuming;
+        this.#resuming = undefined;
+        if (recovered && before !== undefined) {
+          for (const [stream, position] of before) if (!this.#positions.has(stream)) this.#positions.set(stream, position);
+        }
         this.#emit('resumed', { recovered, lost, reason: recovered ? undefined : (message.reason as string) });
         this.#actor.send({ type: 'server.welcome' });
         return;
@@ -336,6 +348,7 @@ export class BerthClient<M extends MessageMap = RawMessages> {
         return;
       case 'left':
         this.#positions.delete(message.s as string);
+        this.#resuming?.delete(message.s as string);
         return;
       case 'reply':
       case 'error': {

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { createClient, type BerthClient, type ClientOptions, type StreamMessage, type WebSocketClass } from '../../src/client.js';
-import { RequestError, type Connection, type Runtime } from '../../src/index.js';
+import { createMemoryHistory, RequestError, type Connection, type Runtime } from '../../src/index.js';
 import { eventually } from '../helpers/client.js';
 import { startRuntime } from '../helpers/runtime.js';
 
@@ -149,6 +149,32 @@ describe('berth/client: reconnect without losing messages', () => {
       ...Array.from({ length: 5 }, (_, i) => `after ${i}`),
     ]);
     expect(resumed).toEqual([true]);
+  });
+});
+
+describe('berth/client: a resume that is not recovered', () => {
+  it('keeps what the new connection says of its streams, and forgets only what the old one knew', async () => {
+    const { runtime, url } = await startRuntime({ history: createMemoryHistory({ maxMessages: 1 }) });
+    const opened = connections(runtime);
+    // Every connection is put in `news` as it arrives; `lobby` only on request.
+    runtime.on('connection', (connection) => void connection.join('news'));
+    runtime.on('message', ({ connection, data }) => void connection.join(String(data)));
+    const client = open(url);
+    const outcomes: Array<{ recovered: boolean; lost: ReadonlyArray<{ stream: string; reason: string }> }> = [];
+    client.on('resumed', (event) => void outcomes.push(event));
+    await eventually(() => client.state === 'open' && client.positions.has('room:news'), 'open in news');
+    client.send('lobby');
+    await eventually(() => client.positions.has('room:lobby'), 'in the lobby');
+    (opened[0] as unknown as { socket: { terminate(): void } }).socket.terminate();
+    await eventually(() => client.state === 'reconnecting', 'reconnecting');
+    // More than the lobby's history keeps: its gap cannot be replayed.
+    for (let i = 0; i < 3; i++) runtime.sendToRoom('lobby', `missed ${i}`);
+    await eventually(() => outcomes.length === 1, 'the resume outcome');
+    expect(outcomes[0]).toMatchObject({ recovered: false, lost: [{ stream: 'room:lobby', reason: 'trimmed' }] });
+    // The new connection is in news (the application joined it) and not in the lobby: so are the client's positions.
+    expect(runtime.snapshot().rooms).toEqual({ news: [opened[1]!.id] });
+    expect([...client.positions.keys()].filter((stream) => stream.startsWith('room:'))).toEqual(['room:news']);
+    expect(client.positions.get('room:news')?.offset).toBe(0);
   });
 });
 
