@@ -281,7 +281,7 @@ function attachChat(runtime: Runtime): void {
       .roomUsers(room)
       .catch(() => (runtime.snapshot().rooms[room] ?? []).flatMap((id) => runtime.connection(id)?.user ?? []).sort());
 
-  /** Runs `work` after everything this connection asked before; a failure reaches berth (1011). */
+  /** Runs `work` after everything this connection asked before; returned, so that a failure reaches berth, which reports it. */
   const enqueue = (connection: Connection, work: () => Promise<void>): Promise<void> | undefined => {
     const queue = queues.get(connection.id);
     if (queue === undefined) return undefined;
@@ -337,7 +337,7 @@ function attachChat(runtime: Runtime): void {
    */
   async function resumed(connection: Connection): Promise<void> {
     const name = nameOf(connection);
-    for (const room of connection.rooms) {
+    for (const room of [...connection.rooms]) {
       const names = await members(room);
       if (!live(connection)) return;
       send(connection, { type: 'joined', room, members: names });
