@@ -245,7 +245,8 @@ export class BerthClient<M extends MessageMap = RawMessages> {
       // entry action itself, the snapshot is still the state being left (reconnecting), not connecting.
       if (clientStateOf(this.#actor.getSnapshot().value) !== 'connecting') return;
     }
-    const socket = new WebSocketClass(this.url, ['berth.v1']);
+    // With a session to resume, it says so in the handshake, so that nothing live comes before the replay.
+    const socket = new WebSocketClass(this.url, this.#session === undefined ? ['berth.v1'] : ['berth.v1', 'berth.resume']);
     socket.binaryType = 'arraybuffer';
     this.#socket = socket;
     socket.onmessage = (event) => {

@@ -112,9 +112,22 @@ export class EnvelopedState {
    * (with their stream and offset) so that none overtakes the replay and none
    * the replay already gave is sent twice.
    */
-  gate: Array<{ readonly stream: string; readonly offset: number; readonly frame: EncodedFrame }> | undefined;
+  gate:
+    | Array<{
+        readonly stream: string;
+        readonly offset: number;
+        readonly frame: EncodedFrame;
+        /** Set for a `joined`: where the room stood as the connection joined it. */
+        readonly joined?: StreamPosition;
+      }>
+    | undefined;
   /** Set once it resumed (or tried): a connection resumes at most once. */
   resumed = false;
+  /**
+   * Set while the client, which said it would resume (`berth.resume` offered), has not sent its
+   * first message: the live frames wait in `gate` meanwhile. Holds the deadline's timer.
+   */
+  resumeExpected: unknown;
 }
 
 /**

@@ -16,6 +16,12 @@ import type { StreamPosition } from '../history/store.js';
 
 /** The subprotocol name. */
 export const PROTOCOL_V1 = 'berth.v1';
+/**
+ * Offered beside `berth.v1` by a client that will send `resume` as its first
+ * message: the server then holds the connection's live messages from the
+ * start, so that none comes before, or twice with, the replay. Never chosen.
+ */
+export const RESUME_INTENT = 'berth.resume';
 
 /** Longest JSON header of a binary message. */
 const MAX_HEADER = 0xffff;

@@ -30,9 +30,11 @@ import { Metrics } from '../observability/metrics.js';
 import {
   connectionStream,
   errorFrame,
+  joinedFrame,
   messageFrame,
   PROTOCOL_V1,
   ProtocolErrorCode,
+  RESUME_INTENT,
   resumedFrame,
   streamOf,
   welcomeFrame,
@@ -57,6 +59,12 @@ const realTimers = {
   setTimeout: (fn: () => void, ms: number): unknown => setTimeout(fn, ms),
   clearTimeout: (id: unknown) => clearTimeout(id as NodeJS.Timeout),
 };
+
+/** Whether the upgrade request offered this subprotocol. */
+function offers(request: IncomingMessage, protocol: string): boolean {
+  const offered = request.headers['sec-websocket-protocol'];
+  return offered !== undefined && offered.split(',').some((name) => name.trim() === protocol);
+}
 
 /** Milliseconds on the runtime's clock, or real time when it has no `now`. */
 function hostNow(clock: Clock | undefined): () => number {
@@ -94,6 +102,8 @@ class BerthRuntime<TData> implements Runtime<TData> {
   #sequence = 0;
   readonly #requests = new Requests<TData>((error, connection) => this.#report(error, connection));
   readonly #streams: Streams;
+  /** The runtime's clock's timers (simulated in scenarios), for what is not an actor's delay. */
+  readonly #timers: { setTimeout(fn: () => void, ms: number): unknown; clearTimeout(id: unknown): void };
   /** Pings every open connection and reports its missed pongs; none when `heartbeat` is off. */
   readonly #heartbeat: HeartbeatSweep<ServerConnection<TData>> | undefined;
   /** How long the sessions of dropped berth.v1 connections are kept (the supervisor keeps them); none when `recovery` is off. */
@@ -134,10 +144,11 @@ class BerthRuntime<TData> implements Runtime<TData> {
     const lookup = (id: string) => this.#connections.get(id) as ServerConnection<unknown> | undefined;
     this.#connectionLogic = provideConnectionMachine(lookup, { send: (event) => this.#supervisor.send(event) });
     const clock = options.clock;
+    this.#timers = clock ?? realTimers;
     this.#heartbeat =
       options.heartbeat === null
         ? undefined
-        : new HeartbeatSweep(options.heartbeat, clock ?? realTimers, hostNow(clock), {
+        : new HeartbeatSweep(options.heartbeat, this.#timers, hostNow(clock), {
             pinged: (count) => this.#metrics.heartbeat('pings', count),
             ponged: () => this.#metrics.heartbeat('pongs', 1),
             missed: (count) => this.#metrics.heartbeat('missed', count),
@@ -289,15 +300,22 @@ class BerthRuntime<TData> implements Runtime<TData> {
       heartbeatPhase: (connection) => this.#heartbeat?.phaseOf(connection) ?? 'off',
       request: (change, applied) => this.#request(change, applied),
       rooms: (id) => this.#directory().connections.get(id)?.rooms,
-      received: (connection, data, binary) => this.#emit('message', { connection, data, binary }, connection),
+      received: (connection, data, binary) => {
+        this.#noResume(connection);
+        this.#emit('message', { connection, data, binary }, connection);
+      },
       sendEnveloped: (connection, data, binary) => {
         // The same checks and framing rules as a raw send: strings are text, bytes binary unless `binary: false`.
         encodeCheck(data);
         return this.#streams.direct(connection, toPayload(data, binary));
       },
-      requested: (connection, id, data, binary) => this.#requests.answer(connection, id, data, binary),
+      requested: (connection, id, data, binary) => {
+        this.#noResume(connection);
+        this.#requests.answer(connection, id, data, binary);
+      },
       resume: (connection, token, positions) => this.#resume(connection, token, positions),
       invalidMessage: (connection, why, first) => {
+        this.#noResume(connection);
         this.#metrics.dropped('invalid-message', 1);
         connection.deliver(errorFrame(ProtocolErrorCode.INVALID_MESSAGE, why));
         // Reported once per connection (every one is counted): a client looping on a bad frame must not flood the log.
@@ -394,6 +412,9 @@ class BerthRuntime<TData> implements Runtime<TData> {
     const v1 = connection.v1!;
     if (v1.resumed) return answer({ recovered: false, reason: 'already-resumed', lost: [] });
     v1.resumed = true;
+    // The resume came: what was held since the welcome stays held, for the replay to go first.
+    if (v1.resumeExpected !== undefined) this.#timers.clearTimeout(v1.resumeExpected);
+    v1.resumeExpected = undefined;
     // The supervisor hands a session over once, and only to its own user: a token presented by
     // another is as good as unknown, and stays kept.
     // Answered when the supervisor processes it: at once, or after the event it is processing now.
@@ -401,10 +422,11 @@ class BerthRuntime<TData> implements Runtime<TData> {
       type: 'session.take',
       token,
       user: connection.user,
-      taken: (record) =>
-        record === undefined
-          ? answer({ recovered: false, reason: 'unknown-session', lost: [] })
-          : this.#restore(connection, record, positions, answer),
+      taken: (record) => {
+        if (record !== undefined) return this.#restore(connection, record, positions, answer);
+        this.#releaseGate(connection);
+        answer({ recovered: false, reason: 'unknown-session', lost: [] });
+      },
     });
   }
 
@@ -416,8 +438,9 @@ class BerthRuntime<TData> implements Runtime<TData> {
     answer: (frame: Parameters<typeof resumedFrame>[0], previous?: string) => void,
   ): void {
     const v1 = connection.v1!;
-    // From here the live messages of its streams wait behind the replay.
-    const gate: NonNullable<EnvelopedState['gate']> = [];
+    // From here (or from the welcome, for a client that said it would resume) the live messages of
+    // its streams wait behind the replay.
+    const gate: NonNullable<EnvelopedState['gate']> = v1.gate ?? [];
     v1.gate = gate;
     // Rooms the connection is in already (the application joined them as it connected) stay, whatever the outcome.
     const restoring = record.rooms.filter((room) => !connection.rooms.has(room));
@@ -451,9 +474,39 @@ class BerthRuntime<TData> implements Runtime<TData> {
         top.set(stream, read.position.offset);
       }
       // Live frames the replay already held are not sent twice.
-      for (const held of gate) if (held.offset > (top.get(held.stream) ?? 0)) connection.deliver(held.frame);
+      for (const held of gate) {
+        const replayedTo = top.get(held.stream);
+        if (held.joined !== undefined) {
+          // A membership change is never left out; a `joined` the replay went past says where the replay ended.
+          const { epoch, offset } = held.joined;
+          connection.deliver(
+            replayedTo !== undefined && replayedTo > offset ? joinedFrame(held.stream, { offset: replayedTo, epoch }) : held.frame,
+          );
+        } else if (replayedTo === undefined || held.offset > replayedTo) {
+          connection.deliver(held.frame);
+        }
+      }
       answer({ recovered: true, previous: record.previous, replayed }, record.previous);
     });
+  }
+
+  /**
+   * A client that said it would resume sent something else first (or nothing in time): it resumes no
+   * more, and what was held for its replay goes out.
+   */
+  #noResume(connection: ServerConnection<TData>): void {
+    const v1 = connection.v1;
+    if (v1?.resumeExpected === undefined) return;
+    this.#timers.clearTimeout(v1.resumeExpected);
+    v1.resumeExpected = undefined;
+    this.#releaseGate(connection);
+  }
+
+  #releaseGate(connection: ServerConnection<TData>): void {
+    const v1 = connection.v1!;
+    const gate = v1.gate;
+    v1.gate = undefined;
+    for (const held of gate ?? []) connection.deliver(held.frame);
   }
 
   /** A join, leave or user binding: the supervisor decides, and presence follows what it accepted. */
@@ -536,7 +589,13 @@ class BerthRuntime<TData> implements Runtime<TData> {
     if (registered) {
       if (connection.enveloped) {
         if (this.#recoveryWindowMs !== undefined) {
-          connection.v1!.sessionToken = sessionToken();
+          const v1 = connection.v1!;
+          v1.sessionToken = sessionToken();
+          if (offers(request, RESUME_INTENT)) {
+            // Everything live waits from the start for the resume the client said it would send.
+            v1.gate = [];
+            v1.resumeExpected = this.#timers.setTimeout(() => this.#noResume(connection), this.#options.handshakeTimeoutMs);
+          }
           // Where the streams every connection has stand as it arrives: a resume replays from there at the latest.
           this.#streams.attach(connection, 'all');
           this.#streams.attach(connection, connectionStream(id));

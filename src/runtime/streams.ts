@@ -66,12 +66,19 @@ export class Streams {
     const stream = streamOf({ kind: 'room', room });
     if (kind === 'leave') {
       connection.v1?.attached?.delete(stream);
-      connection.deliver(leftFrame(stream));
+      // Behind a resume's replay too, so that it follows the room's messages and `joined` it undoes.
+      const gate = connection.v1?.gate;
+      if (gate !== undefined) gate.push({ stream, offset: Number.POSITIVE_INFINITY, frame: leftFrame(stream) });
+      else connection.deliver(leftFrame(stream));
       return;
     }
     const position = this.attach(connection, stream);
-    // A resume restoring its rooms says where they stand with its replay, not with `joined`.
-    if (position !== undefined && connection.v1?.gate === undefined) connection.deliver(joinedFrame(stream, position));
+    if (position === undefined) return;
+    const frame = joinedFrame(stream, position);
+    // Behind a resume's replay, in order with the room's messages and leaves.
+    const gate = connection.v1?.gate;
+    if (gate !== undefined) gate.push({ stream, offset: position.offset, frame, joined: position });
+    else connection.deliver(frame);
   }
 
   /** Where a stream stands now, or nothing if the store failed (reported). */

@@ -11,8 +11,8 @@ interface V1 {
   until(test: (message: Record<string, unknown>) => boolean, what: string): Promise<Record<string, unknown>>;
 }
 
-async function v1(url: string): Promise<V1> {
-  const ws = new WebSocket(url, ['berth.v1']);
+async function v1(url: string, protocols: string[] = ['berth.v1']): Promise<V1> {
+  const ws = new WebSocket(url, protocols);
   const received: Array<Record<string, unknown>> = [];
   ws.on('message', (data: Buffer) => void received.push(JSON.parse(data.toString()) as Record<string, unknown>));
   await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
@@ -216,5 +216,81 @@ describe('berth.v1 sessions: resume races', () => {
     await new Promise((resolve) => setTimeout(resolve, 50));
     expect(runtime.snapshot().rooms).toEqual({});
     expect(second.received.filter((m) => m.t === 'msg')).toEqual([]);
+  });
+});
+
+describe('berth.v1 sessions: a client that says it will resume (berth.resume offered)', () => {
+  /** A session with a lobby at m1, dropped; then m2 and m3 while away. */
+  async function dropped(options: Partial<RuntimeOptions> = {}) {
+    const { runtime, url } = await startRuntime(options);
+    const connections = track(runtime);
+    runtime.on('connection', (connection) => void connection.join('lobby'));
+    const first = await v1(url);
+    const welcome = await first.until((m) => m.t === 'welcome', 'welcome');
+    await first.until((m) => m.t === 'joined', 'joined');
+    runtime.sendToRoom('lobby', 'm1');
+    await first.until((m) => m.d === 'm1', 'm1');
+    const seen = positions(first);
+    terminate(connections[0]!);
+    await eventually(() => connections[0]!.state === 'closed', 'the drop');
+    runtime.sendToRoom('lobby', 'm2');
+    runtime.sendToRoom('lobby', 'm3');
+    return { runtime, url, connections, token: welcome.session as string, seen };
+  }
+
+  it('holds what is live from the welcome on: a message racing the resume comes once, after the replay', async () => {
+    const { runtime, url, connections, token, seen } = await dropped();
+    const second = await v1(url, ['berth.v1', 'berth.resume']);
+    expect(second.ws.protocol).toBe('berth.v1');
+    await second.until((m) => m.t === 'welcome', 'the second welcome');
+    await eventually(() => connections.length === 2 && connections[1]!.rooms.has('lobby'), 'the application’s join');
+    // Sent after the welcome, before the resume is read: without the intent it would arrive live, then again in the replay.
+    runtime.sendToRoom('lobby', 'racing');
+    runtime.sendToAll('to all');
+    second.ws.send(JSON.stringify({ t: 'resume', token, positions: seen }));
+    await second.until((m) => m.t === 'resumed', 'resumed');
+    // Each stream once and in order (streams are not ordered among themselves), all before `resumed`.
+    const before = second.received.slice(
+      0,
+      second.received.findIndex((m) => m.t === 'resumed'),
+    );
+    const of = (stream: string) => before.filter((m) => m.t === 'msg' && m.s === stream).map((m) => `#${String(m.o)} ${String(m.d)}`);
+    expect(of('room:lobby')).toEqual(['#2 m2', '#3 m3', '#4 racing']);
+    expect(of('all')).toEqual(['#1 to all']);
+    // The application's join says where the room stands once the replay is in: past it, not before it.
+    const joined = before.filter((m) => m.t === 'joined');
+    expect(joined).toMatchObject([{ s: 'room:lobby', o: 4 }]);
+    expect(before.indexOf(joined[0]!)).toBeGreaterThan(before.findIndex((m) => m.d === 'racing'));
+    expect(second.received.find((m) => m.t === 'resumed')).toMatchObject({ recovered: true, replayed: 4 });
+  });
+
+  it('a client that offered berth.resume but sends something else first gets what was held, in order', async () => {
+    const { runtime, url } = await dropped();
+    const texts: string[] = [];
+    runtime.on('message', ({ data }) => void texts.push(String(data)));
+    const second = await v1(url, ['berth.v1', 'berth.resume']);
+    await second.until((m) => m.t === 'welcome', 'the welcome');
+    runtime.sendToAll('held');
+    second.ws.send(JSON.stringify({ t: 'msg', d: 'hello' }));
+    await second.until((m) => m.d === 'held', 'the held message');
+    runtime.sendToAll('live');
+    await second.until((m) => m.d === 'live', 'the live one');
+    expect(texts).toEqual(['hello']);
+    expect(second.received.filter((m) => m.t === 'msg').map((m) => m.d)).toEqual(['held', 'live']);
+  });
+
+  it('one that offered it and sends nothing gets what was held after handshakeTimeoutMs', async () => {
+    const clock = new SimulatedClock();
+    const { runtime, url } = await dropped({ clock, handshakeTimeoutMs: 5000, heartbeat: false });
+    const second = await v1(url, ['berth.v1', 'berth.resume']);
+    await second.until((m) => m.t === 'welcome', 'the welcome');
+    runtime.sendToAll('held');
+    clock.increment(4999);
+    runtime.sendToAll('marker');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(second.received.filter((m) => m.t === 'msg')).toEqual([]);
+    clock.increment(1);
+    await second.until((m) => m.d === 'marker', 'what was held');
+    expect(second.received.filter((m) => m.t === 'msg').map((m) => m.d)).toEqual(['held', 'marker']);
   });
 });
