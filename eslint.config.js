@@ -19,7 +19,19 @@ const layers = {
   protocol: ['util', 'delivery', 'history'],
   runtime: ['util', 'delivery', 'connection', 'cluster', 'observability', 'history', 'protocol'],
   client: ['util'],
-  testing: ['util', 'delivery', 'connection', 'cluster', 'observability', 'history', 'protocol', 'runtime', 'index.ts', 'redis.ts'],
+  testing: [
+    'util',
+    'delivery',
+    'connection',
+    'cluster',
+    'observability',
+    'history',
+    'protocol',
+    'runtime',
+    'client',
+    'index.ts',
+    'redis.ts',
+  ],
 };
 const entryPoints = ['index.ts', 'redis.ts', 'client.ts'];
 const everything = [...Object.keys(layers), ...entryPoints];

@@ -4,8 +4,6 @@
  * sees — states, welcomes, resumes, every stream message, its close — kept
  * for the steps that expect them and written to the timeline.
  */
-// The testing side drives berth/client as it drives ws; the layer list in eslint.config.js does not name `client` for it yet.
-// eslint-disable-next-line import-x/no-restricted-paths
 import { createClient, type BerthClient, type ClientEvents, type StreamMessage } from '../client/client.js';
 import { decodeClientFrame, InvalidMessage } from '../protocol/v1.js';
 import { ClientNetwork, type Dial } from './client-network.js';
