@@ -171,8 +171,10 @@ export interface ResumeReport {
   readonly recovered: number;
   /** When the drop began (just before the first socket was destroyed); 0 before the drop. */
   readonly droppedAt: number;
-  /** When the last client was back; 0 unless every client is. */
+  /** When the latest client came back; 0 if none has. */
   readonly lastBackAt: number;
+  /** Milliseconds from the drop until each client that is back came back (in no order). */
+  readonly backMs: readonly number[];
   /** Clients that have received every sequence number 0..upTo-1 of the last `resume-received`. */
   readonly haveAll: number;
   /** Clients that have received sequence number upTo-1, the last of that phase. */

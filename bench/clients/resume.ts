@@ -89,6 +89,7 @@ export class ResumeClients {
   #recoveredCount = 0;
   #droppedAt = 0;
   #lastBackAt = 0;
+  readonly #backMs: number[] = [];
   /** The sequence number `waitReceived` waits for, and how many clients have it. */
   #upTo = 0;
   #reached = 0;
@@ -243,10 +244,9 @@ export class ResumeClients {
       this.#recovered[slot] = 1;
       this.#recoveredCount++;
     }
-    if (this.#backCount === this.size) {
-      this.#lastBackAt = wallNow();
-      this.#waiter?.();
-    }
+    this.#lastBackAt = wallNow();
+    this.#backMs.push(this.#lastBackAt - this.#droppedAt);
+    if (this.#backCount === this.size) this.#waiter?.();
   }
 
   /** Resolves once every client has received sequence number `upTo - 1` (the last of a phase), or after `timeoutMs`. */
@@ -318,6 +318,7 @@ export class ResumeClients {
       recovered: this.#recoveredCount,
       droppedAt: this.#droppedAt,
       lastBackAt: this.#lastBackAt,
+      backMs: this.#backMs,
       haveAll,
       reached: this.#reached,
       missing,
