@@ -163,7 +163,10 @@ export class BerthClient<M extends MessageMap = RawMessages> {
           else socket?.close();
         },
         flushQueue: () => {
-          for (const data of this.#queue.splice(0)) this.#write(data);
+          // In order; if the socket dies meanwhile, the rest waits for the next connection.
+          let sent = 0;
+          while (sent < this.#queue.length && this.#write(this.#queue[sent]!)) sent++;
+          this.#queue.splice(0, sent);
         },
         failPending: () => this.#failPending('disconnected', 'the connection dropped before the reply'),
         reportClosed: (_, close) => this.#emit('close', close),
@@ -204,10 +207,8 @@ export class BerthClient<M extends MessageMap = RawMessages> {
   /** Sends a message to the application; queued while not open. False if the queue is full or the client closed. */
   send(data: M['send']): boolean {
     const frame = this.#frame({ t: 'msg' }, data);
-    if (this.#state === 'open') {
-      this.#write(frame);
-      return true;
-    }
+    // Open, but its socket may already be closing while its close event is on its way: then it is queued.
+    if (this.#state === 'open' && this.#write(frame)) return true;
     if (this.#state === 'closing' || this.#state === 'closed') return false;
     if (this.#queue.length >= (this.#options.maxQueue ?? 1000)) return false;
     this.#queue.push(frame);
@@ -216,7 +217,8 @@ export class BerthClient<M extends MessageMap = RawMessages> {
 
   /** Asks the server's request handler; rejects with a `ClientRequestError`. Only while open. */
   request(data: RequestOf<M>, options: { timeoutMs?: number } = {}): Promise<ReplyOf<M>> {
-    if (this.#state !== 'open') return Promise.reject(new ClientRequestError('disconnected', `the client is ${this.#state}`));
+    const disconnected = () => new ClientRequestError('disconnected', `the client is ${this.#state}`);
+    if (this.#state !== 'open' || this.#socket?.readyState !== OPEN) return Promise.reject(disconnected());
     const id = this.#nextId++;
     const frame = this.#frame({ t: 'req', id }, data);
     return new Promise((resolve, reject) => {
@@ -283,8 +285,11 @@ export class BerthClient<M extends MessageMap = RawMessages> {
     }
   }
 
-  #write(frame: string | Uint8Array): void {
-    if (this.#socket?.readyState === OPEN) this.#socket.send(frame);
+  /** False if the socket is no longer open (it is closing, or gone): nothing was written. */
+  #write(frame: string | Uint8Array): boolean {
+    if (this.#socket?.readyState !== OPEN) return false;
+    this.#socket.send(frame);
+    return true;
   }
 
   #receive(data: unknown): void {

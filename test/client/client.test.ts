@@ -65,6 +65,29 @@ describe('berth/client', () => {
     expect(received).toEqual(['while away', 'after']);
   });
 
+  it('a message sent while the socket is already going but its close not yet seen is queued, not lost', async () => {
+    const { runtime, url } = await startRuntime();
+    const received: string[] = [];
+    runtime.on('message', ({ data }) => void received.push(String(data)));
+    const sockets: WebSocket[] = [];
+    class Recording extends WebSocket {
+      constructor(address: string, protocols: string[]) {
+        super(address, protocols);
+        sockets.push(this);
+      }
+    }
+    const client = open(url, { WebSocket: Recording as unknown as WebSocketClass });
+    await eventually(() => client.state === 'open', 'open');
+    sockets[0]!.terminate();
+    // The socket is closing; its close event has not reached the client yet.
+    expect(client.state).toBe('open');
+    expect(client.send('in the gap')).toBe(true);
+    await expect(client.request('a question')).rejects.toMatchObject({ code: 'disconnected' });
+    await eventually(() => sockets.length === 2 && client.state === 'open', 'open again');
+    await eventually(() => received.includes('in the gap'), 'the queued message');
+    expect(received).toEqual(['in the gap']);
+  });
+
   it('does not come back after a close that says not to (1008, 1000, an application code)', async () => {
     const { runtime, url } = await startRuntime();
     const opened = connections(runtime);
