@@ -93,6 +93,28 @@ describe('heartbeat', () => {
     expect(pings).toHaveLength(1);
   });
 
+  it('a ping that throws ends only its own connection, as a failed write (cause send-failed); the others are pinged', async () => {
+    const clock = new SimulatedClock();
+    const { runtime, url } = await startRuntime({ clock, heartbeat: HEARTBEAT });
+    const closes: RuntimeEvents['close'][] = [];
+    runtime.on('close', (event) => closes.push(event));
+    const errors: string[] = [];
+    runtime.on('error', ({ error }) => void errors.push(error.code));
+    const seen: Connection[] = [];
+    runtime.on('connection', (connection) => void seen.push(connection));
+    await Promise.all([connect(url), connect(url)]);
+    await eventually(() => seen.length === 2, 'two connections');
+    (seen[0] as unknown as { socket: { ping(): void } }).socket.ping = () => {
+      throw new Error('boom');
+    };
+    clock.increment(HEARTBEAT.intervalMs);
+    await eventually(() => closes.length === 1, 'one close');
+    expect(closes[0]).toMatchObject({ cause: 'send-failed' });
+    expect(errors).toEqual(['ERR_SEND_FAILED']);
+    await eventually(() => runtime.metrics.snapshot().heartbeat.pongs === 1, 'the other one’s pong');
+    expect(seen[1]!.state).toBe('open');
+  });
+
   it('answers client pings', async () => {
     const { client } = await setUp(true);
     const pong = new Promise<string>((resolve) => client.ws.once('pong', (data) => resolve(data.toString())));

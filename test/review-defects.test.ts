@@ -192,17 +192,18 @@ describe('a connection actor that fails leaves presence', () => {
   it('the adapter hears of the disconnect', async () => {
     const changes: Array<{ kind: string; id: string }> = [];
     const adapter = { ...createMemoryAdapter(), track: (change: { kind: string; id: string }) => void changes.push(change) };
-    const { runtime, url } = await startRuntime({ adapter, heartbeat: { intervalMs: 50, timeoutMs: 1000 } });
+    const { runtime, url } = await startRuntime({ adapter });
     const opened = nextConnection(runtime);
     await connect(url);
     const connection = await opened;
     await connection.join('lobby');
     const errors: string[] = [];
     runtime.on('error', ({ error }) => void errors.push(error.code));
-    // A bug in berth, simulated: the actor's ping action throws, and the actor fails.
-    (connection as unknown as { socket: { ping(): void } }).socket.ping = () => {
+    // A bug in berth, simulated: the actor's closeSocket action throws, and the actor fails.
+    (connection as unknown as { closeSocket(): void }).closeSocket = () => {
       throw new Error('boom');
     };
+    connection.close();
     await eventually(() => connection.state === 'closed', 'the failed connection to close');
     expect(errors).toContain('ERR_ACTOR_FAILED');
     expect(changes.filter((change) => change.id === connection.id).map((change) => change.kind)).toEqual(['connect', 'join', 'disconnect']);

@@ -33,10 +33,12 @@ export interface SweepClock {
   clearTimeout(id: unknown): void;
 }
 
-export interface HeartbeatCounters {
+export interface HeartbeatCounters<M> {
   pinged(count: number): void;
   ponged(): void;
   missed(count: number): void;
+  /** A member's ping threw: that member is out of the sweep, and the others are pinged all the same. */
+  failed(member: M, error: unknown): void;
 }
 
 /** What a connection's heartbeat is doing: waiting for its next ping, waiting for a pong, or not monitored. */
@@ -46,7 +48,7 @@ export class HeartbeatSweep<M extends HeartbeatMember> {
   readonly #timing: HeartbeatTiming;
   readonly #clock: SweepClock;
   readonly #now: () => number;
-  readonly #counters: HeartbeatCounters;
+  readonly #counters: HeartbeatCounters<M>;
   readonly #members = new Set<M>();
   /** Rounds of pings whose timeout has not passed yet, oldest first. */
   readonly #checks: Array<{ readonly round: number; readonly due: number; readonly pinged: M[] }> = [];
@@ -61,7 +63,7 @@ export class HeartbeatSweep<M extends HeartbeatMember> {
   #timer: unknown;
   #wakeAt = 0;
 
-  constructor(timing: HeartbeatTiming, clock: SweepClock, now: () => number, counters: HeartbeatCounters) {
+  constructor(timing: HeartbeatTiming, clock: SweepClock, now: () => number, counters: HeartbeatCounters<M>) {
     this.#timing = timing;
     this.#clock = clock;
     this.#now = now;
@@ -138,10 +140,16 @@ export class HeartbeatSweep<M extends HeartbeatMember> {
       const pinged: M[] = [];
       for (const member of this.#members) {
         if (member.pingRound !== 0) continue;
+        try {
+          member.ping();
+        } catch (error) {
+          this.#members.delete(member);
+          this.#counters.failed(member, error);
+          continue;
+        }
         member.pingRound = round;
         member.pingSentAt = sentAt;
         pinged.push(member);
-        member.ping();
       }
       if (pinged.length > 0) {
         this.#checks.push({ round, due: time + this.#timing.timeoutMs, pinged });

@@ -152,6 +152,8 @@ class BerthRuntime<TData> implements Runtime<TData> {
             pinged: (count) => this.#metrics.heartbeat('pings', count),
             ponged: () => this.#metrics.heartbeat('pongs', 1),
             missed: (count) => this.#metrics.heartbeat('missed', count),
+            // A ping is a write: one that fails ends its connection as any failed write does.
+            failed: (connection, error) => this.#host.sendFailed(connection, error instanceof Error ? error : new Error(String(error))),
           });
     this.#host = this.#connectionHost();
     this.#streams = new Streams({
