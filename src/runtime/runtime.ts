@@ -31,7 +31,6 @@ import {
   connectionStream,
   errorFrame,
   joinedFrame,
-  messageFrame,
   PROTOCOL_V1,
   ProtocolErrorCode,
   RESUME_INTENT,
@@ -48,6 +47,7 @@ import { assertName } from '../util/validate.js';
 import type { BroadcastOptions, RequestHandler, Runtime, RuntimeEvents, RuntimeMetrics, RuntimeSnapshot } from './api.js';
 import { resolveOptions, type Clock, type ResolvedOptions, type RuntimeOptions } from './options.js';
 import { HeartbeatSweep } from '../connection/heartbeat.js';
+import { ReplayFrames } from './replay-frames.js';
 import { Requests } from './requests.js';
 import { createSessionActor, sessionToken } from './sessions.js';
 import { Streams } from './streams.js';
@@ -102,6 +102,8 @@ class BerthRuntime<TData> implements Runtime<TData> {
   #sequence = 0;
   readonly #requests = new Requests<TData>((error, connection) => this.#report(error, connection));
   readonly #streams: Streams;
+  /** Replayed messages' frames, shared by every client that resumes: 8 MiB at most. */
+  readonly #replayFrames = new ReplayFrames(8 * 1024 * 1024);
   /** The runtime's clock's timers (simulated in scenarios), for what is not an actor's delay. */
   readonly #timers: { setTimeout(fn: () => void, ms: number): unknown; clearTimeout(id: unknown): void };
   /** Pings every open connection and reports its missed pongs; none when `heartbeat` is off. */
@@ -470,7 +472,7 @@ class BerthRuntime<TData> implements Runtime<TData> {
       for (const { stream, read } of results) {
         if (!read.recovered) continue;
         for (const message of read.messages) {
-          connection.deliver(messageFrame(stream, { offset: message.offset, epoch: read.position.epoch }, message));
+          connection.deliver(this.#replayFrames.frame(stream, read.position.epoch, message));
           replayed++;
         }
         top.set(stream, read.position.offset);
