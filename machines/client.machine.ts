@@ -10,6 +10,8 @@ export interface ClientInput {
   readonly backoff: Backoff;
   /** How long `closing` waits for the server's close before the socket is dropped. */
   readonly closeTimeoutMs: number;
+  /** How long `connecting` waits for the welcome before it drops the socket and tries again. */
+  readonly connectTimeoutMs: number;
   /** Whether a close with this code is worth reconnecting after (the close-code catalog's answer). */
   readonly reconnectable: (code: number) => boolean;
   /** In [0, 1): the jitter; a test passes a fixed one. */
@@ -96,6 +98,7 @@ export const clientMachine = setup({
   delays: {
     reconnectDelay: ({ context }) => context.delayMs,
     closeTimeout: ({ context }) => context.closeTimeoutMs,
+    connectTimeout: ({ context }) => context.connectTimeoutMs,
   },
 }).createMachine({
   id: 'client',
@@ -111,6 +114,8 @@ export const clientMachine = setup({
           description: 'A socket is opening; usable once the welcome comes.',
           entry: 'openSocket',
           on: { 'server.welcome': 'open' },
+          // A handshake the network or a full accept queue lost would otherwise wait for TCP to give up (minutes).
+          after: { connectTimeout: { target: '#client.reconnecting', actions: ['terminateSocket', 'failPending'] } },
         },
         open: {
           description: 'Messages flow both ways; the outgoing queue is flushed on entry.',
@@ -131,7 +136,8 @@ export const clientMachine = setup({
     reconnecting: {
       description: 'Waiting out the backoff; sends queue, bounded.',
       entry: assign(({ context, event }) => {
-        const { code, reason } = event as Extract<ClientEvent, { type: 'socket.closed' }>;
+        // A socket that closed says how; one given up on while connecting did not close at all (1006).
+        const { code, reason } = event.type === 'socket.closed' ? event : { code: 1006, reason: '' };
         return { code, reason, delayMs: reconnectDelay(context, code, reason), attempt: context.attempt + 1 };
       }),
       after: { reconnectDelay: 'live' },

@@ -40,6 +40,8 @@ export interface ClientOptions {
   readonly requestTimeoutMs?: number;
   /** How long `close` waits for the server's close. [default 5000] */
   readonly closeTimeoutMs?: number;
+  /** How long a connection attempt waits for the server's welcome before it is dropped and retried with backoff. [default 10000] */
+  readonly connectTimeoutMs?: number;
   /**
    * Whether to reconnect after a close with this code. [default: after 1001, 1005, 1006, 1011–1014,
    * 4001 and other berth codes marked reconnect in the catalog; never after 1000, 1002, 1003, 1007–1010
@@ -176,6 +178,7 @@ export class BerthClient<M extends MessageMap = RawMessages> {
       input: {
         backoff: { initialMs: options.backoff?.initialMs ?? 250, maxMs: options.backoff?.maxMs ?? 30_000 },
         closeTimeoutMs: options.closeTimeoutMs ?? 5000,
+        connectTimeoutMs: options.connectTimeoutMs ?? 10_000,
         reconnectable: options.reconnect ?? ((code) => RECONNECT.has(code)),
         random: Math.random,
       },

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import WebSocket from 'ws';
+import WebSocket, { WebSocketServer } from 'ws';
 import { createClient, type BerthClient, type ClientOptions, type StreamMessage, type WebSocketClass } from '../../src/client.js';
 import { createMemoryHistory, RequestError, type Connection, type Runtime } from '../../src/index.js';
 import { eventually } from '../helpers/client.js';
@@ -98,6 +98,26 @@ describe('berth/client', () => {
     await eventually(() => sockets.length === 2 && client.state === 'open', 'open again');
     await eventually(() => received.includes('in the gap'), 'the queued message');
     expect(received).toEqual(['in the gap']);
+  });
+
+  it('gives up on an attempt that gets no welcome within connectTimeoutMs, and tries again with backoff', async () => {
+    // Accepts the WebSocket, never says welcome: a stalled server, or a handshake lost on the way.
+    const silent = new WebSocketServer({ port: 0, host: '127.0.0.1', handleProtocols: () => 'berth.v1' });
+    await new Promise((resolve) => silent.once('listening', resolve));
+    let attempts = 0;
+    silent.on('connection', () => void attempts++);
+    try {
+      const client = open(`ws://127.0.0.1:${(silent.address() as { port: number }).port}/`, { connectTimeoutMs: 100 });
+      await eventually(() => attempts >= 3, 'three attempts');
+      expect(left(client)).toBe(true);
+      expect(client.state).not.toBe('open');
+      // The attempts given up on were dropped, not left open: at most the current one is.
+      await eventually(() => silent.clients.size <= 1, 'the earlier sockets gone');
+      client.close();
+    } finally {
+      for (const socket of silent.clients) socket.terminate();
+      await new Promise((resolve) => silent.close(resolve));
+    }
   });
 
   it('does not come back after a close that says not to (1008, 1000, an application code)', async () => {

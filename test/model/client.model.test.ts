@@ -16,6 +16,7 @@ type PathEvent = ClientEvent | { type: string };
 const input: ClientInput = {
   backoff: { initialMs: 100, maxMs: 1000 },
   closeTimeoutMs: 300,
+  connectTimeoutMs: 700,
   // 1000 and the application's 4100 mean "do not come back"; the rest do.
   reconnectable: (code) => code !== 1000 && code !== 4100,
   random: () => 0.5,
@@ -29,6 +30,7 @@ const events: PathEvent[] = [
   { type: 'client.close', code: 1000, reason: 'bye' },
   { type: 'xstate.after.reconnectDelay.client.reconnecting' },
   { type: 'xstate.after.closeTimeout.client.closing' },
+  { type: 'xstate.after.connectTimeout.client.live.connecting' },
 ];
 
 const paths = getShortestPaths(clientMachine as AnyStateMachine, {
@@ -53,9 +55,13 @@ function run(path: readonly PathEvent[]): { value: string; delays: number[] } {
   for (const event of path) {
     if (event.type.startsWith('xstate.after.')) {
       // A delay of a state the actor is not in is no event at all (the model feeds it anyway).
-      const state = event.type.split('.').slice(3).join('.');
-      if (`client.${clientStateOf(actor.getSnapshot().value)}` !== state) continue;
-      const delay = event.type.includes('reconnectDelay') ? actor.getSnapshot().context.delayMs : input.closeTimeoutMs;
+      const state = event.type.split('.').at(-1);
+      if (clientStateOf(actor.getSnapshot().value) !== state) continue;
+      const delay = event.type.includes('reconnectDelay')
+        ? actor.getSnapshot().context.delayMs
+        : event.type.includes('connectTimeout')
+          ? input.connectTimeoutMs
+          : input.closeTimeoutMs;
       delays.push(delay);
       clock.increment(delay);
     } else {
