@@ -55,6 +55,9 @@ export interface TransportOptions {
   protocol: string;
 }
 
+/** The accept queue of a server berth listens on itself. */
+const LISTEN_BACKLOG = 4096;
+
 /** ws's own termination of a peer that sent more pings than it read pongs; its limit is ws's `maxPendingAutoPongs`. */
 export const PONG_FLOOD = 'BERTH_ERR_PONG_FLOOD';
 const MAX_PENDING_AUTO_PONGS = 60;
@@ -275,7 +278,10 @@ export class Transport<Grant> {
       });
       this.listening = new Promise((resolve, reject) => {
         server.once('error', reject);
-        server.listen(options.port, options.host, () => {
+        // A deep accept queue (the kernel caps it at net.core.somaxconn): when every client of a
+        // dropped network comes back at once, their handshakes wait in it instead of being lost
+        // (Node's default is 511), which leaves a client waiting for TCP to retransmit.
+        server.listen({ port: options.port, host: options.host, backlog: LISTEN_BACKLOG }, () => {
           server.off('error', reject);
           resolve();
         });
