@@ -32,6 +32,8 @@ export interface ClientContext extends ClientInput {
 export type ClientEvent =
   /** The server's `welcome` arrived: the connection is usable (a paced refusal opens, then closes, without one). */
   | { type: 'server.welcome' }
+  /** The server's `welcome` arrived and the client asked to resume: usable once the replay is in (`server.welcome`). */
+  | { type: 'server.resuming' }
   /** The socket closed, with the server's code and reason (1006 and '' when it dropped). */
   | { type: 'socket.closed'; code: number; reason: string }
   /** The application closes the client. */
@@ -62,9 +64,9 @@ export function reconnectDelay(context: Pick<ClientContext, 'backoff' | 'random'
 
 /** The leaf a client machine's state value names: `connecting`, `open`, `reconnecting`, `closing` or `closed`. */
 export function clientStateOf(value: unknown): 'connecting' | 'open' | 'reconnecting' | 'closing' | 'closed' {
-  return (typeof value === 'string' ? value : (Object.values(value as Record<string, string>)[0] ?? 'connecting')) as ReturnType<
-    typeof clientStateOf
-  >;
+  const leaf = typeof value === 'string' ? value : (Object.values(value as Record<string, string>)[0] ?? 'connecting');
+  // Resuming is still connecting, for the application: not usable yet.
+  return (leaf === 'resuming' ? 'connecting' : leaf) as ReturnType<typeof clientStateOf>;
 }
 
 /**
@@ -113,9 +115,13 @@ export const clientMachine = setup({
         connecting: {
           description: 'A socket is opening; usable once the welcome comes.',
           entry: 'openSocket',
-          on: { 'server.welcome': 'open' },
+          on: { 'server.welcome': 'open', 'server.resuming': 'resuming' },
           // A handshake the network or a full accept queue lost would otherwise wait for TCP to give up (minutes).
           after: { connectTimeout: { target: '#client.reconnecting', actions: ['terminateSocket', 'failPending'] } },
+        },
+        resuming: {
+          description: 'Welcomed; the replay of what it missed is coming, however long it takes. Usable once it is in.',
+          on: { 'server.welcome': 'open' },
         },
         open: {
           description: 'Messages flow both ways; the outgoing queue is flushed on entry.',

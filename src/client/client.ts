@@ -326,6 +326,7 @@ export class BerthClient<M extends MessageMap = RawMessages> {
         this.#resuming = known;
         this.#positions.clear();
         this.#write(JSON.stringify({ t: 'resume', token: previous, positions }));
+        this.#actor.send({ type: 'server.resuming' });
         return;
       }
       case 'resumed': {

@@ -449,9 +449,13 @@ class BerthRuntime<TData> implements Runtime<TData> {
     // Rooms the connection is in already (the application joined them as it connected) stay, whatever the outcome.
     const restoring = record.rooms.filter((room) => !connection.rooms.has(room));
     const joins = restoring.map((room) => connection.join(room));
+    const attached = (v1.attached ??= new Map());
     const reads = [...record.streams].map(([stream, attachedAt]) => {
       const known = positions.get(stream);
       const since = known !== undefined && known.epoch === attachedAt.epoch && known.offset >= attachedAt.offset ? known : attachedAt;
+      // This connection owes the client the stream from `since` on: if it drops before its replay is
+      // through, its own session must replay from there, not from where it joined the room.
+      attached.set(stream, since);
       return Promise.resolve(this.#options.history.read(stream, since)).then(
         (read) => ({ stream, read }),
         (error: unknown) => ({ stream, read: { recovered: false as const, reason: `history failed: ${String(error)}` } }),
@@ -461,8 +465,14 @@ class BerthRuntime<TData> implements Runtime<TData> {
       v1.gate = undefined;
       const lost = results.flatMap(({ stream, read }) => (read.recovered ? [] : [{ s: stream, reason: read.reason }]));
       if (lost.length > 0) {
-        // Starts fresh: none of the session's rooms, none of what waited for them.
+        // Starts fresh: none of the session's rooms, none of what waited for them, and the streams it
+        // keeps count from now.
         for (const room of restoring) void connection.leave(room);
+        for (const stream of record.streams.keys()) {
+          if (!attached.has(stream)) continue;
+          attached.delete(stream);
+          this.#streams.attach(connection, stream);
+        }
         const restored = new Set(restoring.map((room) => streamOf({ kind: 'room', room })));
         for (const held of gate) if (!restored.has(held.stream)) connection.deliver(held.frame);
         return answer({ recovered: false, reason: 'lost', lost });

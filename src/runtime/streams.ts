@@ -44,7 +44,11 @@ export class Streams {
    */
   attach(connection: ServerConnection<unknown>, stream: string): StreamPosition | undefined {
     const position = this.#position(stream);
-    if (position !== undefined) if (connection.v1 !== undefined) (connection.v1.attached ??= new Map()).set(stream, position);
+    // Attached already (a resume set where the connection's duty to the stream begins): that stays.
+    if (position !== undefined && connection.v1 !== undefined) {
+      const attached = (connection.v1.attached ??= new Map());
+      if (!attached.has(stream)) attached.set(stream, position);
+    }
     return position;
   }
 

@@ -233,6 +233,41 @@ describe('berth/client: a resume that is not recovered', () => {
   });
 });
 
+describe('berth/client: a slow replay', () => {
+  it('is not cut by connectTimeoutMs: once welcomed, the client waits for its replay however long it takes', async () => {
+    const memory = createMemoryHistory();
+    // A history store that takes 300 ms to read, three times the client's connect timeout.
+    const history = {
+      append: memory.append.bind(memory),
+      position: memory.position.bind(memory),
+      close: memory.close.bind(memory),
+      read: async (stream: string, since: { offset: number; epoch: string }) => {
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        return memory.read(stream, since);
+      },
+    };
+    const { runtime, url } = await startRuntime({ history });
+    const opened = connections(runtime);
+    runtime.on('connection', (connection) => void connection.join('lobby'));
+    const client = open(url, { connectTimeoutMs: 100 });
+    const texts: string[] = [];
+    client.on('message', ({ stream, data }) => void (stream === 'room:lobby' && texts.push(String(data))));
+    const outcomes: boolean[] = [];
+    client.on('resumed', ({ recovered }) => void outcomes.push(recovered));
+    await eventually(() => client.state === 'open' && client.positions.has('room:lobby'), 'open in the lobby');
+    runtime.sendToRoom('lobby', 'before');
+    await eventually(() => texts.length === 1, 'the first message');
+    (opened[0] as unknown as { socket: { terminate(): void } }).socket.terminate();
+    await eventually(() => left(client), 'reconnecting');
+    runtime.sendToRoom('lobby', 'away');
+    await eventually(() => outcomes.length === 1, 'the resume');
+    expect(outcomes).toEqual([true]);
+    expect(texts).toEqual(['before', 'away']);
+    // One connection for the drop, one to resume: no attempt was given up on.
+    expect(opened).toHaveLength(2);
+  });
+});
+
 describe('berth/client: typed JSON messages', () => {
   interface Chat {
     receive: { type: 'said'; text: string } | { type: 'joined'; room: string };

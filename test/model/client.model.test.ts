@@ -24,6 +24,7 @@ const input: ClientInput = {
 
 const events: PathEvent[] = [
   { type: 'server.welcome' },
+  { type: 'server.resuming' },
   { type: 'socket.closed', code: 1006, reason: '' },
   { type: 'socket.closed', code: 4100, reason: 'kicked' },
   { type: 'socket.closed', code: 1013, reason: 'retry-after=2' },

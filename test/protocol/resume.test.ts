@@ -294,3 +294,40 @@ describe('berth.v1 sessions: a client that says it will resume (berth.resume off
     expect(second.received.filter((m) => m.t === 'msg').map((m) => m.d)).toEqual(['held', 'marker']);
   });
 });
+
+describe('berth.v1 sessions: a resume cut short', () => {
+  it('a connection that drops while its replay is on the way leaves a session that replays from where that replay began', async () => {
+    const { runtime, url } = await startRuntime();
+    const connections = track(runtime);
+    const first = await v1(url);
+    const welcome = await first.until((m) => m.t === 'welcome', 'welcome');
+    // The lobby is the session's: joined on request, not by the application as every connection arrives.
+    await eventually(() => connections.length === 1, 'the first connection');
+    await connections[0]!.join('lobby');
+    await first.until((m) => m.t === 'joined', 'joined');
+    runtime.sendToRoom('lobby', 'm1');
+    await first.until((m) => m.d === 'm1', 'm1');
+    const seen = positions(first);
+    terminate(connections[0]!);
+    await eventually(() => connections[0]!.state === 'closed', 'the first drop');
+    for (const text of ['m2', 'm3', 'm4']) runtime.sendToRoom('lobby', text);
+
+    // The second connection resumes, and drops before its client has read any of the replay.
+    const second = await v1(url, ['berth.v1', 'berth.resume']);
+    const welcome2 = await second.until((m) => m.t === 'welcome', 'the second welcome');
+    second.ws.send(JSON.stringify({ t: 'resume', token: welcome.session, positions: seen }));
+    await eventually(() => connections.length === 2 && connections[1]!.rooms.has('lobby'), 'the lobby restored');
+    terminate(connections[1]!);
+    await eventually(() => connections[1]!.state === 'closed', 'the second drop');
+    runtime.sendToRoom('lobby', 'm5');
+
+    // The third resumes the second's session, still knowing only m1: it gets everything after it.
+    const third = await v1(url, ['berth.v1', 'berth.resume']);
+    await third.until((m) => m.t === 'welcome', 'the third welcome');
+    third.ws.send(JSON.stringify({ t: 'resume', token: welcome2.session, positions: seen }));
+    const resumed = await third.until((m) => m.t === 'resumed', 'resumed');
+    expect(resumed).toMatchObject({ recovered: true });
+    const lobby = third.received.filter((m) => m.t === 'msg' && m.s === 'room:lobby').map((m) => m.d);
+    expect(lobby).toEqual(['m2', 'm3', 'm4', 'm5']);
+  });
+});
