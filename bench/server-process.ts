@@ -7,7 +7,8 @@
  * cluster node and BENCH_RECOVERY_SESSIONS to keep sessions of dropped
  * connections; it dies with its parent's IPC channel.
  */
-import { writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import { Session } from 'node:inspector';
 import { payloadMaker } from './payload.js';
 import { RssSampler } from './rss-sampler.js';
@@ -141,6 +142,7 @@ async function handle(command: ServerCommand): Promise<ServerReply> {
       if (profiler === undefined) throw new Error('no profile started');
       const { profile } = (await post(profiler, 'Profiler.stop')) as { profile: unknown };
       profiler.disconnect();
+      await mkdir(path.dirname(command.path), { recursive: true });
       await writeFile(command.path, JSON.stringify(profile));
       return { id: command.id, type: 'profile-stop' };
     }
