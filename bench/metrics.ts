@@ -10,6 +10,7 @@ export const METRICS = {
     better: 'lower',
     about: 'server process user+system CPU over the scenario / messages delivered',
   },
+  p50_ms: { unit: 'ms', better: 'lower', about: 'median of send → receipt latency of the (fast) clients' },
   p99_ms: { unit: 'ms', better: 'lower', about: '99th percentile of send → receipt latency of the (fast) clients' },
   delivered_fraction: {
     unit: 'ratio',
@@ -24,7 +25,8 @@ export const METRICS = {
   rss_bytes_per_conn: {
     unit: 'B',
     better: 'lower',
-    about: '(server RSS with the connections open − RSS before), both after gc(), / connections',
+    about:
+      '(server RSS with the connections open − RSS before), both after gc(), / connections; idle-heartbeat: at the end of the heartbeat window',
   },
   heap_bytes_per_conn: {
     unit: 'B',
@@ -36,7 +38,11 @@ export const METRICS = {
     better: 'higher',
     about: 'connect + join + one message + close cycles completed per second',
   },
-  server_cpu_us_per_cycle: { unit: 'µs', better: 'lower', about: 'server CPU per churn cycle' },
+  server_cpu_us_per_cycle: {
+    unit: 'µs',
+    better: 'lower',
+    about: 'server CPU per churn cycle; idle-heartbeat: server CPU over the window / (connections × ping/pong cycles in it)',
+  },
   heap_growth_ratio: {
     unit: 'ratio',
     better: 'lower',

@@ -139,6 +139,10 @@ export interface DeliveryReport {
   readonly closedEarly: number;
   /** Fast connections that still miss messages. */
   readonly incompleteConnections: number;
+  /** Server pings the process's connections answered since it started (WebSocket pings; Socket.IO's `2` packets). */
+  readonly pings: number;
+  /** The first errors and closes the connections noted (why a connection closed). */
+  readonly firstErrors: readonly string[];
   /** When the last fast connection got its last message; 0 if not all did. */
   readonly completedAt: number;
   /** Deliveries to slow connections (for information; they are exempt). */

@@ -22,6 +22,7 @@ import { RESULTS_JSON, renderMarkdown, writeReport, type BenchResults, type Fail
 import { runBroadcast } from './runs/broadcast.js';
 import { runChurn } from './runs/churn.js';
 import { runCluster } from './runs/cluster.js';
+import { runHeartbeat } from './runs/heartbeat.js';
 import { runIdle } from './runs/idle.js';
 import { runResume } from './runs/resume.js';
 import { closeSession, openSession, type Outcome } from './runs/session.js';
@@ -99,13 +100,21 @@ async function runOne(scenario: Scenario, system: SystemName, round: number): Pr
   let session;
   try {
     // resume-storm: both systems keep a session for every client (see servers/system.ts).
-    const serverEnv = scenario.kind === 'resume' ? { BENCH_RECOVERY_SESSIONS: String(2 * scenario.rooms * scenario.perRoom) } : undefined;
+    // idle-heartbeat: every system's heartbeat at the scenario's interval and timeout.
+    const serverEnv: Record<string, string> | undefined =
+      scenario.kind === 'resume'
+        ? { BENCH_RECOVERY_SESSIONS: String(2 * scenario.rooms * scenario.perRoom) }
+        : scenario.kind === 'heartbeat'
+          ? { BENCH_HEARTBEAT: `${scenario.intervalMs},${scenario.timeoutMs}` }
+          : undefined;
     session = await openSession(system, scenario.kind === 'churn' ? 1 : clientProcesses, log, serverEnv);
     switch (scenario.kind) {
       case 'broadcast':
         return await runBroadcast(session, scenario);
       case 'idle':
         return await runIdle(session, scenario);
+      case 'heartbeat':
+        return await runHeartbeat(session, scenario);
       case 'churn':
         return await runChurn(session, scenario);
       case 'resume':

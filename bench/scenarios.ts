@@ -32,6 +32,19 @@ export interface IdleScenario extends Base {
   readonly connections: number;
 }
 
+/**
+ * Idle connections under a fast heartbeat: every system pings each connection every
+ * `intervalMs` and drops one that has not answered within `timeoutMs`; the server's CPU and
+ * RSS are read over a `windowMs` window once every connection is open and settled.
+ */
+export interface HeartbeatScenario extends Base {
+  readonly kind: 'heartbeat';
+  readonly connections: number;
+  readonly intervalMs: number;
+  readonly timeoutMs: number;
+  readonly windowMs: number;
+}
+
 /** Connect, join, one message, close; `concurrency` at a time. */
 export interface ChurnScenario extends Base {
   readonly kind: 'churn';
@@ -78,7 +91,7 @@ export interface ResumeScenario extends Base {
   readonly windowMs: number;
 }
 
-export type Scenario = BroadcastScenario | IdleScenario | ChurnScenario | ClusterScenario | ResumeScenario;
+export type Scenario = BroadcastScenario | IdleScenario | HeartbeatScenario | ChurnScenario | ClusterScenario | ResumeScenario;
 
 /** Systems with a cluster mode over Redis. */
 export const CLUSTER_SYSTEMS: readonly SystemName[] = ['berth', 'socketio'];
@@ -109,6 +122,7 @@ export function scenarios(quick: boolean): Scenario[] {
   const slowPerTurn = quick ? 4 : 2;
   const slowInterval = quick ? 10 : 25;
   const fanout = ['deliveries_per_s', 'server_cpu_us_per_delivery', 'p99_ms', 'delivered_fraction'] as const;
+  const fanoutWithMedian = ['deliveries_per_s', 'server_cpu_us_per_delivery', 'p50_ms', 'p99_ms', 'delivered_fraction'] as const;
   const big = ['peak_rss_delta_bytes', 'deliveries_per_s', 'server_cpu_us_per_delivery', 'delivered_fraction'] as const;
   const slow = ['p99_ms', 'peak_rss_delta_bytes', 'server_cpu_us_per_delivery', 'delivered_fraction'] as const;
   const paced = (messages: number) => ({
@@ -127,7 +141,7 @@ export function scenarios(quick: boolean): Scenario[] {
       fastPerRoom: n,
       slowPerRoom: 0,
       plan: { turns: fanoutTurns, perTurn: 1, payloadBytes: 100, intervalMs: 0, sampleRss: false },
-      metrics: fanout,
+      metrics: fanoutWithMedian,
       deliverTimeoutMs: 120_000,
     },
     {
@@ -171,7 +185,7 @@ export function scenarios(quick: boolean): Scenario[] {
       fastPerRoom: n / rooms,
       slowPerRoom: 0,
       plan: { turns: fanoutTurns, perTurn: 1, payloadBytes: 100, intervalMs: 0, sampleRss: false },
-      metrics: fanout,
+      metrics: fanoutWithMedian,
       deliverTimeoutMs: 120_000,
     },
     {
@@ -202,6 +216,15 @@ export function scenarios(quick: boolean): Scenario[] {
       kind: 'idle',
       title: `server memory per idle connection at ${fmt(n)}`,
       connections: n,
+    },
+    {
+      id: 'idle-heartbeat',
+      kind: 'heartbeat',
+      title: `${fmt(n)} idle connections, a ping every second (1 s timeout), measured over ${quick ? 10 : 20} s`,
+      connections: n,
+      intervalMs: 1_000,
+      timeoutMs: 1_000,
+      windowMs: quick ? 10_000 : 20_000,
     },
     {
       id: 'churn',

@@ -4,8 +4,8 @@
  * (measuring its own CPU and, on request, sampling its RSS), finish it.
  * Started by bench/children.ts as `node --expose-gc --import tsx
  * bench/server-process.ts <system>`, with BENCH_REDIS_URL set to run as a
- * cluster node and BENCH_RECOVERY_SESSIONS to keep sessions of dropped
- * connections; it dies with its parent's IPC channel.
+ * cluster node, BENCH_RECOVERY_SESSIONS to keep sessions of dropped
+ * connections and BENCH_HEARTBEAT (`intervalMs,timeoutMs`) to set the heartbeat; it dies with its parent's IPC channel.
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -25,6 +25,12 @@ const redisUrl = process.env.BENCH_REDIS_URL || undefined;
  * Socket.IO's `connectionStateRecovery`, both for 2 minutes).
  */
 const recoverSessions = Number(process.env.BENCH_RECOVERY_SESSIONS) || undefined;
+/** Set by idle-heartbeat: `intervalMs,timeoutMs` of every system's heartbeat. */
+const [heartbeatInterval, heartbeatTimeout] = (process.env.BENCH_HEARTBEAT ?? '').split(',').map(Number);
+const heartbeat =
+  heartbeatInterval !== undefined && heartbeatInterval > 0 && heartbeatTimeout !== undefined && heartbeatTimeout > 0
+    ? { intervalMs: heartbeatInterval, timeoutMs: heartbeatTimeout }
+    : undefined;
 
 const starters: Record<SystemName, (options: StartOptions) => Promise<SystemServer>> = {
   berth: startBerth,
@@ -39,7 +45,7 @@ if (start === undefined) throw new Error(`unknown system ${String(system)}`);
 process.on('disconnect', () => process.exit(0));
 
 const gc = (globalThis as { gc?: () => void }).gc;
-const server = await start({ redisUrl, recoverSessions });
+const server = await start({ redisUrl, recoverSessions, heartbeat });
 const cpuUs = () => {
   const { user, system: sys } = process.cpuUsage();
   return user + sys;

@@ -10,7 +10,7 @@ import { LatencyHistogram } from '../histogram.js';
 import { readSentAt, readSeq } from '../payload.js';
 import type { ConnectionGroup, ConnectReport, DeliveryReport } from '../protocol.js';
 import { READY, UNKNOWN, type Dialect } from './dialect.js';
-import { WireConnection, type WireHandler } from './wire.js';
+import { pingsAnswered, WireConnection, type WireHandler } from './wire.js';
 
 const HANDSHAKE_TIMEOUT_MS = 15_000;
 const ATTEMPTS = 4;
@@ -167,6 +167,8 @@ export class Receiver implements WireHandler {
       malformed: this.#malformed,
       closedEarly: this.#closedEarly,
       incompleteConnections: incomplete,
+      pings: pingsAnswered.count,
+      firstErrors: this.#errors.slice(0, 5),
       completedAt: this.#pending === 0 ? this.#completedAt : 0,
       slowDelivered: this.#slowDelivered,
       latency: this.#latency.toSparse(),

@@ -7,7 +7,7 @@
  * 10 000 connections in one process, and it reads the same frames.
  */
 import { CLIENT_MESSAGE, HANDLED, READY, UNKNOWN, type Dialect } from './dialect.js';
-import { textFrame, type WireConnection } from './wire.js';
+import { pingsAnswered, textFrame, type WireConnection } from './wire.js';
 
 const CONNECT = textFrame('40');
 const PONG = textFrame('3');
@@ -31,6 +31,7 @@ export const socketIoDialect: Dialect = {
       return EVENT_PREFIX.length;
     }
     if (first === TWO && length === 1) {
+      pingsAnswered.count++;
       connection.send(PONG);
       return HANDLED;
     }

@@ -31,6 +31,9 @@ const OPCODE_CLOSE = 0x8;
 const OPCODE_PING = 0x9;
 const OPCODE_PONG = 0xa;
 
+/** Server pings answered by every connection of this process (idle-heartbeat counts its cycles with it). */
+export const pingsAnswered = { count: 0 };
+
 /** Encodes one masked client frame. */
 export function clientFrame(opcode: number, payload: Uint8Array): Buffer {
   const length = payload.length;
@@ -240,6 +243,7 @@ export class WireConnection {
     this.#phase = Phase.Header;
     switch (this.#opcode) {
       case OPCODE_PING:
+        pingsAnswered.count++;
         this.send(clientFrame(OPCODE_PONG, this.#control!.subarray(0, this.#controlLength)));
         return;
       case OPCODE_PONG:

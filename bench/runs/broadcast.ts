@@ -47,6 +47,8 @@ export async function runBroadcast(session: Session, scenario: BroadcastScenario
   if (complete) {
     if (wanted.has('deliveries_per_s')) metrics.deliveries_per_s = report.delivered / (wallMs / 1000);
     if (wanted.has('server_cpu_us_per_delivery')) metrics.server_cpu_us_per_delivery = (finished.cpuUs - started.cpuUs) / report.delivered;
+    const p50 = latency.quantile(0.5);
+    if (wanted.has('p50_ms') && p50 !== null) metrics.p50_ms = p50;
     const p99 = latency.quantile(0.99);
     if (wanted.has('p99_ms') && p99 !== null) metrics.p99_ms = p99;
     if (wanted.has('peak_rss_delta_bytes')) metrics.peak_rss_delta_bytes = finished.peakRss - finished.baseRss;
@@ -114,7 +116,7 @@ async function logProgress(session: Session, phase: string): Promise<void> {
   }
 }
 
-function merge(reports: readonly DeliveryReport[]): DeliveryReport {
+export function merge(reports: readonly DeliveryReport[]): DeliveryReport {
   const sum = (pick: (report: DeliveryReport) => number) => reports.reduce((total, report) => total + pick(report), 0);
   const complete = reports.every((report) => report.completedAt > 0);
   return {
@@ -125,6 +127,8 @@ function merge(reports: readonly DeliveryReport[]): DeliveryReport {
     malformed: sum((r) => r.malformed),
     closedEarly: sum((r) => r.closedEarly),
     incompleteConnections: sum((r) => r.incompleteConnections),
+    pings: sum((r) => r.pings),
+    firstErrors: reports.flatMap((r) => r.firstErrors).slice(0, 5),
     completedAt: complete ? Math.max(...reports.map((r) => r.completedAt)) : 0,
     slowDelivered: sum((r) => r.slowDelivered),
     latency: reports.flatMap((r) => r.latency),

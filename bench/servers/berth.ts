@@ -1,7 +1,7 @@
 /**
  * berth as an application uses it: a standalone runtime, `connection.join`
  * on connect, `runtime.sendToRoom` to broadcast. Defaults everywhere else
- * (heartbeat included), as the other two systems keep theirs. As a cluster
+ * (heartbeat included, but in idle-heartbeat), as the other two systems keep theirs. As a cluster
  * node, the Redis adapter from `berth/redis`. Sessions of dropped `berth.v1`
  * connections are kept by default; resume-storm only makes room for all of them.
  */
@@ -10,13 +10,15 @@ import { createRedisAdapter } from '../../src/redis.js';
 import { HOST } from '../protocol.js';
 import { ErrorLog, roomOf, type StartOptions, type SystemServer } from './system.js';
 
-export async function startBerth({ redisUrl, recoverSessions }: StartOptions): Promise<SystemServer> {
+export async function startBerth({ redisUrl, recoverSessions, heartbeat }: StartOptions): Promise<SystemServer> {
   const runtime = createRuntime({
     port: 0,
     host: HOST,
     ...(redisUrl !== undefined && { adapter: createRedisAdapter({ url: redisUrl, prefix: 'bench' }) }),
     // The default window (2 minutes, as Socket.IO's maxDisconnectionDuration), room for every client's session.
     ...(recoverSessions !== undefined && { recovery: { windowMs: 120_000, maxSessions: recoverSessions } }),
+    // idle-heartbeat: the runtime-wide sweep at the scenario's interval and timeout.
+    ...(heartbeat !== undefined && { heartbeat: { intervalMs: heartbeat.intervalMs, timeoutMs: heartbeat.timeoutMs } }),
   });
   const errors = new ErrorLog();
   // berth has no per-room count in its public API short of the O(n) snapshot(),

@@ -12,7 +12,7 @@ import { Server } from 'socket.io';
 import { HOST } from '../protocol.js';
 import { ErrorLog, type StartOptions, type SystemServer } from './system.js';
 
-export async function startSocketIo({ redisUrl, recoverSessions }: StartOptions): Promise<SystemServer> {
+export async function startSocketIo({ redisUrl, recoverSessions, heartbeat }: StartOptions): Promise<SystemServer> {
   const httpServer = http.createServer();
   const io = new Server(httpServer, {
     transports: ['websocket'],
@@ -20,6 +20,8 @@ export async function startSocketIo({ redisUrl, recoverSessions }: StartOptions)
     // resume-storm: connection-state recovery with the in-memory adapter it brings (SessionAwareAdapter),
     // 2 minutes as its documentation sets it up; it keeps every session (no count limit).
     ...(recoverSessions !== undefined && { connectionStateRecovery: { maxDisconnectionDuration: 2 * 60 * 1000 } }),
+    // idle-heartbeat: Engine.IO's own heartbeat (a `2` packet answered by `3`, not a WebSocket ping).
+    ...(heartbeat !== undefined && { pingInterval: heartbeat.intervalMs, pingTimeout: heartbeat.timeoutMs }),
   });
   if (redisUrl !== undefined) {
     // The setup of Socket.IO's documentation, on the same Redis client library as berth's adapter.

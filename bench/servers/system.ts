@@ -13,6 +13,11 @@ export interface StartOptions {
    * (resume-storm); otherwise each system's default (berth keeps sessions, Socket.IO does not).
    */
   readonly recoverSessions?: number | undefined;
+  /**
+   * Ping every `intervalMs`, drop a client that has not answered within `timeoutMs` (idle-heartbeat);
+   * otherwise each system's default (berth 30 s + 10 s, Socket.IO 25 s + 20 s, ws none).
+   */
+  readonly heartbeat?: { readonly intervalMs: number; readonly timeoutMs: number } | undefined;
 }
 
 export interface SystemServer {

@@ -10,7 +10,15 @@ import { WebSocket, WebSocketServer } from 'ws';
 import { HOST } from '../protocol.js';
 import { ErrorLog, roomOf, type StartOptions, type SystemServer } from './system.js';
 
-export async function startWs({ redisUrl, recoverSessions }: StartOptions): Promise<SystemServer> {
+/** A client with the README's `isAlive` flag on it. */
+type Live = WebSocket & { isAlive?: boolean };
+
+/** The README's `heartbeat` listener: `this` is the client that answered. */
+function heartbeatPong(this: WebSocket): void {
+  (this as Live).isAlive = true;
+}
+
+export async function startWs({ redisUrl, recoverSessions, heartbeat }: StartOptions): Promise<SystemServer> {
   if (redisUrl !== undefined) throw new Error('ws has no cluster mode');
   if (recoverSessions !== undefined) throw new Error('ws has no session recovery');
   const wss = new WebSocketServer({ port: 0, host: HOST, perMessageDeflate: false });
@@ -30,8 +38,27 @@ export async function startWs({ redisUrl, recoverSessions }: StartOptions): Prom
       clients.delete(ws);
       if (clients.size === 0 && rooms.get(room) === clients) rooms.delete(room);
     });
+    if (heartbeat !== undefined) {
+      (ws as Live).isAlive = true;
+      ws.on('pong', heartbeatPong);
+    }
   });
   wss.on('error', (error) => errors.note(error));
+  // idle-heartbeat: the heartbeat of ws's README, one interval over every client that terminates a
+  // client which did not answer the last ping and pings the others. Its timeout is its interval.
+  if (heartbeat !== undefined) {
+    const interval = setInterval(() => {
+      for (const ws of wss.clients as Set<Live>) {
+        if (ws.isAlive === false) {
+          ws.terminate();
+          continue;
+        }
+        ws.isAlive = false;
+        ws.ping();
+      }
+    }, heartbeat.intervalMs);
+    wss.on('close', () => clearInterval(interval));
+  }
   await new Promise<void>((resolve, reject) => wss.once('listening', resolve).once('error', reject));
   return {
     port: (wss.address() as { port: number }).port,
