@@ -41,7 +41,7 @@ export const METRICS = {
   server_cpu_us_per_cycle: {
     unit: 'µs',
     better: 'lower',
-    about: 'server CPU per churn cycle; idle-heartbeat: server CPU over the window / (connections × ping/pong cycles in it)',
+    about: 'server CPU per churn cycle; idle-heartbeat: server CPU over the window / ping/pong cycles in it, summed over the connections',
   },
   heap_growth_ratio: {
     unit: 'ratio',
