@@ -50,18 +50,16 @@ export class HeartbeatSweep<M extends HeartbeatMember> {
   readonly #now: () => number;
   readonly #counters: HeartbeatCounters<M>;
   readonly #members = new Set<M>();
-  /** Rounds of pings whose timeout has not passed yet, oldest first. */
+  /** Rounds of pings whose timeout has not passed yet, oldest first; `due` on the clock's `now`. */
   readonly #checks: Array<{ readonly round: number; readonly due: number; readonly pinged: M[] }> = [];
   /**
-   * The sweep's own time: the sum of the delays it waited. Deadlines are kept
-   * on it rather than on a clock reading, so they hold whatever clock the
-   * timers run on.
+   * When the next round is due, on the clock's `now`. Rounds keep to the interval whatever a round
+   * takes (10 000 pings) or however late the timer fires; a pong's timeout counts from when its ping
+   * actually left, so it is never shortened.
    */
-  #time = 0;
   #nextRoundAt = 0;
   #round = 0;
   #timer: unknown;
-  #wakeAt = 0;
 
   constructor(timing: HeartbeatTiming, clock: SweepClock, now: () => number, counters: HeartbeatCounters<M>) {
     this.#timing = timing;
@@ -78,7 +76,7 @@ export class HeartbeatSweep<M extends HeartbeatMember> {
     this.#members.add(member);
     if (this.#timer === undefined) {
       // The first round is one interval after the first member came.
-      this.#nextRoundAt = this.#time + this.#timing.intervalMs;
+      this.#nextRoundAt = this.#now() + this.#timing.intervalMs;
       this.#schedule();
     }
   }
@@ -111,17 +109,15 @@ export class HeartbeatSweep<M extends HeartbeatMember> {
 
   #schedule(): void {
     const next = this.#checks.length > 0 ? Math.min(this.#checks[0]!.due, this.#nextRoundAt) : this.#nextRoundAt;
-    this.#wakeAt = next;
-    this.#timer = this.#clock.setTimeout(() => this.#wake(), Math.max(0, next - this.#time));
+    this.#timer = this.#clock.setTimeout(() => this.#wake(), Math.max(0, next - this.#now()));
   }
 
   #wake(): void {
     this.#timer = undefined;
-    this.#time = this.#wakeAt;
-    const time = this.#time;
+    const now = this.#now();
     // Misses first: when a round's timeout ends as the next round starts (timeout = interval), a
     // member that did not answer is ended, not pinged again.
-    while (this.#checks.length > 0 && this.#checks[0]!.due <= time) {
+    while (this.#checks.length > 0 && this.#checks[0]!.due <= now) {
       const { round, pinged } = this.#checks.shift()!;
       let missed = 0;
       for (const member of pinged) {
@@ -134,9 +130,9 @@ export class HeartbeatSweep<M extends HeartbeatMember> {
       }
       if (missed > 0) this.#counters.missed(missed);
     }
-    if (time >= this.#nextRoundAt) {
+    // A timer may fire a hair early; a round within a millisecond of its time is on time.
+    if (now >= this.#nextRoundAt - 1) {
       const round = ++this.#round;
-      const sentAt = this.#now();
       const pinged: M[] = [];
       for (const member of this.#members) {
         if (member.pingRound !== 0) continue;
@@ -148,14 +144,17 @@ export class HeartbeatSweep<M extends HeartbeatMember> {
           continue;
         }
         member.pingRound = round;
-        member.pingSentAt = sentAt;
+        member.pingSentAt = now;
         pinged.push(member);
       }
+      // The timeout counts from when the last of the round's pings left.
       if (pinged.length > 0) {
-        this.#checks.push({ round, due: time + this.#timing.timeoutMs, pinged });
+        this.#checks.push({ round, due: this.#now() + this.#timing.timeoutMs, pinged });
         this.#counters.pinged(pinged.length);
       }
-      this.#nextRoundAt = time + this.#timing.intervalMs;
+      // On the interval's own beat; a sweep a whole interval behind (a stalled event loop) counts again from now.
+      const next = this.#nextRoundAt + this.#timing.intervalMs;
+      this.#nextRoundAt = next > now ? next : now + this.#timing.intervalMs;
     }
     if (this.#members.size > 0 || this.#checks.length > 0) this.#schedule();
   }
