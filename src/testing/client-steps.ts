@@ -9,7 +9,7 @@ import { isDeepStrictEqual } from 'node:util';
 import type WebSocket from 'ws';
 import { ClientDriver, describeResumed, type KeptMessage } from './client-driver.js';
 import { containsJson, describe, mismatch, streamMatches } from './matching.js';
-import { DEFAULT_TIMEOUT_MS, USER_HEADER, settle, type Fail, type Land, type RunContext } from './run-context.js';
+import { DEFAULT_TIMEOUT_MS, USER_HEADER, expectClosed, settle, type Fail, type Land, type RunContext } from './run-context.js';
 import type { Step } from './scenario.js';
 import { CLIENT_HEADER, type ClientView } from './server-record.js';
 
@@ -174,16 +174,7 @@ export class ClientSteps {
 
   async expectClose(step: StepOf<'expectClose'>, fail: Fail): Promise<void> {
     const driver = this.#driver(step.expectClose, 'expectClose', fail);
-    const timeoutMs = step.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-    await this.#run.wait(
-      () => driver.closed !== undefined,
-      timeoutMs,
-      fail,
-      () => `no close within ${timeoutMs} ms`,
-    );
-    const { code, reason } = driver.closed!;
-    if (step.code !== undefined && code !== step.code) fail(`closed with ${code}, expected ${step.code}`);
-    if (step.reason !== undefined && reason !== step.reason) fail(`closed with reason "${reason}", expected "${step.reason}"`);
+    await expectClosed(this.#run, () => driver.closed, step, fail);
   }
 
   /** Closes the client for good. */

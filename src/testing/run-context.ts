@@ -44,3 +44,25 @@ export interface RunContext {
 export async function settle(): Promise<void> {
   for (let i = 0; i < 5; i++) await new Promise((resolve) => setImmediate(resolve));
 }
+
+/**
+ * An `expectClose` step, for either kind of client: the close comes within the step's timeout,
+ * with its code and reason if the step names them.
+ */
+export async function expectClosed(
+  run: Pick<RunContext, 'wait'>,
+  closed: () => { readonly code: number; readonly reason: string } | undefined,
+  step: { readonly code?: number; readonly reason?: string; readonly timeoutMs?: number },
+  fail: Fail,
+): Promise<void> {
+  const timeoutMs = step.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  await run.wait(
+    () => closed() !== undefined,
+    timeoutMs,
+    fail,
+    () => `no close within ${timeoutMs} ms`,
+  );
+  const { code, reason } = closed()!;
+  if (step.code !== undefined && code !== step.code) fail(`closed with ${code}, expected ${step.code}`);
+  if (step.reason !== undefined && reason !== step.reason) fail(`closed with reason "${reason}", expected "${step.reason}"`);
+}

@@ -16,7 +16,16 @@ import { describe, mismatch, payload } from './matching.js';
 import { memorySocketPair } from './memory-socket.js';
 import { concurrentGroups, formatOrder, ordersToTry, parseOrder, type Order } from './orders.js';
 import { RawClient } from './raw-client.js';
-import { DEFAULT_TIMEOUT_MS, StepFailure, USER_HEADER, settle, type Fail, type Land, type RunContext } from './run-context.js';
+import {
+  DEFAULT_TIMEOUT_MS,
+  StepFailure,
+  USER_HEADER,
+  expectClosed,
+  settle,
+  type Fail,
+  type Land,
+  type RunContext,
+} from './run-context.js';
 import { kindOf, parseScenario, type Scenario, type Step, type TransportName } from './scenario.js';
 import { CLIENT_HEADER, ServerRecord } from './server-record.js';
 import { Timeline } from './timeline.js';
@@ -338,16 +347,7 @@ class Run {
 
   async #expectClose(step: Extract<Step, { expectClose: string }>, fail: Fail): Promise<void> {
     const client = this.#rawClient(step.expectClose, 'expectClose', fail, true);
-    const timeoutMs = step.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-    await this.#wait(
-      () => client.closed !== undefined,
-      timeoutMs,
-      fail,
-      () => `no close within ${timeoutMs} ms`,
-    );
-    const { code, reason } = client.closed!;
-    if (step.code !== undefined && code !== step.code) fail(`closed with ${code}, expected ${step.code}`);
-    if (step.reason !== undefined && reason !== step.reason) fail(`closed with reason "${reason}", expected "${step.reason}"`);
+    await expectClosed({ wait: (done, ms, failed, why) => this.#wait(done, ms, failed, why) }, () => client.closed, step, fail);
   }
 
   #close(step: Extract<Step, { close: string }>, fail: Fail, land: Land): void {
