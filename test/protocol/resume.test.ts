@@ -219,27 +219,35 @@ describe('berth.v1 sessions: resume races', () => {
   });
 });
 
-describe('berth.v1 sessions: a client that says it will resume (berth.resume offered)', () => {
-  /** A session with a lobby at m1, dropped; then m2 and m3 while away. */
-  async function dropped(options: Partial<RuntimeOptions> = {}) {
-    const { runtime, url } = await startRuntime(options);
-    const connections = track(runtime);
-    runtime.on('connection', (connection) => void connection.join('lobby'));
-    const first = await v1(url);
-    const welcome = await first.until((m) => m.t === 'welcome', 'welcome');
-    await first.until((m) => m.t === 'joined', 'joined');
-    runtime.sendToRoom('lobby', 'm1');
-    await first.until((m) => m.d === 'm1', 'm1');
-    const seen = positions(first);
-    terminate(connections[0]!);
-    await eventually(() => connections[0]!.state === 'closed', 'the drop');
-    runtime.sendToRoom('lobby', 'm2');
-    runtime.sendToRoom('lobby', 'm3');
-    return { runtime, url, connections, token: welcome.session as string, seen };
-  }
+/**
+ * A session in the lobby at m1, dropped; then `away` sent to the lobby. The lobby is joined by the
+ * application as every connection arrives, or (`lobbyFor: 'first'`) only the first's: then it is the
+ * session's alone, and a resume restores it.
+ */
+async function droppedAtM1(
+  options: Partial<RuntimeOptions> = {},
+  { lobbyFor = 'every', away = ['m2', 'm3'] }: { lobbyFor?: 'every' | 'first'; away?: string[] } = {},
+) {
+  const { runtime, url } = await startRuntime(options);
+  const connections = track(runtime);
+  runtime.on('connection', (connection) => {
+    if (lobbyFor === 'every' || connections.length === 1) void connection.join('lobby');
+  });
+  const first = await v1(url);
+  const welcome = await first.until((m) => m.t === 'welcome', 'welcome');
+  await first.until((m) => m.t === 'joined', 'joined');
+  runtime.sendToRoom('lobby', 'm1');
+  await first.until((m) => m.d === 'm1', 'm1');
+  const seen = positions(first);
+  terminate(connections[0]!);
+  await eventually(() => connections[0]!.state === 'closed', 'the drop');
+  for (const text of away) runtime.sendToRoom('lobby', text);
+  return { runtime, url, connections, token: welcome.session as string, seen };
+}
 
+describe('berth.v1 sessions: a client that says it will resume (berth.resume offered)', () => {
   it('holds what is live from the welcome on: a message racing the resume comes once, after the replay', async () => {
-    const { runtime, url, connections, token, seen } = await dropped();
+    const { runtime, url, connections, token, seen } = await droppedAtM1();
     const second = await v1(url, ['berth.v1', 'berth.resume']);
     expect(second.ws.protocol).toBe('berth.v1');
     await second.until((m) => m.t === 'welcome', 'the second welcome');
@@ -265,7 +273,7 @@ describe('berth.v1 sessions: a client that says it will resume (berth.resume off
   });
 
   it('a client that offered berth.resume but sends something else first gets what was held, in order', async () => {
-    const { runtime, url } = await dropped();
+    const { runtime, url } = await droppedAtM1();
     const texts: string[] = [];
     runtime.on('message', ({ data }) => void texts.push(String(data)));
     const second = await v1(url, ['berth.v1', 'berth.resume']);
@@ -281,7 +289,7 @@ describe('berth.v1 sessions: a client that says it will resume (berth.resume off
 
   it('one that offered it and sends nothing gets what was held after handshakeTimeoutMs', async () => {
     const clock = new SimulatedClock();
-    const { runtime, url } = await dropped({ clock, handshakeTimeoutMs: 5000, heartbeat: false });
+    const { runtime, url } = await droppedAtM1({ clock, handshakeTimeoutMs: 5000, heartbeat: false });
     const second = await v1(url, ['berth.v1', 'berth.resume']);
     await second.until((m) => m.t === 'welcome', 'the welcome');
     runtime.sendToAll('held');
@@ -297,25 +305,13 @@ describe('berth.v1 sessions: a client that says it will resume (berth.resume off
 
 describe('berth.v1 sessions: a resume cut short', () => {
   it('a connection that drops while its replay is on the way leaves a session that replays from where that replay began', async () => {
-    const { runtime, url } = await startRuntime();
-    const connections = track(runtime);
-    const first = await v1(url);
-    const welcome = await first.until((m) => m.t === 'welcome', 'welcome');
-    // The lobby is the session's: joined on request, not by the application as every connection arrives.
-    await eventually(() => connections.length === 1, 'the first connection');
-    await connections[0]!.join('lobby');
-    await first.until((m) => m.t === 'joined', 'joined');
-    runtime.sendToRoom('lobby', 'm1');
-    await first.until((m) => m.d === 'm1', 'm1');
-    const seen = positions(first);
-    terminate(connections[0]!);
-    await eventually(() => connections[0]!.state === 'closed', 'the first drop');
-    for (const text of ['m2', 'm3', 'm4']) runtime.sendToRoom('lobby', text);
+    // The lobby is the session's alone, so the resume restores it (and the second connection rejoins it).
+    const { runtime, url, connections, token, seen } = await droppedAtM1({}, { lobbyFor: 'first', away: ['m2', 'm3', 'm4'] });
 
     // The second connection resumes, and drops before its client has read any of the replay.
     const second = await v1(url, ['berth.v1', 'berth.resume']);
     const welcome2 = await second.until((m) => m.t === 'welcome', 'the second welcome');
-    second.ws.send(JSON.stringify({ t: 'resume', token: welcome.session, positions: seen }));
+    second.ws.send(JSON.stringify({ t: 'resume', token, positions: seen }));
     await eventually(() => connections.length === 2 && connections[1]!.rooms.has('lobby'), 'the lobby restored');
     terminate(connections[1]!);
     await eventually(() => connections[1]!.state === 'closed', 'the second drop');
