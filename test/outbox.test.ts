@@ -44,6 +44,41 @@ class RecordingSocket implements OutboxSocket {
   }
 }
 
+/**
+ * A socket that keeps the chunks it is given, not copies: `queues` true holds
+ * them in user land (`writableLength` > 0, as a socket whose peer is slow),
+ * false hands them on at once (as when the kernel takes the whole write).
+ */
+class ReferencingSocket implements OutboxSocket {
+  isOpen = true;
+  /** The chunks it was given, as given. */
+  held: Uint8Array[] = [];
+  /** What they held when they were written (what a kernel would have sent). */
+  taken: Buffer[] = [];
+  constructor(readonly queues: boolean) {}
+
+  get writableLength(): number {
+    return this.queues ? this.held.reduce((sum, chunk) => sum + chunk.length, 0) : 0;
+  }
+
+  write(chunks: readonly Uint8Array[], done: (error?: Error | null) => void): void {
+    this.held.push(...chunks);
+    for (const chunk of chunks) this.taken.push(Buffer.from(chunk));
+    queueMicrotask(() => done());
+  }
+
+  onceDrain(): void {}
+
+  /** The messages in the chunks it holds, read now (or, `taken`, as they were when written). */
+  messages(taken = false): string[] {
+    const all = Buffer.concat(taken ? this.taken : this.held);
+    const out: string[] = [];
+    for (let offset = 0; offset < all.length; offset += 2 + all[offset + 1]!)
+      out.push(all.subarray(offset + 2, offset + 2 + all[offset + 1]!).toString());
+    return out;
+  }
+}
+
 class Owner implements OutboxOwner {
   drops = 0;
   overflows = 0;
@@ -213,6 +248,39 @@ describe('Outbox', () => {
     expect(outbox.depth).toBe(0);
   });
 
+  it('reuses one merge buffer while sockets take each write whole, never one a socket still holds', async () => {
+    const scheduler = new FlushScheduler({
+      onError: (error) => {
+        throw error;
+      },
+    });
+    const slow = new ReferencingSocket(true);
+    const fast = [new ReferencingSocket(false), new ReferencingSocket(false), new ReferencingSocket(false)];
+    const slowOutbox = new Outbox(slow, new Owner(), scheduler, limits());
+    const fastOutboxes = fast.map((socket) => new Outbox(socket, new Owner(), scheduler, limits()));
+    for (let t = 0; t < 3; t++) {
+      // The slow socket is flushed between fast ones, so a buffer it keeps would be written over if reused.
+      fastOutboxes[0]!.push(Frame.text(`f0-${t}a`));
+      fastOutboxes[0]!.push(Frame.text(`f0-${t}b`));
+      slowOutbox.push(Frame.text(`s-${t}a`));
+      slowOutbox.push(Frame.text(`s-${t}b`));
+      for (const [i, outbox] of fastOutboxes.entries()) {
+        if (i === 0) continue;
+        outbox.push(Frame.text(`f${i}-${t}a`));
+        outbox.push(Frame.text(`f${i}-${t}b`));
+      }
+      await turn();
+      // What a fast socket was given is read at once, as the kernel would; the slow one's is read at the end.
+      for (const [i, socket] of fast.entries()) expect(socket.messages(true).slice(-2)).toEqual([`f${i}-${t}a`, `f${i}-${t}b`]);
+    }
+    expect(slow.messages()).toEqual([0, 1, 2].flatMap((t) => [`s-${t}a`, `s-${t}b`]));
+    // Read only now, the slow socket's bytes are intact: each of its writes kept a buffer of its own.
+    expect(new Set(slow.held.map((chunk) => chunk.buffer)).size).toBe(3);
+    const fastBuffers = new Set(fast.flatMap((socket) => socket.held.map((chunk) => chunk.buffer)));
+    // The fast sockets' nine writes were copied into far fewer buffers: reused, not allocated per write.
+    expect(fastBuffers.size).toBeLessThanOrEqual(4);
+  });
+
   it('writes large batches as a vectored write without copying', async () => {
     const { socket, outbox } = setUp();
     const big = Frame.bytes(Buffer.alloc(10_000), true);
@@ -222,5 +290,65 @@ describe('Outbox', () => {
     await turn();
     expect(socket.writes).toHaveLength(1);
     expect(socket.writes[0]).toHaveLength(3);
+  });
+});
+
+describe('FlushScheduler', () => {
+  const room = (name: string) => ({ kind: 'room', room: name }) as const;
+
+  it('writes a target’s frames when a broadcast to another target begins, and coalesces one target’s until the turn ends', async () => {
+    const scheduler = new FlushScheduler({
+      onError: (error) => {
+        throw error;
+      },
+    });
+    const [a, b, both] = [new RecordingSocket(), new RecordingSocket(), new RecordingSocket()];
+    const [inA, inB, inBoth] = [a, b, both].map((socket) => new Outbox(socket, new Owner(), scheduler, limits()));
+    const broadcast = (target: string, recipients: Outbox[], text: string) => {
+      scheduler.broadcasting(room(target));
+      for (const outbox of recipients) outbox.push(Frame.text(text));
+    };
+    broadcast('a', [inA!, inBoth!], 'a1');
+    broadcast('a', [inA!, inBoth!], 'a2');
+    expect(a.writes).toHaveLength(0);
+    broadcast('b', [inB!, inBoth!], 'b1');
+    // Room a's two messages left at once, together; room b's wait for the end of the turn or the next target.
+    expect(a.writes).toHaveLength(1);
+    expect(a.messages()).toEqual(['a1', 'a2']);
+    expect(b.writes).toHaveLength(0);
+    broadcast('b', [inB!, inBoth!], 'b2');
+    broadcast('a', [inA!, inBoth!], 'a3');
+    expect(b.messages()).toEqual(['b1', 'b2']);
+    await turn();
+    expect(a.messages()).toEqual(['a1', 'a2', 'a3']);
+    expect(b.writes).toHaveLength(1);
+    // A connection in both rooms gets every message in the order it was sent.
+    expect(both.messages()).toEqual(['a1', 'a2', 'b1', 'b2', 'a3']);
+    expect(both.writes).toHaveLength(3);
+  });
+
+  it('leaves a broadcast begun during a flush to that flush’s end', async () => {
+    const scheduler = new FlushScheduler({
+      onError: (error) => {
+        throw error;
+      },
+    });
+    const [first, second] = [new RecordingSocket(), new RecordingSocket()];
+    const inSecond = new Outbox(second, new Owner(), scheduler, limits());
+    // A flush whose write leads to another broadcast (a close handler sending to a room, say).
+    scheduler.schedule({
+      flush: () => {
+        first.writes.push([Buffer.from('x')]);
+        scheduler.broadcasting(room('b'));
+        inSecond.push(Frame.text('b1'));
+        scheduler.broadcasting(room('c'));
+        expect(second.writes).toHaveLength(0);
+      },
+    });
+    scheduler.broadcasting(room('a'));
+    await turn();
+    expect(first.writes).toHaveLength(1);
+    await turn();
+    expect(second.messages()).toEqual(['b1']);
   });
 });

@@ -4,7 +4,7 @@
  */
 import { connectionMachine, type ConnectionLeavingEvent, type ConnectionMachine } from '../../machines/connection.machine.js';
 import { supervisorMachine } from '../../machines/supervisor.machine.js';
-import type { DeliveryPort } from '../../machines/types.js';
+import type { DeliveryPort, Target } from '../../machines/types.js';
 import type { ServerConnection } from './connection.js';
 
 export type SupervisorMachine = typeof supervisorMachine;
@@ -27,11 +27,16 @@ export function provideConnectionMachine(
 }
 
 /** A supervisor whose broadcasts write into the recipients' outboxes. */
-export function provideSupervisorMachine(hooks: { sessionExpired(): void }): SupervisorMachine {
+export function provideSupervisorMachine(hooks: {
+  sessionExpired(): void;
+  /** Called before a broadcast's frame is written into its recipients' outboxes. */
+  broadcasting(target: Target): void;
+}): SupervisorMachine {
   return supervisorMachine.provide({
     actions: {
       reportExpired: () => hooks.sessionExpired(),
       deliver: ({ context }, { target, except, frame, delivered }) => {
+        hooks.broadcasting(target);
         let enveloped: DeliveryPort[] | undefined;
         const recipients = context.directory.forEachRecipient(target, except, ({ port }) => {
           // Enveloped recipients share one frame of their own, built once they are known.

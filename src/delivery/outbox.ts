@@ -106,6 +106,16 @@ export const SOCKET_HIGH_WATER_MARK = 64 * 1024;
 const COALESCE_LIMIT = 16 * 1024;
 
 /**
+ * The buffer the last merged write was copied into, when the socket handed
+ * all of it to the kernel at once: nothing references it any more, so the
+ * next merge reuses it instead of allocating (a fanout of 10 000 sockets
+ * otherwise leaves 10 000 short-lived buffers outside the heap per turn). A
+ * socket that queued the write keeps its buffer, and the next merge takes a
+ * new one.
+ */
+let spareMergeBuffer: Buffer | undefined;
+
+/**
  * A connection's bounded mailbox for outgoing frames. Frames are references
  * to shared bytes; the outbox is flushed at most once per event-loop turn, in
  * one write, in the order frames were pushed, so a connection's messages
@@ -235,18 +245,20 @@ export class Outbox {
     let bytes = first.byteLength;
     while (end < queue.length && bytes + queue[end]!.byteLength <= room) bytes += queue[end++]!.byteLength;
     let chunks: readonly Uint8Array[];
+    let merged: Buffer | undefined;
     if (end === this.#head + 1) {
       chunks = first.chunks;
     } else if (bytes <= COALESCE_LIMIT) {
-      const buffer = Buffer.allocUnsafe(bytes);
+      merged = spareMergeBuffer ?? Buffer.allocUnsafeSlow(COALESCE_LIMIT);
+      spareMergeBuffer = undefined;
       let offset = 0;
       for (let i = this.#head; i < end; i++) {
         for (const chunk of queue[i]!.chunks) {
-          buffer.set(chunk, offset);
+          merged.set(chunk, offset);
           offset += chunk.length;
         }
       }
-      chunks = [buffer];
+      chunks = [merged.subarray(0, bytes)];
     } else {
       const list: Uint8Array[] = [];
       for (let i = this.#head; i < end; i++) list.push(...queue[i]!.chunks);
@@ -254,6 +266,8 @@ export class Outbox {
     }
     this.#advance(end, bytes);
     this.#socket.write(chunks, this.#written);
+    // Nothing left in user land: the kernel took the whole write, so its merge buffer may serve the next one.
+    if (merged !== undefined && this.#socket.writableLength === 0) spareMergeBuffer = merged;
   }
 
   /** Drops frames from the head up to index `end`, which held `bytes` bytes. */

@@ -165,13 +165,19 @@ class BerthRuntime<TData> implements Runtime<TData> {
       report: (error) => this.#report(error),
     });
     // XState spreads options over its defaults, so an `undefined` clock would replace the real one.
-    this.#supervisor = createActor(provideSupervisorMachine({ sessionExpired: () => this.#metrics.session('expired') }), {
-      input: { maxSessions: options.recovery?.maxSessions ?? 0 },
-      id: 'supervisor',
-      systemId: 'supervisor',
-      ...(options.inspect && { inspect: options.inspect }),
-      ...(options.clock && { clock: options.clock }),
-    });
+    this.#supervisor = createActor(
+      provideSupervisorMachine({
+        sessionExpired: () => this.#metrics.session('expired'),
+        broadcasting: (target) => this.#scheduler.broadcasting(target),
+      }),
+      {
+        input: { maxSessions: options.recovery?.maxSessions ?? 0 },
+        id: 'supervisor',
+        systemId: 'supervisor',
+        ...(options.inspect && { inspect: options.inspect }),
+        ...(options.clock && { clock: options.clock }),
+      },
+    );
     this.supervisor = viewOf(this.#supervisor);
     indexScheduledEvents(this.#supervisor.system);
     this.#supervisor.subscribe({
