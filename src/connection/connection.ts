@@ -1,6 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import type { ActorRefFrom } from 'xstate';
-import type { ConnectionEvent, ConnectionMachine, ConnectionOutput } from '../../machines/connection.machine.js';
+import type { ConnectionEvent, ConnectionOutput } from '../../machines/connection.machine.js';
 import type { DeliveryPort, EncodedFrame } from '../../machines/types.js';
 import type { FlushScheduler } from '../delivery/flush-scheduler.js';
 import { encode, type SendData } from '../delivery/frame.js';
@@ -130,6 +129,11 @@ export class EnvelopedState {
   resumeExpected: unknown;
 }
 
+/** What drives a connection through the connection machine: its XState Actor, or the machine compiled (compiled-machine.ts). */
+export interface ConnectionLifecycle {
+  send(event: ConnectionEvent): void;
+}
+
 /**
  * The runtime's side of a connection: the application's handle, the
  * supervisor's delivery port, and the sink of its socket's events, which it
@@ -142,7 +146,7 @@ export class ServerConnection<TData = unknown> implements Connection<TData>, Del
   readonly socket: TransportSocket;
   #state: ConnectionState = 'open';
   #user: string | undefined;
-  #actor: ActorRefFrom<ConnectionMachine> | undefined;
+  #lifecycle: ConnectionLifecycle | undefined;
   readonly #host: ConnectionHost<TData>;
   readonly #outbox: Outbox;
   readonly #bucket: TokenBucket | undefined;
@@ -173,13 +177,9 @@ export class ServerConnection<TData = unknown> implements Connection<TData>, Del
     this.#bucket = limit === null ? undefined : new TokenBucket(limit.messagesPerSecond, limit.burst, host.now);
   }
 
-  /** Connects the handle to its actor; called once, before the actor starts. */
-  attach(actor: ActorRefFrom<ConnectionMachine>): void {
-    this.#actor = actor;
-  }
-
-  get actor(): ActorRefFrom<ConnectionMachine> | undefined {
-    return this.#actor;
+  /** Connects the handle to its lifecycle (an actor, or the compiled machine); called once, before it starts. */
+  attach(lifecycle: ConnectionLifecycle): void {
+    this.#lifecycle = lifecycle;
   }
 
   get state(): ConnectionState {
@@ -263,9 +263,9 @@ export class ServerConnection<TData = unknown> implements Connection<TData>, Del
     this.#toActor({ type: 'server.close', code, reason, cause });
   }
 
-  /** Feeds the actor; a closed connection's actor has stopped and takes nothing more. */
+  /** Feeds the lifecycle; a closed connection's has stopped and takes nothing more. */
   #toActor(event: ConnectionEvent): void {
-    if (this.#state !== 'closed') this.#actor?.send(event);
+    if (this.#state !== 'closed') this.#lifecycle?.send(event);
   }
 
   /** `applied` runs as soon as the supervisor accepts, before anyone awaiting the answer resumes. */

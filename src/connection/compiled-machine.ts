@@ -1,0 +1,467 @@
+/**
+ * A machine's transitions worked out once, ahead of time, from its own
+ * definition, and run without an XState Actor: the cheap way to run one
+ * lifecycle per connection when nobody inspects it.
+ *
+ * An XState Actor per connection costs about 2.4 KB of heap and ~80 µs of
+ * CPU over its life (creating it, its initial snapshot, starting it, and the
+ * close path's transitions), most of it for what only an observer uses:
+ * snapshots, the mailbox, the inspection events. A compiled machine reads
+ * the state nodes XState built from the definition — targets, entry and exit
+ * actions, `after` delays, eventless transitions, the final state's output —
+ * and turns every (state, event) pair into a list of steps, so that sending
+ * an event is a table lookup and the steps' actions. The machine stays the
+ * single source of the lifecycle: nothing here names a state or an event,
+ * and `test/model/compiled-machine.test.ts` checks, over every event sequence
+ * of up to five events, that a compiled machine and an XState Actor of the
+ * same machine pass through the same states with the same context, run the
+ * same actions with the same parameters in the same order, and end with the
+ * same output.
+ *
+ * Only what the compiled machines use is supported — atomic, compound and
+ * final states; transitions with or without a target; `assign`; named
+ * actions with static or computed parameters; named or numeric `after`
+ * delays; eventless transitions without guards — and anything else (guards,
+ * parallel or history states, invoked or spawned actors, other built-in
+ * actions) is refused when the machine is compiled, so a change to a machine
+ * that this cannot run fails at once rather than behaving differently.
+ *
+ * Reaches into XState's state nodes (`transitions`, `entry`, `exit`,
+ * `after`, `always`, `initial`) and built-in actions (`assign`'s
+ * `assignment`, `raise` and `cancel` of delays): written against XState
+ * 5.33, pinned in package.json, and held to it by the equivalence test.
+ */
+import type { AnyStateMachine } from 'xstate';
+
+/** The clock a compiled machine's delays run on: the runtime's (simulated in scenarios). */
+export interface MachineTimers {
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(id: unknown): void;
+}
+
+/** What a running compiled machine reports. */
+export interface CompiledMachineHooks<TContext, TOutput> {
+  /** It reached a top-level final state; `output` is the machine's output. */
+  done(output: TOutput, context: TContext): void;
+  /** An action (or the output) threw: the machine stops, as an XState Actor does on an error. */
+  failed(error: unknown, context: TContext): void;
+}
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- XState's own internal shapes
+type Any = any;
+type ActionArgs = { context: Any; event: Any };
+type Exec = (args: ActionArgs) => void;
+
+/** A delayed event a state starts on entry and cancels on exit. */
+interface Delay {
+  readonly eventType: string;
+  readonly ms: (args: ActionArgs) => number;
+}
+
+/** What happens on a state's entry or exit, and on a transition. */
+type Step =
+  | { readonly kind: 'action'; readonly exec: Exec }
+  | { readonly kind: 'start'; readonly delay: Delay }
+  | { readonly kind: 'cancel'; readonly eventType: string };
+
+interface Transition {
+  /** The leaf state it ends in; -1 if it has no target (it runs its actions and stays). */
+  readonly target: number;
+  readonly steps: readonly Step[];
+}
+
+interface Leaf {
+  readonly path: string;
+  /** Per event type, the transition taken from here. */
+  readonly on: ReadonlyMap<string, Transition>;
+  /** The eventless transition taken as soon as this state is entered, if any. */
+  readonly always: Transition | undefined;
+  /** A top-level final state: entering it ends the machine. */
+  readonly final: boolean;
+}
+
+/** One machine, compiled; `start` runs an instance of it. */
+export class CompiledMachine<TContext extends object, TEvent extends { type: string }, TInput, TOutput> {
+  readonly #leaves: Leaf[] = [];
+  readonly #initial: Transition;
+  readonly #context: (input: TInput) => TContext;
+  readonly #output: (context: TContext) => TOutput;
+
+  constructor(machine: AnyStateMachine) {
+    const root = machine.root as Any;
+    refuseUnsupported(root);
+    const implementations = machine.implementations as Any;
+    const leafNodes: Any[] = [];
+    const collect = (node: Any) => {
+      const children = Object.values(node.states);
+      if (children.length === 0) leafNodes.push(node);
+      else for (const child of children) collect(child);
+    };
+    collect(root);
+    const index = new Map<Any, number>(leafNodes.map((node, i) => [node, i]));
+    const compiler = new StepCompiler(implementations, index);
+    for (const node of leafNodes) {
+      const on = new Map<string, Transition>();
+      for (let at = node; at !== undefined; at = at.parent) {
+        for (const [type, definitions] of at.transitions as Map<string, Any[]>) {
+          // The deepest state's transition wins, and without guards its first one.
+          if (!on.has(type)) on.set(type, compiler.transition(node, at, definitions[0]));
+        }
+      }
+      const always = (node.always as Any[] | undefined)?.[0];
+      this.#leaves.push({
+        path: node.path.join('.'),
+        on,
+        always: always === undefined ? undefined : compiler.transition(node, node, always),
+        final: node.type === 'final' && node.parent === root,
+      });
+    }
+    this.#initial = compiler.initial(root);
+    const config = machine.config as Any;
+    const context = config.context;
+    this.#context = typeof context === 'function' ? (input) => context({ input }) : () => ({ ...context });
+    this.#output = (value) => config.output?.({ context: value, event: undefined });
+  }
+
+  /** The path of a leaf state (`disconnecting.closing`). */
+  pathOf(state: number): string {
+    return this.#leaves[state]!.path;
+  }
+
+  /** Starts an instance in its initial state, running the initial entry actions. */
+  start(input: TInput, timers: MachineTimers, hooks: CompiledMachineHooks<TContext, TOutput>): MachineInstance<TContext, TEvent> {
+    const instance = new MachineInstance<TContext, TEvent>(this as never, this.#context(input), timers, hooks as never);
+    instance.begin(this.#initial);
+    return instance;
+  }
+
+  /** @internal */
+  leaf(state: number): Leaf {
+    return this.#leaves[state]!;
+  }
+
+  /** @internal */
+  output(context: TContext): TOutput {
+    return this.#output(context);
+  }
+}
+
+/** One running instance of a compiled machine. */
+export class MachineInstance<TContext extends object, TEvent extends { type: string }> {
+  readonly #machine: CompiledMachine<TContext, TEvent, unknown, unknown>;
+  readonly #timers: MachineTimers;
+  readonly #hooks: CompiledMachineHooks<TContext, unknown>;
+  /** The current leaf state; -1 once stopped (done, or failed). */
+  #state = -1;
+  #context: TContext;
+  /** Events sent while an earlier one is being processed, as an Actor's mailbox holds them. */
+  #queue: TEvent[] | undefined;
+  #processing = false;
+  /** Pending delayed events (their type is unique to the state that started them), with their timers. */
+  #delays: Array<{ type: string; timer: unknown }> | undefined;
+
+  constructor(
+    machine: CompiledMachine<TContext, TEvent, unknown, unknown>,
+    context: TContext,
+    timers: MachineTimers,
+    hooks: CompiledMachineHooks<TContext, unknown>,
+  ) {
+    this.#machine = machine;
+    this.#context = context;
+    this.#timers = timers;
+    this.#hooks = hooks;
+  }
+
+  /** The current leaf state's path, or undefined once stopped. */
+  get state(): string | undefined {
+    return this.#state === -1 ? undefined : this.#machine.pathOf(this.#state);
+  }
+
+  get context(): TContext {
+    return this.#context;
+  }
+
+  /** True once it has stopped: done, or failed. */
+  get ended(): boolean {
+    return this.#state === -1;
+  }
+
+  /** What XState calls on an actor ref it relays an event to (a `sendTo` of another machine): `send`. */
+  _send(event: TEvent): void {
+    this.send(event);
+  }
+
+  /** Processes an event, after any it is already processing; ignored once stopped or where the state has no transition for it. */
+  send(event: TEvent): void {
+    if (this.#processing) {
+      (this.#queue ??= []).push(event);
+      return;
+    }
+    this.#processing = true;
+    try {
+      this.#process(event);
+      while (this.#queue !== undefined && this.#queue.length > 0) this.#process(this.#queue.shift()!);
+    } finally {
+      this.#processing = false;
+    }
+  }
+
+  /** @internal Enters the initial state. */
+  begin(initial: Transition): void {
+    this.#processing = true;
+    try {
+      this.#take(initial, { type: 'xstate.init' });
+      while (this.#queue !== undefined && this.#queue.length > 0) this.#process(this.#queue.shift()!);
+    } finally {
+      this.#processing = false;
+    }
+  }
+
+  #process(event: TEvent | { type: string }): void {
+    if (this.#state === -1) return;
+    const transition = this.#machine.leaf(this.#state).on.get(event.type);
+    if (transition !== undefined) this.#take(transition, event);
+  }
+
+  #take(transition: Transition, event: { type: string }): void {
+    let next: Transition | undefined = transition;
+    while (next !== undefined) {
+      try {
+        this.#run(next.steps, event);
+      } catch (error) {
+        this.#fail(error);
+        return;
+      }
+      if (next.target !== -1) this.#state = next.target;
+      const leaf = this.#machine.leaf(this.#state);
+      if (leaf.final) {
+        this.#finish();
+        return;
+      }
+      next = leaf.always;
+    }
+  }
+
+  #run(steps: readonly Step[], event: { type: string }): void {
+    const args: ActionArgs = { context: this.#context, event };
+    for (const step of steps) {
+      switch (step.kind) {
+        case 'action':
+          step.exec(args);
+          // `assign` replaces the context; later actions see the new one.
+          this.#context = args.context;
+          break;
+        case 'start':
+          this.#startDelay(step.delay, args);
+          break;
+        case 'cancel':
+          this.#cancelDelay(step.eventType);
+          break;
+      }
+    }
+  }
+
+  #startDelay(delay: Delay, args: ActionArgs): void {
+    const type = delay.eventType;
+    const timer = this.#timers.setTimeout(() => {
+      const delays = this.#delays;
+      const at = delays?.findIndex((pending) => pending.type === type) ?? -1;
+      if (at === -1) return;
+      delays!.splice(at, 1);
+      this.send({ type } as TEvent);
+    }, delay.ms(args));
+    (this.#delays ??= []).push({ type, timer });
+  }
+
+  #cancelDelay(type: string): void {
+    const delays = this.#delays;
+    const at = delays?.findIndex((pending) => pending.type === type) ?? -1;
+    if (at === -1) return;
+    this.#timers.clearTimeout(delays![at]!.timer);
+    delays!.splice(at, 1);
+  }
+
+  #finish(): void {
+    this.#stop();
+    let output: unknown;
+    try {
+      output = this.#machine.output(this.#context);
+    } catch (error) {
+      this.#hooks.failed(error, this.#context);
+      return;
+    }
+    this.#hooks.done(output, this.#context);
+  }
+
+  #fail(error: unknown): void {
+    this.#stop();
+    this.#hooks.failed(error, this.#context);
+  }
+
+  #stop(): void {
+    for (const { timer } of this.#delays ?? []) this.#timers.clearTimeout(timer);
+    this.#delays = undefined;
+    this.#state = -1;
+    this.#queue = undefined;
+  }
+}
+
+/** Builds the steps of transitions between the leaves of one machine. */
+class StepCompiler {
+  readonly #actions: Record<string, Any>;
+  readonly #delays: Record<string, Any>;
+  readonly #index: ReadonlyMap<Any, number>;
+
+  constructor(implementations: Any, index: ReadonlyMap<Any, number>) {
+    this.#actions = implementations.actions ?? {};
+    this.#delays = implementations.delays ?? {};
+    this.#index = index;
+  }
+
+  /** The machine's start: the root's initial states entered, down to a leaf. */
+  initial(root: Any): Transition {
+    const steps: Step[] = [];
+    const leaf = this.#enter(root, [], steps, true);
+    return { target: this.#index.get(leaf)!, steps };
+  }
+
+  /** `definition`, defined on `source` (the leaf `from` or an ancestor), taken while in `from`. */
+  transition(from: Any, source: Any, definition: Any): Transition {
+    const steps: Step[] = [];
+    const targets = definition.target as Any[] | undefined;
+    if (targets === undefined || targets.length === 0) {
+      for (const action of definition.actions) steps.push(this.#action(action));
+      return { target: -1, steps };
+    }
+    if (targets.length > 1) throw unsupported(`a transition with ${targets.length} targets`);
+    const target = targets[0];
+    const domain = transitionDomain(source, target, definition.reenter === true);
+    // Exit from the leaf up to the domain, the transition's actions, then entry from below the domain down.
+    for (let node = from; node !== domain; node = node.parent) this.#exit(node, steps);
+    for (const action of definition.actions) steps.push(this.#action(action));
+    const path: Any[] = [];
+    for (let node = target; node !== domain; node = node.parent) path.unshift(node);
+    const leaf = this.#enter(path[0], path.slice(1), steps, false);
+    return { target: this.#index.get(leaf)!, steps };
+  }
+
+  /** Enters `node`, then `below` (its descendants on the way to a target), then initial states down to a leaf; returns the leaf. */
+  #enter(node: Any, below: Any[], steps: Step[], isRoot: boolean): Any {
+    if (!isRoot) {
+      const delays = delayedEvents(node);
+      for (const action of node.entry as Any[]) {
+        const delay = delays.get(delayIdOf(action, 'xstate.raise'));
+        if (delay !== undefined) steps.push({ kind: 'start', delay: this.#delay(delay.delay, delay.eventType) });
+        else steps.push(this.#action(action));
+      }
+    }
+    const next = below.length > 0 ? below[0] : initialChild(node);
+    if (next === undefined) return node;
+    return this.#enter(next, below.slice(1), steps, false);
+  }
+
+  #exit(node: Any, steps: Step[]): void {
+    const delays = delayedEvents(node);
+    for (const action of node.exit as Any[]) {
+      const id = delayIdOf(action, 'xstate.cancel');
+      if (delays.has(id)) steps.push({ kind: 'cancel', eventType: id });
+      else steps.push(this.#action(action));
+    }
+  }
+
+  #delay(delay: Any, eventType: string): Delay {
+    if (typeof delay === 'number') return { eventType, ms: () => delay };
+    const implementation = this.#delays[delay];
+    if (implementation === undefined) throw unsupported(`the delay ${String(delay)} without an implementation`);
+    return {
+      eventType,
+      ms: typeof implementation === 'function' ? (args) => implementation(args) as number : () => implementation as number,
+    };
+  }
+
+  #action(action: Any): Step {
+    if (typeof action === 'function') {
+      if (action.type === 'xstate.assign') {
+        const assignment = action.assignment;
+        return {
+          kind: 'action',
+          exec: (args) => {
+            let update: Any;
+            if (typeof assignment === 'function') {
+              update = assignment(args, undefined);
+            } else {
+              update = {};
+              for (const key of Object.keys(assignment)) {
+                const value = assignment[key];
+                update[key] = typeof value === 'function' ? value(args, undefined) : value;
+              }
+            }
+            args.context = Object.assign({}, args.context, update);
+          },
+        };
+      }
+      throw unsupported(`the built-in action ${String(action.type)}`);
+    }
+    const type: string = typeof action === 'string' ? action : action.type;
+    const params = typeof action === 'string' ? undefined : action.params;
+    const implementation = this.#actions[type];
+    if (typeof implementation !== 'function') throw unsupported(`the action ${type} without an implementation`);
+    if (implementation.type !== undefined) throw unsupported(`the action ${type}, a built-in action (${String(implementation.type)})`);
+    return {
+      kind: 'action',
+      exec: typeof params === 'function' ? (args) => implementation(args, params(args)) : (args) => implementation(args, params),
+    };
+  }
+}
+
+/** A state's `after` delays, by the id its entry raise and exit cancel use. */
+function delayedEvents(node: Any): Map<string, { delay: Any; eventType: string }> {
+  const delays = new Map<string, { delay: Any; eventType: string }>();
+  for (const transition of (node.after as Any[]) ?? [])
+    delays.set(transition.eventType, { delay: transition.delay, eventType: transition.eventType });
+  return delays;
+}
+
+/** The id of a built-in `raise` (or `cancel`) action of type `type`, or '' for any other action. */
+function delayIdOf(action: Any, type: string): string {
+  if (typeof action !== 'function' || action.type !== type) return '';
+  return type === 'xstate.raise' ? (action.id ?? '') : (action.sendId ?? '');
+}
+
+function initialChild(node: Any): Any {
+  if (Object.keys(node.states).length === 0) return undefined;
+  const targets = node.initial?.target as Any[] | undefined;
+  if (targets === undefined || targets.length !== 1) throw unsupported(`the state ${node.id} without exactly one initial state`);
+  if ((node.initial.actions as Any[]).length > 0) throw unsupported(`actions on the initial transition of ${node.id}`);
+  return targets[0];
+}
+
+/** The state a transition exits and enters below (SCXML's transition domain, as XState computes it). */
+function transitionDomain(source: Any, target: Any, reenter: boolean): Any {
+  if (!reenter && isDescendant(target, source)) return source;
+  let domain = source.parent;
+  while (domain !== undefined && !(isDescendant(target, domain) && isDescendant(source, domain))) domain = domain.parent;
+  if (domain === undefined) throw unsupported(`a transition from ${source.id} to ${target.id} leaving the machine`);
+  return domain;
+}
+
+function isDescendant(node: Any, ancestor: Any): boolean {
+  for (let at = node.parent; at !== undefined; at = at.parent) if (at === ancestor) return true;
+  return false;
+}
+
+/** Refuses what a compiled machine cannot run the way XState does. */
+function refuseUnsupported(node: Any): void {
+  if (node.type === 'parallel' || node.type === 'history') throw unsupported(`the ${String(node.type)} state ${node.id}`);
+  if ((node.invoke as Any[]).length > 0) throw unsupported(`invoked actors (in ${node.id})`);
+  const definitions: Any[] = [...(node.transitions as Map<string, Any[]>).values()].flat();
+  definitions.push(...((node.always as Any[] | undefined) ?? []));
+  for (const definition of definitions) {
+    if (definition.guard !== undefined) throw unsupported(`guards (in ${node.id})`);
+  }
+  for (const child of Object.values(node.states)) refuseUnsupported(child);
+}
+
+function unsupported(what: string): Error {
+  return new Error(`a compiled machine cannot run ${what}; run it as an XState Actor`);
+}
