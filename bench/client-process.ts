@@ -6,6 +6,9 @@
  * `node --import tsx bench/client-process.ts <system>`; it dies with its
  * parent's IPC channel.
  */
+import { writeFile, mkdir } from 'node:fs/promises';
+import { Session } from 'node:inspector';
+import { join } from 'node:path';
 import { churn } from './clients/churn.js';
 import { plainDialect, type Dialect } from './clients/dialect.js';
 import { Receiver } from './clients/receiver.js';
@@ -24,6 +27,25 @@ const cpuUs = () => {
   const { user, system: sys } = process.cpuUsage();
   return user + sys;
 };
+
+let profiler: Session | undefined;
+const post = (session: Session, method: string) =>
+  new Promise<unknown>((resolve, reject) => session.post(method, (error, result) => (error ? reject(error) : resolve(result))));
+
+async function startProfile(): Promise<void> {
+  profiler = new Session();
+  profiler.connect();
+  await post(profiler, 'Profiler.enable');
+  await post(profiler, 'Profiler.start');
+}
+
+async function stopProfile(path: string): Promise<void> {
+  const { profile } = (await post(profiler!, 'Profiler.stop')) as { profile: unknown };
+  profiler!.disconnect();
+  profiler = undefined;
+  await mkdir(join(path, '..'), { recursive: true });
+  await writeFile(path, JSON.stringify(profile));
+}
 
 function need(): Receiver {
   if (receiver === undefined) throw new Error('no connections yet: send connect first');
@@ -63,9 +85,15 @@ async function handle(command: ClientCommand): Promise<ClientReply> {
     case 'resume-received':
       return { id: command.id, type: 'resume-received', report: await needResumers().waitReceived(command.upTo, command.timeoutMs) };
     case 'resume-drop':
+      // `--cpu-prof DIR`: the clients' side of the storm too, from the drop until all are back.
+      if (process.env.BENCH_CPU_PROF) await startProfile();
       return { id: command.id, type: 'resume-drop', report: needResumers().drop() };
-    case 'resume-back':
-      return { id: command.id, type: 'resume-back', report: await needResumers().waitBack(command.timeoutMs) };
+    case 'resume-back': {
+      const report = await needResumers().waitBack(command.timeoutMs);
+      if (profiler !== undefined)
+        await stopProfile(join(process.env.BENCH_CPU_PROF!, `resume-storm-client-${system}-${process.pid}.cpuprofile`));
+      return { id: command.id, type: 'resume-back', report };
+    }
     case 'resume-report':
       return { id: command.id, type: 'resume-report', report: needResumers().report(command.upTo) };
   }

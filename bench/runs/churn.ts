@@ -4,6 +4,7 @@
  * close, and after a second of quiet — a second gc'd reading. Growth here is
  * state kept per closed connection.
  */
+import { join } from 'node:path';
 import { PhaseError } from '../children.js';
 import type { ChurnReport, ServerStats } from '../protocol.js';
 import type { ChurnScenario } from '../scenarios.js';
@@ -27,7 +28,14 @@ export async function runChurn(session: Session, scenario: ChurnScenario): Promi
   const before = await serverStats(session, [ROOM], true);
 
   session.log(`churning ${scenario.cycles.toLocaleString('en-US')} cycles, ${scenario.concurrency} in flight`);
+  const profileDir = process.env.BENCH_CPU_PROF;
+  if (profileDir) await session.server.request({ type: 'profile-start' }, 10_000, 'profile start');
   const report: ChurnReport = (await cycles(scenario.cycles, 'churn')).report;
+  if (profileDir) {
+    const path = join(profileDir, `churn-${session.system}-${new Date().toISOString().replace(/[:.]/g, '-')}.cpuprofile`);
+    await session.server.request({ type: 'profile-stop', path }, 30_000, 'profile stop');
+    session.log(`server CPU profile of the churn: ${path}`);
+  }
   // A failed cycle may or may not have delivered its message.
   const server = await settled(session, scenario.warmup + report.completed, scenario.warmup + scenario.cycles);
   // Cleanup a system defers by a moment (timers, queued events) is not growth.
