@@ -122,6 +122,8 @@ export class EnvelopedState {
     | undefined;
   /** Set once it resumed (or tried): a connection resumes at most once. */
   resumed = false;
+  /** Set while its streams are held between leaving its rooms and its session being kept (the runtime's `#holdStreams`). */
+  holdingStreams = false;
   /**
    * Set while the client, which said it would resume (`berth.resume` offered), has not sent its
    * first message: the live frames wait in `gate` meanwhile. Holds the deadline's timer.

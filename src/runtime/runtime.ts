@@ -117,6 +117,8 @@ class BerthRuntime<TData> implements Runtime<TData> {
   #sequence = 0;
   readonly #requests = new Requests<TData>((error, connection) => this.#report(error, connection));
   readonly #streams: Streams;
+  /** Streams of connections on their way out that may leave a session, and how many hold each (#holdStreams). */
+  readonly #leavingStreams = new Map<string, number>();
   /** Replayed messages' frames, shared by every client that resumes: 8 MiB at most. */
   readonly #replayFrames = new ReplayFrames(8 * 1024 * 1024);
   /** The runtime's clock's timers (simulated in scenarios), for what is not an actor's delay. */
@@ -360,6 +362,7 @@ class BerthRuntime<TData> implements Runtime<TData> {
       leaving: (connection) => {
         this.#heartbeat?.remove(connection);
         this.#track({ kind: 'disconnect', id: connection.id });
+        this.#holdStreams(connection, true);
       },
       closed: (connection, output) => {
         this.#connections.delete(connection.id);
@@ -368,6 +371,7 @@ class BerthRuntime<TData> implements Runtime<TData> {
         // actor is at rest, and so once the supervisor has said which rooms the connection left.
         queueMicrotask(() => {
           this.#detach(connection, output.code, output.cause);
+          this.#holdStreams(connection, false);
           this.#emit('close', { connection, code: output.code, reason: output.reason, cause: output.cause, rooms: connection.roomsLeft });
         });
       },
@@ -578,7 +582,26 @@ class BerthRuntime<TData> implements Runtime<TData> {
    */
   #heldBySession(target: Target): boolean {
     const sessions = this.#supervisor.getSnapshot().context.sessions;
-    return sessions.holdsAny && sessions.interested(streamOf(target));
+    if (this.#leavingStreams.size === 0 && !sessions.holdsAny) return false;
+    const stream = streamOf(target);
+    return this.#leavingStreams.has(stream) || sessions.interested(stream);
+  }
+
+  /**
+   * A connection that may leave a session behind holds its streams from the moment it leaves its rooms
+   * until its session is kept (or not): a missed pong, a failed write or a socket error take it out of
+   * its rooms at once, but its socket may take a while to close, and what is broadcast meanwhile reaches
+   * nobody live. Held, it is numbered and kept all the same, for the resume to replay.
+   */
+  #holdStreams(connection: ServerConnection<TData>, hold: boolean): void {
+    const v1 = connection.v1;
+    if (v1?.sessionToken === undefined || v1.attached === undefined || v1.holdingStreams === hold) return;
+    v1.holdingStreams = hold;
+    for (const stream of v1.attached.keys()) {
+      const count = (this.#leavingStreams.get(stream) ?? 0) + (hold ? 1 : -1);
+      if (count === 0) this.#leavingStreams.delete(stream);
+      else this.#leavingStreams.set(stream, count);
+    }
   }
 
   #noteRefusal(decision: Grant<TData> | Refusal, request: IncomingMessage): Grant<TData> | Refusal {
@@ -740,7 +763,7 @@ class BerthRuntime<TData> implements Runtime<TData> {
    */
   #startLifecycle(id: string): { lifecycle: ConnectionLifecycle; ref: AnyActorRef; ended: boolean } {
     const input = { id, closeTimeoutMs: this.#options.closeTimeoutMs };
-    if (this.#options.inspect === undefined) {
+    if (this.#options.inspect === undefined && !process.env.BERTH_ACTORS) {
       this.#compiledConnection ??= new CompiledMachine(this.#connectionLogic);
       const instance = this.#compiledConnection.start(input, this.#timers, this.#lifecycleHooks);
       // The instance is its own ref: the supervisor's `sendTo` reaches it through its `_send`.

@@ -166,6 +166,39 @@ async function droppedInLobby(options: RuntimeOptions = {}) {
   return { runtime, url, connections, session };
 }
 
+describe('berth.v1 sessions: what is sent while a connection is on its way out', () => {
+  it('a message sent after a missed pong took the connection out of its rooms, before its socket closed, is replayed', async () => {
+    const clock = new SimulatedClock();
+    const { runtime, url } = await startRuntime({ clock, heartbeat: { intervalMs: 1000, timeoutMs: 1000 } });
+    const connections = track(runtime);
+    runtime.on('connection', (connection) => {
+      if (connections.length === 1) void connection.join('lobby');
+    });
+    const first = await v1(url);
+    const { session } = await first.until((m) => m.t === 'welcome', 'welcome');
+    await first.until((m) => m.t === 'joined', 'joined');
+    runtime.sendToRoom('lobby', 'm1');
+    await first.until((m) => m.d === 'm1', 'm1');
+    const seen = positions(first);
+    // The client stops reading, so it answers no ping: the sweep's round finds the pong missing.
+    (first.ws as unknown as { _socket: { pause(): void } })._socket.pause();
+    clock.increment(1000);
+    clock.increment(1000);
+    clock.increment(1000);
+    expect(connections[0]!.state).toBe('disconnecting');
+    // Out of the room, its socket terminated but not yet closed, its session not yet kept: sent now, it reaches nobody live.
+    runtime.sendToRoom('lobby', 'm2');
+    await eventually(() => runtime.metrics.snapshot().sessions.detached === 1, 'the session kept');
+    runtime.sendToRoom('lobby', 'm3');
+
+    const second = await v1(url);
+    await second.until((m) => m.t === 'welcome', 'the second welcome');
+    second.ws.send(JSON.stringify({ t: 'resume', token: session, positions: seen }));
+    expect(await second.until((m) => m.t === 'resumed', 'resumed')).toMatchObject({ recovered: true, replayed: 2 });
+    expect(second.received.filter((m) => m.t === 'msg' && m.s === 'room:lobby').map((m) => m.d)).toEqual(['m2', 'm3']);
+  });
+});
+
 describe('berth.v1 sessions: resume races', () => {
   it('two connections resuming one token at once: exactly one gets the session, the other nothing, no ghost', async () => {
     const { runtime, url, connections, session } = await droppedInLobby();
