@@ -307,7 +307,11 @@ export class ResumeClients {
     for (let slot = 0; slot < this.size; slot++) {
       let gaps = 0;
       const base = slot * this.#messages;
-      for (let seq = 0; seq < upTo; seq++) if (this.#counts[base + seq] === 0) gaps++;
+      for (let seq = 0; seq < upTo; seq++)
+        if (this.#counts[base + seq] === 0) {
+          if (gaps === 0 && missing < 2000 && process.env.BENCH_DEBUG) this.#note(`client ${slot} misses ${seq}`);
+          gaps++;
+        }
       missing += gaps;
       if (gaps === 0) haveAll++;
     }

@@ -144,7 +144,7 @@ export async function runResume(session: Session, scenario: ResumeScenario): Pro
       `${total - back.back} of ${total} clients not back within ${windowMs / 1000} s: their messages from the drop on count as lost`,
     );
   if (final.missing + final.duplicated + final.reordered > 0) notes.push(`${faults} (recovered ${final.recovered} of ${total})`);
-  if (final.firstErrors.length > 0) notes.push(`client errors: ${final.firstErrors.slice(0, 3).join('; ')}`);
+  if (final.firstErrors.length > 0) notes.push(`client errors: ${final.firstErrors.slice(0, process.env.BENCH_DEBUG ? 40 : 3).join('; ')}`);
   if (stats.errors > 0) notes.push(`server reported ${stats.errors} errors: ${stats.firstErrors.join('; ')}`);
   for (const note of notes) log(`${final.missing + final.duplicated + final.reordered > 0 || !allBack ? '✖' : 'note:'} ${note}`);
   if (spread !== '') notes.push(`back after the drop: ${spread}`);
