@@ -763,7 +763,7 @@ class BerthRuntime<TData> implements Runtime<TData> {
    */
   #startLifecycle(id: string): { lifecycle: ConnectionLifecycle; ref: AnyActorRef; ended: boolean } {
     const input = { id, closeTimeoutMs: this.#options.closeTimeoutMs };
-    if (this.#options.inspect === undefined && !process.env.BERTH_ACTORS) {
+    if (this.#options.inspect === undefined) {
       this.#compiledConnection ??= new CompiledMachine(this.#connectionLogic);
       const instance = this.#compiledConnection.start(input, this.#timers, this.#lifecycleHooks);
       // The instance is its own ref: the supervisor's `sendTo` reaches it through its `_send`.
