@@ -345,11 +345,21 @@ export class BerthClient<M extends MessageMap = RawMessages> {
         return;
       }
       case 'msg': {
+        // The hot path of a busy client: the event is built whole, not spread, and text needs no wrapper.
         const stream = message.s as string;
-        const position = { offset: message.o as number, epoch: message.e as string };
-        this.#positions.set(stream, position);
-        const decoded = payload !== undefined ? { value: payload } : this.#decode(message.d as string);
-        if (decoded !== undefined) this.#emit('message', { stream, ...position, data: decoded.value as M['receive'] });
+        const offset = message.o as number;
+        const epoch = message.e as string;
+        this.#positions.set(stream, { offset, epoch });
+        let data: unknown = payload;
+        if (data === undefined) {
+          if (!this.#json) data = message.d;
+          else {
+            const decoded = this.#decode(message.d as string);
+            if (decoded === undefined) return;
+            data = decoded.value;
+          }
+        }
+        this.#emit('message', { stream, offset, epoch, data: data as M['receive'] });
         return;
       }
       case 'joined':
