@@ -7,6 +7,8 @@
  * end with the same output. The runtime runs the compiled machine for every
  * connection nobody inspects, so this is what keeps it the machine's.
  */
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
 import { createActor, SimulatedClock, type AnyStateMachine } from 'xstate';
 import { connectionMachine, type ConnectionEvent, type ConnectionInput } from '../../machines/connection.machine.js';
@@ -145,6 +147,15 @@ describe('a compiled machine', () => {
         expect(runCompiled(sequence, action), `${action} on ${first.type}`).toEqual(runActor(sequence, action));
       }
     }
+  });
+
+  it('runs on the XState it was checked against: the version is pinned, and installed', () => {
+    const pinned = (
+      JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { dependencies: Record<string, string> }
+    ).dependencies.xstate;
+    expect(pinned).toMatch(/^\d+\.\d+\.\d+$/);
+    const installed = createRequire(import.meta.url)('xstate/package.json') as { version: string };
+    expect(installed.version).toBe(pinned);
   });
 
   it('refuses a machine it cannot run as XState would (guards, here)', () => {
