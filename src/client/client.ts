@@ -5,8 +5,15 @@
  * server's pacing, queues what is sent while it is away (bounded), tracks
  * the position of every stream it receives, and does request/reply.
  */
-import { createActor, type Actor } from 'xstate';
-import { clientMachine, clientStateOf, type Backoff } from '../../machines/client.machine.js';
+import { CompiledMachine, type MachineInstance } from '../util/compiled-machine.js';
+import {
+  clientMachine,
+  clientStateOf,
+  type Backoff,
+  type ClientContext,
+  type ClientEvent,
+  type ClientInput,
+} from '../../machines/client.machine.js';
 import { EventHub } from '../util/event-hub.js';
 
 /** Where a client is. */
@@ -130,7 +137,7 @@ export class BerthClient<M extends MessageMap = RawMessages> {
   readonly #options: ClientOptions;
   /** Text messages are JSON: values are stringified as they are sent and parsed as they arrive. */
   readonly #json: boolean;
-  readonly #actor: Actor<typeof clientMachine>;
+  readonly #machine: MachineInstance<ClientContext, ClientEvent>;
   readonly #events = new EventHub<ClientEvents<M>>();
   readonly #queue: Array<string | Uint8Array> = [];
   readonly #pending = new Map<
@@ -152,44 +159,69 @@ export class BerthClient<M extends MessageMap = RawMessages> {
     this.url = url;
     this.#options = options;
     this.#json = options.json === true;
-    const machine = clientMachine.provide({
-      actions: {
-        openSocket: () => void this.#open(),
-        closeSocket: (_, { code, reason }) => this.#socket?.close(code, reason),
-        terminateSocket: () => {
-          const socket = this.#socket;
-          this.#socket = undefined;
-          // ws can drop a socket at once; a browser's WebSocket can only be asked to close.
-          const terminate = (socket as unknown as { terminate?: () => void } | undefined)?.terminate;
-          if (terminate !== undefined) terminate.call(socket);
-          else socket?.close();
-        },
-        flushQueue: () => {
-          // In order; if the socket dies meanwhile, the rest waits for the next connection.
-          let sent = 0;
-          while (sent < this.#queue.length && this.#write(this.#queue[sent]!)) sent++;
-          this.#queue.splice(0, sent);
-        },
-        failPending: () => this.#failPending('disconnected', 'the connection dropped before the reply'),
-        reportClosed: (_, close) => this.#emit('close', close),
-      },
-    });
-    this.#actor = createActor(machine, {
-      input: {
+    this.#machine = BerthClient.#compiled().start(
+      {
         backoff: { initialMs: options.backoff?.initialMs ?? 250, maxMs: options.backoff?.maxMs ?? 30_000 },
         closeTimeoutMs: options.closeTimeoutMs ?? 5000,
         connectTimeoutMs: options.connectTimeoutMs ?? 10_000,
         reconnectable: options.reconnect ?? ((code) => RECONNECT.has(code)),
         random: Math.random,
       },
-    });
-    this.#actor.subscribe((snapshot) => {
-      const state = clientStateOf(snapshot.value);
-      if (state === this.#state) return;
-      this.#state = state;
-      this.#emit('state', state);
-    });
-    this.#actor.start();
+      realTimers,
+      {
+        processed: (path) => {
+          const state = clientStateOf(leafOf(path));
+          if (state === this.#state) return;
+          this.#state = state;
+          this.#emit('state', state);
+        },
+        done: () => {},
+        // A bug in berth/client: reported as XState reports an actor's unhandled error, out of band.
+        failed: (error) =>
+          setTimeout(() => {
+            throw error;
+          }),
+      },
+      this,
+    );
+  }
+
+  /**
+   * The client machine, compiled once for every client (src/util/compiled-machine.ts, held to the
+   * machine by test/model/compiled-machine.test.ts): a client holds its state and context, not an
+   * XState Actor. Its actions reach the client they run for as `self`.
+   */
+  static #compiledMachine: CompiledMachine<ClientContext, ClientEvent, ClientInput, undefined> | undefined;
+
+  static #compiled(): CompiledMachine<ClientContext, ClientEvent, ClientInput, undefined> {
+    const client = (self: unknown) => self as BerthClient<MessageMap>;
+    BerthClient.#compiledMachine ??= new CompiledMachine(
+      clientMachine.provide({
+        actions: {
+          openSocket: ({ self }) => void client(self).#open(),
+          closeSocket: ({ self }, { code, reason }) => client(self).#socket?.close(code, reason),
+          terminateSocket: ({ self }) => {
+            const owner = client(self);
+            const socket = owner.#socket;
+            owner.#socket = undefined;
+            // ws can drop a socket at once; a browser's WebSocket can only be asked to close.
+            const terminate = (socket as unknown as { terminate?: () => void } | undefined)?.terminate;
+            if (terminate !== undefined) terminate.call(socket);
+            else socket?.close();
+          },
+          flushQueue: ({ self }) => {
+            const owner = client(self);
+            // In order; if the socket dies meanwhile, the rest waits for the next connection.
+            let sent = 0;
+            while (sent < owner.#queue.length && owner.#write(owner.#queue[sent]!)) sent++;
+            owner.#queue.splice(0, sent);
+          },
+          failPending: ({ self }) => client(self).#failPending('disconnected', 'the connection dropped before the reply'),
+          reportClosed: ({ self }, close) => client(self).#emit('close', close),
+        },
+      }),
+    );
+    return BerthClient.#compiledMachine;
   }
 
   get state(): ClientState {
@@ -239,7 +271,7 @@ export class BerthClient<M extends MessageMap = RawMessages> {
   close(code = 1000, reason = ''): void {
     if (this.#state === 'closed') return;
     this.#queue.length = 0;
-    this.#actor.send({ type: 'client.close', code, reason });
+    this.#machine.send({ type: 'client.close', code, reason });
   }
 
   async #open(): Promise<void> {
@@ -248,7 +280,7 @@ export class BerthClient<M extends MessageMap = RawMessages> {
       WebSocketClass = await nodeWebSocket();
       // The machine may have moved on (closed) while `ws` was being loaded. Asked only then: run by the
       // entry action itself, the snapshot is still the state being left (reconnecting), not connecting.
-      if (clientStateOf(this.#actor.getSnapshot().value) !== 'connecting') return;
+      if (clientStateOf(leafOf(this.#machine.state ?? 'closed')) !== 'connecting') return;
     }
     // With a session to resume, it says so in the handshake, so that nothing live comes before the replay.
     const socket = new WebSocketClass(this.url, this.#session === undefined ? ['berth.v1'] : ['berth.v1', 'berth.resume']);
@@ -261,7 +293,7 @@ export class BerthClient<M extends MessageMap = RawMessages> {
     socket.onclose = (event) => {
       if (this.#socket !== socket) return;
       this.#socket = undefined;
-      this.#actor.send({ type: 'socket.closed', code: event.code, reason: event.reason });
+      this.#machine.send({ type: 'socket.closed', code: event.code, reason: event.reason });
     };
   }
 
@@ -313,7 +345,7 @@ export class BerthClient<M extends MessageMap = RawMessages> {
         const previous = this.#session;
         this.#session = typeof message.session === 'string' ? message.session : undefined;
         if (previous === undefined || this.#session === undefined) {
-          this.#actor.send({ type: 'server.welcome' });
+          this.#machine.send({ type: 'server.welcome' });
           return;
         }
         // Back after a drop: ask for the session, and be open once its replay is in.
@@ -326,7 +358,7 @@ export class BerthClient<M extends MessageMap = RawMessages> {
         this.#resuming = known;
         this.#positions.clear();
         this.#write(JSON.stringify({ t: 'resume', token: previous, positions }));
-        this.#actor.send({ type: 'server.resuming' });
+        this.#machine.send({ type: 'server.resuming' });
         return;
       }
       case 'resumed': {
@@ -341,7 +373,7 @@ export class BerthClient<M extends MessageMap = RawMessages> {
           for (const [stream, position] of before) if (!this.#positions.has(stream)) this.#positions.set(stream, position);
         }
         this.#emit('resumed', { recovered, lost, reason: recovered ? undefined : (message.reason as string) });
-        this.#actor.send({ type: 'server.welcome' });
+        this.#machine.send({ type: 'server.welcome' });
         return;
       }
       case 'msg': {
@@ -428,3 +460,14 @@ async function nodeWebSocket(): Promise<WebSocketClass> {
   const module = (await import('ws')) as unknown as { WebSocket: WebSocketClass };
   return module.WebSocket;
 }
+
+/** The last segment of a state's path (`live.connecting` → `connecting`). */
+function leafOf(path: string): string {
+  return path.slice(path.lastIndexOf('.') + 1);
+}
+
+/** The host's own timers (a browser's or Node's), for the machine's delays. */
+const realTimers = {
+  setTimeout: (fn: () => void, ms: number): unknown => setTimeout(fn, ms),
+  clearTimeout: (id: unknown): void => clearTimeout(id as ReturnType<typeof setTimeout>),
+};

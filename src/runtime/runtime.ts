@@ -18,7 +18,7 @@ import type { AdapterNode, BroadcastMessage } from '../cluster/adapter.js';
 import { directoryPresence } from '../cluster/local-presence.js';
 import { guardPresence, type Presence, type PresenceChange } from '../cluster/presence.js';
 import { indexScheduledEvents } from '../connection/actor-scheduler.js';
-import { CompiledMachine, type CompiledMachineHooks } from '../connection/compiled-machine.js';
+import { CompiledMachine, type CompiledMachineHooks } from '../util/compiled-machine.js';
 import { provideConnectionMachine, provideSupervisorMachine, type SupervisorMachine } from '../connection/actors.js';
 import { Refusal, admit, type Grant } from '../connection/admission.js';
 import { CloseCode } from '../connection/close-codes.js';

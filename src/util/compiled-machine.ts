@@ -13,18 +13,20 @@
  * an event is a table lookup and the steps' actions. The machine stays the
  * single source of the lifecycle: nothing here names a state or an event,
  * and `test/model/compiled-machine.test.ts` checks, over every event sequence
- * of up to five events, that a compiled machine and an XState Actor of the
+ * of up to five events of each compiled machine (connection and client),
+ * that a compiled machine and an XState Actor of the
  * same machine pass through the same states with the same context, run the
  * same actions with the same parameters in the same order, and end with the
  * same output.
  *
  * Only what the compiled machines use is supported — atomic, compound and
- * final states; transitions with or without a target; `assign`; named
- * actions with static or computed parameters; named or numeric `after`
- * delays; eventless transitions without guards — and anything else (guards,
- * parallel or history states, invoked or spawned actors, other built-in
- * actions) is refused when the machine is compiled, so a change to a machine
- * that this cannot run fails at once rather than behaving differently.
+ * final states; transitions with or without a target, guarded by named or
+ * inline guards; eventless transitions; `assign`; named actions with static
+ * or computed parameters; named or numeric `after` delays — and anything
+ * else (built-in guards such as `and`, wildcard events, parallel or history
+ * states, invoked or spawned actors, other built-in actions) is refused when
+ * the machine is compiled, so a change to a machine that this cannot run
+ * fails at once rather than behaving differently.
  *
  * Reaches into XState's state nodes (`transitions`, `entry`, `exit`,
  * `after`, `always`, `initial`) and built-in actions (`assign`'s
@@ -45,11 +47,14 @@ export interface CompiledMachineHooks<TContext, TOutput> {
   done(output: TOutput, context: TContext): void;
   /** An action (or the output) threw: the machine stops, as an XState Actor does on an error. */
   failed(error: unknown, context: TContext): void;
+  /** An event was processed (where an Actor's subscribers would get a snapshot): the state now. */
+  processed?(state: string, context: TContext): void;
 }
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- XState's own internal shapes
 type Any = any;
-type ActionArgs = { context: Any; event: Any };
+/** What actions, guards and delays are given; `self` is what `start` was given (an Actor would give its ref). */
+type ActionArgs = { context: Any; event: Any; self: unknown };
 type Exec = (args: ActionArgs) => void;
 
 /** A delayed event a state starts on entry and cancels on exit. */
@@ -70,12 +75,18 @@ interface Transition {
   readonly steps: readonly Step[];
 }
 
+/** A transition that may be taken: if it has no guard, or its guard holds. */
+interface Candidate {
+  readonly guard: ((args: ActionArgs) => boolean) | undefined;
+  readonly transition: Transition;
+}
+
 interface Leaf {
   readonly path: string;
-  /** Per event type, the transition taken from here. */
-  readonly on: ReadonlyMap<string, Transition>;
-  /** The eventless transition taken as soon as this state is entered, if any. */
-  readonly always: Transition | undefined;
+  /** Per event type, the transitions that may be taken from here, in the order XState tries them. */
+  readonly on: ReadonlyMap<string, readonly Candidate[]>;
+  /** The eventless transitions tried as soon as this state is entered. */
+  readonly always: readonly Candidate[];
   /** A top-level final state: entering it ends the machine. */
   readonly final: boolean;
 }
@@ -101,20 +112,19 @@ export class CompiledMachine<TContext extends object, TEvent extends { type: str
     const index = new Map<Any, number>(leafNodes.map((node, i) => [node, i]));
     const compiler = new StepCompiler(implementations, index);
     for (const node of leafNodes) {
-      const on = new Map<string, Transition>();
+      const on = new Map<string, Candidate[]>();
+      const always: Candidate[] = [];
+      // The deepest state's transitions first, each state's in document order; an ancestor's are tried
+      // when none of a descendant's is enabled. Eventless ones likewise, from every active state.
       for (let at = node; at !== undefined; at = at.parent) {
         for (const [type, definitions] of at.transitions as Map<string, Any[]>) {
-          // The deepest state's transition wins, and without guards its first one.
-          if (!on.has(type)) on.set(type, compiler.transition(node, at, definitions[0]));
+          let candidates = on.get(type);
+          if (candidates === undefined) on.set(type, (candidates = []));
+          for (const definition of definitions) candidates.push(compiler.candidate(node, at, definition));
         }
+        for (const definition of (at.always as Any[] | undefined) ?? []) always.push(compiler.candidate(node, at, definition));
       }
-      const always = (node.always as Any[] | undefined)?.[0];
-      this.#leaves.push({
-        path: node.path.join('.'),
-        on,
-        always: always === undefined ? undefined : compiler.transition(node, node, always),
-        final: node.type === 'final' && node.parent === root,
-      });
+      this.#leaves.push({ path: node.path.join('.'), on, always, final: node.type === 'final' && node.parent === root });
     }
     this.#initial = compiler.initial(root);
     const config = machine.config as Any;
@@ -128,9 +138,17 @@ export class CompiledMachine<TContext extends object, TEvent extends { type: str
     return this.#leaves[state]!.path;
   }
 
-  /** Starts an instance in its initial state, running the initial entry actions. */
-  start(input: TInput, timers: MachineTimers, hooks: CompiledMachineHooks<TContext, TOutput>): MachineInstance<TContext, TEvent> {
-    const instance = new MachineInstance<TContext, TEvent>(this as never, this.#context(input), timers, hooks as never);
+  /**
+   * Starts an instance in its initial state, running the initial entry actions. `self` is given to its
+   * actions as `self`: one compiled machine can then serve many owners.
+   */
+  start(
+    input: TInput,
+    timers: MachineTimers,
+    hooks: CompiledMachineHooks<TContext, TOutput>,
+    self?: unknown,
+  ): MachineInstance<TContext, TEvent> {
+    const instance = new MachineInstance<TContext, TEvent>(this as never, this.#context(input), timers, hooks as never, self);
     instance.begin(this.#initial);
     return instance;
   }
@@ -151,6 +169,7 @@ export class MachineInstance<TContext extends object, TEvent extends { type: str
   readonly #machine: CompiledMachine<TContext, TEvent, unknown, unknown>;
   readonly #timers: MachineTimers;
   readonly #hooks: CompiledMachineHooks<TContext, unknown>;
+  readonly #self: unknown;
   /** The current leaf state; -1 once stopped (done, or failed). */
   #state = -1;
   #context: TContext;
@@ -165,7 +184,9 @@ export class MachineInstance<TContext extends object, TEvent extends { type: str
     context: TContext,
     timers: MachineTimers,
     hooks: CompiledMachineHooks<TContext, unknown>,
+    self: unknown,
   ) {
+    this.#self = self;
     this.#machine = machine;
     this.#context = context;
     this.#timers = timers;
@@ -219,8 +240,23 @@ export class MachineInstance<TContext extends object, TEvent extends { type: str
 
   #process(event: TEvent | { type: string }): void {
     if (this.#state === -1) return;
-    const transition = this.#machine.leaf(this.#state).on.get(event.type);
+    const candidates = this.#machine.leaf(this.#state).on.get(event.type);
+    if (candidates === undefined) return;
+    let transition: Transition | undefined;
+    try {
+      transition = this.#select(candidates, event);
+    } catch (error) {
+      this.#fail(error);
+      return;
+    }
     if (transition !== undefined) this.#take(transition, event);
+  }
+
+  #select(candidates: readonly Candidate[], event: { type: string }): Transition | undefined {
+    for (const { guard, transition } of candidates) {
+      if (guard === undefined || guard({ context: this.#context, event, self: this.#self })) return transition;
+    }
+    return undefined;
   }
 
   #take(transition: Transition, event: { type: string }): void {
@@ -228,22 +264,23 @@ export class MachineInstance<TContext extends object, TEvent extends { type: str
     while (next !== undefined) {
       try {
         this.#run(next.steps, event);
+        if (next.target !== -1) this.#state = next.target;
+        const leaf = this.#machine.leaf(this.#state);
+        if (leaf.final) {
+          this.#finish();
+          return;
+        }
+        next = leaf.always.length === 0 ? undefined : this.#select(leaf.always, event);
       } catch (error) {
         this.#fail(error);
         return;
       }
-      if (next.target !== -1) this.#state = next.target;
-      const leaf = this.#machine.leaf(this.#state);
-      if (leaf.final) {
-        this.#finish();
-        return;
-      }
-      next = leaf.always;
     }
+    this.#hooks.processed?.(this.#machine.pathOf(this.#state), this.#context);
   }
 
   #run(steps: readonly Step[], event: { type: string }): void {
-    const args: ActionArgs = { context: this.#context, event };
+    const args: ActionArgs = { context: this.#context, event, self: this.#self };
     for (const step of steps) {
       switch (step.kind) {
         case 'action':
@@ -282,6 +319,7 @@ export class MachineInstance<TContext extends object, TEvent extends { type: str
   }
 
   #finish(): void {
+    const final = this.#machine.pathOf(this.#state);
     this.#stop();
     let output: unknown;
     try {
@@ -290,6 +328,7 @@ export class MachineInstance<TContext extends object, TEvent extends { type: str
       this.#hooks.failed(error, this.#context);
       return;
     }
+    this.#hooks.processed?.(final, this.#context);
     this.#hooks.done(output, this.#context);
   }
 
@@ -310,10 +349,12 @@ export class MachineInstance<TContext extends object, TEvent extends { type: str
 class StepCompiler {
   readonly #actions: Record<string, Any>;
   readonly #delays: Record<string, Any>;
+  readonly #guards: Record<string, Any>;
   readonly #index: ReadonlyMap<Any, number>;
 
   constructor(implementations: Any, index: ReadonlyMap<Any, number>) {
     this.#actions = implementations.actions ?? {};
+    this.#guards = implementations.guards ?? {};
     this.#delays = implementations.delays ?? {};
     this.#index = index;
   }
@@ -323,6 +364,28 @@ class StepCompiler {
     const steps: Step[] = [];
     const leaf = this.#enter(root, [], steps, true);
     return { target: this.#index.get(leaf)!, steps };
+  }
+
+  /** `definition`, defined on `source` (the leaf `from` or an ancestor), with its guard. */
+  candidate(from: Any, source: Any, definition: Any): Candidate {
+    return { guard: this.#guard(definition.guard), transition: this.transition(from, source, definition) };
+  }
+
+  #guard(guard: Any): ((args: ActionArgs) => boolean) | undefined {
+    if (guard === undefined) return undefined;
+    if (typeof guard === 'function') {
+      // `and`, `or`, `not`, `stateIn` are functions with a `check`; an inline guard is a plain function.
+      if (guard.check !== undefined) throw unsupported(`the built-in guard ${String(guard.type ?? guard.name)}`);
+      return (args) => guard(args, undefined) as boolean;
+    }
+    const type: string = typeof guard === 'string' ? guard : guard.type;
+    const params = typeof guard === 'string' ? undefined : guard.params;
+    const implementation = this.#guards[type];
+    if (typeof implementation !== 'function') throw unsupported(`the guard ${type} without an implementation`);
+    if (implementation.check !== undefined) throw unsupported(`the guard ${type}, a built-in guard`);
+    return typeof params === 'function'
+      ? (args) => implementation(args, params(args)) as boolean
+      : (args) => implementation(args, params) as boolean;
   }
 
   /** `definition`, defined on `source` (the leaf `from` or an ancestor), taken while in `from`. */
@@ -454,10 +517,9 @@ function isDescendant(node: Any, ancestor: Any): boolean {
 function refuseUnsupported(node: Any): void {
   if (node.type === 'parallel' || node.type === 'history') throw unsupported(`the ${String(node.type)} state ${node.id}`);
   if ((node.invoke as Any[]).length > 0) throw unsupported(`invoked actors (in ${node.id})`);
-  const definitions: Any[] = [...(node.transitions as Map<string, Any[]>).values()].flat();
-  definitions.push(...((node.always as Any[] | undefined) ?? []));
-  for (const definition of definitions) {
-    if (definition.guard !== undefined) throw unsupported(`guards (in ${node.id})`);
+  for (const type of (node.transitions as Map<string, Any[]>).keys()) {
+    // A wildcard (`*`, `socket.*`) matches event types this table cannot list ahead of time.
+    if (type.includes('*')) throw unsupported(`the wildcard event ${type} (in ${node.id})`);
   }
   for (const child of Object.values(node.states)) refuseUnsupported(child);
 }
