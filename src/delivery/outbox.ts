@@ -248,7 +248,10 @@ export class Outbox {
     let merged: Buffer | undefined;
     if (end === this.#head + 1) {
       chunks = first.chunks;
-    } else if (bytes <= COALESCE_LIMIT) {
+    } else if (bytes <= COALESCE_LIMIT && this.#socket.writableLength === 0) {
+      // A socket that still holds earlier bytes queues this write too, so it is not copied: the queued
+      // write refers to the shared frames (a copy would be memory of this socket's own for as long
+      // as it waits). A socket with nothing queued likely takes it whole: copied into the spare.
       merged = spareMergeBuffer ?? Buffer.allocUnsafeSlow(COALESCE_LIMIT);
       spareMergeBuffer = undefined;
       let offset = 0;
