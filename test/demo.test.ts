@@ -253,6 +253,7 @@ describe('demo chat', () => {
       '/modules/berth/machines/client.machine.js',
       '/modules/berth/src/client.js',
       '/modules/berth/src/client/client.js',
+      '/modules/berth/src/util/compiled-machine.js',
       '/modules/berth/src/util/event-hub.js',
       '/modules/berth/src/util/mitt.js',
       '/modules/berth/src/util/thenable.js',
