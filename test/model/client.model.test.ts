@@ -8,27 +8,16 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { createActor, SimulatedClock, type AnyStateMachine } from 'xstate';
 import { getShortestPaths } from 'xstate/graph';
-import { clientMachine, clientStateOf, reconnectDelay, type ClientEvent, type ClientInput } from '../../machines/client.machine.js';
+import { clientMachine, clientStateOf, reconnectDelay, type ClientEvent } from '../../machines/client.machine.js';
 import { Coverage } from './coverage.js';
+import { clientEvents, clientInput } from './samples.js';
 
 type PathEvent = ClientEvent | { type: string };
 
-const input: ClientInput = {
-  backoff: { initialMs: 100, maxMs: 1000 },
-  closeTimeoutMs: 300,
-  connectTimeoutMs: 700,
-  // 1000 and the application's 4100 mean "do not come back"; the rest do.
-  reconnectable: (code) => code !== 1000 && code !== 4100,
-  random: () => 0.5,
-};
+const input = clientInput;
 
 const events: PathEvent[] = [
-  { type: 'server.welcome' },
-  { type: 'server.resuming' },
-  { type: 'socket.closed', code: 1006, reason: '' },
-  { type: 'socket.closed', code: 4100, reason: 'kicked' },
-  { type: 'socket.closed', code: 1013, reason: 'retry-after=2' },
-  { type: 'client.close', code: 1000, reason: 'bye' },
+  ...clientEvents,
   { type: 'xstate.after.reconnectDelay.client.reconnecting' },
   { type: 'xstate.after.closeTimeout.client.closing' },
   { type: 'xstate.after.connectTimeout.client.live.connecting' },

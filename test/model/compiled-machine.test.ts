@@ -13,10 +13,11 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
 import { createActor, SimulatedClock, type AnyStateMachine } from 'xstate';
-import { clientMachine, type ClientInput } from '../../machines/client.machine.js';
-import { connectionMachine, type ConnectionInput } from '../../machines/connection.machine.js';
+import { clientMachine } from '../../machines/client.machine.js';
+import { connectionMachine } from '../../machines/connection.machine.js';
 import { supervisorMachine } from '../../machines/supervisor.machine.js';
 import { CompiledMachine } from '../../src/util/compiled-machine.js';
+import { clientEvents, clientInput, connectionEvents, connectionInput } from './samples.js';
 
 /** An event, or the simulated clock moving on by `ms`. */
 type Stimulus = { type: string; [key: string]: unknown } | { tick: number };
@@ -61,42 +62,18 @@ const subjects: Subject[] = [
   {
     name: 'connection',
     machine: recording(connectionMachine as AnyStateMachine, CONNECTION_ACTIONS),
-    input: { id: 'c', closeTimeoutMs: 300 } satisfies ConnectionInput,
+    input: connectionInput,
     actions: CONNECTION_ACTIONS,
-    stimuli: [
-      { type: 'socket.closed', code: 4100, reason: 'bye' },
-      { type: 'socket.error', code: 1009, message: 'too big' },
-      { type: 'heartbeat.missed' },
-      { type: 'send.failed', message: 'EPIPE' },
-      { type: 'server.close', code: 4101, reason: 'done', cause: 'server' },
-      { type: 'runtime.shutdown', code: 1001, reason: 'server shutting down' },
-      { tick: 300 },
-    ],
+    stimuli: [...connectionEvents, { tick: 300 }],
     length: 5,
     ends: ['disconnecting.closing', 'done', 'open'],
   },
   {
     name: 'client',
     machine: recording(clientMachine as AnyStateMachine, CLIENT_ACTIONS),
-    input: {
-      backoff: { initialMs: 100, maxMs: 1000 },
-      closeTimeoutMs: 300,
-      connectTimeoutMs: 700,
-      // 1000 and the application's 4100 mean "do not come back"; the rest do (a guard decides).
-      reconnectable: (code) => code !== 1000 && code !== 4100,
-      random: () => 0.5,
-    } satisfies ClientInput,
+    input: clientInput,
     actions: CLIENT_ACTIONS,
-    stimuli: [
-      { type: 'server.welcome' },
-      { type: 'server.resuming' },
-      { type: 'socket.closed', code: 1006, reason: '' },
-      { type: 'socket.closed', code: 4100, reason: 'kicked' },
-      { type: 'socket.closed', code: 1013, reason: 'retry-after=2' },
-      { type: 'client.close', code: 1000, reason: 'bye' },
-      { tick: 300 },
-      { tick: 1000 },
-    ],
+    stimuli: [...clientEvents, { tick: 300 }, { tick: 1000 }],
     length: 4,
     ends: ['closing', 'done', 'live.connecting', 'live.open', 'live.resuming', 'reconnecting'],
   },

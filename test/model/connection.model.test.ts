@@ -11,24 +11,17 @@ import { createActor, SimulatedClock, type AnyStateMachine } from 'xstate';
 import { getShortestPaths } from 'xstate/graph';
 import { connectionMachine, type ConnectionEvent, type ConnectionInput } from '../../machines/connection.machine.js';
 import { Coverage } from './coverage.js';
+import { connectionEvents, connectionInput } from './samples.js';
 import { realize, REALIZABLE, stateOf } from './connection-stimuli.js';
 
 type PathEvent = ConnectionEvent | { type: string };
 
 const inputs: Record<string, ConnectionInput> = {
-  connection: { id: 'c', closeTimeoutMs: 300 },
+  connection: connectionInput,
 };
 
 /** One sample of every event the machine handles, the delayed ones by their XState event type. */
-const events: PathEvent[] = [
-  { type: 'socket.closed', code: 4100, reason: 'bye' },
-  { type: 'socket.error', code: 1009, message: 'too big' },
-  { type: 'heartbeat.missed' },
-  { type: 'send.failed', message: 'EPIPE' },
-  { type: 'server.close', code: 4101, reason: 'done', cause: 'server' },
-  { type: 'runtime.shutdown', code: 1001, reason: 'server shutting down' },
-  { type: 'xstate.after.closeTimeout.connection.disconnecting.closing' },
-];
+const events: PathEvent[] = [...connectionEvents, { type: 'xstate.after.closeTimeout.connection.disconnecting.closing' }];
 
 /**
  * Paths to every edge (state before, event, state after): with the edge in the
