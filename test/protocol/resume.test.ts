@@ -149,18 +149,31 @@ describe('berth.v1 sessions: resume after a drop', () => {
 });
 
 /**
- * A runtime whose first berth.v1 connection joined the lobby and then dropped,
- * leaving its session kept; later connections join nothing by themselves.
+ * A runtime whose first berth.v1 client is welcomed and in the lobby (the application joins it; later
+ * connections too with `lobbyFor: 'every'`). With `m1`, the lobby's first message has reached it.
  */
-async function droppedInLobby(options: RuntimeOptions = {}) {
+async function firstInLobby(options: Partial<RuntimeOptions> = {}, { lobbyFor = 'first', m1 = false } = {}) {
   const { runtime, url } = await startRuntime(options);
   const connections = track(runtime);
   runtime.on('connection', (connection) => {
-    if (connections.length === 1) void connection.join('lobby');
+    if (lobbyFor === 'every' || connections.length === 1) void connection.join('lobby');
   });
   const first = await v1(url);
   const { session } = await first.until((m) => m.t === 'welcome', 'welcome');
   await first.until((m) => m.t === 'joined', 'joined');
+  if (m1) {
+    runtime.sendToRoom('lobby', 'm1');
+    await first.until((m) => m.d === 'm1', 'm1');
+  }
+  return { runtime, url, connections, first, session: session as string, seen: positions(first) };
+}
+
+/**
+ * A runtime whose first berth.v1 connection joined the lobby and then dropped,
+ * leaving its session kept; later connections join nothing by themselves.
+ */
+async function droppedInLobby(options: RuntimeOptions = {}) {
+  const { runtime, url, connections, session } = await firstInLobby(options);
   terminate(connections[0]!);
   await eventually(() => runtime.metrics.snapshot().sessions.detached === 1, 'the session kept');
   return { runtime, url, connections, session };
@@ -169,17 +182,10 @@ async function droppedInLobby(options: RuntimeOptions = {}) {
 describe('berth.v1 sessions: what is sent while a connection is on its way out', () => {
   it('a message sent after a missed pong took the connection out of its rooms, before its socket closed, is replayed', async () => {
     const clock = new SimulatedClock();
-    const { runtime, url } = await startRuntime({ clock, heartbeat: { intervalMs: 1000, timeoutMs: 1000 } });
-    const connections = track(runtime);
-    runtime.on('connection', (connection) => {
-      if (connections.length === 1) void connection.join('lobby');
-    });
-    const first = await v1(url);
-    const { session } = await first.until((m) => m.t === 'welcome', 'welcome');
-    await first.until((m) => m.t === 'joined', 'joined');
-    runtime.sendToRoom('lobby', 'm1');
-    await first.until((m) => m.d === 'm1', 'm1');
-    const seen = positions(first);
+    const { runtime, url, connections, first, session, seen } = await firstInLobby(
+      { clock, heartbeat: { intervalMs: 1000, timeoutMs: 1000 } },
+      { m1: true },
+    );
     // The client stops reading, so it answers no ping: the sweep's round finds the pong missing.
     (first.ws as unknown as { _socket: { pause(): void } })._socket.pause();
     clock.increment(1000);
@@ -261,21 +267,11 @@ async function droppedAtM1(
   options: Partial<RuntimeOptions> = {},
   { lobbyFor = 'every', away = ['m2', 'm3'] }: { lobbyFor?: 'every' | 'first'; away?: string[] } = {},
 ) {
-  const { runtime, url } = await startRuntime(options);
-  const connections = track(runtime);
-  runtime.on('connection', (connection) => {
-    if (lobbyFor === 'every' || connections.length === 1) void connection.join('lobby');
-  });
-  const first = await v1(url);
-  const welcome = await first.until((m) => m.t === 'welcome', 'welcome');
-  await first.until((m) => m.t === 'joined', 'joined');
-  runtime.sendToRoom('lobby', 'm1');
-  await first.until((m) => m.d === 'm1', 'm1');
-  const seen = positions(first);
+  const { runtime, url, connections, session, seen } = await firstInLobby(options, { lobbyFor, m1: true });
   terminate(connections[0]!);
   await eventually(() => connections[0]!.state === 'closed', 'the drop');
   for (const text of away) runtime.sendToRoom('lobby', text);
-  return { runtime, url, connections, token: welcome.session as string, seen };
+  return { runtime, url, connections, token: session, seen };
 }
 
 describe('berth.v1 sessions: a client that says it will resume (berth.resume offered)', () => {
