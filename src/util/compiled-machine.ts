@@ -164,6 +164,9 @@ export class CompiledMachine<TContext extends object, TEvent extends { type: str
   }
 }
 
+/** The event the initial entry actions see, as XState's. */
+const INIT = { type: 'xstate.init' } as const;
+
 /** One running instance of a compiled machine. */
 export class MachineInstance<TContext extends object, TEvent extends { type: string }> {
   readonly #machine: CompiledMachine<TContext, TEvent, unknown, unknown>;
@@ -218,20 +221,20 @@ export class MachineInstance<TContext extends object, TEvent extends { type: str
       (this.#queue ??= []).push(event);
       return;
     }
-    this.#processing = true;
-    try {
-      this.#process(event);
-      while (this.#queue !== undefined && this.#queue.length > 0) this.#process(this.#queue.shift()!);
-    } finally {
-      this.#processing = false;
-    }
+    this.#drain(event, undefined);
   }
 
   /** @internal Enters the initial state. */
   begin(initial: Transition): void {
+    this.#drain(INIT, initial);
+  }
+
+  /** Processes `event` (or takes `initial`), then every event queued meanwhile, one at a time. */
+  #drain(event: TEvent | typeof INIT, initial: Transition | undefined): void {
     this.#processing = true;
     try {
-      this.#take(initial, { type: 'xstate.init' });
+      if (initial === undefined) this.#process(event);
+      else this.#take(initial, event);
       while (this.#queue !== undefined && this.#queue.length > 0) this.#process(this.#queue.shift()!);
     } finally {
       this.#processing = false;
@@ -246,6 +249,7 @@ export class MachineInstance<TContext extends object, TEvent extends { type: str
     try {
       transition = this.#select(candidates, event);
     } catch (error) {
+      // A guard that throws fails the machine, as an action does.
       this.#fail(error);
       return;
     }
@@ -259,6 +263,7 @@ export class MachineInstance<TContext extends object, TEvent extends { type: str
     return undefined;
   }
 
+  /** Takes `transition`, then whatever eventless transitions follow. */
   #take(transition: Transition, event: { type: string }): void {
     let next: Transition | undefined = transition;
     while (next !== undefined) {
@@ -301,21 +306,21 @@ export class MachineInstance<TContext extends object, TEvent extends { type: str
   #startDelay(delay: Delay, args: ActionArgs): void {
     const type = delay.eventType;
     const timer = this.#timers.setTimeout(() => {
-      const delays = this.#delays;
-      const at = delays?.findIndex((pending) => pending.type === type) ?? -1;
-      if (at === -1) return;
-      delays!.splice(at, 1);
-      this.send({ type } as TEvent);
+      if (this.#forgetDelay(type) !== undefined) this.send({ type } as TEvent);
     }, delay.ms(args));
     (this.#delays ??= []).push({ type, timer });
   }
 
   #cancelDelay(type: string): void {
+    const pending = this.#forgetDelay(type);
+    if (pending !== undefined) this.#timers.clearTimeout(pending.timer);
+  }
+
+  /** Takes a pending delay off the list; undefined if it is not pending (fired, or cancelled). */
+  #forgetDelay(type: string): { type: string; timer: unknown } | undefined {
     const delays = this.#delays;
     const at = delays?.findIndex((pending) => pending.type === type) ?? -1;
-    if (at === -1) return;
-    this.#timers.clearTimeout(delays![at]!.timer);
-    delays!.splice(at, 1);
+    return at === -1 ? undefined : delays!.splice(at, 1)[0];
   }
 
   #finish(): void {
