@@ -62,9 +62,13 @@ export function reconnectDelay(context: Pick<ClientContext, 'backoff' | 'random'
   return Math.floor(random() * Math.min(backoff.maxMs, backoff.initialMs * 2 ** attempt));
 }
 
-/** The leaf a client machine's state value names: `connecting`, `open`, `reconnecting`, `closing` or `closed`. */
+/** The leaf a client machine's state value (or state path) names: `connecting`, `open`, `reconnecting`, `closing` or `closed`. */
 export function clientStateOf(value: unknown): 'connecting' | 'open' | 'reconnecting' | 'closing' | 'closed' {
-  const leaf = typeof value === 'string' ? value : (Object.values(value as Record<string, string>)[0] ?? 'connecting');
+  // A state value (`'reconnecting'`, `{ live: 'connecting' }`) or a state's path (`'live.connecting'`).
+  const leaf =
+    typeof value === 'string'
+      ? value.slice(value.lastIndexOf('.') + 1)
+      : (Object.values(value as Record<string, string>)[0] ?? 'connecting');
   // Resuming is still connecting, for the application: not usable yet.
   return (leaf === 'resuming' ? 'connecting' : leaf) as ReturnType<typeof clientStateOf>;
 }

@@ -257,6 +257,7 @@ describe('demo chat', () => {
       '/modules/berth/src/util/event-hub.js',
       '/modules/berth/src/util/mitt.js',
       '/modules/berth/src/util/thenable.js',
+      '/modules/berth/src/util/timers.js',
     ]);
     expect(seen.has('/modules/mitt/dist/mitt.mjs')).toBe(true);
   });

@@ -6,6 +6,7 @@
  * the position of every stream it receives, and does request/reply.
  */
 import { CompiledMachine, type MachineInstance } from '../util/compiled-machine.js';
+import { realTimers } from '../util/timers.js';
 import {
   clientMachine,
   clientStateOf,
@@ -170,7 +171,7 @@ export class BerthClient<M extends MessageMap = RawMessages> {
       realTimers,
       {
         processed: (path) => {
-          const state = clientStateOf(leafOf(path));
+          const state = clientStateOf(path);
           if (state === this.#state) return;
           this.#state = state;
           this.#emit('state', state);
@@ -280,7 +281,7 @@ export class BerthClient<M extends MessageMap = RawMessages> {
       WebSocketClass = await nodeWebSocket();
       // The machine may have moved on (closed) while `ws` was being loaded. Asked only then: run by the
       // entry action itself, the snapshot is still the state being left (reconnecting), not connecting.
-      if (clientStateOf(leafOf(this.#machine.state ?? 'closed')) !== 'connecting') return;
+      if (clientStateOf(this.#machine.state ?? 'closed') !== 'connecting') return;
     }
     // With a session to resume, it says so in the handshake, so that nothing live comes before the replay.
     const socket = new WebSocketClass(this.url, this.#session === undefined ? ['berth.v1'] : ['berth.v1', 'berth.resume']);
@@ -460,14 +461,3 @@ async function nodeWebSocket(): Promise<WebSocketClass> {
   const module = (await import('ws')) as unknown as { WebSocket: WebSocketClass };
   return module.WebSocket;
 }
-
-/** The last segment of a state's path (`live.connecting` → `connecting`). */
-function leafOf(path: string): string {
-  return path.slice(path.lastIndexOf('.') + 1);
-}
-
-/** The host's own timers (a browser's or Node's), for the machine's delays. */
-const realTimers = {
-  setTimeout: (fn: () => void, ms: number): unknown => setTimeout(fn, ms),
-  clearTimeout: (id: unknown): void => clearTimeout(id as ReturnType<typeof setTimeout>),
-};

@@ -13,6 +13,7 @@
  * timeout of its own.
  */
 import type { HeartbeatTiming } from '../../machines/connection.machine.js';
+import type { Timers } from '../util/timers.js';
 
 /** A connection as the sweep sees it. */
 export interface HeartbeatMember {
@@ -25,12 +26,6 @@ export interface HeartbeatMember {
   ping(): void;
   /** Its pong did not come within the timeout. */
   missed(): void;
-}
-
-/** The timers the sweep runs on: the runtime's clock (XState's `SimulatedClock` in tests). */
-export interface SweepClock {
-  setTimeout(fn: () => void, ms: number): unknown;
-  clearTimeout(id: unknown): void;
 }
 
 export interface HeartbeatCounters<M> {
@@ -46,7 +41,8 @@ export type HeartbeatPhase = 'waiting' | 'awaiting-pong' | 'off';
 
 export class HeartbeatSweep<M extends HeartbeatMember> {
   readonly #timing: HeartbeatTiming;
-  readonly #clock: SweepClock;
+  /** The runtime's clock (XState's `SimulatedClock` in tests). */
+  readonly #clock: Timers;
   readonly #now: () => number;
   readonly #counters: HeartbeatCounters<M>;
   readonly #members = new Set<M>();
@@ -61,7 +57,7 @@ export class HeartbeatSweep<M extends HeartbeatMember> {
   #round = 0;
   #timer: unknown;
 
-  constructor(timing: HeartbeatTiming, clock: SweepClock, now: () => number, counters: HeartbeatCounters<M>) {
+  constructor(timing: HeartbeatTiming, clock: Timers, now: () => number, counters: HeartbeatCounters<M>) {
     this.#timing = timing;
     this.#clock = clock;
     this.#now = now;

@@ -19,6 +19,7 @@ import { directoryPresence } from '../cluster/local-presence.js';
 import { guardPresence, type Presence, type PresenceChange } from '../cluster/presence.js';
 import { indexScheduledEvents } from '../connection/actor-scheduler.js';
 import { CompiledMachine, type CompiledMachineHooks } from '../util/compiled-machine.js';
+import { realTimers, type Timers } from '../util/timers.js';
 import { provideConnectionMachine, provideSupervisorMachine, type SupervisorMachine } from '../connection/actors.js';
 import { Refusal, admit, type Grant } from '../connection/admission.js';
 import { CloseCode } from '../connection/close-codes.js';
@@ -63,11 +64,6 @@ import { Streams } from './streams.js';
 import { viewOf, type SupervisorView } from './supervisor-view.js';
 
 type RuntimeState = 'running' | 'closing' | 'closed';
-
-const realTimers = {
-  setTimeout: (fn: () => void, ms: number): unknown => setTimeout(fn, ms),
-  clearTimeout: (id: unknown) => clearTimeout(id as NodeJS.Timeout),
-};
 
 /** Whether the upgrade request offered this subprotocol. */
 function offers(request: IncomingMessage, protocol: string): boolean {
@@ -122,7 +118,7 @@ class BerthRuntime<TData> implements Runtime<TData> {
   /** Replayed messages' frames, shared by every client that resumes: 8 MiB at most. */
   readonly #replayFrames = new ReplayFrames(8 * 1024 * 1024);
   /** The runtime's clock's timers (simulated in scenarios), for what is not an actor's delay. */
-  readonly #timers: { setTimeout(fn: () => void, ms: number): unknown; clearTimeout(id: unknown): void };
+  readonly #timers: Timers;
   /** Pings every open connection and reports its missed pongs; none when `heartbeat` is off. */
   readonly #heartbeat: HeartbeatSweep<ServerConnection<TData>> | undefined;
   /** How long the sessions of dropped berth.v1 connections are kept (the supervisor keeps them); none when `recovery` is off. */

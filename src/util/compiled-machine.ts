@@ -34,12 +34,7 @@
  * 5.33, pinned in package.json, and held to it by the equivalence test.
  */
 import type { AnyStateMachine } from 'xstate';
-
-/** The clock a compiled machine's delays run on: the runtime's (simulated in scenarios). */
-export interface MachineTimers {
-  setTimeout(fn: () => void, ms: number): unknown;
-  clearTimeout(id: unknown): void;
-}
+import type { Timers } from './timers.js';
 
 /** What a running compiled machine reports. */
 export interface CompiledMachineHooks<TContext, TOutput> {
@@ -142,12 +137,7 @@ export class CompiledMachine<TContext extends object, TEvent extends { type: str
    * Starts an instance in its initial state, running the initial entry actions. `self` is given to its
    * actions as `self`: one compiled machine can then serve many owners.
    */
-  start(
-    input: TInput,
-    timers: MachineTimers,
-    hooks: CompiledMachineHooks<TContext, TOutput>,
-    self?: unknown,
-  ): MachineInstance<TContext, TEvent> {
+  start(input: TInput, timers: Timers, hooks: CompiledMachineHooks<TContext, TOutput>, self?: unknown): MachineInstance<TContext, TEvent> {
     const instance = new MachineInstance<TContext, TEvent>(this as never, this.#context(input), timers, hooks as never, self);
     instance.begin(this.#initial);
     return instance;
@@ -170,7 +160,7 @@ const INIT = { type: 'xstate.init' } as const;
 /** One running instance of a compiled machine. */
 export class MachineInstance<TContext extends object, TEvent extends { type: string }> {
   readonly #machine: CompiledMachine<TContext, TEvent, unknown, unknown>;
-  readonly #timers: MachineTimers;
+  readonly #timers: Timers;
   readonly #hooks: CompiledMachineHooks<TContext, unknown>;
   readonly #self: unknown;
   /** The current leaf state; -1 once stopped (done, or failed). */
@@ -185,7 +175,7 @@ export class MachineInstance<TContext extends object, TEvent extends { type: str
   constructor(
     machine: CompiledMachine<TContext, TEvent, unknown, unknown>,
     context: TContext,
-    timers: MachineTimers,
+    timers: Timers,
     hooks: CompiledMachineHooks<TContext, unknown>,
     self: unknown,
   ) {
