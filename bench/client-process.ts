@@ -6,10 +6,9 @@
  * `node --import tsx bench/client-process.ts <system>`; it dies with its
  * parent's IPC channel.
  */
-import { writeFile, mkdir } from 'node:fs/promises';
-import { Session } from 'node:inspector';
 import { join } from 'node:path';
 import { churn } from './clients/churn.js';
+import { profiling, startProfile, stopProfile } from './cpu-profile.js';
 import { plainDialect, type Dialect } from './clients/dialect.js';
 import { Receiver } from './clients/receiver.js';
 import { ResumeClients } from './clients/resume.js';
@@ -27,25 +26,6 @@ const cpuUs = () => {
   const { user, system: sys } = process.cpuUsage();
   return user + sys;
 };
-
-let profiler: Session | undefined;
-const post = (session: Session, method: string) =>
-  new Promise<unknown>((resolve, reject) => session.post(method, (error, result) => (error ? reject(error) : resolve(result))));
-
-async function startProfile(): Promise<void> {
-  profiler = new Session();
-  profiler.connect();
-  await post(profiler, 'Profiler.enable');
-  await post(profiler, 'Profiler.start');
-}
-
-async function stopProfile(path: string): Promise<void> {
-  const { profile } = (await post(profiler!, 'Profiler.stop')) as { profile: unknown };
-  profiler!.disconnect();
-  profiler = undefined;
-  await mkdir(join(path, '..'), { recursive: true });
-  await writeFile(path, JSON.stringify(profile));
-}
 
 function need(): Receiver {
   if (receiver === undefined) throw new Error('no connections yet: send connect first');
@@ -90,8 +70,7 @@ async function handle(command: ClientCommand): Promise<ClientReply> {
       return { id: command.id, type: 'resume-drop', report: needResumers().drop() };
     case 'resume-back': {
       const report = await needResumers().waitBack(command.timeoutMs);
-      if (profiler !== undefined)
-        await stopProfile(join(process.env.BENCH_CPU_PROF!, `resume-storm-client-${system}-${process.pid}.cpuprofile`));
+      if (profiling()) await stopProfile(join(process.env.BENCH_CPU_PROF!, `resume-storm-client-${system}-${process.pid}.cpuprofile`));
       return { id: command.id, type: 'resume-back', report };
     }
     case 'resume-report':

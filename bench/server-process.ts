@@ -7,9 +7,7 @@
  * cluster node, BENCH_RECOVERY_SESSIONS to keep sessions of dropped
  * connections and BENCH_HEARTBEAT (`intervalMs,timeoutMs`) to set the heartbeat; it dies with its parent's IPC channel.
  */
-import { mkdir, writeFile } from 'node:fs/promises';
-import path from 'node:path';
-import { Session } from 'node:inspector';
+import { startProfile, stopProfile } from './cpu-profile.js';
 import { payloadMaker } from './payload.js';
 import { RssSampler } from './rss-sampler.js';
 import { wallNow, type BroadcastPlan, type ServerCommand, type ServerReply, type SystemName } from './protocol.js';
@@ -55,11 +53,6 @@ const cpuUs = () => {
 const sampler = new RssSampler();
 let sampling = false;
 let baseRss = 0;
-
-/** The in-process V8 profiler, on request (the process ends by SIGKILL, so `--cpu-prof` would write nothing). */
-let profiler: Session | undefined;
-const post = (session: Session, method: string) =>
-  new Promise<unknown>((resolve, reject) => session.post(method, (error, result) => (error ? reject(error) : resolve(result))));
 
 function reply(message: ServerReply): void {
   process.send!(message);
@@ -139,17 +132,10 @@ async function handle(command: ServerCommand): Promise<ServerReply> {
       return { id: command.id, type: 'finish', finished: { cpuUs: cpu, baseRss, peakRss: Math.max(peak, baseRss), samples } };
     }
     case 'profile-start':
-      profiler ??= new Session();
-      profiler.connect();
-      await post(profiler, 'Profiler.enable');
-      await post(profiler, 'Profiler.start');
+      await startProfile();
       return { id: command.id, type: 'profile-start' };
     case 'profile-stop': {
-      if (profiler === undefined) throw new Error('no profile started');
-      const { profile } = (await post(profiler, 'Profiler.stop')) as { profile: unknown };
-      profiler.disconnect();
-      await mkdir(path.dirname(command.path), { recursive: true });
-      await writeFile(command.path, JSON.stringify(profile));
+      await stopProfile(command.path);
       return { id: command.id, type: 'profile-stop' };
     }
   }
