@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { createActor, type Actor, type AnyActorRef } from 'xstate';
+import { createActor, type AnyActorRef } from 'xstate';
 import {
   CONNECTION_ACTOR_ID,
   type ConnectionContext,
@@ -17,10 +17,9 @@ import type { CloseCause, EncodedFrame, Target } from '../../machines/types.js';
 import type { AdapterNode, BroadcastMessage } from '../cluster/adapter.js';
 import { directoryPresence } from '../cluster/local-presence.js';
 import { guardPresence, type Presence, type PresenceChange } from '../cluster/presence.js';
-import { indexScheduledEvents } from '../connection/actor-scheduler.js';
 import { CompiledMachine, type CompiledMachineHooks } from '../util/compiled-machine.js';
 import { realTimers, type Timers } from '../util/timers.js';
-import { provideConnectionMachine, provideSupervisorMachine, type SupervisorMachine } from '../connection/actors.js';
+import { provideConnectionMachine, provideSupervisorMachine } from '../connection/actors.js';
 import { Refusal, admit, type Grant } from '../connection/admission.js';
 import { CloseCode } from '../connection/close-codes.js';
 import {
@@ -59,9 +58,10 @@ import { resolveOptions, type Clock, type ResolvedOptions, type RuntimeOptions }
 import { HeartbeatSweep } from '../connection/heartbeat.js';
 import { ReplayFrames } from './replay-frames.js';
 import { Requests } from './requests.js';
-import { createSessionActor, sessionToken } from './sessions.js';
+import { sessionToken } from './sessions.js';
 import { Streams } from './streams.js';
-import { viewOf, type SupervisorView } from './supervisor-view.js';
+import { startSupervisor, type SupervisorRunner } from './supervisor.js';
+import type { SupervisorView } from './supervisor-view.js';
 
 type RuntimeState = 'running' | 'closing' | 'closed';
 
@@ -87,7 +87,7 @@ class BerthRuntime<TData> implements Runtime<TData> {
   readonly nodeId = randomBytes(4).toString('hex');
   readonly ready: Promise<void>;
   readonly supervisor: SupervisorView;
-  readonly #supervisor: Actor<SupervisorMachine>;
+  readonly #supervisor: SupervisorRunner;
   /** What each connection may ask of this runtime. */
   readonly #host: ConnectionHost<TData>;
   readonly #options: ResolvedOptions<TData>;
@@ -177,29 +177,21 @@ class BerthRuntime<TData> implements Runtime<TData> {
       dropped: (reason, count) => this.#metrics.dropped(reason, count),
       report: (error) => this.#report(error),
     });
-    // XState spreads options over its defaults, so an `undefined` clock would replace the real one.
-    this.#supervisor = createActor(
+    this.#supervisor = startSupervisor(
       provideSupervisorMachine({
         sessionExpired: () => this.#metrics.session('expired'),
         broadcasting: (target) => this.#scheduler.broadcasting(target),
       }),
       {
         input: { maxSessions: options.recovery?.maxSessions ?? 0 },
-        id: 'supervisor',
-        systemId: 'supervisor',
-        ...(options.inspect && { inspect: options.inspect }),
-        ...(options.clock && { clock: options.clock }),
+        inspect: options.inspect,
+        clock: options.clock,
+        timers: this.#timers,
+        // A bug in berth: nothing can be registered or broadcast from here on.
+        failed: (error) => this.#report(toBerthError(ErrorCode.ACTOR_FAILED, 'supervisor failed', error)),
       },
     );
-    this.supervisor = viewOf(this.#supervisor);
-    indexScheduledEvents(this.#supervisor.system);
-    this.#supervisor.subscribe({
-      error: (error) => {
-        // A bug in berth: nothing can be registered or broadcast from here on.
-        this.#report(toBerthError(ErrorCode.ACTOR_FAILED, 'supervisor failed', error));
-      },
-    });
-    this.#supervisor.start();
+    this.supervisor = this.#supervisor.view;
     this.#recoveryWindowMs = options.recovery?.windowMs;
 
     const policy = {
@@ -406,15 +398,15 @@ class BerthRuntime<TData> implements Runtime<TData> {
     if (connection.user !== undefined) keep.add(streamOf({ kind: 'user', user: connection.user }));
     const streams = new Map([...(connection.v1?.attached ?? [])].filter(([stream]) => keep.has(stream)));
     // Session actors are the supervisor's children, so the inspector shows them beside the connections.
-    const actor = createSessionActor(this.#supervisor, token, windowMs);
+    const session = this.#supervisor.session({ token, windowMs });
     this.#supervisor.send({
       type: 'session.detach',
       record: { token, previous: connection.id, user: connection.user, rooms, streams },
-      ref: actor,
+      ref: session.ref,
       respond: (kept) => {
         // Refused: as many sessions are kept as `recovery.maxSessions` allows.
         if (!kept) return this.#metrics.session('overflow');
-        actor.start();
+        session.start();
         this.#metrics.session('detached');
       },
     });
@@ -569,7 +561,7 @@ class BerthRuntime<TData> implements Runtime<TData> {
   }
 
   #directory(): SupervisorDirectory {
-    return this.#supervisor.getSnapshot().context.directory;
+    return this.#supervisor.context.directory;
   }
 
   /**
@@ -577,7 +569,7 @@ class BerthRuntime<TData> implements Runtime<TData> {
    * no `berth.v1` recipient, so it costs nothing (no stream name built) while no session is detached.
    */
   #heldBySession(target: Target): boolean {
-    const sessions = this.#supervisor.getSnapshot().context.sessions;
+    const sessions = this.#supervisor.context.sessions;
     if (this.#leavingStreams.size === 0 && !sessions.holdsAny) return false;
     const stream = streamOf(target);
     return this.#leavingStreams.has(stream) || sessions.interested(stream);
@@ -692,7 +684,7 @@ class BerthRuntime<TData> implements Runtime<TData> {
    */
   #deliverLocally(target: Target, except: string | undefined, frame: EncodedFrame, sentHere: boolean, payload: Payload): void {
     // Once the supervisor has stopped (shutdown, last connection gone) nobody local is left to receive it.
-    if (this.#supervisor.getSnapshot().status !== 'active') return;
+    if (!this.#supervisor.active) return;
     const startedAt = performance.now();
     this.#supervisor.send({
       type: 'broadcast',
@@ -766,7 +758,7 @@ class BerthRuntime<TData> implements Runtime<TData> {
       return { lifecycle: instance, ref: instance as unknown as AnyActorRef, ended: instance.ended };
     }
     const actor = createActor(this.#connectionLogic, {
-      parent: this.#supervisor,
+      parent: this.#supervisor.actor,
       // No systemId: registering one costs a Map and a WeakMap entry per connection, and the
       // connection id is in the actor's context for whoever inspects it.
       id: CONNECTION_ACTOR_ID,
@@ -793,8 +785,7 @@ class BerthRuntime<TData> implements Runtime<TData> {
     if (this.#state !== 'running') return;
     this.#state = 'closing';
     const stopped = new Promise<void>((resolve) => {
-      if (this.#supervisor.getSnapshot().status !== 'active') resolve();
-      else this.#supervisor.subscribe({ complete: resolve, error: () => resolve() });
+      this.#supervisor.onStopped(resolve);
     });
     this.#supervisor.send({ type: 'runtime.shutdown', code: CloseCode.GOING_AWAY, reason: SHUTDOWN_REASON });
     let timer: NodeJS.Timeout | undefined;

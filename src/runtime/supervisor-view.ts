@@ -1,5 +1,4 @@
-import type { Actor, Subscription } from 'xstate';
-import type { SupervisorMachine } from '../connection/actors.js';
+import type { Subscription } from 'xstate';
 
 /** Where the supervisor is, as an application may see it. */
 export interface SupervisorSnapshot {
@@ -23,18 +22,4 @@ export interface SupervisorView {
   getSnapshot(): SupervisorSnapshot;
   /** Calls `listener` after every event the supervisor processed; `complete` once it has stopped. */
   subscribe(listener: (snapshot: SupervisorSnapshot) => void, complete?: () => void): Subscription;
-}
-
-export function viewOf(actor: Actor<SupervisorMachine>): SupervisorView {
-  const read = (): SupervisorSnapshot => {
-    const { status, value } = actor.getSnapshot();
-    return { status, value: value as SupervisorSnapshot['value'] };
-  };
-  return Object.freeze({
-    id: actor.id,
-    sessionId: actor.sessionId,
-    getSnapshot: read,
-    subscribe: (listener: (snapshot: SupervisorSnapshot) => void, complete?: () => void) =>
-      actor.subscribe({ next: () => listener(read()), error: () => {}, ...(complete && { complete }) }),
-  });
 }

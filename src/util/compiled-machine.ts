@@ -12,21 +12,28 @@
  * and turns every (state, event) pair into a list of steps, so that sending
  * an event is a table lookup and the steps' actions. The machine stays the
  * single source of the lifecycle: nothing here names a state or an event,
- * and `test/model/compiled-machine.test.ts` checks, over every event sequence
- * of up to five events of each compiled machine (connection and client),
- * that a compiled machine and an XState Actor of the
- * same machine pass through the same states with the same context, run the
- * same actions with the same parameters in the same order, and end with the
- * same output.
+ * and `test/model/compiled-machine.test.ts` checks, over every sequence of
+ * a few events of each compiled machine (connection, supervisor, client) and
+ * random longer ones of the supervisor, that a compiled machine and an
+ * XState Actor of the same machine pass through the same states with the
+ * same context, run the same actions with the same parameters in the same
+ * order, send to and stop the same actors, and end with the same output.
+ * The supervisor and its sessions run compiled too when nobody inspects the
+ * runtime (src/runtime/supervisor.ts).
  *
  * Only what the compiled machines use is supported — atomic, compound and
  * final states; transitions with or without a target, guarded by named or
  * inline guards; eventless transitions; `assign`; named actions with static
- * or computed parameters; named or numeric `after` delays — and anything
- * else (built-in guards such as `and`, wildcard events, parallel or history
+ * or computed parameters, implemented by functions, `assign` or
+ * `enqueueActions` (which may enqueue named actions, `sendTo` a ref and
+ * `stopChild` a ref, both run once the transition is taken, as XState
+ * defers them); named or numeric `after` delays — and anything else
+ * (built-in guards such as `and`, wildcard events, parallel or history
  * states, invoked or spawned actors, other built-in actions) is refused when
  * the machine is compiled, so a change to a machine that this cannot run
- * fails at once rather than behaving differently.
+ * fails at once rather than behaving differently. What an `enqueueActions`
+ * enqueues is known only when it runs: anything else fails the instance
+ * then, with the same "cannot run" error.
  *
  * Reaches into XState's state nodes (`transitions`, `entry`, `exit`,
  * `after`, `always`, `initial`) and built-in actions (`assign`'s
@@ -50,7 +57,23 @@ export interface CompiledMachineHooks<TContext, TOutput> {
 type Any = any;
 /** What actions, guards and delays are given; `self` is what `start` was given (an Actor would give its ref). */
 type ActionArgs = { context: Any; event: Any; self: unknown };
-type Exec = (args: ActionArgs) => void;
+/** `scope` is the instance running it: `sendTo` and `stopChild` are deferred to the end of its transition, as XState defers them. */
+type Exec = (args: ActionArgs, scope: Scope) => void;
+
+/** What an action needs of the instance running it. */
+interface Scope {
+  /** Runs `effect` once the transition (with its eventless transitions) is taken, as XState runs `sendTo` and `stopChild`. */
+  defer(effect: () => void): void;
+}
+
+/**
+ * What a compiled machine's `sendTo` and `stopChild` reach: an XState Actor's ref (its `_send` is what
+ * XState's relay calls) or another compiled instance, which is its own ref.
+ */
+interface ChildRef {
+  _send(event: unknown): void;
+  stop?(): unknown;
+}
 
 /** A delayed event a state starts on entry and cancels on exit. */
 interface Delay {
@@ -158,7 +181,7 @@ export class CompiledMachine<TContext extends object, TEvent extends { type: str
 const INIT = { type: 'xstate.init' } as const;
 
 /** One running instance of a compiled machine. */
-export class MachineInstance<TContext extends object, TEvent extends { type: string }> {
+export class MachineInstance<TContext extends object, TEvent extends { type: string }> implements Scope {
   readonly #machine: CompiledMachine<TContext, TEvent, unknown, unknown>;
   readonly #timers: Timers;
   readonly #hooks: CompiledMachineHooks<TContext, unknown>;
@@ -171,6 +194,8 @@ export class MachineInstance<TContext extends object, TEvent extends { type: str
   #processing = false;
   /** Pending delayed events (their type is unique to the state that started them), with their timers. */
   #delays: Array<{ type: string; timer: unknown }> | undefined;
+  /** Effects of the transition being taken that run once it is taken (`sendTo`, `stopChild`). */
+  #deferred: Array<() => void> | undefined;
 
   constructor(
     machine: CompiledMachine<TContext, TEvent, unknown, unknown>,
@@ -203,6 +228,16 @@ export class MachineInstance<TContext extends object, TEvent extends { type: str
   /** What XState calls on an actor ref it relays an event to (a `sendTo` of another machine): `send`. */
   _send(event: TEvent): void {
     this.send(event);
+  }
+
+  /** Stops it where it is, as stopping an Actor does: no output, no hook, no more events; pending delays cancelled. */
+  stop(): void {
+    this.#stop();
+  }
+
+  /** @internal */
+  defer(effect: () => void): void {
+    (this.#deferred ??= []).push(effect);
   }
 
   /** Processes an event, after any it is already processing; ignored once stopped or where the state has no transition for it. */
@@ -262,7 +297,7 @@ export class MachineInstance<TContext extends object, TEvent extends { type: str
         if (next.target !== -1) this.#state = next.target;
         const leaf = this.#machine.leaf(this.#state);
         if (leaf.final) {
-          this.#finish();
+          if (this.#runDeferred()) this.#finish();
           return;
         }
         next = leaf.always.length === 0 ? undefined : this.#select(leaf.always, event);
@@ -271,7 +306,21 @@ export class MachineInstance<TContext extends object, TEvent extends { type: str
         return;
       }
     }
-    this.#hooks.processed?.(this.#machine.pathOf(this.#state), this.#context);
+    if (this.#runDeferred()) this.#hooks.processed?.(this.#machine.pathOf(this.#state), this.#context);
+  }
+
+  /** Runs the transition's deferred effects, in order; false if one threw, which fails the machine. */
+  #runDeferred(): boolean {
+    const deferred = this.#deferred;
+    if (deferred === undefined) return true;
+    this.#deferred = undefined;
+    try {
+      for (const effect of deferred) effect();
+      return true;
+    } catch (error) {
+      this.#fail(error);
+      return false;
+    }
   }
 
   #run(steps: readonly Step[], event: { type: string }): void {
@@ -279,7 +328,7 @@ export class MachineInstance<TContext extends object, TEvent extends { type: str
     for (const step of steps) {
       switch (step.kind) {
         case 'action':
-          step.exec(args);
+          step.exec(args, this);
           // `assign` replaces the context; later actions see the new one.
           this.#context = args.context;
           break;
@@ -335,6 +384,7 @@ export class MachineInstance<TContext extends object, TEvent extends { type: str
   #stop(): void {
     for (const { timer } of this.#delays ?? []) this.#timers.clearTimeout(timer);
     this.#delays = undefined;
+    this.#deferred = undefined;
     this.#state = -1;
     this.#queue = undefined;
   }
@@ -438,38 +488,90 @@ class StepCompiler {
   }
 
   #action(action: Any): Step {
+    return { kind: 'action', exec: this.#exec(action) };
+  }
+
+  /** What running `action` does: an inline `assign`, or a named action (a plain function, an `assign` or an `enqueueActions`). */
+  #exec(action: Any): Exec {
     if (typeof action === 'function') {
-      if (action.type === 'xstate.assign') {
-        const assignment = action.assignment;
-        return {
-          kind: 'action',
-          exec: (args) => {
-            let update: Any;
-            if (typeof assignment === 'function') {
-              update = assignment(args, undefined);
-            } else {
-              update = {};
-              for (const key of Object.keys(assignment)) {
-                const value = assignment[key];
-                update[key] = typeof value === 'function' ? value(args, undefined) : value;
-              }
-            }
-            args.context = Object.assign({}, args.context, update);
-          },
-        };
-      }
+      if (action.type === 'xstate.assign') return assigning(action.assignment, undefined);
       throw unsupported(`the built-in action ${String(action.type)}`);
     }
     const type: string = typeof action === 'string' ? action : action.type;
     const params = typeof action === 'string' ? undefined : action.params;
     const implementation = this.#actions[type];
     if (typeof implementation !== 'function') throw unsupported(`the action ${type} without an implementation`);
-    if (implementation.type !== undefined) throw unsupported(`the action ${type}, a built-in action (${String(implementation.type)})`);
-    return {
-      kind: 'action',
-      exec: typeof params === 'function' ? (args) => implementation(args, params(args)) : (args) => implementation(args, params),
+    switch (implementation.type) {
+      case undefined:
+        return typeof params === 'function' ? (args) => implementation(args, params(args)) : (args) => implementation(args, params);
+      case 'xstate.assign':
+        return assigning(implementation.assignment, params);
+      case 'xstate.enqueueActions':
+        return this.#enqueuing(implementation.collect, params);
+      default:
+        throw unsupported(`the action ${type}, a built-in action (${String(implementation.type)})`);
+    }
+  }
+
+  /**
+   * An `enqueueActions`: its callback runs, then what it enqueued, in order, before the transition's next
+   * action, as XState runs them. Named actions and `sendTo` / `stopChild` of a ref are supported; what
+   * else it may enqueue is known only when it runs, and fails the machine then.
+   */
+  #enqueuing(collect: Any, params: Any): Exec {
+    return (args, scope) => {
+      const queued: Exec[] = [];
+      const enqueue = (action: Any) => void queued.push(this.#exec(action));
+      enqueue.sendTo = (to: Any, event: Any, options?: Any) => {
+        if (options !== undefined) throw unsupported('a `sendTo` with options (a delay or an id)');
+        queued.push((at, into) => {
+          const ref = (typeof to === 'function' ? to(at, undefined) : to) as ChildRef;
+          if (typeof ref?._send !== 'function') throw unsupported('a `sendTo` to anything but an actor ref');
+          const resolved: unknown = typeof event === 'function' ? event(at, undefined) : event;
+          into.defer(() => ref._send(resolved));
+        });
+      };
+      enqueue.stopChild = (ref: ChildRef) => {
+        queued.push((_, into) => {
+          if (typeof ref?.stop !== 'function') throw unsupported('a `stopChild` of anything but an actor ref');
+          into.defer(() => ref.stop!());
+        });
+      };
+      for (const name of ['assign', 'cancel', 'raise', 'sendParent', 'spawnChild', 'emit'] as const) {
+        (enqueue as Any)[name] = () => {
+          throw unsupported(`\`enqueue.${name}\``);
+        };
+      }
+      const check = () => {
+        throw unsupported('`check` in `enqueueActions`');
+      };
+      collect(
+        { context: args.context, event: args.event, self: args.self, enqueue, check },
+        typeof params === 'function' ? params(args) : params,
+      );
+      for (const exec of queued) {
+        exec(args, scope);
+      }
     };
   }
+}
+
+/** An `assign`: the context replaced by a copy with the assignment's update; later actions see the new one. */
+function assigning(assignment: Any, params: Any): Exec {
+  return (args) => {
+    const resolved = typeof params === 'function' ? params(args) : params;
+    let update: Any;
+    if (typeof assignment === 'function') {
+      update = assignment(args, resolved);
+    } else {
+      update = {};
+      for (const key of Object.keys(assignment)) {
+        const value = assignment[key];
+        update[key] = typeof value === 'function' ? value(args, resolved) : value;
+      }
+    }
+    args.context = Object.assign({}, args.context, update);
+  };
 }
 
 /** A state's `after` delays, by the id its entry raise and exit cancel use. */

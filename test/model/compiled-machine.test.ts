@@ -1,26 +1,35 @@
 /**
  * A compiled machine (src/util/compiled-machine.ts) against an XState Actor
  * of the same machine, for each machine berth runs compiled — the connection
- * machine (connections nobody inspects) and the client machine
+ * and supervisor machines (runtimes nobody inspects) and the client machine
  * (`berth/client`): over every sequence of events up to a length — each
- * event the machine handles, and the clock moving on — both must be in the
- * same state with the same context after every event, run the same actions
- * with the same parameters in the same order, fail where the other fails,
- * and end with the same output. This is what keeps a compiled machine the
+ * event the machine handles, and the clock moving on — and, for the
+ * supervisor, over random longer ones too, both must be in the same state
+ * with the same context after every event, run the same actions with the
+ * same parameters in the same order, send the same events to the same
+ * actors and stop the same ones (`sendTo`, `stopChild`) at the same points,
+ * answer the same requests the same way, fail where the other fails, and
+ * end with the same output. This is what keeps a compiled machine the
  * machine's.
  */
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
-import { createActor, SimulatedClock, type AnyStateMachine } from 'xstate';
+import { and, createActor, createMachine, enqueueActions, setup, SimulatedClock, type AnyStateMachine } from 'xstate';
 import { clientMachine } from '../../machines/client.machine.js';
 import { connectionMachine } from '../../machines/connection.machine.js';
 import { supervisorMachine } from '../../machines/supervisor.machine.js';
 import { CompiledMachine } from '../../src/util/compiled-machine.js';
-import { clientEvents, clientInput, connectionEvents, connectionInput } from './samples.js';
+import { clientEvents, clientInput, connectionEvents, connectionInput, supervisorEvents, supervisorInput } from './samples.js';
 
 /** An event, or the simulated clock moving on by `ms`. */
 type Stimulus = { type: string; [key: string]: unknown } | { tick: number };
+
+/** What a run gives the events it sends: its log, and an actor ref (recording what it is sent, and its stop) by name. */
+interface Run {
+  readonly log: unknown[];
+  ref(name: string): unknown;
+}
 
 interface Subject {
   readonly name: string;
@@ -33,6 +42,10 @@ interface Subject {
   readonly length: number;
   /** The states (or `done`) some sequence must end in: the walk reached them all. */
   readonly ends: readonly string[];
+  /** The event as this run sends it: its refs and callbacks the run's own. */
+  readonly bind?: (event: { type: string; [key: string]: unknown }, run: Run) => unknown;
+  /** Also this many random sequences of this length, from a fixed seed. */
+  readonly random?: { readonly count: number; readonly length: number };
 }
 
 function recording(machine: AnyStateMachine, names: readonly string[]) {
@@ -57,6 +70,23 @@ function plain(value: unknown): unknown {
 
 const CONNECTION_ACTIONS = ['closeSocket', 'terminateSocket', 'markLeaving', 'reportClosed', 'notifySupervisor'];
 const CLIENT_ACTIONS = ['openSocket', 'closeSocket', 'terminateSocket', 'flushQueue', 'failPending', 'reportClosed'];
+/** The supervisor's actions the runtime implements; its own (`respond`, `takeSession`, …) run as written, and answer through the events. */
+const SUPERVISOR_ACTIONS = ['deliver', 'reportExpired', 'reportLeft'];
+
+/** The supervisor's requests answer into the run's log, and its refs are the run's. */
+function bindSupervisorEvent(event: { type: string; [key: string]: unknown }, run: Run): unknown {
+  const answer = (ok: boolean) => run.log.push({ answer: event.type, ok });
+  switch (event.type) {
+    case 'connection.register':
+      return { ...event, ref: run.ref(`connection ${String(event.id)}`), respond: answer };
+    case 'session.detach':
+      return { ...event, ref: run.ref(`session ${(event.record as { token: string }).token}`), respond: answer };
+    case 'session.take':
+      return { ...event, taken: (record?: { token: string }) => run.log.push({ taken: record?.token, by: event.user }) };
+    default:
+      return 'respond' in event ? { ...event, respond: answer } : event;
+  }
+}
 
 const subjects: Subject[] = [
   {
@@ -77,6 +107,17 @@ const subjects: Subject[] = [
     length: 4,
     ends: ['closing', 'done', 'live.connecting', 'live.open', 'live.resuming', 'reconnecting'],
   },
+  {
+    name: 'supervisor',
+    machine: recording(supervisorMachine as AnyStateMachine, SUPERVISOR_ACTIONS),
+    input: supervisorInput,
+    actions: SUPERVISOR_ACTIONS,
+    stimuli: supervisorEvents as unknown as Stimulus[],
+    length: 3,
+    ends: ['done', 'running', 'stopping'],
+    bind: bindSupervisorEvent,
+    random: { count: 3000, length: 10 },
+  },
 ];
 
 function leafOf(value: unknown): string {
@@ -96,6 +137,16 @@ function runActor(subject: Subject, sequence: readonly Stimulus[], throwOn?: str
   const actor = createActor(subject.machine(log, throwOn), { input: subject.input, clock });
   actor.subscribe({ error: () => {} });
   actor.start();
+  const run: Run = {
+    log,
+    // The supervisor stops its sessions, which XState allows only for its own children.
+    ref: (name) => {
+      const sender = () => (actor.getSnapshot().status === 'active' ? leafOf(actor.getSnapshot().value) : undefined);
+      const child = createActor(recorder(log, name, sender), { parent: actor });
+      child.subscribe({ complete: () => log.push({ stopped: name }) });
+      return child.start();
+    },
+  };
   const states: Trace['states'] = [];
   const record = () => {
     const snapshot = actor.getSnapshot();
@@ -111,7 +162,7 @@ function runActor(subject: Subject, sequence: readonly Stimulus[], throwOn?: str
   for (const stimulus of sequence) {
     if ('tick' in stimulus) clock.increment(stimulus.tick as number);
     // A stopped actor ignores events (and warns of each): the compiled machine ignores them too.
-    else if (actor.getSnapshot().status === 'active') actor.send(stimulus as never);
+    else if (actor.getSnapshot().status === 'active') actor.send((subject.bind?.(stimulus, run) ?? stimulus) as never);
     record();
   }
   return { log, states };
@@ -132,6 +183,14 @@ function runCompiled(subject: Subject, sequence: readonly Stimulus[], throwOn?: 
       status = 'error';
     },
   });
+  const run: Run = {
+    log,
+    ref: (name) => ({
+      // The sender's state as the event arrives: XState sends once the transition is taken.
+      _send: (event: { type: string }) => log.push({ to: name, event: event.type, senderIn: instance.state }),
+      stop: () => log.push({ stopped: name }),
+    }),
+  };
   const states: Trace['states'] = [];
   const record = () =>
     states.push({
@@ -143,10 +202,22 @@ function runCompiled(subject: Subject, sequence: readonly Stimulus[], throwOn?: 
   record();
   for (const stimulus of sequence) {
     if ('tick' in stimulus) clock.increment(stimulus.tick as number);
-    else instance.send(stimulus as never);
+    else instance.send((subject.bind?.(stimulus, run) ?? stimulus) as never);
     record();
   }
   return { log, states };
+}
+
+/** An actor that logs every event it is sent, as a compiled run's refs do. */
+function recorder(log: unknown[], name: string, sender: () => string | undefined): AnyStateMachine {
+  return createMachine({ on: { '*': { actions: ({ event }) => log.push({ to: name, event: event.type, senderIn: sender() }) } } });
+}
+
+/** `count` sequences of `length` stimuli, the same every run (a linear congruential generator from a fixed seed). */
+function randomSequences(subject: Subject, count: number, length: number): Stimulus[][] {
+  let seed = 20261201;
+  const next = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+  return Array.from({ length: count }, () => Array.from({ length }, () => subject.stimuli[Math.floor(next() * subject.stimuli.length)]!));
 }
 
 /** Every sequence of up to `length` stimuli, not extended past the end of the machine. */
@@ -191,6 +262,22 @@ describe.each(subjects)('the $name machine, compiled', (subject) => {
 });
 
 describe('a compiled machine', () => {
+  it('the supervisor machine, compiled, also over random longer sequences, with and without an action that throws', () => {
+    const subject = subjects.find(({ name }) => name === 'supervisor')!;
+    const { count, length } = subject.random!;
+    const sequences = randomSequences(subject, count, length);
+    let sent = 0;
+    for (const [i, sequence] of sequences.entries()) {
+      // A third of them with one of the actions throwing.
+      const throwOn = i % 3 === 0 ? subject.actions[(i / 3) % subject.actions.length] : undefined;
+      const expected = runActor(subject, sequence, throwOn);
+      expect(runCompiled(subject, sequence, throwOn), `${throwOn ?? ''}: ${sequence.map(describeStimulus).join(' → ')}`).toEqual(expected);
+      sent += expected.log.filter((entry) => typeof entry === 'object' && entry !== null && ('to' in entry || 'stopped' in entry)).length;
+    }
+    // The walk sent events to actors and stopped some: `sendTo` and `stopChild` were compared, not just skipped.
+    expect(sent).toBeGreaterThan(100);
+  });
+
   it('runs on the XState it was checked against: the version is pinned, and installed', () => {
     const pinned = (
       JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { dependencies: Record<string, string> }
@@ -200,7 +287,28 @@ describe('a compiled machine', () => {
     expect(installed.version).toBe(pinned);
   });
 
-  it('refuses a machine it cannot run as XState would (the supervisor: `enqueueActions`, `sendTo`)', () => {
-    expect(() => new CompiledMachine(supervisorMachine as AnyStateMachine)).toThrow(/cannot run/);
+  it('refuses a machine it cannot run as XState would: parallel states, built-in guards, invoked actors, wildcards', () => {
+    const machines = [
+      createMachine({ type: 'parallel', states: { a: {}, b: {} } }),
+      createMachine({ on: { go: { guard: and([() => true, () => true]) } } }),
+      createMachine({ invoke: { src: createMachine({}) } }),
+      createMachine({ on: { 'socket.*': {} } }),
+    ];
+    for (const machine of machines) expect(() => new CompiledMachine(machine as AnyStateMachine)).toThrow(/cannot run/);
+  });
+
+  it('fails the instance when an `enqueueActions` enqueues what it cannot run (known only when it runs)', () => {
+    const machine = setup({
+      actions: { later: enqueueActions(({ enqueue }) => enqueue.raise({ type: 'again' })) },
+    }).createMachine({ on: { go: { actions: 'later' } } });
+    const failures: unknown[] = [];
+    const instance = new CompiledMachine(machine as AnyStateMachine).start(undefined, new SimulatedClock(), {
+      done: () => {},
+      failed: (error) => failures.push(error),
+    });
+    expect(instance.ended).toBe(false);
+    instance.send({ type: 'go' } as never);
+    expect(instance.ended).toBe(true);
+    expect(String(failures[0])).toMatch(/cannot run `enqueue.raise`/);
   });
 });

@@ -4,8 +4,10 @@
  * by the compiled-machine equivalence test, so that both walk the same
  * events.
  */
+import { createActor, createMachine } from 'xstate';
 import type { ClientEvent, ClientInput } from '../../machines/client.machine.js';
 import type { ConnectionEvent, ConnectionInput } from '../../machines/connection.machine.js';
+import type { SupervisorEvent, SupervisorInput } from '../../machines/supervisor.machine.js';
 
 export const connectionInput: ConnectionInput = { id: 'c', closeTimeoutMs: 300 };
 
@@ -36,4 +38,39 @@ export const clientEvents: readonly ClientEvent[] = [
   { type: 'socket.closed', code: 4100, reason: 'kicked' },
   { type: 'socket.closed', code: 1013, reason: 'retry-after=2' },
   { type: 'client.close', code: 1000, reason: 'bye' },
+];
+
+/** Room for one session: a second detach is refused. */
+export const supervisorInput: SupervisorInput = { maxSessions: 1 };
+
+/** An actor ref for the events that carry one; a test that sends to or stops it gives its own. */
+const peer = createActor(createMachine({})).start();
+const port = { deliver() {}, left() {} } as never;
+const frame = { chunks: [], byteLength: 0 } as never;
+const record = { token: 't', previous: 'a', user: 'u', rooms: ['r'], streams: new Map([['room:r', { offset: 3, epoch: 'e' }]]) };
+
+/** Every event of the supervisor machine, about one connection (`a`) and one session (`t`). */
+export const supervisorEvents: readonly SupervisorEvent[] = [
+  { type: 'connection.register', id: 'a', ref: peer, port, respond: () => {} },
+  { type: 'room.join', id: 'a', room: 'r', respond: () => {} },
+  { type: 'room.leave', id: 'a', room: 'r', respond: () => {} },
+  { type: 'user.bind', id: 'a', user: 'u', respond: () => {} },
+  { type: 'connection.leaving', id: 'a' },
+  {
+    type: 'xstate.done.actor.connection',
+    output: { id: 'a', code: 1000, reason: '', cause: 'client' },
+    actorId: 'connection',
+  } as SupervisorEvent,
+  { type: 'xstate.error.actor.connection', error: new Error('boom'), actorId: 'connection' } as SupervisorEvent,
+  { type: 'connection.failed', id: 'a' },
+  { type: 'broadcast', target: { kind: 'all' }, frame },
+  { type: 'broadcast', target: { kind: 'room', room: 'r' }, except: 'a', frame },
+  { type: 'runtime.shutdown', code: 1001, reason: 'bye' },
+  { type: 'session.detach', record, ref: peer, respond: () => {} },
+  { type: 'session.take', token: 't', user: 'u', taken: () => {} },
+  // Somebody else presenting the token.
+  { type: 'session.take', token: 't', user: 'v', taken: () => {} },
+  { type: 'xstate.done.actor.session', output: { token: 't', outcome: 'expired' }, actorId: 'session' } as SupervisorEvent,
+  { type: 'xstate.done.actor.session', output: { token: 't', outcome: 'resumed' }, actorId: 'session' } as SupervisorEvent,
+  { type: 'xstate.error.actor.session', error: new Error('boom'), actorId: 'session' } as SupervisorEvent,
 ];

@@ -13,36 +13,9 @@ import { createActor, createMachine } from 'xstate';
 import type { SupervisorEvent } from '../../machines/supervisor.machine.js';
 import { supervisorMachine } from '../../machines/supervisor.machine.js';
 import { Coverage } from './coverage.js';
+import { supervisorEvents as events, supervisorInput } from './samples.js';
 
 const MAX_DEPTH = 7;
-
-const peer = createActor(createMachine({})).start();
-const frame = { chunks: [], byteLength: 0 };
-const record = { token: 't', previous: 'a', user: 'u', rooms: ['r'], streams: new Map([['room:r', { offset: 3, epoch: 'e' }]]) };
-const taken = () => {};
-const events: SupervisorEvent[] = [
-  { type: 'connection.register', id: 'a', ref: peer, port: { deliver() {}, left() {} } as never, respond: () => {} },
-  { type: 'room.join', id: 'a', room: 'r', respond: () => {} },
-  { type: 'room.leave', id: 'a', room: 'r', respond: () => {} },
-  { type: 'user.bind', id: 'a', user: 'u', respond: () => {} },
-  { type: 'connection.leaving', id: 'a' },
-  {
-    type: 'xstate.done.actor.connection',
-    output: { id: 'a', code: 1000, reason: '', cause: 'client' },
-    actorId: 'connection',
-  } as SupervisorEvent,
-  { type: 'xstate.error.actor.connection', error: new Error('boom'), actorId: 'connection' } as SupervisorEvent,
-  { type: 'connection.failed', id: 'a' },
-  { type: 'broadcast', target: { kind: 'all' }, frame: frame as never },
-  { type: 'runtime.shutdown', code: 1001, reason: 'bye' },
-  { type: 'session.detach', record, ref: peer, respond: () => {} },
-  { type: 'session.take', token: 't', user: 'u', taken },
-  // Somebody else presenting the token.
-  { type: 'session.take', token: 't', user: 'v', taken },
-  { type: 'xstate.done.actor.session', output: { token: 't', outcome: 'expired' }, actorId: 'session' } as SupervisorEvent,
-  { type: 'xstate.done.actor.session', output: { token: 't', outcome: 'resumed' }, actorId: 'session' } as SupervisorEvent,
-  { type: 'xstate.error.actor.session', error: new Error('boom'), actorId: 'session' } as SupervisorEvent,
-];
 
 const coverage = new Coverage('supervisor');
 afterAll(() => console.log(`model-based coverage: ${coverage.against(supervisorMachine).summary}`));
@@ -62,7 +35,7 @@ function replay(
   const handedOver: Array<{ user: string | undefined; to: string | undefined }> = [];
   let kept = 0;
   // Room for one session: a second detach is refused.
-  const actor = createActor(supervisorMachine, { input: { maxSessions: 1 }, inspect: observe });
+  const actor = createActor(supervisorMachine, { input: supervisorInput, inspect: observe });
   actor.start();
   for (const event of path) {
     if (event.type === 'session.take') {
