@@ -41,7 +41,7 @@ const list = (name: string) =>
     .filter(Boolean);
 
 const quick = flag('quick');
-/** `--cpu-prof DIR`: resume-storm and churn write V8 CPU profiles of each server (and resume-storm's clients) over the measured phase into DIR. */
+/** `--cpu-prof DIR`: resume-storm, churn and the broadcast scenarios write V8 CPU profiles of each server (and resume-storm's clients) over the measured phase into DIR. */
 const cpuProf = option('cpu-prof');
 if (cpuProf !== undefined) process.env.BENCH_CPU_PROF = resolve(cpuProf);
 const rounds = Number(option('rounds') ?? (quick ? 1 : 2));

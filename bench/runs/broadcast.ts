@@ -4,6 +4,7 @@
  * the clients check every message; the row's numbers come from the server's
  * clock and CPU and the clients' completion time, counts and latencies.
  */
+import { join } from 'node:path';
 import { PhaseError } from '../children.js';
 import { LatencyHistogram } from '../histogram.js';
 import type { MetricName } from '../metrics.js';
@@ -90,6 +91,8 @@ export async function deliver(
   const expects = await Promise.all(
     session.clients.map((client) => client.request({ type: 'expect', perRoom }, 10_000, `${phase} expect`)),
   );
+  const profileDir = process.env.BENCH_CPU_PROF;
+  if (profileDir) await session.server.request({ type: 'profile-start' }, 10_000, 'profile start');
   const sending = session.server.request({ type: 'broadcast', plan: { ...plan, rooms } }, timeoutMs, `${phase} send`);
   const waiting = Promise.all(
     session.clients.map((client) => client.request({ type: 'wait', timeoutMs }, timeoutMs + 15_000, `${phase} wait`)),
@@ -97,6 +100,10 @@ export async function deliver(
   const progress = setInterval(() => void logProgress(session, phase), PROGRESS_EVERY_MS);
   try {
     const [sent, waits] = await Promise.all([sending, waiting]);
+    if (profileDir) {
+      const name = `${phase.replace(/[^a-z0-9-]+/gi, '_')}-${session.system}-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+      await session.server.request({ type: 'profile-stop', path: join(profileDir, `${name}.cpuprofile`) }, 30_000, 'profile stop');
+    }
     const finished = (await session.server.request({ type: 'finish' }, 10_000, `${phase} finish`)).finished;
     const report = merge(waits.map((reply) => reply.report));
     const clientCpuUs = waits.reduce((sum, reply, i) => sum + reply.report.cpuUs - expects[i]!.cpuUs, 0);

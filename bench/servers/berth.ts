@@ -24,14 +24,15 @@ export async function startBerth({ redisUrl, recoverSessions, heartbeat }: Start
   // berth has no per-room count in its public API short of the O(n) snapshot(),
   // so count completed joins the way an application would, and drop them on close.
   const members = new Map<string, number>();
-  const joined = new WeakSet<object>();
+  // The room each joined connection is in, as ws's handler keeps it in its closure.
+  const joined = new WeakMap<object, string>();
   let received = 0;
   runtime.on('connection', (connection) => {
     const room = roomOf(connection.request.url);
     connection.join(room).then(
       (ok) => {
         if (!ok) return errors.note(new Error(`join of ${room} refused for ${connection.id} (${connection.state})`));
-        joined.add(connection);
+        joined.set(connection, room);
         members.set(room, (members.get(room) ?? 0) + 1);
       },
       (error: unknown) => errors.note(error),
@@ -41,8 +42,9 @@ export async function startBerth({ redisUrl, recoverSessions, heartbeat }: Start
     received++;
   });
   runtime.on('close', ({ connection }) => {
-    if (!joined.delete(connection)) return;
-    const room = roomOf(connection.request.url);
+    const room = joined.get(connection);
+    if (room === undefined) return;
+    joined.delete(connection);
     members.set(room, (members.get(room) ?? 1) - 1);
   });
   runtime.on('error', ({ error }) => errors.note(error));
