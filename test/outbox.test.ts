@@ -300,51 +300,75 @@ describe('Outbox', () => {
 describe('FlushScheduler', () => {
   const room = (name: string) => ({ kind: 'room', room: name }) as const;
 
-  it('writes a target’s frames when a broadcast to another target begins, and coalesces one target’s until the turn ends', async () => {
-    const scheduler = new FlushScheduler({
+  const scheduled = () =>
+    new FlushScheduler({
       onError: (error) => {
         throw error;
       },
     });
+
+  /** A broadcast as the supervisor makes it: announced, queued in each recipient's outbox, written at once if so told. */
+  const broadcaster = (scheduler: FlushScheduler) => (target: string, recipients: Outbox[], text: string) => {
+    const atOnce = scheduler.broadcasting(room(target));
+    for (const outbox of recipients) outbox.push(Frame.text(text));
+    if (atOnce) scheduler.broadcasted();
+  };
+
+  it('writes a broadcast to a new target at once, and coalesces the next ones to that target until another target or the turn’s end', async () => {
+    const scheduler = scheduled();
     const [a, b, both] = [new RecordingSocket(), new RecordingSocket(), new RecordingSocket()];
     const [inA, inB, inBoth] = [a, b, both].map((socket) => new Outbox(socket, new Owner(), scheduler, limits()));
-    const broadcast = (target: string, recipients: Outbox[], text: string) => {
-      scheduler.broadcasting(room(target));
-      for (const outbox of recipients) outbox.push(Frame.text(text));
-    };
+    const broadcast = broadcaster(scheduler);
     broadcast('a', [inA!, inBoth!], 'a1');
+    // The first broadcast to a: written at once, as a plain socket write would be.
+    expect(a.messages()).toEqual(['a1']);
     broadcast('a', [inA!, inBoth!], 'a2');
-    expect(a.writes).toHaveLength(0);
-    broadcast('b', [inB!, inBoth!], 'b1');
-    // Room a's two messages left at once, together; room b's wait for the end of the turn or the next target.
-    expect(a.writes).toHaveLength(1);
-    expect(a.messages()).toEqual(['a1', 'a2']);
-    expect(b.writes).toHaveLength(0);
-    broadcast('b', [inB!, inBoth!], 'b2');
     broadcast('a', [inA!, inBoth!], 'a3');
-    expect(b.messages()).toEqual(['b1', 'b2']);
-    await turn();
+    expect(a.writes).toHaveLength(1);
+    broadcast('b', [inB!, inBoth!], 'b1');
+    // Room a's two queued messages left together as b began, and b's first went at once after them.
+    expect(a.writes).toHaveLength(2);
     expect(a.messages()).toEqual(['a1', 'a2', 'a3']);
-    expect(b.writes).toHaveLength(1);
+    expect(b.messages()).toEqual(['b1']);
+    broadcast('b', [inB!, inBoth!], 'b2');
+    broadcast('a', [inA!, inBoth!], 'a4');
+    expect(b.messages()).toEqual(['b1', 'b2']);
+    expect(a.messages()).toEqual(['a1', 'a2', 'a3', 'a4']);
+    await turn();
+    expect(a.writes).toHaveLength(3);
+    expect(b.writes).toHaveLength(2);
     // A connection in both rooms gets every message in the order it was sent.
-    expect(both.messages()).toEqual(['a1', 'a2', 'b1', 'b2', 'a3']);
-    expect(both.writes).toHaveLength(3);
+    expect(both.messages()).toEqual(['a1', 'a2', 'a3', 'b1', 'b2', 'a4']);
+  });
+
+  it('remembers the target across turns: a room sent to turn after turn coalesces each turn into one write', async () => {
+    const scheduler = scheduled();
+    const socket = new RecordingSocket();
+    const outbox = new Outbox(socket, new Owner(), scheduler, limits());
+    const broadcast = broadcaster(scheduler);
+    broadcast('a', [outbox], 'm0');
+    expect(socket.writes).toHaveLength(1);
+    for (let turnNo = 1; turnNo <= 3; turnNo++) {
+      for (let k = 0; k < 10; k++) broadcast('a', [outbox], `m${turnNo}.${k}`);
+      expect(socket.writes).toHaveLength(turnNo);
+      await turn();
+      expect(socket.writes).toHaveLength(turnNo + 1);
+    }
+    expect(socket.messages()).toHaveLength(31);
   });
 
   it('leaves a broadcast begun during a flush to that flush’s end', async () => {
-    const scheduler = new FlushScheduler({
-      onError: (error) => {
-        throw error;
-      },
-    });
+    const scheduler = scheduled();
     const [first, second] = [new RecordingSocket(), new RecordingSocket()];
     const inSecond = new Outbox(second, new Owner(), scheduler, limits());
     // A flush whose write leads to another broadcast (a close handler sending to a room, say).
     scheduler.schedule({
       flush: () => {
         first.writes.push([Buffer.from('x')]);
-        scheduler.broadcasting(room('b'));
-        inSecond.push(Frame.text('b1'));
+        if (scheduler.broadcasting(room('b'))) {
+          inSecond.push(Frame.text('b1'));
+          scheduler.broadcasted();
+        }
         scheduler.broadcasting(room('c'));
         expect(second.writes).toHaveLength(0);
       },

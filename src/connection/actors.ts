@@ -29,14 +29,16 @@ export function provideConnectionMachine(
 /** A supervisor whose broadcasts write into the recipients' outboxes. */
 export function provideSupervisorMachine(hooks: {
   sessionExpired(): void;
-  /** Called before a broadcast's frame is written into its recipients' outboxes. */
-  broadcasting(target: Target): void;
+  /** Called before a broadcast's frame is written into its recipients' outboxes: true if they are to be written at once. */
+  broadcasting(target: Target): boolean;
+  /** Called once they are, if `broadcasting` said so. */
+  broadcasted(): void;
 }): SupervisorMachine {
   return supervisorMachine.provide({
     actions: {
       reportExpired: () => hooks.sessionExpired(),
       deliver: ({ context }, { target, except, frame, delivered }) => {
-        hooks.broadcasting(target);
+        const atOnce = hooks.broadcasting(target);
         let enveloped: DeliveryPort[] | undefined;
         const recipients = context.directory.forEachRecipient(target, except, ({ port }) => {
           // Enveloped recipients share one frame of their own, built once they are known.
@@ -44,6 +46,7 @@ export function provideSupervisorMachine(hooks: {
           else port.deliver(frame);
         });
         delivered?.(recipients, enveloped ?? none);
+        if (atOnce) hooks.broadcasted();
       },
     },
   });

@@ -6,19 +6,25 @@ export interface Flushable {
 }
 
 /**
- * Flushes every outbox that has frames. Consecutive broadcasts to one target
- * coalesce: whatever they queued for a connection leaves in one write, at the
- * turn's end (`setImmediate`). A broadcast to a different target first writes
- * what the previous ones queued, so eight rooms sent to in one turn do not
- * wait for each other's sockets; a connection's frames keep their order
- * either way. One timer serves all connections.
+ * Flushes every outbox that has frames. A broadcast to a different target
+ * than the previous broadcast's is written at once, like a plain socket
+ * write; consecutive broadcasts to one target coalesce: whatever they queued
+ * for a connection leaves in one write, at the turn's end (`setImmediate`),
+ * or as soon as a broadcast to another target begins. So ten messages a turn
+ * to one room leave in one write per socket, while eight rooms sent to in
+ * one turn wait neither for each other's sockets nor for the turn's end, and
+ * no room's message waits for a message the application built after it. The
+ * previous target is remembered across turns: a room broadcast to once a
+ * turn coalesces with nothing and is written at the turn's end. A
+ * connection's frames keep their order either way. One timer serves all
+ * connections.
  */
 export class FlushScheduler {
   #pending: Flushable[] = [];
   #spare: Flushable[] = [];
   #armed = false;
   #running = false;
-  /** The target of the broadcast whose frames are pending. */
+  /** The previous broadcast's target. */
   #target: Target | undefined;
   readonly #afterFlush: ((flushed: number) => void) | undefined;
   readonly #onError: (error: unknown) => void;
@@ -36,16 +42,26 @@ export class FlushScheduler {
     }
   }
 
-  /** Called before a broadcast is written into its recipients' outboxes. */
-  broadcasting(target: Target): void {
+  /**
+   * Called before a broadcast's frames are queued. True if it goes to another target than the previous
+   * broadcast: what that one queued is written now, and the caller calls `broadcasted()` once it has
+   * queued this one's, to write them at once too.
+   */
+  broadcasting(target: Target): boolean {
     const previous = this.#target;
     this.#target = target;
-    if (previous !== undefined && !sameTarget(previous, target)) this.#flush();
+    if (previous !== undefined && sameTarget(previous, target)) return false;
+    this.#flush();
+    return true;
+  }
+
+  /** A broadcast that `broadcasting` said goes at once has queued its frames: writes them. */
+  broadcasted(): void {
+    this.#flush();
   }
 
   readonly #turnEnded = (): void => {
     this.#armed = false;
-    this.#target = undefined;
     this.#flush();
   };
 

@@ -181,6 +181,7 @@ class BerthRuntime<TData> implements Runtime<TData> {
       provideSupervisorMachine({
         sessionExpired: () => this.#metrics.session('expired'),
         broadcasting: (target) => this.#scheduler.broadcasting(target),
+        broadcasted: () => this.#scheduler.broadcasted(),
       }),
       {
         input: { maxSessions: options.recovery?.maxSessions ?? 0 },

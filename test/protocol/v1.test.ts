@@ -126,6 +126,10 @@ describe('berth.v1: every message belongs to a stream, with an offset and an epo
     const raws = await Promise.all(Array.from({ length: 10 }, () => connect(url)));
     await eventually(() => runtime.snapshot().rooms.room?.length === 50, 'all in the room');
     await eventually(() => clients.every((client) => client.received.some((m) => m.t === 'joined')), 'every joined');
+    // A broadcast to a new target is written at once; the ones after it to the same room coalesce.
+    runtime.sendToRoom('room', 'first');
+    await Promise.all(raws.map((client) => client.received(1)));
+    await eventually(() => clients.every((client) => client.received.some((m) => m.d === 'first')), 'every berth.v1 client got the first');
     expect(runtime.health().outbox.bytesQueued).toBe(0);
     const payload = 'x'.repeat(100_000);
     // In one turn: the frames wait in the outboxes until the turn's flush.
@@ -136,7 +140,7 @@ describe('berth.v1: every message belongs to a stream, with an offset and an epo
     expect(bytesQueued).toBeGreaterThan(3 * raw + 3 * 100_000);
     expect(bytesQueued).toBeLessThan(3 * raw + 3 * (100_000 + 200));
     expect(bytesReferenced).toBe(10 * 3 * raw + 40 * ((bytesQueued - 3 * raw) / 3) * 3);
-    await Promise.all(raws.map((client) => client.received(3)));
+    await Promise.all(raws.map((client) => client.received(4)));
   });
 });
 
@@ -309,6 +313,9 @@ describe('berth.v1: no silent gap, no lost message', () => {
     const client = await v1(url);
     await eventually(() => runtime.snapshot().rooms.lobby?.length === 2, 'both in the lobby');
     await eventually(() => client.received.some((m) => m.t === 'joined'), 'joined');
+    // A broadcast to a new target is written at once; the ones after it to the same room coalesce in the outboxes.
+    runtime.sendToRoom('lobby', 'warm');
+    await eventually(() => client.received.some((m) => m.t === 'msg'), 'the first broadcast');
     // The raw client's outbox takes one frame a turn: the second broadcast overflows it, inside the supervisor.
     opened[0]!.setOutboxLimits({ maxMessages: 1, overflow: 'drop-newest' });
     let sent = false;
@@ -320,11 +327,12 @@ describe('berth.v1: no silent gap, no lost message', () => {
     });
     runtime.sendToRoom('lobby', 'first');
     runtime.sendToRoom('lobby', 'overflows');
-    await eventually(() => client.received.filter((m) => m.t === 'msg').length === 3, 'three berth.v1 messages');
+    await eventually(() => client.received.filter((m) => m.t === 'msg').length === 4, 'four berth.v1 messages');
     expect(client.received.filter((m) => m.t === 'msg').map((m) => [m.o, m.d])).toEqual([
-      [1, 'first'],
-      [2, 'overflows'],
-      [3, 'sent by the drop handler'],
+      [1, 'warm'],
+      [2, 'first'],
+      [3, 'overflows'],
+      [4, 'sent by the drop handler'],
     ]);
   });
 
