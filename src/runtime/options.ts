@@ -59,7 +59,7 @@ export interface RuntimeOptions<TData = unknown> {
   readonly recovery?: RecoveryOptions | false;
   /** Numbers and keeps the messages of every stream `berth.v1` clients receive. [default createMemoryHistory()] */
   readonly history?: HistoryStore;
-  /** An XState inspection observer; it sees the supervisor and every connection actor. With it, connections run as XState Actors; without it, as the connection machine compiled, which costs less (docs/inspection.md). */
+  /** An XState inspection observer; it sees the supervisor and every connection actor. With it, the supervisor, its sessions and connections run as XState Actors; without it, as their machines compiled, which costs less (docs/inspection.md). */
   readonly inspect?: Observer<InspectionEvent> | ((event: InspectionEvent) => void);
   /** The clock of every actor's delays (heartbeat, close timeout); pass a `SimulatedClock` in tests. [default real time] */
   readonly clock?: Clock;
