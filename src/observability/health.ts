@@ -6,6 +6,12 @@ export interface HealthThresholds {
   readonly maxOutboxDepth?: number;
   /** Event-loop delay p99 above this many milliseconds. [default 200] */
   readonly maxEventLoopLagMs?: number;
+  /**
+   * A broadcast dropped on its way to other nodes, or an adapter failure (a presence read or write, a
+   * publish), within this many milliseconds: long enough for a probe polling every few seconds to see
+   * it, short enough to clear once the cluster is well again. [default 10000]
+   */
+  readonly clusterTroubleMs?: number;
 }
 
 /** A health snapshot: `status` first, then why, then counts and totals since start. */
@@ -46,8 +52,15 @@ export function healthOf(
   if (metrics.eventLoopLagMs > thresholds.maxEventLoopLagMs) {
     reasons.push(`event-loop delay p99 ${metrics.eventLoopLagMs.toFixed(1)} ms (threshold ${thresholds.maxEventLoopLagMs} ms)`);
   }
-  if (!metrics.crossNode.linkUp) {
+  const { crossNode } = metrics;
+  if (!crossNode.linkUp) {
     reasons.push('cluster link down: broadcasts reach this node only');
+  }
+  if (crossNode.lastDroppedAgoMs !== null && crossNode.lastDroppedAgoMs < thresholds.clusterTroubleMs) {
+    reasons.push(`broadcasts to other nodes dropped (last ${crossNode.lastDroppedAgoMs} ms ago; ${crossNode.dropped} since start)`);
+  }
+  if (crossNode.lastFailure !== null && crossNode.lastFailure.agoMs < thresholds.clusterTroubleMs) {
+    reasons.push(`adapter ${crossNode.lastFailure.what} failed ${crossNode.lastFailure.agoMs} ms ago`);
   }
   const status = facts.state !== 'running' ? facts.state : reasons.length > 0 ? 'degraded' : 'ok';
   return {

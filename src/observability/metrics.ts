@@ -65,6 +65,10 @@ export interface MetricsSnapshot {
     readonly dropped: number;
     /** False while the adapter has lost its link to the other nodes. */
     readonly linkUp: boolean;
+    /** Milliseconds since a broadcast was last dropped on the way out; null if none ever was. */
+    readonly lastDroppedAgoMs: number | null;
+    /** The adapter's last failure (a presence read or write, a publish, a malformed message) and how long ago; null if none. */
+    readonly lastFailure: { readonly what: string; readonly agoMs: number } | null;
   };
   /** Event-loop delay p99 in milliseconds since the previous read of the same kind: `metrics.snapshot()` and `health()` keep separate windows, and so does the Prometheus gauge. */
   readonly eventLoopLagMs: number;
@@ -96,6 +100,12 @@ export class Metrics {
   #broadcasts = 0;
   #deliveries = 0;
   readonly #crossNode = { published: 0, received: 0, dropped: 0 };
+  /** When (performance.now()) a broadcast was last dropped on the way out, and the adapter last failed at what. */
+  readonly #crossNodeTrouble: { droppedAt: number | undefined; failedAt: number | undefined; failure: string } = {
+    droppedAt: undefined,
+    failedAt: undefined,
+    failure: '',
+  };
   #linkUp = true;
   readonly #fanout = { count: 0, sum: 0, buckets: FANOUT_BUCKETS.map(() => 0) };
   /** Start times of broadcasts whose frames wait for the next flush. */
@@ -259,6 +269,13 @@ export class Metrics {
 
   crossNode(direction: 'published' | 'received' | 'dropped', count = 1): void {
     this.#crossNode[direction] += count;
+    if (direction === 'dropped') this.#crossNodeTrouble.droppedAt = performance.now();
+  }
+
+  /** The adapter failed at `what` (`health()` says degraded for a while after). */
+  adapterFailed(what: string): void {
+    this.#crossNodeTrouble.failedAt = performance.now();
+    this.#crossNodeTrouble.failure = what;
   }
 
   /** Records the cluster link's state; true if it changed. */
@@ -334,8 +351,17 @@ export class Metrics {
           buckets: FANOUT_BUCKETS.map((le, i) => ({ le, count: (cumulative += this.#fanout.buckets[i]!) })),
         },
       },
-      crossNode: { ...this.#crossNode, linkUp: this.#linkUp },
+      crossNode: { ...this.#crossNode, linkUp: this.#linkUp, ...this.#crossNodeTroubleNow() },
       eventLoopLagMs: this.#takeLag(reader),
+    };
+  }
+
+  #crossNodeTroubleNow(): Pick<MetricsSnapshot['crossNode'], 'lastDroppedAgoMs' | 'lastFailure'> {
+    const now = performance.now();
+    const { droppedAt, failedAt, failure } = this.#crossNodeTrouble;
+    return {
+      lastDroppedAgoMs: droppedAt === undefined ? null : Math.round(now - droppedAt),
+      lastFailure: failedAt === undefined ? null : { what: failure, agoMs: Math.round(now - failedAt) },
     };
   }
 

@@ -147,6 +147,7 @@ export function resolveOptions<TData>(options: RuntimeOptions<TData>): ResolvedO
         options.health?.maxOutboxDepth ?? Math.max(1, Math.floor(outbox.maxMessages / 2)),
       ),
       maxEventLoopLagMs: positive('options.health.maxEventLoopLagMs', options.health?.maxEventLoopLagMs ?? 200),
+      clusterTroubleMs: positive('options.health.clusterTroubleMs', options.health?.clusterTroubleMs ?? 10_000),
     },
     adapter: options.adapter ?? createMemoryAdapter(),
     history: options.history ?? createMemoryHistory(),

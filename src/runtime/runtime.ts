@@ -222,7 +222,10 @@ class BerthRuntime<TData> implements Runtime<TData> {
       deliver: (message) => this.#deliverRemote(message),
       dropped: (count) => this.#metrics.crossNode('dropped', count),
       linkChanged: (up, error) => this.#linkChanged(up, error),
-      failed: (error, what) => this.#report(toBerthError(ErrorCode.ADAPTER, `adapter ${what} failed`, error)),
+      failed: (error, what) => {
+        this.#metrics.adapterFailed(what);
+        this.#report(toBerthError(ErrorCode.ADAPTER, `adapter ${what} failed`, error));
+      },
       presence: directoryPresence(this.nodeId, () => this.#directory()),
     };
     this.presence = guardPresence(options.adapter.presence ?? node.presence);
@@ -711,6 +714,7 @@ class BerthRuntime<TData> implements Runtime<TData> {
   #callAdapter(call: () => void | Promise<void>, what: string, onFailure?: () => void): void {
     const fail = (error: unknown) => {
       onFailure?.();
+      this.#metrics.adapterFailed(what);
       this.#report(toBerthError(ErrorCode.ADAPTER, `adapter ${what} failed`, error));
     };
     try {

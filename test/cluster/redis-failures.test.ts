@@ -125,6 +125,44 @@ describe('Redis failures', () => {
     }
   }, 20_000);
 
+  it('a stalled Redis with its link up: health says degraded once broadcasts are dropped, presence reads reject with ERR_ADAPTER instead of hanging', async () => {
+    const stalled = await startRedis();
+    const adapter = createRedisAdapter({
+      url: stalled.url,
+      prefix: 'stall-health',
+      maxPublishBacklogBytes: 64 * 1024,
+      presenceTimeoutMs: 300,
+    });
+    const { runtime, url } = await startRuntime({ adapter, health: { clusterTroubleMs: 1500 } });
+    const errors: string[] = [];
+    runtime.on('error', ({ error }) => void errors.push(error.message));
+    await connect(url);
+    expect(runtime.health().status).toBe('ok');
+    stalled.stall();
+    try {
+      for (let i = 0; i < 4; i++) runtime.sendToAll(Buffer.alloc(32 * 1024, 1));
+      const health = runtime.health();
+      // Redis's TCP link is still up: only the drops tell.
+      expect(health.cluster.linkUp).toBe(true);
+      expect(health.cluster.dropped).toBeGreaterThan(0);
+      expect(health.status).toBe('degraded');
+      expect(health.reasons.join()).toMatch(/broadcasts to other nodes dropped/);
+      const read = await runtime.presence.roomSize('lobby').then(
+        () => 'answered',
+        (error: unknown) => (error instanceof BerthError ? error.code : String(error)),
+      );
+      expect(read).toBe('ERR_ADAPTER');
+      expect(runtime.health().reasons.join()).toMatch(/adapter presence read failed/);
+      expect(errors.join()).toMatch(/presence read \(roomSize\) took longer than 300 ms/);
+    } finally {
+      stalled.resume();
+    }
+    // Once the cluster is well again for clusterTroubleMs, health clears.
+    await settles(async () => expect(runtime.health().status).toBe('ok'), 5000);
+    expect(await runtime.presence.roomSize('nobody')).toBe(0);
+    await runtime.close();
+  }, 20_000);
+
   it('a message on the channel that is not a berth broadcast is reported; delivery carries on', async () => {
     const { runtime, url } = await startRuntime({ adapter: createRedisAdapter({ url: redis.url, prefix: 'garbage' }) });
     const errors: BerthError[] = [];

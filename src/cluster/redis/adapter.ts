@@ -1,4 +1,5 @@
 import { createClient } from 'redis';
+import { within } from '../../util/timers.js';
 import { duration, integer, object, positive, text } from '../../util/validate.js';
 import type { Adapter, AdapterNode, BroadcastMessage, PresenceChange } from '../adapter.js';
 import type { Presence } from '../presence.js';
@@ -25,6 +26,11 @@ export interface RedisAdapterOptions {
   readonly heartbeatIntervalMs?: number;
   /** How long `runtime.ready` waits for a first connection before starting local-only (health `degraded`). [default 5000] */
   readonly connectTimeoutMs?: number;
+  /**
+   * How long a presence read waits for Redis before it rejects with `ERR_ADAPTER` (a stalled Redis
+   * answers nothing; the read is not left hanging). [default 2000]
+   */
+  readonly presenceTimeoutMs?: number;
   /**
    * Bytes of broadcasts handed to Redis and not yet acknowledged. Past it (Redis
    * slow or stalled) broadcasts are dropped and counted instead of queued in
@@ -60,6 +66,7 @@ class RedisAdapter implements Adapter {
   readonly #nodeTimeoutMs: number;
   readonly #heartbeatIntervalMs: number;
   readonly #connectTimeoutMs: number;
+  readonly #presenceTimeoutMs: number;
   readonly #maxBacklogBytes: number;
   #backlogBytes = 0;
   readonly #client: RedisClient;
@@ -93,6 +100,7 @@ class RedisAdapter implements Adapter {
       throw new RangeError(`options.heartbeatIntervalMs must be at most half of options.nodeTimeoutMs, got ${this.#heartbeatIntervalMs}`);
     }
     this.#connectTimeoutMs = duration('options.connectTimeoutMs', options.connectTimeoutMs ?? 5000);
+    this.#presenceTimeoutMs = positive('options.presenceTimeoutMs', options.presenceTimeoutMs ?? 2000, 1);
     this.#maxBacklogBytes = integer(
       'options.maxPublishBacklogBytes',
       options.maxPublishBacklogBytes ?? 16 * 1024 * 1024,
@@ -126,6 +134,7 @@ class RedisAdapter implements Adapter {
       prefix: this.#prefix,
       nodeId: node.nodeId,
       nodeTimeoutMs: this.#nodeTimeoutMs,
+      readTimeoutMs: this.#presenceTimeoutMs,
       failed: (error, what) => node.failed(error, what),
     });
     this.#listen('on');
@@ -271,13 +280,4 @@ class RedisAdapter implements Adapter {
       if (this.#client.isReady) this.#node?.failed(error, 'heartbeat');
     });
   }
-}
-
-/** Rejects if `promise` has not settled within `ms`. */
-function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} took longer than ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }

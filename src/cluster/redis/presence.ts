@@ -1,5 +1,6 @@
 import { NodePresence } from '../node-presence.js';
 import { sortedRecord, type Presence, type PresenceChange } from '../presence.js';
+import { within } from '../../util/timers.js';
 import type { RedisClient } from './client.js';
 import { heartbeat, query, register, unregister, update } from './scripts.js';
 
@@ -10,7 +11,9 @@ export interface RedisPresenceOptions {
   readonly prefix: string;
   readonly nodeId: string;
   readonly nodeTimeoutMs: number;
-  /** A write failed while the link was up. */
+  /** A read that Redis has not answered within this long rejects. */
+  readonly readTimeoutMs: number;
+  /** A write failed while the link was up, or a read failed or timed out. */
   readonly failed: (error: unknown, what: string) => void;
 }
 
@@ -109,7 +112,14 @@ export class RedisPresence implements Presence {
     if (!this.#client.isReady) return Promise.reject(new Error('not connected to Redis'));
     // Writes still waiting for the end of the turn go first: a node reads its own writes.
     if (this.#flushQueued) this.#flush();
-    return query.run(this.#client, [this.#options.prefix, question, name]);
+    // A stalled Redis (paused, or swamped by a slow script) answers nothing: the read gives up, and says so.
+    const read = within(
+      query.run(this.#client, [this.#options.prefix, question, name]),
+      this.#options.readTimeoutMs,
+      `presence read (${question})`,
+    );
+    read.catch((error: unknown) => this.#options.failed(error, 'presence read'));
+    return read;
   }
 
   #args(...rest: string[]): string[] {
