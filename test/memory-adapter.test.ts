@@ -108,3 +108,43 @@ describe('adapter failures at attach', () => {
     await runtime.close();
   });
 });
+
+describe('an adapter that says when a change took effect', () => {
+  it('a join (and a user binding) resolves once the promise its track returned settled, either way; a failure is reported', async () => {
+    const pending: Array<{ kind: string; settle: (ok: boolean) => void }> = [];
+    const inner = createMemoryAdapter();
+    const adapter: Adapter = {
+      attach: (node) => inner.attach(node),
+      publish: (message) => inner.publish(message),
+      close: () => inner.close(),
+      track: (change) =>
+        change.kind === 'join' || change.kind === 'bind'
+          ? new Promise<void>((resolve, reject) =>
+              pending.push({ kind: change.kind, settle: (ok) => (ok ? resolve() : reject(new Error('no subscription'))) }),
+            )
+          : undefined,
+    };
+    const { runtime, url, opened } = await node(adapter);
+    const errors: string[] = [];
+    runtime.on('error', ({ error }) => void errors.push(`${error.code} ${error.message}`));
+    await connect(url);
+    await eventually(() => opened.length === 1, 'the connection');
+    let joined: boolean | undefined;
+    void opened[0]!.join('lobby').then((ok) => (joined = ok));
+    await eventually(() => pending.length === 1, 'the track of the join');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    // Accepted by the supervisor, but not resolved while the adapter is still at it.
+    expect(runtime.snapshot().rooms.lobby).toEqual([opened[0]!.id]);
+    expect(joined).toBeUndefined();
+    pending[0]!.settle(true);
+    await eventually(() => joined === true, 'the join');
+    let bound: boolean | undefined;
+    void opened[0]!.setUser('ada').then((ok) => (bound = ok));
+    await eventually(() => pending.length === 2, 'the track of the binding');
+    expect(bound).toBeUndefined();
+    // A failed one resolves too (the member is in, locally), and says what failed.
+    pending[1]!.settle(false);
+    await eventually(() => bound === true, 'the binding');
+    expect(errors).toEqual(['ERR_ADAPTER adapter presence update failed: no subscription']);
+  });
+});

@@ -44,7 +44,12 @@ export interface Adapter {
   attach(node: AdapterNode): void | Promise<void>;
   /** Sends a broadcast to every other node. */
   publish(message: BroadcastMessage): void | Promise<void>;
-  /** Told of every presence change on this node, in order; optional. */
+  /**
+   * Told of every presence change on this node, in order; optional. A join or a user binding resolves
+   * once the promise returned for it has settled (either way): an adapter that subscribes to a room's or
+   * a user's messages only while this node hosts someone of it returns the subscription, so that a
+   * member receives every broadcast from other nodes published after its join resolved.
+   */
   track?(change: PresenceChange): void | Promise<void>;
   /**
    * Cluster-wide presence, built from every node's `track` calls. Without it,

@@ -544,13 +544,15 @@ class BerthRuntime<TData> implements Runtime<TData> {
   #request(change: MembershipRequest, applied: (() => void) | undefined): Promise<boolean> {
     return new Promise((resolve) => {
       const respond = (ok: boolean) => {
-        if (ok) {
-          applied?.();
-          this.#track(change);
-          if (change.kind !== 'bind') this.#streams.membership(change.id, change.kind, change.room);
-          else this.#bound(change.id, change.user);
-        }
-        resolve(ok);
+        if (!ok) return resolve(false);
+        applied?.();
+        const tracked = this.#track(change);
+        if (change.kind !== 'bind') this.#streams.membership(change.id, change.kind, change.room);
+        else this.#bound(change.id, change.user);
+        // An adapter that subscribes per room or user says when it has: a join resolves once the
+        // member receives every cross-node broadcast published from then on.
+        if (tracked === undefined) resolve(true);
+        else void tracked.then(() => resolve(true));
       };
       const { id } = change;
       if (change.kind === 'bind') this.#supervisor.send({ type: 'user.bind', id, user: change.user, respond });
@@ -558,10 +560,11 @@ class BerthRuntime<TData> implements Runtime<TData> {
     });
   }
 
-  #track(change: PresenceChange): void {
+  /** Tells the adapter; returns what its `track` returned, settled either way (a subscription, say). */
+  #track(change: PresenceChange): Promise<void> | undefined {
     const { adapter } = this.#options;
-    if (adapter.track === undefined) return;
-    this.#callAdapter(() => adapter.track!(change), 'presence update');
+    if (adapter.track === undefined) return undefined;
+    return this.#callAdapter(() => adapter.track!(change), 'presence update');
   }
 
   #directory(): SupervisorDirectory {
@@ -711,7 +714,8 @@ class BerthRuntime<TData> implements Runtime<TData> {
     if (!up) this.#report(toBerthError(ErrorCode.ADAPTER, 'cluster link down, broadcasts stay on this node', error ?? 'no cause given'));
   }
 
-  #callAdapter(call: () => void | Promise<void>, what: string, onFailure?: () => void): void {
+  /** Calls the adapter; a failure is reported. Returns a promise that settles (never rejects) when the call's did, if it returned one. */
+  #callAdapter(call: () => void | Promise<void>, what: string, onFailure?: () => void): Promise<void> | undefined {
     const fail = (error: unknown) => {
       onFailure?.();
       this.#metrics.adapterFailed(what);
@@ -720,10 +724,11 @@ class BerthRuntime<TData> implements Runtime<TData> {
     try {
       const result = call();
       // Adapters may return any thenable, not only native promises.
-      if (isThenable(result)) Promise.resolve(result).catch(fail);
+      if (isThenable(result)) return Promise.resolve(result).then(() => {}, fail);
     } catch (error) {
       fail(error);
     }
+    return undefined;
   }
 
   /** Emits to the application; a failing handler costs at most its connection. */

@@ -3,7 +3,8 @@
  * runtime on the Redis adapter. Clients speak a small JSON protocol to it
  * (`{"join":room}`, `{"leave":room}`, `{"user":name}`, each answered
  * `ok <request>`); the test process drives broadcasts and reads presence
- * over IPC. Configured by environment: REDIS_URL, BERTH_PREFIX, NODE_TIMEOUT_MS.
+ * over IPC. Configured by environment: REDIS_URL, BERTH_PREFIX, NODE_TIMEOUT_MS,
+ * UNSUBSCRIBE_LINGER_MS.
  */
 import { createRuntime, type Presence } from '../../src/index.js';
 import { createRedisAdapter } from '../../src/redis.js';
@@ -14,12 +15,14 @@ export type NodeRequest =
   | { id: number; op: 'sendToAll'; data: string }
   | { id: number; op: 'presence'; method: keyof Presence; name?: string }
   | { id: number; op: 'health' }
+  | { id: number; op: 'crossNode' }
   | { id: number; op: 'close' };
 
 export type NodeReply = { id: number; result?: unknown; error?: string };
 export type NodeHello = { ready: { port: number; nodeId: string } };
 
 const timeout = process.env.NODE_TIMEOUT_MS;
+const linger = process.env.UNSUBSCRIBE_LINGER_MS;
 const runtime = createRuntime({
   port: 0,
   host: '127.0.0.1',
@@ -27,6 +30,7 @@ const runtime = createRuntime({
     url: process.env.REDIS_URL!,
     prefix: process.env.BERTH_PREFIX ?? 'berth',
     ...(timeout !== undefined && { nodeTimeoutMs: Number(timeout), heartbeatIntervalMs: Math.round(Number(timeout) / 5) }),
+    ...(linger !== undefined && { unsubscribeLingerMs: Number(linger) }),
   }),
 });
 runtime.on('error', () => {}); // counted in metrics; the tests read health
@@ -53,6 +57,8 @@ async function answer(request: NodeRequest): Promise<unknown> {
     }
     case 'health':
       return runtime.health();
+    case 'crossNode':
+      return runtime.metrics.snapshot().crossNode;
     case 'close':
       await runtime.close({ timeoutMs: 1000 });
       setImmediate(() => process.exit(0));

@@ -26,7 +26,12 @@ afterEach(() => {
   children.clear();
 });
 
-export async function startNode(env: { REDIS_URL: string; BERTH_PREFIX: string; NODE_TIMEOUT_MS?: string }): Promise<ClusterNode> {
+export async function startNode(env: {
+  REDIS_URL: string;
+  BERTH_PREFIX: string;
+  NODE_TIMEOUT_MS?: string;
+  UNSUBSCRIBE_LINGER_MS?: string;
+}): Promise<ClusterNode> {
   const child = fork(NODE, [], {
     execArgv: ['--import', 'tsx'],
     env: { ...process.env, ...env },

@@ -2,10 +2,11 @@ import { createClient } from 'redis';
 import { within } from '../../util/timers.js';
 import { duration, integer, object, positive, text } from '../../util/validate.js';
 import type { Adapter, AdapterNode, BroadcastMessage, PresenceChange } from '../adapter.js';
+import { Interest, interestKeyOf, type InterestKey } from '../interest.js';
 import type { Presence } from '../presence.js';
 import type { RedisClient } from './client.js';
 import { RedisPresence } from './presence.js';
-import { decodeWire, encodeWire } from './wire.js';
+import { decodeWire, encodeWire, isFrom } from './wire.js';
 
 /** Options of `createRedisAdapter`: a `url`, or a `client` you own. */
 export interface RedisAdapterOptions {
@@ -37,6 +38,11 @@ export interface RedisAdapterOptions {
    * memory. [default 16777216]
    */
   readonly maxPublishBacklogBytes?: number;
+  /**
+   * How long a node stays subscribed to a room's (or user's) channel after its last local member
+   * left, so that one leaving and coming back does not make the subscription flap. [default 2000]
+   */
+  readonly unsubscribeLingerMs?: number;
 }
 
 /** How long `close()` waits for Redis to take this node's presence away before it lets go. */
@@ -46,8 +52,14 @@ const CLOSE_TIMEOUT_MS = 2000;
 const reconnectStrategy = (retries: number) => Math.min(50 * 2 ** retries, 2000);
 
 /**
- * An adapter that carries broadcasts between nodes over Redis pub/sub (one
- * channel, `<prefix>:broadcast`) and keeps cluster-wide presence in Redis.
+ * An adapter that carries broadcasts between nodes over Redis pub/sub and
+ * keeps cluster-wide presence in Redis. A broadcast to a room goes on the
+ * room's channel (`<prefix>:room:<room>`), to a user on the user's
+ * (`<prefix>:user:<user>`), to everyone on `<prefix>:broadcast`; a node
+ * subscribes to a room's or user's channel while it hosts a member of it
+ * (and `unsubscribeLingerMs` after the last one left), so a node receives
+ * only what it hosts, and it skips its own publications that Redis echoes
+ * back without decoding them.
  *
  * Delivery across nodes is at most once: a broadcast published while Redis is
  * unreachable is dropped and counted (`berth_cross_node_dropped_total`), and
@@ -68,7 +80,15 @@ class RedisAdapter implements Adapter {
   readonly #connectTimeoutMs: number;
   readonly #presenceTimeoutMs: number;
   readonly #maxBacklogBytes: number;
+  readonly #lingerMs: number;
   #backlogBytes = 0;
+  #interest: Interest | undefined;
+  /** This node's id as bytes, to recognise its own publications on the way back. */
+  #origin: Buffer = Buffer.alloc(0);
+  /** Channels whose unsubscribe did not reach Redis (the link was down): retried when it is back. */
+  readonly #leftover = new Set<string>();
+  /** The subscriptions the change being tracked asked for, for `track` to return. */
+  #asked: Array<Promise<void>> | undefined;
   readonly #client: RedisClient;
   readonly #subscriber: RedisClient;
   readonly #owned: RedisClient[] = [];
@@ -94,6 +114,7 @@ class RedisAdapter implements Adapter {
       /^[^\s{}]+$/.test(prefix),
     );
     this.#channel = `${this.#prefix}:broadcast`;
+    this.#lingerMs = duration('options.unsubscribeLingerMs', options.unsubscribeLingerMs ?? 2000);
     this.#nodeTimeoutMs = positive('options.nodeTimeoutMs', options.nodeTimeoutMs ?? 10_000, 1000);
     this.#heartbeatIntervalMs = duration('options.heartbeatIntervalMs', options.heartbeatIntervalMs ?? Math.round(this.#nodeTimeoutMs / 4));
     if (this.#heartbeatIntervalMs > this.#nodeTimeoutMs / 2) {
@@ -130,6 +151,7 @@ class RedisAdapter implements Adapter {
 
   async attach(node: AdapterNode): Promise<void> {
     this.#node = node;
+    this.#origin = Buffer.from(node.nodeId);
     this.#presence = new RedisPresence(this.#client, {
       prefix: this.#prefix,
       nodeId: node.nodeId,
@@ -137,6 +159,11 @@ class RedisAdapter implements Adapter {
       readTimeoutMs: this.#presenceTimeoutMs,
       failed: (error, what) => node.failed(error, what),
     });
+    this.#interest = new Interest(
+      this.#presence.local,
+      { want: (key) => this.#want(this.#channelOf(key)), drop: (key) => this.#drop(this.#channelOf(key)) },
+      this.#lingerMs,
+    );
     this.#listen('on');
     this.#heartbeat = setInterval(() => this.#beat(), this.#heartbeatIntervalMs).unref();
     const linked = new Promise<void>((resolve) => {
@@ -168,8 +195,9 @@ class RedisAdapter implements Adapter {
       return;
     }
     const wire = encodeWire(node.nodeId, message);
+    const key = interestKeyOf(message.target);
     this.#backlogBytes += wire.length;
-    this.#client.sendCommand(['PUBLISH', this.#channel, wire]).then(
+    this.#client.sendCommand(['PUBLISH', key === undefined ? this.#channel : this.#channelOf(key), wire]).then(
       () => {
         this.#backlogBytes -= wire.length;
       },
@@ -181,20 +209,29 @@ class RedisAdapter implements Adapter {
     );
   }
 
-  track(change: PresenceChange): void {
-    this.#presence?.track(change);
+  /** Writes the change to presence; if it made a room or user wanted, resolves once that subscription is made (or failed, or took longer than `presenceTimeoutMs`). */
+  track(change: PresenceChange): Promise<void> | undefined {
+    if (this.#presence === undefined) return undefined;
+    const before = this.#presence.track(change);
+    this.#asked = undefined;
+    this.#interest?.changed(change, before);
+    const asked = this.#asked;
+    this.#asked = undefined;
+    return asked === undefined ? undefined : Promise.all(asked).then(() => {});
   }
 
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     clearInterval(this.#heartbeat);
+    this.#interest?.close();
     try {
       if (this.#presence !== undefined) await within(this.#presence.close(), CLOSE_TIMEOUT_MS, 'removing presence');
     } finally {
       this.#listen('off');
       if (!this.#owned.includes(this.#subscriber) && this.#subscribed) {
-        await within(this.#subscriber.unsubscribe(this.#channel, this.#receive, true), CLOSE_TIMEOUT_MS, 'unsubscribing').catch(() => {});
+        const channels = [this.#channel, ...[...(this.#interest?.wanted ?? [])].map((key) => this.#channelOf(key))];
+        await within(this.#subscriber.unsubscribe(channels, this.#receive, true), CLOSE_TIMEOUT_MS, 'unsubscribing').catch(() => {});
       }
       // A client that is not connected would retry forever, and one that is may wait on a stalled
       // Redis: close gracefully when that is quick, destroy otherwise.
@@ -209,6 +246,7 @@ class RedisAdapter implements Adapter {
   #listen(how: 'on' | 'off'): void {
     this.#client[how]('ready', this.#onClientReady);
     this.#subscriber[how]('ready', this.#onLinkChange);
+    this.#subscriber[how]('ready', this.#resubscribe);
     for (const client of [this.#client, this.#subscriber]) {
       client[how]('error', this.#onError);
       client[how]('reconnecting', this.#onLinkChange);
@@ -225,6 +263,46 @@ class RedisAdapter implements Adapter {
     this.#owned.push(client);
     return client;
   }
+
+  #channelOf(key: InterestKey): string {
+    return `${this.#prefix}:${key}`;
+  }
+
+  /** Subscribes to a channel this node now hosts someone of; while the link is down, `#resubscribe` does it once it is back. */
+  #want(channel: string): void {
+    this.#leftover.delete(channel);
+    if (!this.#subscriber.isReady) return;
+    const subscribed = within(
+      this.#subscriber.subscribe(channel, this.#receive, true),
+      this.#presenceTimeoutMs,
+      `subscribing to ${channel}`,
+    );
+    // Not made: the link's state says so; once it is back, `#resubscribe` makes it.
+    (this.#asked ??= []).push(subscribed.catch(() => {}));
+  }
+
+  #drop(channel: string): void {
+    if (!this.#subscriber.isReady) {
+      this.#leftover.add(channel);
+      return;
+    }
+    this.#subscriber.unsubscribe(channel, this.#receive, true).catch(() => this.#leftover.add(channel));
+  }
+
+  /**
+   * After a reconnect node-redis subscribes again to what it was subscribed to; a subscription asked for
+   * while the link was down is made now, and one given up meanwhile is given up now (asking for one
+   * already made changes nothing).
+   */
+  readonly #resubscribe = (): void => {
+    const interest = this.#interest;
+    if (interest === undefined || this.#closed) return;
+    for (const key of interest.wanted) this.#want(this.#channelOf(key));
+    for (const channel of [...this.#leftover]) {
+      this.#leftover.delete(channel);
+      this.#drop(channel);
+    }
+  };
 
   #linkUp(): boolean {
     return this.#client.isReady && this.#subscriber.isReady && this.#subscribed;
@@ -243,14 +321,16 @@ class RedisAdapter implements Adapter {
     }
   }
 
-  readonly #receive = (bytes: Buffer): void => {
+  readonly #receive = (bytes: Buffer, channel: Buffer | string): void => {
     const node = this.#node;
     if (node === undefined) return;
+    // Redis echoes a node's own publications to it when it hosts members of the target: skipped undecoded.
+    if (isFrom(bytes, this.#origin)) return;
     let wire;
     try {
       wire = decodeWire(bytes);
     } catch (error) {
-      node.failed(error, `receive on ${this.#channel}`);
+      node.failed(error, `receive on ${String(channel)}`);
       return;
     }
     // Redis echoes a node's own publications back to it; it delivered those locally already.

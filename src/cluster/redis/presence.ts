@@ -42,16 +42,23 @@ export class RedisPresence implements Presence {
     this.#options = options;
   }
 
-  track(change: PresenceChange): void {
+  /** This node's own presence, as every change tracked so far left it. */
+  get local(): NodePresence {
+    return this.#local;
+  }
+
+  /** Applies a change here and queues its write; returns the entry as it was before it (`NodePresence.apply`). */
+  track(change: PresenceChange): { user: string | undefined; rooms: string[] } | undefined {
     const before = this.#local.apply(change);
-    if (this.#closed) return;
+    if (this.#closed) return before;
     const op = operation(change, before);
-    if (op === undefined) return;
+    if (op === undefined) return before;
     for (const part of op) this.#pending.push(part);
     if (!this.#flushQueued) {
       this.#flushQueued = true;
       queueMicrotask(() => this.#flush());
     }
+    return before;
   }
 
   /** Registers the node and writes its entries whole. Called when the link comes (back) up. */

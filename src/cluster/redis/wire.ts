@@ -31,6 +31,24 @@ export function encodeWire(origin: string, message: BroadcastMessage): Buffer {
   return out;
 }
 
+/**
+ * Whether a broadcast on the wire was published by `origin` (its bytes, as `Buffer.from(nodeId)`),
+ * read from the header's first bytes without decoding anything: a node that hosts members of a room
+ * gets its own publications to it back from Redis, and skips them for the cost of a comparison.
+ */
+export function isFrom(bytes: Buffer, origin: Buffer): boolean {
+  // The header is JSON, `["<origin>",…`: node ids are hex, so they appear unescaped.
+  const at = HEAD + 2;
+  return (
+    bytes.length > at + origin.length &&
+    bytes[0] === VERSION &&
+    bytes[HEAD] === 0x5b &&
+    bytes[HEAD + 1] === 0x22 &&
+    bytes[at + origin.length] === 0x22 &&
+    bytes.compare(origin, 0, origin.length, at, at + origin.length) === 0
+  );
+}
+
 /** Throws `TypeError` on anything that is not a broadcast of this version. */
 export function decodeWire(bytes: Buffer): WireMessage {
   if (bytes.length < HEAD || bytes[0] !== VERSION) throw new TypeError(`not a berth broadcast (version byte ${bytes[0]})`);

@@ -1,0 +1,112 @@
+/**
+ * A node receives only what it hosts: room and user broadcasts travel on
+ * their own Redis channels, and a node subscribes to one while it hosts a
+ * member of it (then for a linger). Nodes in separate processes on a Redis
+ * of the test's own; the channels' subscribers are read from Redis itself.
+ */
+import { createClient } from 'redis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connect, eventually, settles, type TestClient } from '../helpers/client.js';
+import { startRedis, type TestRedis } from '../helpers/redis.js';
+import { startNode, type ClusterNode } from './nodes.js';
+
+let redis: TestRedis;
+let admin: ReturnType<typeof createClient>;
+beforeAll(async () => {
+  redis = await startRedis();
+  admin = createClient({ url: redis.url });
+  await admin.connect();
+});
+afterAll(async () => {
+  await admin.close();
+});
+
+const LINGER_MS = 300;
+let clusters = 0;
+function startPair(): Promise<[ClusterNode, ClusterNode, string]> {
+  const prefix = `interest${++clusters}`;
+  const env = { REDIS_URL: redis.url, BERTH_PREFIX: prefix, UNSUBSCRIBE_LINGER_MS: String(LINGER_MS) };
+  return Promise.all([startNode(env), startNode(env), prefix]) as Promise<[ClusterNode, ClusterNode, string]>;
+}
+
+async function member(node: ClusterNode): Promise<TestClient> {
+  const client = await connect(node.url);
+  await client.next(); // its id
+  return client;
+}
+
+/** Sends a protocol request and waits for its acknowledgement, which the node sends once the join (or leave) resolved. */
+async function ask(client: TestClient, request: { join?: string; leave?: string; user?: string }): Promise<void> {
+  const text = JSON.stringify(request);
+  client.ws.send(text);
+  expect(await client.next()).toBe(`ok ${text}`);
+}
+
+const received = async (node: ClusterNode) => (await node.request<{ received: number }>({ op: 'crossNode' })).received;
+const subscribers = async (channel: string) => (await admin.pubSubNumSub(channel))[channel];
+
+describe('a node receives only what it hosts', () => {
+  it('a room’s broadcasts reach only the nodes with a member in it; a node skips its own, echoed back', async () => {
+    const [a, b, prefix] = await startPair();
+    const onA = await member(a);
+    const onB = await member(b);
+    await ask(onA, { join: 'here' });
+    await ask(onB, { join: 'there' });
+    expect(await subscribers(`${prefix}:room:here`)).toBe(1);
+    expect(await subscribers(`${prefix}:room:there`)).toBe(1);
+    for (let i = 0; i < 50; i++) {
+      await a.request({ op: 'sendToRoom', name: 'here', data: `here ${i}` });
+      await a.request({ op: 'sendToRoom', name: 'there', data: `there ${i}` });
+    }
+    const of = (client: TestClient, room: string) => client.messages.filter((m) => m.startsWith(`${room} `));
+    await eventually(() => of(onA, 'here').length === 50 && of(onB, 'there').length === 50, 'both rooms’ messages', 10_000);
+    expect(of(onB, 'there')).toEqual(Array.from({ length: 50 }, (_, i) => `there ${i}`));
+    // Everyone still gets what is sent to all: it marks the end of what b could have been sent.
+    await a.request({ op: 'sendToAll', data: 'all' });
+    await eventually(() => onB.messages.includes('all'), 'the message to all');
+    // b took the 50 to its room and the one to all, none of a's own room; a took none of its own back.
+    expect(await received(b)).toBe(51);
+    expect(await received(a)).toBe(0);
+  });
+
+  it('a user’s messages reach only the nodes where it is connected', async () => {
+    const [a, b, prefix] = await startPair();
+    const onB = await member(b);
+    await ask(onB, { user: 'ada' });
+    expect(await subscribers(`${prefix}:user:ada`)).toBe(1);
+    await a.request({ op: 'sendToUser', name: 'grace', data: 'nobody here' });
+    await a.request({ op: 'sendToUser', name: 'ada', data: 'for ada' });
+    await eventually(() => onB.messages.includes('for ada'), 'the message to ada');
+    expect(await received(b)).toBe(1);
+  });
+
+  it('the subscription follows membership: kept over a quick leave and rejoin, dropped after the linger, made again before a join resolves', async () => {
+    const [a, b, prefix] = await startPair();
+    const channel = `${prefix}:room:there`;
+    const onB = await member(b);
+    await ask(onB, { join: 'there' });
+    // Out and straight back in: the subscription never went.
+    await ask(onB, { leave: 'there' });
+    await ask(onB, { join: 'there' });
+    await a.request({ op: 'sendToRoom', name: 'there', data: 'still here' });
+    expect(await onB.next()).toBe('still here');
+    expect(await subscribers(channel)).toBe(1);
+
+    await ask(onB, { leave: 'there' });
+    await settles(async () => expect(await subscribers(channel)).toBe(0), 5000);
+    const before = await received(b);
+    for (let i = 0; i < 20; i++) await a.request({ op: 'sendToRoom', name: 'there', data: `gone ${i}` });
+    await a.request({ op: 'sendToAll', data: 'marker' });
+    // Whatever b is sent arrives in order: the marker is the next thing it gets.
+    expect(await onB.next()).toBe('marker');
+    // Only the marker arrived: twenty messages to a room b no longer hosts cost it nothing.
+    expect((await received(b)) - before).toBe(1);
+
+    // The join resolves once the subscription is made: a broadcast sent right after it arrives.
+    await ask(onB, { join: 'there' });
+    expect(await subscribers(channel)).toBe(1);
+    await a.request({ op: 'sendToRoom', name: 'there', data: 'back' });
+    expect(await onB.next()).toBe('back');
+    expect(onB.messages.filter((m) => m.startsWith('gone'))).toEqual([]);
+  });
+});
