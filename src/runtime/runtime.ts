@@ -2,29 +2,18 @@ import { randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { createActor, type AnyActorRef } from 'xstate';
-import {
-  CONNECTION_ACTOR_ID,
-  type ConnectionContext,
-  type ConnectionEvent,
-  type ConnectionInput,
-  type ConnectionMachine,
-  type ConnectionOutput,
-} from '../../machines/connection.machine.js';
 import type { SessionRecord } from '../../machines/sessions.js';
 import type { SupervisorDirectory } from '../../machines/supervisor.machine.js';
 import type { CloseCause, EncodedFrame, Target } from '../../machines/types.js';
 import type { AdapterNode, BroadcastMessage } from '../cluster/adapter.js';
 import { directoryPresence } from '../cluster/local-presence.js';
 import { guardPresence, type Presence, type PresenceChange } from '../cluster/presence.js';
-import { CompiledMachine, type CompiledMachineHooks } from '../util/compiled-machine.js';
 import { realTimers, type Timers } from '../util/timers.js';
 import { provideConnectionMachine, provideSupervisorMachine } from '../connection/actors.js';
 import { Refusal, admit, type Grant } from '../connection/admission.js';
 import { CloseCode } from '../connection/close-codes.js';
 import {
   ServerConnection,
-  type ConnectionLifecycle,
   type Connection,
   type ConnectionHost,
   type EnvelopedState,
@@ -93,13 +82,6 @@ class BerthRuntime<TData> implements Runtime<TData> {
   readonly #options: ResolvedOptions<TData>;
   readonly #events = new EventHub<RuntimeEvents<TData>>();
   readonly #connections = new Map<string, ServerConnection<TData>>();
-  readonly #connectionLogic: ConnectionMachine;
-  /** The connection machine compiled, for connections nobody inspects; built with the first. */
-  #compiledConnection: CompiledMachine<ConnectionContext, ConnectionEvent, ConnectionInput, ConnectionOutput> | undefined;
-  readonly #lifecycleHooks: CompiledMachineHooks<ConnectionContext, ConnectionOutput> = {
-    done: (output) => this.#supervisor.send({ type: `xstate.done.actor.${CONNECTION_ACTOR_ID}`, output, actorId: CONNECTION_ACTOR_ID }),
-    failed: (error, context) => this.#connectionFailed(context.id, error),
-  };
   readonly #transport: Transport<Grant<TData>>;
   readonly #started = performance.now();
   readonly #metrics: Metrics;
@@ -157,7 +139,6 @@ class BerthRuntime<TData> implements Runtime<TData> {
       registry: metrics.registry,
     };
     const lookup = (id: string) => this.#connections.get(id) as ServerConnection<unknown> | undefined;
-    this.#connectionLogic = provideConnectionMachine(lookup, { send: (event) => this.#supervisor.send(event) });
     const clock = options.clock;
     this.#timers = clock ?? realTimers;
     this.#heartbeat =
@@ -188,8 +169,9 @@ class BerthRuntime<TData> implements Runtime<TData> {
         inspect: options.inspect,
         clock: options.clock,
         timers: this.#timers,
-        // A bug in berth: nothing can be registered or broadcast from here on.
+        connectionLogic: provideConnectionMachine(lookup, { send: (event) => this.#supervisor.send(event) }),
         failed: (error) => this.#report(toBerthError(ErrorCode.ACTOR_FAILED, 'supervisor failed', error)),
+        connectionFailed: (id, error) => this.#connectionFailed(id, error),
       },
     );
     this.supervisor = this.#supervisor.view;
@@ -616,7 +598,7 @@ class BerthRuntime<TData> implements Runtime<TData> {
       return connection;
     }
     this.#connections.set(id, connection);
-    const { lifecycle, ref, ended } = this.#startLifecycle(id);
+    const { lifecycle, ref, ended } = this.#supervisor.connection({ id, closeTimeoutMs: this.#options.closeTimeoutMs });
     connection.attach(lifecycle);
     if (ended) return connection;
     let registered = false;
@@ -752,31 +734,6 @@ class BerthRuntime<TData> implements Runtime<TData> {
       return;
     }
     this.#emit('error', connection === undefined ? { error } : { error, connection });
-  }
-
-  /**
-   * Starts a connection's lifecycle. Inspected, it is an XState Actor, the supervisor's child, so the
-   * inspector sees its every event and snapshot; otherwise the connection machine compiled runs it, the
-   * same states and actions (test/model/compiled-machine.test.ts) without an Actor's memory and CPU.
-   */
-  #startLifecycle(id: string): { lifecycle: ConnectionLifecycle; ref: AnyActorRef; ended: boolean } {
-    const input = { id, closeTimeoutMs: this.#options.closeTimeoutMs };
-    if (this.#options.inspect === undefined) {
-      this.#compiledConnection ??= new CompiledMachine(this.#connectionLogic);
-      const instance = this.#compiledConnection.start(input, this.#timers, this.#lifecycleHooks);
-      // The instance is its own ref: the supervisor's `sendTo` reaches it through its `_send`.
-      return { lifecycle: instance, ref: instance as unknown as AnyActorRef, ended: instance.ended };
-    }
-    const actor = createActor(this.#connectionLogic, {
-      parent: this.#supervisor.actor,
-      // No systemId: registering one costs a Map and a WeakMap entry per connection, and the
-      // connection id is in the actor's context for whoever inspects it.
-      id: CONNECTION_ACTOR_ID,
-      input,
-    });
-    actor.subscribe({ error: (error) => this.#connectionFailed(id, error) });
-    actor.start();
-    return { lifecycle: actor, ref: actor, ended: actor.getSnapshot().status !== 'active' };
   }
 
   #connectionFailed(id: string, error: unknown): void {

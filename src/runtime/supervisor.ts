@@ -1,13 +1,22 @@
 /**
- * The supervisor as the runtime runs it: an XState Actor when the runtime is
- * inspected, so the inspector sees it, its session actors and every event;
- * otherwise the supervisor machine compiled (src/util/compiled-machine.ts),
- * the same states and actions without an Actor's snapshots, mailbox and
- * inspection events — which were most of a connection's cost to register,
- * join and leave (`churn`). Either way the machine decides: one event at a
- * time, in arrival order.
+ * The supervisor and its children as the runtime runs them, decided once by
+ * whether the runtime is inspected: XState Actors — the supervisor, its
+ * session actors and every connection's, its children — so the inspector
+ * sees them and every event; otherwise the same machines compiled
+ * (src/util/compiled-machine.ts), the same states and actions without an
+ * Actor's snapshots, mailbox and inspection events, which were most of a
+ * connection's cost to open, register, join and close (`churn`). Either way
+ * the machines decide: one event at a time, in arrival order.
  */
-import { createActor, type Actor, type AnyActorRef } from 'xstate';
+import { createActor, type AnyActorRef } from 'xstate';
+import {
+  CONNECTION_ACTOR_ID,
+  type ConnectionContext,
+  type ConnectionEvent,
+  type ConnectionInput,
+  type ConnectionMachine,
+  type ConnectionOutput,
+} from '../../machines/connection.machine.js';
 import {
   SESSION_ACTOR_ID,
   sessionMachine,
@@ -18,7 +27,8 @@ import {
 import type { SupervisorContext, SupervisorEvent, SupervisorInput } from '../../machines/supervisor.machine.js';
 import { indexScheduledEvents } from '../connection/actor-scheduler.js';
 import type { SupervisorMachine } from '../connection/actors.js';
-import { CompiledMachine, type MachineInstance } from '../util/compiled-machine.js';
+import type { ConnectionLifecycle } from '../connection/connection.js';
+import { CompiledMachine, type CompiledMachineHooks, type MachineInstance } from '../util/compiled-machine.js';
 import type { Timers } from '../util/timers.js';
 import type { Clock, RuntimeOptions } from './options.js';
 import { createSessionActor } from './sessions.js';
@@ -30,8 +40,11 @@ export interface SupervisorRunner {
   readonly active: boolean;
   readonly context: SupervisorContext;
   readonly view: SupervisorView;
-  /** The parent of inspected connection actors; undefined when compiled (connections are compiled too). */
-  readonly actor: Actor<SupervisorMachine> | undefined;
+  /**
+   * Starts a connection's lifecycle, the supervisor's child: its ref for the supervisor's `sendTo`, and
+   * whether it ended already (its entry actions failed).
+   */
+  connection(input: ConnectionInput): { readonly lifecycle: ConnectionLifecycle; readonly ref: AnyActorRef; readonly ended: boolean };
   /** Calls `listener` once it has stopped (at once if it has). */
   onStopped(listener: () => void): void;
   /** A session actor for a dropped connection, not started: the supervisor's child, on the runtime's clock. */
@@ -44,15 +57,22 @@ export interface SupervisorOptions {
   readonly inspect: RuntimeOptions<unknown>['inspect'];
   readonly clock: Clock | undefined;
   readonly timers: Timers;
+  /** The connection machine, provided with the runtime's actions. */
+  readonly connectionLogic: ConnectionMachine;
   /** A bug in berth: nothing can be registered or broadcast from here on. */
   failed(error: unknown): void;
+  /** A connection's lifecycle failed (an action threw): the runtime closes its socket and tells the supervisor. */
+  connectionFailed(id: string, error: unknown): void;
 }
 
 export function startSupervisor(logic: SupervisorMachine, options: SupervisorOptions): SupervisorRunner {
   return options.inspect === undefined ? compiledSupervisor(logic, options) : actorSupervisor(logic, options);
 }
 
-function actorSupervisor(logic: SupervisorMachine, { input, inspect, clock, failed }: SupervisorOptions): SupervisorRunner {
+function actorSupervisor(
+  logic: SupervisorMachine,
+  { input, inspect, clock, connectionLogic, failed, connectionFailed }: SupervisorOptions,
+): SupervisorRunner {
   // XState spreads options over its defaults, so an `undefined` clock would replace the real one.
   const actor = createActor(logic, { input, id: 'supervisor', systemId: 'supervisor', inspect, ...(clock && { clock }) });
   indexScheduledEvents(actor.system);
@@ -78,7 +98,18 @@ function actorSupervisor(logic: SupervisorMachine, { input, inspect, clock, fail
       return actor.getSnapshot().context;
     },
     view,
-    actor,
+    connection: (connectionInput) => {
+      const child = createActor(connectionLogic, {
+        parent: actor,
+        // No systemId: registering one costs a Map and a WeakMap entry per connection, and the
+        // connection id is in the actor's context for whoever inspects it.
+        id: CONNECTION_ACTOR_ID,
+        input: connectionInput,
+      });
+      child.subscribe({ error: (error) => connectionFailed(connectionInput.id, error) });
+      child.start();
+      return { lifecycle: child, ref: child, ended: child.getSnapshot().status !== 'active' };
+    },
     onStopped(listener) {
       if (actor.getSnapshot().status !== 'active') listener();
       else actor.subscribe({ complete: listener, error: listener });
@@ -90,17 +121,28 @@ function actorSupervisor(logic: SupervisorMachine, { input, inspect, clock, fail
   };
 }
 
-/** Compiled once per process: the machines are the same for every runtime. */
+/** Compiled once per process: the session machine is the same for every runtime. */
 let compiledSession: CompiledMachine<object, SessionEvent, SessionInput, SessionOutput> | undefined;
 let compiledRuns = 0;
 
-function compiledSupervisor(logic: SupervisorMachine, { input, timers, failed }: SupervisorOptions): SupervisorRunner {
+function compiledSupervisor(
+  logic: SupervisorMachine,
+  { input, timers, connectionLogic, failed, connectionFailed }: SupervisorOptions,
+): SupervisorRunner {
   type Instance = MachineInstance<SupervisorContext, SupervisorEvent>;
   const listeners = new Set<(snapshot: SupervisorSnapshot) => void>();
   const stopped = new Set<() => void>();
-  let snapshot: SupervisorSnapshot = { status: 'active', value: 'running' };
-  const end = (status: 'done' | 'error') => {
-    snapshot = { status, value: snapshot.value };
+  // Every event passes through here (each broadcast is one): the snapshot is made only when it changed
+  // and someone looks, not per event.
+  let status: SupervisorSnapshot['status'] = 'active';
+  let value: SupervisorSnapshot['value'] = 'running';
+  let snapshot: SupervisorSnapshot | undefined;
+  const read = (): SupervisorSnapshot => {
+    if (snapshot === undefined || snapshot.status !== status || snapshot.value !== value) snapshot = { status, value };
+    return snapshot;
+  };
+  const end = (ended: 'done' | 'error') => {
+    status = ended;
     for (const listener of stopped) listener();
     stopped.clear();
     listeners.clear();
@@ -109,9 +151,10 @@ function compiledSupervisor(logic: SupervisorMachine, { input, timers, failed }:
     input,
     timers,
     {
+      // Its final state comes through here too, before `done`.
       processed: (state) => {
-        snapshot = { status: 'active', value: state as SupervisorSnapshot['value'] };
-        for (const listener of listeners) listener(snapshot);
+        value = state as SupervisorSnapshot['value'];
+        for (const listener of listeners) listener(read());
       },
       done: () => end('done'),
       failed: (error) => {
@@ -120,14 +163,18 @@ function compiledSupervisor(logic: SupervisorMachine, { input, timers, failed }:
       },
     },
   );
-  // The supervisor's own final state is reported through `processed` before `done`.
+  const compiledConnection = new CompiledMachine<ConnectionContext, ConnectionEvent, ConnectionInput, ConnectionOutput>(connectionLogic);
+  const connectionHooks: CompiledMachineHooks<ConnectionContext, ConnectionOutput> = {
+    done: (output) => instance.send({ type: `xstate.done.actor.${CONNECTION_ACTOR_ID}`, output, actorId: CONNECTION_ACTOR_ID }),
+    failed: (error, context) => connectionFailed(context.id, error),
+  };
   const view: SupervisorView = Object.freeze({
     id: 'supervisor',
     // No inspection events are sent when nobody inspects: this id only tells runtimes apart.
     sessionId: `compiled:${compiledRuns++}`,
-    getSnapshot: () => snapshot,
+    getSnapshot: read,
     subscribe: (listener: (snapshot: SupervisorSnapshot) => void, complete?: () => void) => {
-      if (snapshot.status === 'active') {
+      if (status === 'active') {
         listeners.add(listener);
         if (complete !== undefined) stopped.add(complete);
       }
@@ -142,15 +189,19 @@ function compiledSupervisor(logic: SupervisorMachine, { input, timers, failed }:
   return {
     send: (event) => instance.send(event),
     get active() {
-      return snapshot.status === 'active';
+      return status === 'active';
     },
     get context() {
       return instance.context;
     },
     view,
-    actor: undefined,
+    connection: (connectionInput) => {
+      const child = compiledConnection.start(connectionInput, timers, connectionHooks);
+      // The instance is its own ref: the supervisor's `sendTo` reaches it through its `_send`.
+      return { lifecycle: child, ref: child as unknown as AnyActorRef, ended: child.ended };
+    },
     onStopped(listener) {
-      if (snapshot.status !== 'active') listener();
+      if (status !== 'active') listener();
       else stopped.add(listener);
     },
     session: (sessionInput) => {
