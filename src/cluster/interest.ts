@@ -11,8 +11,8 @@ export function interestKeyOf(target: Target): InterestKey | undefined {
 }
 
 export interface InterestHooks {
-  /** This node now has a member of the room (or a connection of the user): its broadcasts are wanted. */
-  want(key: InterestKey): void;
+  /** This node now has a member of the room (or a connection of the user): its broadcasts are wanted. Settles once they reach it. */
+  want(key: InterestKey): Promise<void> | undefined;
   /** Its last one left `lingerMs` ago and none came back: they are no longer wanted. */
   drop(key: InterestKey): void;
 }
@@ -45,25 +45,26 @@ export class Interest {
     return this.#wanted;
   }
 
-  /** `change` was applied to the presence; `before` is what `NodePresence.apply` returned for it. */
-  changed(change: PresenceChange, before: { user: string | undefined; rooms: string[] } | undefined): void {
+  /**
+   * `change` was applied to the presence; `before` is what `NodePresence.apply` returned for it. If it
+   * made a room or user wanted, the returned promise settles once its broadcasts reach this node.
+   */
+  changed(change: PresenceChange, before: { user: string | undefined; rooms: string[] } | undefined): Promise<void> | undefined {
     switch (change.kind) {
       case 'connect':
-        if (change.user !== undefined) this.#check(`user:${change.user}`, this.#presence.users.has(change.user));
-        return;
+        return change.user === undefined ? undefined : this.#check(`user:${change.user}`, this.#presence.users.has(change.user));
       case 'join':
       case 'leave':
-        this.#check(`room:${change.room}`, this.#presence.rooms.has(change.room));
-        return;
+        return this.#check(`room:${change.room}`, this.#presence.rooms.has(change.room));
       case 'bind':
+        // A binding moves a connection from one user to another: only the new one can become wanted.
         if (before?.user !== undefined) this.#check(`user:${before.user}`, this.#presence.users.has(before.user));
-        if (change.user !== undefined) this.#check(`user:${change.user}`, this.#presence.users.has(change.user));
-        return;
+        return change.user === undefined ? undefined : this.#check(`user:${change.user}`, this.#presence.users.has(change.user));
       case 'disconnect':
-        if (before === undefined) return;
+        if (before === undefined) return undefined;
         for (const room of before.rooms) this.#check(`room:${room}`, this.#presence.rooms.has(room));
         if (before.user !== undefined) this.#check(`user:${before.user}`, this.#presence.users.has(before.user));
-        return;
+        return undefined;
     }
   }
 
@@ -73,20 +74,19 @@ export class Interest {
     this.#lingering.clear();
   }
 
-  #check(key: InterestKey, present: boolean): void {
+  /** Wants `key` or lets it linger, as its presence says; the promise of a `want` it issued. */
+  #check(key: InterestKey, present: boolean): Promise<void> | undefined {
     if (present) {
       const timer = this.#lingering.get(key);
       if (timer !== undefined) {
         clearTimeout(timer);
         this.#lingering.delete(key);
       }
-      if (!this.#wanted.has(key)) {
-        this.#wanted.add(key);
-        this.#hooks.want(key);
-      }
-      return;
+      if (this.#wanted.has(key)) return undefined;
+      this.#wanted.add(key);
+      return this.#hooks.want(key);
     }
-    if (!this.#wanted.has(key) || this.#lingering.has(key)) return;
+    if (!this.#wanted.has(key) || this.#lingering.has(key)) return undefined;
     const timer = setTimeout(() => {
       this.#lingering.delete(key);
       this.#wanted.delete(key);
@@ -94,5 +94,6 @@ export class Interest {
     }, this.#lingerMs);
     timer.unref?.();
     this.#lingering.set(key, timer);
+    return undefined;
   }
 }

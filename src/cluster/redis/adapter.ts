@@ -87,8 +87,6 @@ class RedisAdapter implements Adapter {
   #origin: Buffer = Buffer.alloc(0);
   /** Channels whose unsubscribe did not reach Redis (the link was down): retried when it is back. */
   readonly #leftover = new Set<string>();
-  /** The subscriptions the change being tracked asked for, for `track` to return. */
-  #asked: Array<Promise<void>> | undefined;
   readonly #client: RedisClient;
   readonly #subscriber: RedisClient;
   readonly #owned: RedisClient[] = [];
@@ -213,11 +211,7 @@ class RedisAdapter implements Adapter {
   track(change: PresenceChange): Promise<void> | undefined {
     if (this.#presence === undefined) return undefined;
     const before = this.#presence.track(change);
-    this.#asked = undefined;
-    this.#interest?.changed(change, before);
-    const asked = this.#asked;
-    this.#asked = undefined;
-    return asked === undefined ? undefined : Promise.all(asked).then(() => {});
+    return this.#interest?.changed(change, before);
   }
 
   async close(): Promise<void> {
@@ -269,16 +263,17 @@ class RedisAdapter implements Adapter {
   }
 
   /** Subscribes to a channel this node now hosts someone of; while the link is down, `#resubscribe` does it once it is back. */
-  #want(channel: string): void {
+  /** Settles once Redis has the subscription, or could not make it, or took longer than `presenceTimeoutMs`. */
+  #want(channel: string): Promise<void> | undefined {
     this.#leftover.delete(channel);
-    if (!this.#subscriber.isReady) return;
+    if (!this.#subscriber.isReady) return undefined;
     const subscribed = within(
       this.#subscriber.subscribe(channel, this.#receive, true),
       this.#presenceTimeoutMs,
       `subscribing to ${channel}`,
     );
     // Not made: the link's state says so; once it is back, `#resubscribe` makes it.
-    (this.#asked ??= []).push(subscribed.catch(() => {}));
+    return subscribed.catch(() => {});
   }
 
   #drop(channel: string): void {
@@ -297,7 +292,7 @@ class RedisAdapter implements Adapter {
   readonly #resubscribe = (): void => {
     const interest = this.#interest;
     if (interest === undefined || this.#closed) return;
-    for (const key of interest.wanted) this.#want(this.#channelOf(key));
+    for (const key of interest.wanted) void this.#want(this.#channelOf(key));
     for (const channel of [...this.#leftover]) {
       this.#leftover.delete(channel);
       this.#drop(channel);
