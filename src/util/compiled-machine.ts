@@ -519,39 +519,44 @@ class StepCompiler {
    * else it may enqueue is known only when it runs, and fails the machine then.
    */
   #enqueuing(collect: Any, params: Any): Exec {
+    // Built once, not per run: the callback's `enqueue` pushes onto the run in progress.
+    let queued: Exec[] = [];
+    const enqueue = (action: Any) => void queued.push(this.#exec(action));
+    enqueue.sendTo = (to: Any, event: Any, options?: Any) => {
+      if (options !== undefined) throw unsupported('a `sendTo` with options (a delay or an id)');
+      queued.push((at, into) => {
+        const ref = (typeof to === 'function' ? to(at, undefined) : to) as ChildRef;
+        if (typeof ref?._send !== 'function') throw unsupported('a `sendTo` to anything but an actor ref');
+        const resolved: unknown = typeof event === 'function' ? event(at, undefined) : event;
+        into.defer(() => ref._send(resolved));
+      });
+    };
+    enqueue.stopChild = (ref: ChildRef) => {
+      queued.push((_, into) => {
+        if (typeof ref?.stop !== 'function') throw unsupported('a `stopChild` of anything but an actor ref');
+        into.defer(() => ref.stop!());
+      });
+    };
+    for (const name of ['assign', 'cancel', 'raise', 'sendParent', 'spawnChild', 'emit'] as const) {
+      (enqueue as Any)[name] = () => {
+        throw unsupported(`\`enqueue.${name}\``);
+      };
+    }
+    const check = () => {
+      throw unsupported('`check` in `enqueueActions`');
+    };
     return (args, scope) => {
-      const queued: Exec[] = [];
-      const enqueue = (action: Any) => void queued.push(this.#exec(action));
-      enqueue.sendTo = (to: Any, event: Any, options?: Any) => {
-        if (options !== undefined) throw unsupported('a `sendTo` with options (a delay or an id)');
-        queued.push((at, into) => {
-          const ref = (typeof to === 'function' ? to(at, undefined) : to) as ChildRef;
-          if (typeof ref?._send !== 'function') throw unsupported('a `sendTo` to anything but an actor ref');
-          const resolved: unknown = typeof event === 'function' ? event(at, undefined) : event;
-          into.defer(() => ref._send(resolved));
-        });
-      };
-      enqueue.stopChild = (ref: ChildRef) => {
-        queued.push((_, into) => {
-          if (typeof ref?.stop !== 'function') throw unsupported('a `stopChild` of anything but an actor ref');
-          into.defer(() => ref.stop!());
-        });
-      };
-      for (const name of ['assign', 'cancel', 'raise', 'sendParent', 'spawnChild', 'emit'] as const) {
-        (enqueue as Any)[name] = () => {
-          throw unsupported(`\`enqueue.${name}\``);
-        };
+      const outer = queued;
+      const mine: Exec[] = (queued = []);
+      try {
+        collect(
+          { context: args.context, event: args.event, self: args.self, enqueue, check },
+          typeof params === 'function' ? params(args) : params,
+        );
+      } finally {
+        queued = outer;
       }
-      const check = () => {
-        throw unsupported('`check` in `enqueueActions`');
-      };
-      collect(
-        { context: args.context, event: args.event, self: args.self, enqueue, check },
-        typeof params === 'function' ? params(args) : params,
-      );
-      for (const exec of queued) {
-        exec(args, scope);
-      }
+      for (const exec of mine) exec(args, scope);
     };
   }
 }
