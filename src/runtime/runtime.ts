@@ -204,10 +204,7 @@ class BerthRuntime<TData> implements Runtime<TData> {
       deliver: (message) => this.#deliverRemote(message),
       dropped: (count) => this.#metrics.crossNode('dropped', count),
       linkChanged: (up, error) => this.#linkChanged(up, error),
-      failed: (error, what) => {
-        this.#metrics.adapterFailed(what);
-        this.#report(toBerthError(ErrorCode.ADAPTER, `adapter ${what} failed`, error));
-      },
+      failed: (error, what) => this.#adapterFailed(error, what),
       presence: directoryPresence(this.nodeId, () => this.#directory()),
     };
     this.presence = guardPresence(options.adapter.presence ?? node.presence);
@@ -700,8 +697,7 @@ class BerthRuntime<TData> implements Runtime<TData> {
   #callAdapter(call: () => void | Promise<void>, what: string, onFailure?: () => void): Promise<void> | undefined {
     const fail = (error: unknown) => {
       onFailure?.();
-      this.#metrics.adapterFailed(what);
-      this.#report(toBerthError(ErrorCode.ADAPTER, `adapter ${what} failed`, error));
+      this.#adapterFailed(error, what);
     };
     try {
       const result = call();
@@ -711,6 +707,12 @@ class BerthRuntime<TData> implements Runtime<TData> {
       fail(error);
     }
     return undefined;
+  }
+
+  /** The adapter failed at `what`: reported, and health says so for a while (`health.clusterTroubleMs`). */
+  #adapterFailed(error: unknown, what: string): void {
+    this.#metrics.adapterFailed(what);
+    this.#report(toBerthError(ErrorCode.ADAPTER, `adapter ${what} failed`, error));
   }
 
   /** Emits to the application; a failing handler costs at most its connection. */
