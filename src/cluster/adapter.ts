@@ -21,6 +21,12 @@ export interface AdapterNode {
   /** `count` broadcasts of this node could not be carried to other nodes (counted in `berth_cross_node_dropped_total`). */
   dropped(count: number): void;
   /**
+   * `count` broadcasts that node `origin` published to `target` never reached this node: a gap in that
+   * publisher's numbers (`Envelopes` finds them). Counted in `berth_cross_node_lost_total`, told as the
+   * runtime's `lost` event, and `health()` says `degraded` for a while.
+   */
+  lost(target: Target, count: number, origin: string): void;
+  /**
    * The link to the other nodes went down (with why) or came back. While it is
    * down, broadcasts reach this node's connections only and `health()` says `degraded`.
    */

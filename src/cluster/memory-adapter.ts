@@ -1,48 +1,62 @@
-import type { Emitter } from 'mitt';
-import { mitt } from '../util/mitt.js';
 import type { Adapter, AdapterNode, BroadcastMessage } from './adapter.js';
+import { NodePresence } from './node-presence.js';
 import { combinePresence, type Presence } from './presence.js';
 
-type BusEvents = { broadcast: { origin: string; message: BroadcastMessage } };
+interface BusMember {
+  readonly node: AdapterNode;
+  /** Who is on that node, as its `track` calls told: a broadcast goes only to nodes that host its target. */
+  readonly hosts: NodePresence;
+}
 
 /** An in-process cluster medium that memory adapters share to form a cluster inside one process. */
 export interface MemoryBus {
-  readonly events: Emitter<BusEvents>;
   /** Each attached node's own presence (read from its registry), by node id. */
   readonly nodes: Map<string, Presence>;
+  /** Each attached node, by node id. */
+  readonly members: Map<string, BusMember>;
 }
 
 /** Creates a bus to pass to several `createMemoryAdapter` calls. */
 export function createMemoryBus(): MemoryBus {
-  return { events: mitt<BusEvents>(), nodes: new Map() };
+  return { nodes: new Map(), members: new Map() };
+}
+
+function hosts(presence: NodePresence, message: BroadcastMessage): boolean {
+  const { target } = message;
+  return target.kind === 'all' || (target.kind === 'room' ? presence.rooms.has(target.room) : presence.users.has(target.user));
 }
 
 /**
- * The default adapter, and the reference for others: carries broadcasts over
- * a mitt bus to every other runtime on the same bus, and answers presence by
- * asking each of them (so it keeps no copy of anyone's registry). With its
- * own private bus (the default) a runtime is a cluster of one and `publish`
- * reaches nobody.
+ * The default adapter, and the reference for others: carries broadcasts to
+ * every other runtime on the same bus that hosts someone of their target (a
+ * member of the room, a connection of the user; everyone for `sendToAll`),
+ * and answers presence by asking each of them. With its own private bus (the
+ * default) a runtime is a cluster of one and `publish` reaches nobody. Nothing
+ * crosses a wire, so nothing is lost on the way.
  */
 export function createMemoryAdapter(bus: MemoryBus = createMemoryBus()): Adapter {
-  let node: AdapterNode | undefined;
-  const receive = ({ origin, message }: BusEvents['broadcast']) => {
-    if (node !== undefined && origin !== node.nodeId) node.deliver(message);
-  };
+  let self: BusMember | undefined;
   return {
-    attach(attached) {
-      node = attached;
-      bus.nodes.set(attached.nodeId, attached.presence);
-      bus.events.on('broadcast', receive);
+    attach(node) {
+      self = { node, hosts: new NodePresence() };
+      bus.members.set(node.nodeId, self);
+      bus.nodes.set(node.nodeId, node.presence);
     },
     publish(message) {
-      if (node !== undefined) bus.events.emit('broadcast', { origin: node.nodeId, message });
+      if (self === undefined) return;
+      for (const member of bus.members.values()) {
+        if (member !== self && hosts(member.hosts, message)) member.node.deliver(message);
+      }
+    },
+    track(change) {
+      self?.hosts.apply(change);
     },
     presence: combinePresence(() => bus.nodes),
     close() {
-      bus.events.off('broadcast', receive);
-      if (node !== undefined) bus.nodes.delete(node.nodeId);
-      node = undefined;
+      if (self === undefined) return;
+      bus.members.delete(self.node.nodeId);
+      bus.nodes.delete(self.node.nodeId);
+      self = undefined;
     },
   };
 }

@@ -7,7 +7,7 @@ export interface HealthThresholds {
   /** Event-loop delay p99 above this many milliseconds. [default 200] */
   readonly maxEventLoopLagMs?: number;
   /**
-   * A broadcast dropped on its way to other nodes, or an adapter failure (a presence read or write, a
+   * A broadcast dropped on its way to other nodes or lost on its way here, or an adapter failure (a presence read or write, a
    * publish), within this many milliseconds: long enough for a probe polling every few seconds to see
    * it, short enough to clear once the cluster is well again. [default 10000]
    */
@@ -28,8 +28,11 @@ export interface Health {
   /** `bytesQueued`: bytes the waiting frames hold, each shared frame once; `bytesReferenced`: counted once per recipient. */
   readonly outbox: { readonly depthMax: number; readonly bytesQueued: number; readonly bytesReferenced: number };
   readonly eventLoopLagMs: number;
-  /** The adapter's link to the other nodes; broadcasts dropped on the way out since start. */
-  readonly cluster: { readonly linkUp: boolean; readonly dropped: number };
+  /**
+   * The adapter's link to the other nodes; broadcasts dropped on the way out since start, and those of
+   * other nodes that never arrived (gaps in their numbers), all target kinds together.
+   */
+  readonly cluster: { readonly linkUp: boolean; readonly dropped: number; readonly lost: number };
   readonly totals: {
     readonly accepted: number;
     readonly refused: MetricsSnapshot['refused'];
@@ -59,6 +62,10 @@ export function healthOf(
   if (crossNode.lastDroppedAgoMs !== null && crossNode.lastDroppedAgoMs < thresholds.clusterTroubleMs) {
     reasons.push(`broadcasts to other nodes dropped (last ${crossNode.lastDroppedAgoMs} ms ago; ${crossNode.dropped} since start)`);
   }
+  const lost = crossNode.lost.room + crossNode.lost.user + crossNode.lost.all;
+  if (crossNode.lastLostAgoMs !== null && crossNode.lastLostAgoMs < thresholds.clusterTroubleMs) {
+    reasons.push(`broadcasts from other nodes lost (last ${crossNode.lastLostAgoMs} ms ago; ${lost} since start)`);
+  }
   if (crossNode.lastFailure !== null && crossNode.lastFailure.agoMs < thresholds.clusterTroubleMs) {
     reasons.push(`adapter ${crossNode.lastFailure.what} failed ${crossNode.lastFailure.agoMs} ms ago`);
   }
@@ -77,7 +84,7 @@ export function healthOf(
     users: metrics.users,
     outbox: { depthMax: metrics.outbox.depthMax, bytesQueued: metrics.outbox.bytesQueued, bytesReferenced: metrics.outbox.bytesReferenced },
     eventLoopLagMs: metrics.eventLoopLagMs,
-    cluster: { linkUp: metrics.crossNode.linkUp, dropped: metrics.crossNode.dropped },
+    cluster: { linkUp: metrics.crossNode.linkUp, dropped: metrics.crossNode.dropped, lost },
     totals: {
       accepted: metrics.connections.accepted,
       refused: metrics.refused,

@@ -63,10 +63,14 @@ export interface MetricsSnapshot {
     readonly published: number;
     readonly received: number;
     readonly dropped: number;
+    /** Broadcasts of other nodes that never reached this node (gaps in their numbers), by target kind. */
+    readonly lost: { readonly room: number; readonly user: number; readonly all: number };
     /** False while the adapter has lost its link to the other nodes. */
     readonly linkUp: boolean;
     /** Milliseconds since a broadcast was last dropped on the way out; null if none ever was. */
     readonly lastDroppedAgoMs: number | null;
+    /** Milliseconds since a broadcast of another node was last found lost; null if none ever was. */
+    readonly lastLostAgoMs: number | null;
     /** The adapter's last failure (a presence read or write, a publish, a malformed message) and how long ago; null if none. */
     readonly lastFailure: { readonly what: string; readonly agoMs: number } | null;
   };
@@ -100,9 +104,16 @@ export class Metrics {
   #broadcasts = 0;
   #deliveries = 0;
   readonly #crossNode = { published: 0, received: 0, dropped: 0 };
-  /** When (performance.now()) a broadcast was last dropped on the way out, and the adapter last failed at what. */
-  readonly #crossNodeTrouble: { droppedAt: number | undefined; failedAt: number | undefined; failure: string } = {
+  readonly #lost = { room: 0, user: 0, all: 0 };
+  /** When (performance.now()) a broadcast was last dropped on the way out or found lost on the way in, and the adapter last failed at what. */
+  readonly #crossNodeTrouble: {
+    droppedAt: number | undefined;
+    lostAt: number | undefined;
+    failedAt: number | undefined;
+    failure: string;
+  } = {
     droppedAt: undefined,
+    lostAt: undefined,
     failedAt: undefined,
     failure: '',
   };
@@ -218,6 +229,12 @@ export class Metrics {
         in: self.#crossNode.received,
       })),
       total('berth_cross_node_dropped_total', 'Broadcasts the adapter failed to carry to other nodes.', () => self.#crossNode.dropped),
+      totals(
+        'berth_cross_node_lost_total',
+        "Broadcasts of other nodes that never reached this node (gaps in their publishers' numbers), by target kind.",
+        'target',
+        () => self.#lost,
+      ),
       gauge('berth_cluster_link_up', '1 while the adapter is linked to the other nodes, 0 while broadcasts stay local.', () =>
         self.#linkUp ? 1 : 0,
       ),
@@ -270,6 +287,12 @@ export class Metrics {
   crossNode(direction: 'published' | 'received' | 'dropped', count = 1): void {
     this.#crossNode[direction] += count;
     if (direction === 'dropped') this.#crossNodeTrouble.droppedAt = performance.now();
+  }
+
+  /** `count` broadcasts of another node to a target of this kind never reached this node. */
+  lost(kind: 'room' | 'user' | 'all', count: number): void {
+    this.#lost[kind] += count;
+    this.#crossNodeTrouble.lostAt = performance.now();
   }
 
   /** The adapter failed at `what` (`health()` says degraded for a while after). */
@@ -351,16 +374,17 @@ export class Metrics {
           buckets: FANOUT_BUCKETS.map((le, i) => ({ le, count: (cumulative += this.#fanout.buckets[i]!) })),
         },
       },
-      crossNode: { ...this.#crossNode, linkUp: this.#linkUp, ...this.#crossNodeTroubleNow() },
+      crossNode: { ...this.#crossNode, lost: { ...this.#lost }, linkUp: this.#linkUp, ...this.#crossNodeTroubleNow() },
       eventLoopLagMs: this.#takeLag(reader),
     };
   }
 
-  #crossNodeTroubleNow(): Pick<MetricsSnapshot['crossNode'], 'lastDroppedAgoMs' | 'lastFailure'> {
+  #crossNodeTroubleNow(): Pick<MetricsSnapshot['crossNode'], 'lastDroppedAgoMs' | 'lastLostAgoMs' | 'lastFailure'> {
     const now = performance.now();
-    const { droppedAt, failedAt, failure } = this.#crossNodeTrouble;
+    const { droppedAt, lostAt, failedAt, failure } = this.#crossNodeTrouble;
     return {
       lastDroppedAgoMs: droppedAt === undefined ? null : Math.round(now - droppedAt),
+      lastLostAgoMs: lostAt === undefined ? null : Math.round(now - lostAt),
       lastFailure: failedAt === undefined ? null : { what: failure, agoMs: Math.round(now - failedAt) },
     };
   }

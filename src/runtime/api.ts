@@ -5,7 +5,7 @@ import type { Duplex } from 'node:stream';
 import type { Registry } from 'prom-client';
 import type { DirectoryView } from '../../machines/directory.js';
 import type { HeartbeatPhase } from '../connection/heartbeat.js';
-import type { CloseCause } from '../../machines/types.js';
+import type { CloseCause, Target } from '../../machines/types.js';
 import type { Connection, DropReason } from '../connection/connection.js';
 import type { SendData } from '../delivery/frame.js';
 import type { BerthError } from '../util/errors.js';
@@ -42,6 +42,13 @@ export interface RuntimeEvents<TData = unknown> extends Record<string, unknown> 
    * policy, or `count` outgoing ones under a `drop-oldest`/`drop-newest` outbox.
    */
   drop: { connection: Connection<TData>; reason: DropReason; count: number };
+  /**
+   * Broadcasts another node published never reached this node (its link to the bus dropped, the
+   * publisher could not send them, the bus discarded them): `count` of them, from node `origin`, to
+   * `target` (a room, a user, or everyone). Its members here missed them; `berth_cross_node_lost_total`
+   * counts them and `health()` says `degraded` for `health.clusterTroubleMs`.
+   */
+  lost: { target: Target; count: number; origin: string };
 }
 
 /** A request from a `berth.v1` client, as its handler gets it. */

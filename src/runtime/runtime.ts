@@ -203,6 +203,10 @@ class BerthRuntime<TData> implements Runtime<TData> {
       nodeId: this.nodeId,
       deliver: (message) => this.#deliverRemote(message),
       dropped: (count) => this.#metrics.crossNode('dropped', count),
+      lost: (target, count, origin) => {
+        this.#metrics.lost(target.kind, count);
+        this.#emit('lost', { target, count, origin });
+      },
       linkChanged: (up, error) => this.#linkChanged(up, error),
       failed: (error, what) => this.#adapterFailed(error, what),
       presence: directoryPresence(this.nodeId, () => this.#directory()),

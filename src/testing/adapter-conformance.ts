@@ -45,6 +45,8 @@ interface TestNode {
   readonly adapter: Adapter;
   readonly received: BroadcastMessage[];
   readonly failures: unknown[];
+  /** What the adapter said never arrived (`AdapterNode.lost`): nothing, on a healthy medium. */
+  readonly losses: Array<{ target: unknown; count: number; origin: string }>;
   /** Tells the adapter; settles once the adapter says the change took effect (a subscription made, say). */
   track(change: PresenceChange): Promise<void>;
 }
@@ -76,6 +78,7 @@ export function adapterConformance(framework: ConformanceFramework, suite: Confo
           adapter,
           received: [],
           failures: [],
+          losses: [],
           track: async (change) => {
             applyChange(local, change);
             await adapter.track?.(change);
@@ -86,6 +89,7 @@ export function adapterConformance(framework: ConformanceFramework, suite: Confo
           presence: presenceOf(node.nodeId, local),
           deliver: (message) => node.received.push(message),
           dropped: () => {},
+          lost: (target, count, origin) => node.losses.push({ target, count, origin }),
           linkChanged: () => {},
           failed: (error) => node.failures.push(error),
         };
@@ -121,6 +125,7 @@ export function adapterConformance(framework: ConformanceFramework, suite: Confo
           expect(b!.received.map(seen)).toEqual([seen(message)]);
           expect(c!.received.map(seen)).toEqual([seen(message), seen(marker)]);
           expect([a, b, c].flatMap((node) => node!.failures)).toEqual([]);
+          expect([a, b, c].flatMap((node) => node!.losses)).toEqual([]);
         }),
       timeout,
     );
@@ -143,6 +148,7 @@ export function adapterConformance(framework: ConformanceFramework, suite: Confo
           for (const message of sent) await a!.adapter.publish(message);
           await eventually(() => b!.received.length === sent.length, `${sent.length} messages`);
           expect(b!.received.map(seen)).toEqual(sent.map(seen));
+          expect(b!.losses).toEqual([]);
         }),
       timeout,
     );

@@ -41,6 +41,7 @@ describe('Redis adapter with the application’s own clients', () => {
       nodeId: 'n1',
       deliver: () => {},
       dropped: () => {},
+      lost: () => {},
       linkChanged: () => {},
       failed: () => {},
       presence: {

@@ -32,6 +32,7 @@ describe('the Redis adapter subscribes per room and user', () => {
       nodeId: 'tracked-node',
       deliver: () => {},
       dropped: () => {},
+      lost: () => {},
       linkChanged: () => {},
       failed: () => {},
       presence: undefined as never,

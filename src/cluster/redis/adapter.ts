@@ -2,11 +2,11 @@ import { createClient } from 'redis';
 import { within } from '../../util/timers.js';
 import { duration, integer, object, positive, text } from '../../util/validate.js';
 import type { Adapter, AdapterNode, BroadcastMessage, PresenceChange } from '../adapter.js';
+import { Envelopes } from '../envelope.js';
 import { Interest, interestKeyOf, type InterestKey } from '../interest.js';
 import type { Presence } from '../presence.js';
 import type { RedisClient } from './client.js';
 import { RedisPresence } from './presence.js';
-import { decodeWire, encodeWire, isFrom } from './wire.js';
 
 /** Options of `createRedisAdapter`: a `url`, or a `client` you own. */
 export interface RedisAdapterOptions {
@@ -83,8 +83,7 @@ class RedisAdapter implements Adapter {
   readonly #lingerMs: number;
   #backlogBytes = 0;
   #interest: Interest | undefined;
-  /** This node's id as bytes, to recognise its own publications on the way back. */
-  #origin: Buffer = Buffer.alloc(0);
+  #envelopes: Envelopes | undefined;
   /** Channels whose unsubscribe did not reach Redis (the link was down): retried when it is back. */
   readonly #leftover = new Set<string>();
   readonly #client: RedisClient;
@@ -149,7 +148,7 @@ class RedisAdapter implements Adapter {
 
   async attach(node: AdapterNode): Promise<void> {
     this.#node = node;
-    this.#origin = Buffer.from(node.nodeId);
+    this.#envelopes = new Envelopes(node);
     this.#presence = new RedisPresence(this.#client, {
       prefix: this.#prefix,
       nodeId: node.nodeId,
@@ -159,7 +158,13 @@ class RedisAdapter implements Adapter {
     });
     this.#interest = new Interest(
       this.#presence.local,
-      { want: (key) => this.#want(this.#channelOf(key)), drop: (key) => this.#drop(this.#channelOf(key)) },
+      {
+        want: (key) => this.#want(this.#channelOf(key)),
+        drop: (key) => {
+          this.#envelopes?.forget(key);
+          this.#drop(this.#channelOf(key));
+        },
+      },
       this.#lingerMs,
     );
     this.#listen('on');
@@ -187,12 +192,15 @@ class RedisAdapter implements Adapter {
 
   publish(message: BroadcastMessage): void {
     const node = this.#node;
-    if (node === undefined) return;
+    const envelopes = this.#envelopes;
+    if (node === undefined || envelopes === undefined) return;
     if (!this.#client.isReady || this.#backlogBytes > this.#maxBacklogBytes) {
+      // Its number is used up all the same: the nodes that should have received it count it as lost.
+      envelopes.skip(message.target);
       node.dropped(1);
       return;
     }
-    const wire = encodeWire(node.nodeId, message);
+    const wire = envelopes.seal(message);
     const key = interestKeyOf(message.target);
     this.#backlogBytes += wire.length;
     this.#client.sendCommand(['PUBLISH', key === undefined ? this.#channel : this.#channelOf(key), wire]).then(
@@ -316,20 +324,9 @@ class RedisAdapter implements Adapter {
     }
   }
 
+  /** Redis echoes a node's own publications to it when it hosts members of the target: `Envelopes` skips those undecoded. */
   readonly #receive = (bytes: Buffer, channel: Buffer | string): void => {
-    const node = this.#node;
-    if (node === undefined) return;
-    // Redis echoes a node's own publications to it when it hosts members of the target: skipped undecoded.
-    if (isFrom(bytes, this.#origin)) return;
-    let wire;
-    try {
-      wire = decodeWire(bytes);
-    } catch (error) {
-      node.failed(error, `receive on ${String(channel)}`);
-      return;
-    }
-    // Redis echoes a node's own publications back to it; it delivered those locally already.
-    if (wire.origin !== node.nodeId) node.deliver(wire.message);
+    this.#envelopes?.open(bytes, String(channel));
   };
 
   readonly #onError = (error: unknown): void => {
