@@ -11,11 +11,13 @@ import { createRedisAdapter } from '../../src/redis.js';
 
 export type NodeRequest =
   | { id: number; op: 'sendToRoom'; name: string; data: string }
+  | { id: number; op: 'burst'; name: string; data: string; count: number }
   | { id: number; op: 'sendToUser'; name: string; data: string }
   | { id: number; op: 'sendToAll'; data: string }
   | { id: number; op: 'presence'; method: keyof Presence; name?: string }
   | { id: number; op: 'health' }
   | { id: number; op: 'crossNode' }
+  | { id: number; op: 'lost' }
   | { id: number; op: 'close' };
 
 export type NodeReply = { id: number; result?: unknown; error?: string };
@@ -34,6 +36,8 @@ const runtime = createRuntime({
   }),
 });
 runtime.on('error', () => {}); // counted in metrics; the tests read health
+const lost: Array<{ target: unknown; count: number; origin: string }> = [];
+runtime.on('lost', (event) => void lost.push(event));
 runtime.on('connection', (connection) => connection.send(`id ${connection.id}`));
 runtime.on('message', async ({ connection, data }) => {
   const request = JSON.parse(String(data)) as { join?: string; leave?: string; user?: string };
@@ -47,6 +51,10 @@ async function answer(request: NodeRequest): Promise<unknown> {
   switch (request.op) {
     case 'sendToRoom':
       return runtime.sendToRoom(request.name, request.data);
+    case 'burst':
+      // In one turn: `<data> 0` … `<data> <count - 1>`.
+      for (let i = 0; i < request.count; i++) runtime.sendToRoom(request.name, `${request.data} ${i}`);
+      return null;
     case 'sendToUser':
       return runtime.sendToUser(request.name, request.data);
     case 'sendToAll':
@@ -59,6 +67,8 @@ async function answer(request: NodeRequest): Promise<unknown> {
       return runtime.health();
     case 'crossNode':
       return runtime.metrics.snapshot().crossNode;
+    case 'lost':
+      return lost;
     case 'close':
       await runtime.close({ timeoutMs: 1000 });
       setImmediate(() => process.exit(0));

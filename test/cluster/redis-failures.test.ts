@@ -163,6 +163,58 @@ describe('Redis failures', () => {
     await runtime.close();
   }, 20_000);
 
+  it('Redis drops only a slow node’s subscriber (its pub/sub output-buffer limit): what that node missed is counted exactly, told as `lost`, and its health says degraded', async () => {
+    const admin = createClient({ url: redis.url });
+    await admin.connect();
+    await admin.configSet('client-output-buffer-limit', 'pubsub 256kb 0 0');
+    try {
+      const env = { REDIS_URL: redis.url, BERTH_PREFIX: 'subscriber-drop' };
+      const [a, b] = await Promise.all([startNode(env), startNode(env)]);
+      const onB = await connect(b.url);
+      await onB.next(); // its id
+      onB.ws.send(JSON.stringify({ join: 'lobby' }));
+      await onB.next(); // ok
+      await a.request({ op: 'sendToRoom', name: 'lobby', data: 'before' });
+      expect(await onB.next()).toBe('before');
+
+      // b stops reading; 8 MB to the lobby overflow what the kernel buffers and Redis's 256 KB limit,
+      // so Redis closes b's subscriber connection, and b's other connection stays up.
+      b.process.kill('SIGSTOP');
+      const payload = 'x'.repeat(4000);
+      await a.request({ op: 'burst', name: 'lobby', data: payload, count: 2000 });
+      await settles(async () =>
+        expect(Number(await admin.pubSubNumSub('subscriber-drop:room:lobby').then((n) => n['subscriber-drop:room:lobby']))).toBe(0),
+      );
+      b.process.kill('SIGCONT');
+
+      // Until b has its subscription back, what a sends there is lost too; then one arrives.
+      let sent = 2001;
+      for (let i = 0; !onB.messages.includes(`after ${i - 1}`); i++) {
+        await a.request({ op: 'sendToRoom', name: 'lobby', data: `after ${i}` });
+        sent++;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      const delivered = onB.messages.length - 2; // its id, ok
+      const lost = await b.request<Array<{ target: unknown; count: number; origin: string }>>({ op: 'lost' });
+      expect(lost.length).toBeGreaterThan(0);
+      for (const event of lost) expect(event).toMatchObject({ target: { kind: 'room', room: 'lobby' }, origin: a.nodeId });
+      // Never silent: every message a sent is either delivered on b or counted as lost there.
+      expect(delivered + lost.reduce((sum, event) => sum + event.count, 0)).toBe(sent);
+      expect(delivered).toBeLessThan(sent);
+      // In order, none twice.
+      const burst = onB.messages.slice(3).filter((message) => message.startsWith('x'));
+      expect(new Set(burst).size).toBe(burst.length);
+      const health = await b.request<Health>({ op: 'health' });
+      expect(health.status).toBe('degraded');
+      expect(health.cluster.lost).toBe(sent - delivered);
+      expect(health.reasons.join()).toMatch(/broadcasts from other nodes lost/);
+      expect((await a.request<Health>({ op: 'health' })).cluster.dropped).toBe(0);
+    } finally {
+      await admin.configSet('client-output-buffer-limit', 'pubsub 32mb 8mb 60');
+      await admin.close();
+    }
+  }, 40_000);
+
   it('a message on the channel that is not a berth broadcast is reported; delivery carries on', async () => {
     const { runtime, url } = await startRuntime({ adapter: createRedisAdapter({ url: redis.url, prefix: 'garbage' }) });
     const errors: BerthError[] = [];
