@@ -118,7 +118,8 @@ class RedisAdapter implements Adapter {
       /^[^\s{}]+$/.test(prefix),
     );
     this.#channel = `${this.#prefix}:broadcast`;
-    this.#lingerMs = duration('options.unsubscribeLingerMs', options.unsubscribeLingerMs ?? 2000);
+    // 0: unsubscribe as soon as the last member leaves.
+    this.#lingerMs = integer('options.unsubscribeLingerMs', options.unsubscribeLingerMs ?? 2000, 0, 2_147_483_647);
     this.#nodeTimeoutMs = positive('options.nodeTimeoutMs', options.nodeTimeoutMs ?? 10_000, 1000);
     this.#heartbeatIntervalMs = duration('options.heartbeatIntervalMs', options.heartbeatIntervalMs ?? Math.round(this.#nodeTimeoutMs / 4));
     if (this.#heartbeatIntervalMs > this.#nodeTimeoutMs / 2) {
