@@ -3,6 +3,7 @@ import { within } from '../../util/timers.js';
 import { duration, integer, object, positive, text } from '../../util/validate.js';
 import type { Adapter, AdapterNode, BroadcastMessage, PresenceChange } from '../adapter.js';
 import { Envelopes } from '../envelope.js';
+import { Receipts } from '../receipts.js';
 import { Interest, interestKeyOf, type InterestKey } from '../interest.js';
 import type { Presence } from '../presence.js';
 import type { RedisClient } from './client.js';
@@ -91,6 +92,7 @@ class RedisAdapter implements Adapter {
   #backlogBytes = 0;
   #interest: Interest | undefined;
   #envelopes: Envelopes | undefined;
+  #receipts: Receipts | undefined;
   /** Channels whose unsubscribe did not reach Redis (the link was down): retried when it is back. */
   readonly #leftover = new Set<string>();
   readonly #client: RedisClient;
@@ -164,6 +166,17 @@ class RedisAdapter implements Adapter {
       readTimeoutMs: this.#presenceTimeoutMs,
       failed: (error, what) => node.failed(error, what),
     });
+    const presence = this.#presence;
+    this.#receipts = new Receipts({
+      othersHost: async (target) => {
+        const { local } = presence;
+        if (target.kind === 'all') return (await presence.nodes()).length > 1;
+        if (target.kind === 'room') return (await presence.roomSize(target.room)) > (local.rooms.get(target.room)?.size ?? 0);
+        return (await presence.userConnections(target.user)).length > (local.users.get(target.user)?.size ?? 0);
+      },
+      // Counted as dropped: it left this node and reached no other.
+      unreceived: (_target, count) => node.dropped(count),
+    });
     this.#interest = new Interest(
       this.#presence.local,
       {
@@ -212,8 +225,11 @@ class RedisAdapter implements Adapter {
     const key = interestKeyOf(message.target);
     this.#backlogBytes += wire.length;
     this.#client.sendCommand(['PUBLISH', key === undefined ? this.#channel : this.#channelOf(key), wire]).then(
-      () => {
+      (receivers) => {
         this.#backlogBytes -= wire.length;
+        // Redis counts this node's own subscriber among them while it hosts someone of the target.
+        const own = key === undefined || this.#interest?.wanted.has(key) === true ? 1 : 0;
+        this.#receipts?.published(message.target, Number(receivers) - own);
       },
       (error: unknown) => {
         this.#backlogBytes -= wire.length;
