@@ -34,7 +34,8 @@ function hosts(presence: NodePresence, message: BroadcastMessage): boolean {
  * default) a runtime is a cluster of one and `publish` reaches nobody. Nothing
  * crosses a wire, so nothing is lost on the way.
  */
-export function createMemoryAdapter(bus: MemoryBus = createMemoryBus()): Adapter {
+export function createMemoryAdapter(shared?: MemoryBus): Adapter {
+  const bus = shared ?? createMemoryBus();
   let self: BusMember | undefined;
   return {
     attach(node) {
@@ -48,9 +49,12 @@ export function createMemoryAdapter(bus: MemoryBus = createMemoryBus()): Adapter
         if (member !== self && hosts(member.hosts, message)) member.node.deliver(message);
       }
     },
-    track(change) {
-      self?.hosts.apply(change);
-    },
+    // A private bus is a cluster of one for good (nobody else can reach it): what its node hosts is never asked.
+    ...(shared !== undefined && {
+      track(change) {
+        self?.hosts.apply(change);
+      },
+    }),
     presence: combinePresence(() => bus.nodes),
     close() {
       if (self === undefined) return;
