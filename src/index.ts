@@ -17,6 +17,7 @@ export type { Adapter, AdapterNode, BroadcastMessage } from './cluster/adapter.j
 export type { Presence, PresenceChange } from './cluster/presence.js';
 export { combinePresence } from './cluster/presence.js';
 export { createMemoryAdapter, createMemoryBus } from './cluster/memory-adapter.js';
+export { Envelopes } from './cluster/envelope.js';
 export type { MemoryBus } from './cluster/memory-adapter.js';
 export type { Health, HealthThresholds } from './observability/health.js';
 export type { MetricsSnapshot } from './observability/metrics.js';
