@@ -43,7 +43,8 @@ describe('a throwing application handler costs at most its own connection', () =
 
     runtime.sendToRoom('lobby', 'still flowing');
     for (const client of bystanders) expect(await client.next()).toBe('still flowing');
-    expect(runtime.health().status).toBe('ok');
+    // Nothing the handler did degrades health (a machine busy with other work may show event-loop delay).
+    expect(runtime.health().reasons.filter((reason) => !reason.startsWith('event-loop delay'))).toEqual([]);
     expect(runtime.supervisor.getSnapshot().status).toBe('active');
   });
 
