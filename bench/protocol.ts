@@ -81,6 +81,8 @@ export type ServerReply =
 /** Connections a client process opens: `fast` ones read everything, `slow` ones stop reading after the handshake. */
 export interface ConnectionGroup {
   readonly room: string;
+  /** The server to connect to [default: the `connect` command's `port`], so one client process can hold several nodes' connections. */
+  readonly port?: number;
   readonly fast: number;
   readonly slow: number;
 }
