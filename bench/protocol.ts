@@ -50,6 +50,15 @@ export interface ServerStats {
   readonly heapUsed: number;
   /** Process user + system CPU since start, µs. */
   readonly cpuUs: number;
+  /** What the node's Redis subscriber received since start (cluster nodes; zero otherwise). */
+  readonly bus: BusCounts;
+}
+
+/** Pub/sub messages a cluster node's Redis client received (bench/bus-tally.ts). */
+export interface BusCounts {
+  readonly received: number;
+  /** Those on any channel other than that of a room with a member on this node. */
+  readonly unrelated: number;
 }
 
 export interface BroadcastStarted {

@@ -12,6 +12,9 @@ import { Server } from 'socket.io';
 import { HOST } from '../protocol.js';
 import { ErrorLog, type StartOptions, type SystemServer } from './system.js';
 
+/** The adapter's channel of a room: `<channelPrefix>#<namespace>#<room>#`, with the default prefix and the main namespace. */
+const ROOM_CHANNEL = 'socket.io#/#';
+
 export async function startSocketIo({ redisUrl, recoverSessions, heartbeat }: StartOptions): Promise<SystemServer> {
   const httpServer = http.createServer();
   const io = new Server(httpServer, {
@@ -59,5 +62,9 @@ export async function startSocketIo({ redisUrl, recoverSessions, heartbeat }: St
     broadcast: (room, payload) => {
       io.to(room).emit('m', payload);
     },
+    channelRoom: (channel) =>
+      channel.startsWith(ROOM_CHANNEL) && channel.length > ROOM_CHANNEL.length + 1 && channel.endsWith('#')
+        ? channel.slice(ROOM_CHANNEL.length, -1)
+        : undefined,
   };
 }
