@@ -6,9 +6,17 @@
  * orchestrator can time out each phase on its own.
  */
 
-export type SystemName = 'berth' | 'ws' | 'socketio';
-export const SYSTEMS: readonly SystemName[] = ['berth', 'ws', 'socketio'];
-export const SYSTEM_LABELS: Record<SystemName, string> = { berth: 'berth', ws: 'ws', socketio: 'Socket.IO' };
+/** `socketio-sharded` is Socket.IO on its sharded Redis adapter, a cluster mode only (cluster-spread). */
+export type SystemName = 'berth' | 'ws' | 'socketio' | 'socketio-sharded';
+export const SYSTEMS: readonly SystemName[] = ['berth', 'ws', 'socketio', 'socketio-sharded'];
+export const SYSTEM_LABELS: Record<SystemName, string> = {
+  berth: 'berth',
+  ws: 'ws',
+  socketio: 'Socket.IO',
+  'socketio-sharded': 'Socket.IO sharded',
+};
+/** Whether the system's clients speak Engine.IO / Socket.IO rather than plain WebSocket. */
+export const speaksSocketIo = (system: SystemName): boolean => system === 'socketio' || system === 'socketio-sharded';
 
 /** Every socket of the benchmark stays on loopback. */
 export const HOST = '127.0.0.1';

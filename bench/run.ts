@@ -159,7 +159,7 @@ async function main(): Promise<void> {
         // Each round starts with the next system: the one right after the previous scenario shares the
         // machine with that scenario's teardown (10 000 sockets closing), so no system always pays it.
         for (const system of rotated(systems, round - 1)) {
-          if (systemsOf(scenario)?.includes(system) === false) continue;
+          if (!systemsOf(scenario).includes(system)) continue;
           const outcome = await runOne(scenario, system, round);
           runs.push({ scenario: scenario.id, system, round, outcome });
           if (outcome.failure !== undefined) {

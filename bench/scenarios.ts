@@ -93,13 +93,23 @@ export interface ResumeScenario extends Base {
 
 export type Scenario = BroadcastScenario | IdleScenario | HeartbeatScenario | ChurnScenario | ClusterScenario | ResumeScenario;
 
-/** Systems with a cluster mode over Redis. */
+/** Systems of the single-server scenarios (Socket.IO's sharded adapter is a cluster mode only). */
+export const SERVER_SYSTEMS: readonly SystemName[] = ['berth', 'ws', 'socketio'];
+/** Systems with a cluster mode over Redis (ws has none). */
 export const CLUSTER_SYSTEMS: readonly SystemName[] = ['berth', 'socketio'];
 /** Systems that resume a dropped connection's session (ws has no sessions). */
 export const RESUME_SYSTEMS: readonly SystemName[] = ['berth', 'socketio'];
 /** Systems a scenario runs on. */
-export const systemsOf = (scenario: Scenario): readonly SystemName[] | undefined =>
-  scenario.kind === 'cluster' ? CLUSTER_SYSTEMS : scenario.kind === 'resume' ? RESUME_SYSTEMS : undefined;
+export function systemsOf(scenario: Scenario): readonly SystemName[] {
+  switch (scenario.kind) {
+    case 'cluster':
+      return CLUSTER_SYSTEMS;
+    case 'resume':
+      return RESUME_SYSTEMS;
+    default:
+      return SERVER_SYSTEMS;
+  }
+}
 
 const KB = 1024;
 const MB = 1024 * 1024;

@@ -13,7 +13,7 @@ import { payloadMaker } from './payload.js';
 import { RssSampler } from './rss-sampler.js';
 import { wallNow, type BroadcastPlan, type ServerCommand, type ServerReply, type SystemName } from './protocol.js';
 import { startBerth } from './servers/berth.js';
-import { startSocketIo } from './servers/socketio.js';
+import { startSocketIo, startSocketIoSharded } from './servers/socketio.js';
 import type { StartOptions, SystemServer } from './servers/system.js';
 import { startWs } from './servers/ws.js';
 
@@ -35,6 +35,7 @@ const starters: Record<SystemName, (options: StartOptions) => Promise<SystemServ
   berth: startBerth,
   ws: startWs,
   socketio: startSocketIo,
+  'socketio-sharded': startSocketIoSharded,
 };
 
 const system = process.argv[2] as SystemName;
