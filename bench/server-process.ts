@@ -4,8 +4,10 @@
  * (measuring its own CPU and, on request, sampling its RSS), finish it.
  * Started by bench/children.ts as `node --expose-gc --import tsx
  * bench/server-process.ts <system>`, with BENCH_REDIS_URL set to run as a
- * cluster node (counting what its Redis subscriber receives), BENCH_RECOVERY_SESSIONS to keep sessions of dropped
- * connections and BENCH_HEARTBEAT (`intervalMs,timeoutMs`) to set the heartbeat; it dies with its parent's IPC channel.
+ * cluster node (counting what its Redis subscriber receives),
+ * BENCH_RECOVERY_SESSIONS to keep sessions of dropped connections and
+ * BENCH_HEARTBEAT (`intervalMs,timeoutMs`) to set the heartbeat; it dies with
+ * its parent's IPC channel.
  */
 import { BusTally } from './bus-tally.js';
 import { startProfile, stopProfile } from './cpu-profile.js';
