@@ -1,6 +1,7 @@
 /**
  * Turns bench/results/latest.json into the Markdown table — berth, ws and
- * Socket.IO side by side with the ratios berth/ws and berth/Socket.IO —
+ * Socket.IO (and Socket.IO on its sharded adapter, where it ran) side by
+ * side with the ratios berth/ws and berth/Socket.IO —
  * writes it to bench/results/latest.md, and replaces the block between
  * `<!-- bench:start -->` and `<!-- bench:end -->` in the project README when
  * both markers are there (it never adds them).
@@ -58,9 +59,21 @@ export const RESULTS_JSON = new URL('bench/results/latest.json', root);
 const RESULTS_MD = new URL('bench/results/latest.md', root);
 const README = new URL('README.md', root);
 
+/**
+ * The ratio columns: berth against each other library. Where a library ran in more than one
+ * way in a row (Socket.IO on its classic and its sharded Redis adapter), the ratio is against
+ * the better of them, and the cell names the variant when it is not the first.
+ */
+const RIVALS: readonly { readonly label: string; readonly systems: readonly SystemName[] }[] = [
+  { label: 'ws', systems: ['ws'] },
+  { label: 'Socket.IO', systems: ['socketio', 'socketio-sharded'] },
+];
+const VARIANT_NOTES: Partial<Record<SystemName, string>> = { 'socketio-sharded': 'sharded' };
+
 export function renderMarkdown(bench: BenchResults): string {
   const { machine } = bench;
   const systems = SYSTEMS.filter((system) => bench.results.some((row) => row.system === system));
+  const rivals = systems.includes('berth') ? RIVALS.filter((rival) => rival.systems.some((system) => systems.includes(system))) : [];
   const value = (scenario: string, system: SystemName, metric: MetricName) =>
     bench.results.find((row) => row.scenario === scenario && row.system === system && row.metric === metric)?.value;
   const failed = (scenario: string, system: SystemName) => bench.failures.some((f) => f.scenario === scenario && f.system === system);
@@ -71,23 +84,13 @@ export function renderMarkdown(bench: BenchResults): string {
     `${machine.cpus} × ${machine.model}, ${(machine.totalmem / 2 ** 30).toFixed(1)} GiB, Node ${machine.node}, ${machine.platform}, ` +
       `${machine.date.slice(0, 10)}; ${machine.quick ? '**quick run** (reduced sizes)' : 'full run'}, ` +
       `median of up to ${bench.rounds} round${bench.rounds === 1 ? '' : 's'} (see the list below). ↑ higher is better, ↓ lower is better; ` +
-      'a ratio above 1 means berth has the larger number.',
+      'a ratio above 1 means berth has the larger number' +
+      (systems.includes('socketio-sharded')
+        ? '; where Socket.IO ran on both its Redis adapters, berth/Socket.IO is against the better of the two, marked (sharded) when that is the sharded one.'
+        : '.'),
     '',
-    `| scenario | metric | ${systems.map((s) => SYSTEM_LABELS[s]).join(' | ')} |` +
-      (systems.includes('berth')
-        ? systems
-            .filter((s) => s !== 'berth')
-            .map((s) => ` berth/${SYSTEM_LABELS[s]} |`)
-            .join('')
-        : ''),
-    `| --- | --- |${systems.map(() => ' ---: |').join('')}${
-      systems.includes('berth')
-        ? systems
-            .filter((s) => s !== 'berth')
-            .map(() => ' ---: |')
-            .join('')
-        : ''
-    }`,
+    `| scenario | metric | ${systems.map((s) => SYSTEM_LABELS[s]).join(' | ')} |${rivals.map((rival) => ` berth/${rival.label} |`).join('')}`,
+    `| --- | --- |${systems.map(() => ' ---: |').join('')}${rivals.map(() => ' ---: |').join('')}`,
   ];
   for (const scenario of Object.keys(bench.scenarios)) {
     const metrics = (Object.keys(METRICS) as MetricName[]).filter((metric) =>
@@ -101,14 +104,17 @@ export function renderMarkdown(bench: BenchResults): string {
         return failed(scenario, system) ? `${text} ⚠` : text;
       });
       const berth = value(scenario, 'berth', metric);
-      const ratios = systems.includes('berth')
-        ? systems
-            .filter((s) => s !== 'berth')
-            .map((system) => {
-              const other = value(scenario, system, metric);
-              return berth === undefined || other === undefined || other === 0 ? '—' : (berth / other).toFixed(2);
-            })
-        : [];
+      const ratios = rivals.map((rival) => {
+        const ran = rival.systems.flatMap((system) => {
+          const v = value(scenario, system, metric);
+          return v === undefined ? [] : [{ system, value: v }];
+        });
+        if (berth === undefined || ran.length === 0) return '—';
+        const best = ran.reduce((a, b) => ((info.better === 'higher' ? b.value > a.value : b.value < a.value) ? b : a));
+        if (best.value === 0) return '—';
+        const note = best.system === rival.systems[0] ? '' : ` (${VARIANT_NOTES[best.system] ?? SYSTEM_LABELS[best.system]})`;
+        return `${(berth / best.value).toFixed(2)}${note}`;
+      });
       lines.push(`| ${scenario} | ${metric} ${info.better === 'higher' ? '↑' : '↓'} | ${[...cells, ...ratios].join(' | ')} |`);
     }
   }
