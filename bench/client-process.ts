@@ -13,10 +13,10 @@ import { plainDialect, type Dialect } from './clients/dialect.js';
 import { Receiver } from './clients/receiver.js';
 import { ResumeClients } from './clients/resume.js';
 import { socketIoDialect } from './clients/socketio-dialect.js';
-import type { ClientCommand, ClientReply, SystemName } from './protocol.js';
+import { speaksSocketIo, type ClientCommand, type ClientReply, type SystemName } from './protocol.js';
 
 const system = process.argv[2] as SystemName;
-const dialect: Dialect = system === 'socketio' ? socketIoDialect : plainDialect;
+const dialect: Dialect = speaksSocketIo(system) ? socketIoDialect : plainDialect;
 process.on('disconnect', () => process.exit(0));
 
 let receiver: Receiver | undefined;

@@ -10,6 +10,12 @@ export const METRICS = {
     better: 'lower',
     about: 'server process user+system CPU over the scenario / messages delivered',
   },
+  unrelated_messages_per_node: {
+    unit: 'msg',
+    better: 'lower',
+    about:
+      "pub/sub messages a node's Redis subscriber received on any channel but that of a room it hosts, over the delivery, averaged over the nodes",
+  },
   p50_ms: { unit: 'ms', better: 'lower', about: 'median of send → receipt latency of the (fast) clients' },
   p99_ms: { unit: 'ms', better: 'lower', about: '99th percentile of send → receipt latency of the (fast) clients' },
   delivered_fraction: {

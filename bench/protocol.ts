@@ -6,9 +6,17 @@
  * orchestrator can time out each phase on its own.
  */
 
-export type SystemName = 'berth' | 'ws' | 'socketio';
-export const SYSTEMS: readonly SystemName[] = ['berth', 'ws', 'socketio'];
-export const SYSTEM_LABELS: Record<SystemName, string> = { berth: 'berth', ws: 'ws', socketio: 'Socket.IO' };
+/** `socketio-sharded` is Socket.IO on its sharded Redis adapter, a cluster mode only (cluster-spread). */
+export type SystemName = 'berth' | 'ws' | 'socketio' | 'socketio-sharded';
+export const SYSTEMS: readonly SystemName[] = ['berth', 'ws', 'socketio', 'socketio-sharded'];
+export const SYSTEM_LABELS: Record<SystemName, string> = {
+  berth: 'berth',
+  ws: 'ws',
+  socketio: 'Socket.IO',
+  'socketio-sharded': 'Socket.IO sharded',
+};
+/** Whether the system's clients speak Engine.IO / Socket.IO rather than plain WebSocket. */
+export const speaksSocketIo = (system: SystemName): boolean => system === 'socketio' || system === 'socketio-sharded';
 
 /** Every socket of the benchmark stays on loopback. */
 export const HOST = '127.0.0.1';
@@ -50,6 +58,15 @@ export interface ServerStats {
   readonly heapUsed: number;
   /** Process user + system CPU since start, µs. */
   readonly cpuUs: number;
+  /** What the node's Redis subscriber received since start (cluster nodes; zero otherwise). */
+  readonly bus: BusCounts;
+}
+
+/** Pub/sub messages a cluster node's Redis client received (bench/bus-tally.ts). */
+export interface BusCounts {
+  readonly received: number;
+  /** Those on any channel other than that of a room with a member on this node. */
+  readonly unrelated: number;
 }
 
 export interface BroadcastStarted {
@@ -81,6 +98,8 @@ export type ServerReply =
 /** Connections a client process opens: `fast` ones read everything, `slow` ones stop reading after the handshake. */
 export interface ConnectionGroup {
   readonly room: string;
+  /** The server to connect to [default: the `connect` command's `port`], so one client process can hold several nodes' connections. */
+  readonly port?: number;
   readonly fast: number;
   readonly slow: number;
 }

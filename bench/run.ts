@@ -23,6 +23,7 @@ import { RESULTS_JSON, renderMarkdown, writeReport, type BenchResults, type Fail
 import { runBroadcast } from './runs/broadcast.js';
 import { runChurn } from './runs/churn.js';
 import { runCluster } from './runs/cluster.js';
+import { runClusterSpread } from './runs/cluster-spread.js';
 import { runHeartbeat } from './runs/heartbeat.js';
 import { runIdle } from './runs/idle.js';
 import { runResume } from './runs/resume.js';
@@ -98,6 +99,7 @@ async function runOne(scenario: Scenario, system: SystemName, round: number): Pr
   const log = (line: string) => say(`${prefix}: ${line}`);
   // A cluster run starts its own servers, clients and Redis.
   if (scenario.kind === 'cluster') return runCluster(system, scenario, log);
+  if (scenario.kind === 'cluster-spread') return runClusterSpread(system, scenario, log);
   let session;
   try {
     // resume-storm: both systems keep a session for every client (see servers/system.ts).
@@ -159,7 +161,7 @@ async function main(): Promise<void> {
         // Each round starts with the next system: the one right after the previous scenario shares the
         // machine with that scenario's teardown (10 000 sockets closing), so no system always pays it.
         for (const system of rotated(systems, round - 1)) {
-          if (systemsOf(scenario)?.includes(system) === false) continue;
+          if (!systemsOf(scenario).includes(system)) continue;
           const outcome = await runOne(scenario, system, round);
           runs.push({ scenario: scenario.id, system, round, outcome });
           if (outcome.failure !== undefined) {

@@ -69,6 +69,24 @@ export interface ClusterScenario extends Base {
 }
 
 /**
+ * Nodes of one system on one Redis, each with its own `roomsPerNode` rooms of
+ * `perRoom` connections; every node broadcasts to its own rooms only, all at
+ * once, so no message needs another node.
+ */
+export interface ClusterSpreadScenario extends Base {
+  readonly kind: 'cluster-spread';
+  readonly nodes: number;
+  readonly roomsPerNode: number;
+  readonly perRoom: number;
+  /** Client processes holding every node's connections between them. */
+  readonly clientProcesses: number;
+  /** What each node sends to each of its rooms. */
+  readonly plan: Omit<BroadcastPlan, 'rooms'>;
+  readonly metrics: readonly MetricName[];
+  readonly deliverTimeoutMs: number;
+}
+
+/**
  * Real clients in rooms; every TCP connection drops at once while the rooms
  * go on; the clients reconnect and resume by themselves.
  */
@@ -91,15 +109,30 @@ export interface ResumeScenario extends Base {
   readonly windowMs: number;
 }
 
-export type Scenario = BroadcastScenario | IdleScenario | HeartbeatScenario | ChurnScenario | ClusterScenario | ResumeScenario;
+export type Scenario =
+  BroadcastScenario | IdleScenario | HeartbeatScenario | ChurnScenario | ClusterScenario | ClusterSpreadScenario | ResumeScenario;
 
-/** Systems with a cluster mode over Redis. */
+/** Systems of the single-server scenarios (Socket.IO's sharded adapter is a cluster mode only). */
+export const SERVER_SYSTEMS: readonly SystemName[] = ['berth', 'ws', 'socketio'];
+/** Systems with a cluster mode over Redis (ws has none). */
 export const CLUSTER_SYSTEMS: readonly SystemName[] = ['berth', 'socketio'];
+/** cluster-spread: the cluster systems, and Socket.IO on its sharded adapter too. */
+export const SPREAD_SYSTEMS: readonly SystemName[] = ['berth', 'socketio', 'socketio-sharded'];
 /** Systems that resume a dropped connection's session (ws has no sessions). */
 export const RESUME_SYSTEMS: readonly SystemName[] = ['berth', 'socketio'];
 /** Systems a scenario runs on. */
-export const systemsOf = (scenario: Scenario): readonly SystemName[] | undefined =>
-  scenario.kind === 'cluster' ? CLUSTER_SYSTEMS : scenario.kind === 'resume' ? RESUME_SYSTEMS : undefined;
+export function systemsOf(scenario: Scenario): readonly SystemName[] {
+  switch (scenario.kind) {
+    case 'cluster':
+      return CLUSTER_SYSTEMS;
+    case 'cluster-spread':
+      return SPREAD_SYSTEMS;
+    case 'resume':
+      return RESUME_SYSTEMS;
+    default:
+      return SERVER_SYSTEMS;
+  }
+}
 
 const KB = 1024;
 const MB = 1024 * 1024;
@@ -109,6 +142,8 @@ export function scenarios(quick: boolean): Scenario[] {
   const n = quick ? 2_000 : 10_000;
   const fanoutTurns = quick ? 50 : 100;
   const burstTurns = quick ? 20 : 100;
+  // cluster-spread keeps its sizes (6 nodes × 10 rooms × 50); --quick only sends less.
+  const spreadTurns = quick ? 50 : 200;
   const rooms = 8;
   const slowFast = quick ? 200 : 1_000;
   const slowSlow = quick ? 10 : 50;
@@ -197,6 +232,18 @@ export function scenarios(quick: boolean): Scenario[] {
       plan: { turns: burstTurns, perTurn: 10, payloadBytes: 100, intervalMs: 0, sampleRss: false },
       metrics: fanout,
       deliverTimeoutMs: 240_000,
+    },
+    {
+      id: 'cluster-spread',
+      kind: 'cluster-spread',
+      title: `6 nodes on one Redis, each with its own 10 rooms of 50 connections; ${spreadTurns} turns of one 200 B message to each room, every node to its own rooms at once`,
+      nodes: 6,
+      roomsPerNode: 10,
+      perRoom: 50,
+      clientProcesses: 2,
+      plan: { turns: spreadTurns, perTurn: 1, payloadBytes: 200, intervalMs: 0, sampleRss: false },
+      metrics: ['unrelated_messages_per_node', 'deliveries_per_s', 'server_cpu_us_per_delivery', 'delivered_fraction'],
+      deliverTimeoutMs: 120_000,
     },
     {
       id: 'resume-storm',

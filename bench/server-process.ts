@@ -4,15 +4,18 @@
  * (measuring its own CPU and, on request, sampling its RSS), finish it.
  * Started by bench/children.ts as `node --expose-gc --import tsx
  * bench/server-process.ts <system>`, with BENCH_REDIS_URL set to run as a
- * cluster node, BENCH_RECOVERY_SESSIONS to keep sessions of dropped
- * connections and BENCH_HEARTBEAT (`intervalMs,timeoutMs`) to set the heartbeat; it dies with its parent's IPC channel.
+ * cluster node (counting what its Redis subscriber receives),
+ * BENCH_RECOVERY_SESSIONS to keep sessions of dropped connections and
+ * BENCH_HEARTBEAT (`intervalMs,timeoutMs`) to set the heartbeat; it dies with
+ * its parent's IPC channel.
  */
+import { BusTally } from './bus-tally.js';
 import { startProfile, stopProfile } from './cpu-profile.js';
 import { payloadMaker } from './payload.js';
 import { RssSampler } from './rss-sampler.js';
 import { wallNow, type BroadcastPlan, type ServerCommand, type ServerReply, type SystemName } from './protocol.js';
 import { startBerth } from './servers/berth.js';
-import { startSocketIo } from './servers/socketio.js';
+import { startSocketIo, startSocketIoSharded } from './servers/socketio.js';
 import type { StartOptions, SystemServer } from './servers/system.js';
 import { startWs } from './servers/ws.js';
 
@@ -34,6 +37,7 @@ const starters: Record<SystemName, (options: StartOptions) => Promise<SystemServ
   berth: startBerth,
   ws: startWs,
   socketio: startSocketIo,
+  'socketio-sharded': startSocketIoSharded,
 };
 
 const system = process.argv[2] as SystemName;
@@ -43,6 +47,8 @@ if (start === undefined) throw new Error(`unknown system ${String(system)}`);
 process.on('disconnect', () => process.exit(0));
 
 const gc = (globalThis as { gc?: () => void }).gc;
+/** A cluster node counts what its Redis subscriber receives, from before it subscribes. */
+const bus = redisUrl === undefined ? undefined : new BusTally();
 const server = await start({ redisUrl, recoverSessions, heartbeat });
 const cpuUs = () => {
   const { user, system: sys } = process.cpuUsage();
@@ -110,6 +116,7 @@ async function handle(command: ServerCommand): Promise<ServerReply> {
           rss: memory.rss,
           heapUsed: memory.heapUsed,
           cpuUs: cpu,
+          bus: bus?.counts(server.channelRoom, (room) => server.members(room) > 0) ?? { received: 0, unrelated: 0 },
         },
       };
     }

@@ -16,9 +16,10 @@ const HANDSHAKE_TIMEOUT_MS = 15_000;
 const ATTEMPTS = 4;
 
 export class Receiver implements WireHandler {
-  readonly #port: number;
   readonly #dialect: Dialect;
   readonly #rooms: string[];
+  /** The server port of each room's connections. */
+  readonly #ports: number[];
   readonly #connections: (WireConnection | undefined)[];
   /** Room index of each slot. */
   readonly #roomOf: Uint16Array;
@@ -46,9 +47,9 @@ export class Receiver implements WireHandler {
   #waiter: (() => void) | undefined;
 
   constructor(port: number, dialect: Dialect, groups: readonly ConnectionGroup[]) {
-    this.#port = port;
     this.#dialect = dialect;
     this.#rooms = groups.map((group) => group.room);
+    this.#ports = groups.map((group) => group.port ?? port);
     const total = groups.reduce((sum, group) => sum + group.fast + group.slow, 0);
     this.#connections = new Array<WireConnection | undefined>(total);
     this.#opening = new Array<((ok: boolean) => void) | undefined>(total);
@@ -113,8 +114,12 @@ export class Receiver implements WireHandler {
         this.#opening[slot] = undefined;
         resolve(ok);
       };
-      const room = this.#rooms[this.#roomOf[slot]!]!;
-      this.#connections[slot] = new WireConnection(slot, { port: this.#port, path: this.#dialect.path(room) }, this);
+      const index = this.#roomOf[slot]!;
+      this.#connections[slot] = new WireConnection(
+        slot,
+        { port: this.#ports[index]!, path: this.#dialect.path(this.#rooms[index]!) },
+        this,
+      );
     });
   }
 

@@ -10,7 +10,7 @@ import { LatencyHistogram } from '../histogram.js';
 import type { MetricName } from '../metrics.js';
 import type { BroadcastPlan, DeliveryReport } from '../protocol.js';
 import type { BroadcastScenario } from '../scenarios.js';
-import { connect, serverStats, type Outcome, type Session } from './session.js';
+import { connect, serverStats, type Outcome, type ServerChild, type Session } from './session.js';
 
 /** A few small turns first, so the measured turns do not pay for V8 compiling the send path. */
 const WARMUP: Omit<BroadcastPlan, 'rooms'> = { turns: 5, perTurn: 1, payloadBytes: 100, intervalMs: 0, sampleRss: false };
@@ -87,13 +87,37 @@ export async function deliver(
   timeoutMs: number,
   phase: string,
 ) {
-  const perRoom = Object.fromEntries(rooms.map((room) => [room, plan.turns * plan.perTurn]));
+  const { started, finished, ...rest } = await deliverFrom(session, [{ server: session.server, rooms }], plan, timeoutMs, phase);
+  return { started: started[0]!, finished: finished[0]!, ...rest };
+}
+
+/** A server that runs a plan, and the rooms it sends to. */
+export interface Sender {
+  readonly server: ServerChild;
+  readonly rooms: readonly string[];
+}
+
+/**
+ * `deliver` with several servers sending at once, each to its own rooms: the
+ * clients of `session` expect every sender's rooms, and the reply holds each
+ * sender's start and finish in the order of `senders`.
+ */
+export async function deliverFrom(
+  session: Session,
+  senders: readonly Sender[],
+  plan: Omit<BroadcastPlan, 'rooms'>,
+  timeoutMs: number,
+  phase: string,
+) {
+  const perRoom = Object.fromEntries(senders.flatMap(({ rooms }) => rooms.map((room) => [room, plan.turns * plan.perTurn])));
   const expects = await Promise.all(
     session.clients.map((client) => client.request({ type: 'expect', perRoom }, 10_000, `${phase} expect`)),
   );
   const profileDir = process.env.BENCH_CPU_PROF;
-  if (profileDir) await session.server.request({ type: 'profile-start' }, 10_000, 'profile start');
-  const sending = session.server.request({ type: 'broadcast', plan: { ...plan, rooms } }, timeoutMs, `${phase} send`);
+  if (profileDir) await Promise.all(senders.map(({ server }) => server.request({ type: 'profile-start' }, 10_000, 'profile start')));
+  const sending = Promise.all(
+    senders.map(({ server, rooms }) => server.request({ type: 'broadcast', plan: { ...plan, rooms } }, timeoutMs, `${phase} send`)),
+  );
   const waiting = Promise.all(
     session.clients.map((client) => client.request({ type: 'wait', timeoutMs }, timeoutMs + 15_000, `${phase} wait`)),
   );
@@ -102,12 +126,19 @@ export async function deliver(
     const [sent, waits] = await Promise.all([sending, waiting]);
     if (profileDir) {
       const name = `${phase.replace(/[^a-z0-9-]+/gi, '_')}-${session.system}-${new Date().toISOString().replace(/[:.]/g, '-')}`;
-      await session.server.request({ type: 'profile-stop', path: join(profileDir, `${name}.cpuprofile`) }, 30_000, 'profile stop');
+      await Promise.all(
+        senders.map(({ server }, i) => {
+          const path = join(profileDir, `${name}${senders.length > 1 ? `-node${i + 1}` : ''}.cpuprofile`);
+          return server.request({ type: 'profile-stop', path }, 30_000, 'profile stop');
+        }),
+      );
     }
-    const finished = (await session.server.request({ type: 'finish' }, 10_000, `${phase} finish`)).finished;
+    const finished = await Promise.all(
+      senders.map(async ({ server }) => (await server.request({ type: 'finish' }, 10_000, `${phase} finish`)).finished),
+    );
     const report = merge(waits.map((reply) => reply.report));
     const clientCpuUs = waits.reduce((sum, reply, i) => sum + reply.report.cpuUs - expects[i]!.cpuUs, 0);
-    return { started: sent.started, finished, report, clientCpuUs };
+    return { started: sent.map((reply) => reply.started), finished, report, clientCpuUs };
   } finally {
     clearInterval(progress);
   }

@@ -76,13 +76,18 @@ export async function runCluster(system: SystemName, scenario: ClusterScenario, 
   }
 }
 
+/** The server child of node `index + 1` of a cluster of `system` on `redisUrl`; it has answered `ready`. */
+export function startNodeServer(system: SystemName, index: number, redisUrl: string) {
+  return Child.start<ServerCommand, ServerReply>(`${system} node ${index + 1}`, './server-process.ts', [system], {
+    exposeGc: true,
+    timeoutMs: START_TIMEOUT_MS,
+    env: { BENCH_REDIS_URL: redisUrl },
+  });
+}
+
 async function openNode(system: SystemName, index: number, redisUrl: string, log: (line: string) => void): Promise<Session> {
   const starts = [
-    Child.start<ServerCommand, ServerReply>(`${system} node ${index + 1}`, './server-process.ts', [system], {
-      exposeGc: true,
-      timeoutMs: START_TIMEOUT_MS,
-      env: { BENCH_REDIS_URL: redisUrl },
-    }),
+    startNodeServer(system, index, redisUrl),
     Child.start<ClientCommand, ClientReply>(`client of node ${index + 1}`, './client-process.ts', [system], {
       timeoutMs: START_TIMEOUT_MS,
     }),

@@ -74,6 +74,20 @@ export const share = (total: number, parts: number, index: number) => Math.floor
  * waits until the server counts every one of them open and joined.
  */
 export async function connect(session: Session, groups: readonly ConnectionGroup[]): Promise<void> {
+  const { ms, retries, deadline } = await openConnections(session, groups);
+  await awaitJoined(session, groups, deadline);
+  session.log(`connected and joined in ${(ms / 1000).toFixed(1)} s${retries > 0 ? ` (${retries} retries)` : ''}`);
+}
+
+/**
+ * Has the client processes open every group's connections, each group's
+ * connections shared among them, to `session.port` or the group's own port;
+ * `deadline` is when their server should have them all joined.
+ */
+export async function openConnections(
+  session: Session,
+  groups: readonly ConnectionGroup[],
+): Promise<{ ms: number; retries: number; deadline: number }> {
   const total = groups.reduce((sum, group) => sum + group.fast + group.slow, 0);
   const timeoutMs = 30_000 + 10 * total;
   const parts = session.clients.length;
@@ -86,7 +100,7 @@ export async function connect(session: Session, groups: readonly ConnectionGroup
           port: session.port,
           concurrency: 100,
           groups: groups.map((group) => ({
-            room: group.room,
+            ...group,
             fast: share(group.fast, parts, index),
             slow: share(group.slow, parts, index),
           })),
@@ -102,13 +116,17 @@ export async function connect(session: Session, groups: readonly ConnectionGroup
     const errors = reports.flatMap((reply) => reply.report.firstErrors).slice(0, 3);
     throw new PhaseError(`connect: ${failed} of ${total} connections failed (${errors.join('; ')})`);
   }
-  const ms = Math.max(...reports.map((reply) => reply.report.ms));
+  return { ms: Math.max(...reports.map((reply) => reply.report.ms)), retries, deadline: performance.now() + timeoutMs };
+}
+
+/** Waits until `session.server` has exactly the groups' connections open, each joined to its group's room. */
+export async function awaitJoined(session: Session, groups: readonly ConnectionGroup[], deadline: number): Promise<void> {
+  const total = groups.reduce((sum, group) => sum + group.fast + group.slow, 0);
   const rooms = groups.map((group) => group.room);
-  const deadline = performance.now() + timeoutMs;
   for (;;) {
     const stats = await serverStats(session, rooms);
     const joined = groups.every((group) => stats.members[group.room] === group.fast + group.slow);
-    if (joined && stats.connections === total) break;
+    if (joined && stats.connections === total) return;
     if (performance.now() > deadline) {
       throw new PhaseError(
         `join: server has ${stats.connections} connections and members ${JSON.stringify(stats.members)}, expected ${total} (errors: ${stats.firstErrors.join('; ')})`,
@@ -116,5 +134,4 @@ export async function connect(session: Session, groups: readonly ConnectionGroup
     }
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
-  session.log(`connected and joined in ${(ms / 1000).toFixed(1)} s${retries > 0 ? ` (${retries} retries)` : ''}`);
 }

@@ -10,11 +10,15 @@ import { createRedisAdapter } from '../../src/redis.js';
 import { HOST } from '../protocol.js';
 import { ErrorLog, roomOf, type StartOptions, type SystemServer } from './system.js';
 
+const PREFIX = 'bench';
+/** The adapter's channel of a room: `<prefix>:room:<room>`. */
+const ROOM_CHANNEL = `${PREFIX}:room:`;
+
 export async function startBerth({ redisUrl, recoverSessions, heartbeat }: StartOptions): Promise<SystemServer> {
   const runtime = createRuntime({
     port: 0,
     host: HOST,
-    ...(redisUrl !== undefined && { adapter: createRedisAdapter({ url: redisUrl, prefix: 'bench' }) }),
+    ...(redisUrl !== undefined && { adapter: createRedisAdapter({ url: redisUrl, prefix: PREFIX }) }),
     // The default window (2 minutes, as Socket.IO's maxDisconnectionDuration), room for every client's session.
     ...(recoverSessions !== undefined && { recovery: { windowMs: 120_000, maxSessions: recoverSessions } }),
     // idle-heartbeat: the runtime-wide sweep at the scenario's interval and timeout.
@@ -58,5 +62,6 @@ export async function startBerth({ redisUrl, recoverSessions, heartbeat }: Start
     received: () => received,
     errors: () => ({ count: errors.count, first: errors.first }),
     broadcast: (room, payload) => runtime.sendToRoom(room, payload),
+    channelRoom: (channel) => (channel.startsWith(ROOM_CHANNEL) ? channel.slice(ROOM_CHANNEL.length) : undefined),
   };
 }

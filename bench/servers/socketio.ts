@@ -3,16 +3,34 @@
  * handshake), no compression: `socket.join(room)` on connect,
  * `io.to(room).emit('m', payload)` to broadcast. Socket.IO encodes the packet
  * and even the WebSocket frame once per broadcast. As a cluster node,
- * `@socket.io/redis-adapter`; in resume-storm, `connectionStateRecovery`.
+ * `@socket.io/redis-adapter`: `createAdapter` (classic pub/sub, every node
+ * pattern-subscribed to every room's channel) for `socketio`,
+ * `createShardedAdapter` (SPUBLISH, a channel per room a node has a member
+ * of: its default `dynamic` mode) for `socketio-sharded`; in resume-storm,
+ * `connectionStateRecovery`.
  */
 import http from 'node:http';
-import { createAdapter } from '@socket.io/redis-adapter';
+import { createAdapter, createShardedAdapter } from '@socket.io/redis-adapter';
 import { createClient } from 'redis';
 import { Server } from 'socket.io';
 import { HOST } from '../protocol.js';
 import { ErrorLog, type StartOptions, type SystemServer } from './system.js';
 
-export async function startSocketIo({ redisUrl, recoverSessions, heartbeat }: StartOptions): Promise<SystemServer> {
+/** Both adapters' channel of a room: `<channelPrefix>#<namespace>#<room>#`, with the default prefix and the main namespace. */
+const ROOM_CHANNEL = 'socket.io#/#';
+
+type AdapterFactory = typeof createAdapter | typeof createShardedAdapter;
+
+/** Socket.IO; as a cluster node, on the classic Redis adapter. */
+export const startSocketIo = (options: StartOptions): Promise<SystemServer> => start(options, createAdapter);
+
+/** Socket.IO on the sharded Redis adapter: a cluster mode only. */
+export async function startSocketIoSharded(options: StartOptions): Promise<SystemServer> {
+  if (options.redisUrl === undefined) throw new Error('the sharded adapter is a cluster mode: start it with a Redis');
+  return start(options, createShardedAdapter);
+}
+
+async function start({ redisUrl, recoverSessions, heartbeat }: StartOptions, adapter: AdapterFactory): Promise<SystemServer> {
   const httpServer = http.createServer();
   const io = new Server(httpServer, {
     transports: ['websocket'],
@@ -28,7 +46,7 @@ export async function startSocketIo({ redisUrl, recoverSessions, heartbeat }: St
     const pub = createClient({ url: redisUrl });
     const sub = pub.duplicate();
     await Promise.all([pub.connect(), sub.connect()]);
-    io.adapter(createAdapter(pub, sub));
+    io.adapter(adapter(pub, sub));
   }
   const errors = new ErrorLog();
   let received = 0;
@@ -59,5 +77,9 @@ export async function startSocketIo({ redisUrl, recoverSessions, heartbeat }: St
     broadcast: (room, payload) => {
       io.to(room).emit('m', payload);
     },
+    channelRoom: (channel) =>
+      channel.startsWith(ROOM_CHANNEL) && channel.length > ROOM_CHANNEL.length + 1 && channel.endsWith('#')
+        ? channel.slice(ROOM_CHANNEL.length, -1)
+        : undefined,
   };
 }

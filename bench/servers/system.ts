@@ -6,7 +6,7 @@
  */
 /** How the server process starts a system. */
 export interface StartOptions {
-  /** Join a cluster over this Redis (cluster-fanout). */
+  /** Join a cluster over this Redis (cluster-fanout, cluster-spread). */
   readonly redisUrl?: string | undefined;
   /**
    * Keep the session of a dropped connection for 2 minutes, for up to this many connections
@@ -32,6 +32,8 @@ export interface SystemServer {
   errors(): { count: number; first: readonly string[] };
   /** Sends `payload` to every member of `room`. */
   broadcast(room: string, payload: string): void;
+  /** The room whose broadcasts a cluster's pub/sub channel carries; undefined for any other channel (and without a cluster). */
+  channelRoom(channel: string): string | undefined;
 }
 
 /** The room a client asked for with `?room=…` (clients always give one). */

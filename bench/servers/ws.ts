@@ -74,5 +74,6 @@ export async function startWs({ redisUrl, recoverSessions, heartbeat }: StartOpt
         if (client.readyState === WebSocket.OPEN) client.send(data, { binary: false });
       }
     },
+    channelRoom: () => undefined,
   };
 }
