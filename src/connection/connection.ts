@@ -2,6 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import type { ConnectionEvent, ConnectionOutput } from '../../machines/connection.machine.js';
 import type { DeliveryPort, EncodedFrame } from '../../machines/types.js';
 import type { FlushScheduler } from '../delivery/flush-scheduler.js';
+import type { Deflater } from '../delivery/deflate.js';
 import { encode, type SendData } from '../delivery/frame.js';
 import { Outbox, resolveOutboxLimits, type OutboxLedger, type OutboxLimits, type OutboxOwner } from '../delivery/outbox.js';
 import { assertName } from '../util/validate.js';
@@ -68,6 +69,8 @@ export interface ConnectionHost<TData> {
   readonly scheduler: FlushScheduler;
   /** The bytes all outboxes of the runtime hold, each shared frame once. */
   readonly ledger: OutboxLedger;
+  /** Compresses frames once for the connections that negotiated permessage-deflate; none when `compression` is off. */
+  readonly deflater: Deflater | undefined;
   /** Milliseconds on the runtime's clock (simulated in scenarios): the rate limiter's time. */
   now(): number;
   /** A pong came; the runtime's heartbeat sweep takes it. */
@@ -174,7 +177,16 @@ export class ServerConnection<TData = unknown> implements Connection<TData>, Del
     this.#user = grant.user;
     this.#host = host;
     this.request = new UpgradeRequest(request);
-    this.#outbox = new Outbox(socket, this, host.scheduler, host.outboxLimits, host.ledger);
+    const { deflater } = host;
+    const bits = socket.deflateWindowBits;
+    this.#outbox = new Outbox(
+      socket,
+      this,
+      host.scheduler,
+      host.outboxLimits,
+      host.ledger,
+      deflater === undefined || bits === undefined ? undefined : (frame) => deflater.frameFor(frame, bits),
+    );
     const limit = host.rateLimit;
     this.#bucket = limit === null ? undefined : new TokenBucket(limit.messagesPerSecond, limit.burst, host.now);
   }

@@ -9,6 +9,7 @@ import { WebSocket, WebSocketServer, type ServerOptions, type Server as WsServer
 import { Refusal } from './admission.js';
 import { CloseCode } from './close-codes.js';
 import type { OutboxSocket } from '../delivery/outbox.js';
+import type { CompressionSettings } from '../delivery/deflate.js';
 
 /** Where a socket reports what happened on it. */
 export interface SocketSink {
@@ -24,6 +25,11 @@ export interface SocketSink {
 export interface TransportSocket extends OutboxSocket {
   /** The subprotocol the handshake settled on, or '' for none. */
   readonly protocol: string;
+  /**
+   * The window (bits) berth may compress with toward this peer, if it negotiated permessage-deflate;
+   * undefined if it did not (or limited the server to 8 bits, which zlib's raw deflate cannot make).
+   */
+  readonly deflateWindowBits: number | undefined;
   /** Starts the closing handshake after everything already written; no-op unless open. */
   close(code: number, reason: string): void;
   /** Destroys the socket now. */
@@ -53,6 +59,8 @@ export interface TransportOptions {
   handshakeTimeoutMs: number;
   /** The subprotocol chosen whenever a client offers it. */
   protocol: string;
+  /** permessage-deflate, when on: offers are accepted with `server_no_context_takeover`. */
+  compression: CompressionSettings | undefined;
 }
 
 /** The accept queue of a server berth listens on itself. */
@@ -88,6 +96,40 @@ function rawSocketOf(ws: WebSocket): Duplex {
     throw new Error('berth: this version of ws does not expose its socket; berth needs ws ^8');
   }
   return socket;
+}
+
+/**
+ * The window berth may compress with toward a peer that negotiated permessage-deflate (read from ws's
+ * extension, `_extensions`, as ws 8 keeps it): the peer's `server_max_window_bits`, else 15. A peer
+ * that allowed only 8 bits gets plain frames: zlib's raw deflate makes windows of 9 bits at least.
+ */
+function deflateWindowBitsOf(ws: WebSocket): number | undefined {
+  const extensions = (ws as unknown as { _extensions?: Record<string, { params?: { server_max_window_bits?: number } }> })._extensions;
+  const params = extensions?.['permessage-deflate']?.params;
+  if (params === undefined) return undefined;
+  const bits = params.server_max_window_bits ?? 15;
+  return bits >= 9 ? bits : undefined;
+}
+
+/**
+ * Lowers the `client_max_window_bits` a permessage-deflate offer lets the server choose to `bits` (RFC
+ * 7692 §7.1.2.2: only an offer that carries the parameter may be answered with it). ws would answer
+ * a fixed number only to such offers and refuse the handshake of any other, so the offer is
+ * rewritten before ws reads it, and offers without the parameter are left as they are.
+ */
+export function limitClientWindow(header: string, bits: number): string {
+  return header
+    .split(',')
+    .map((offer) =>
+      /^\s*permessage-deflate\b/i.test(offer)
+        ? offer.replace(
+            /\bclient_max_window_bits\b(\s*=\s*"?(\d+)"?)?/i,
+            (_whole, _value, given: string | undefined) =>
+              `client_max_window_bits=${Math.min(bits, given === undefined ? 15 : Number(given))}`,
+          )
+        : offer,
+    )
+    .join(',');
 }
 
 /**
@@ -161,10 +203,12 @@ class SinkWebSocket extends WebSocket {
 class WsSocket implements TransportSocket {
   readonly #ws: SinkWebSocket;
   readonly #socket: Duplex;
+  readonly deflateWindowBits: number | undefined;
 
   constructor(ws: SinkWebSocket) {
     this.#ws = ws;
     this.#socket = rawSocketOf(ws);
+    this.deflateWindowBits = deflateWindowBitsOf(ws);
   }
 
   get isOpen(): boolean {
@@ -252,7 +296,15 @@ export class Transport<Grant> {
       WebSocket: SinkWebSocket,
       noServer: true,
       clientTracking: false,
-      perMessageDeflate: false,
+      // ws negotiates and inflates what clients send; berth compresses what it sends itself, once per message.
+      perMessageDeflate:
+        options.compression === undefined
+          ? false
+          : {
+              serverNoContextTakeover: true,
+              // Never used: berth writes its data frames itself; ws's own are control frames.
+              threshold: Number.MAX_SAFE_INTEGER,
+            },
       maxPayload: options.maxPayload,
       // One close timeout governs: the documented closeTimeoutMs, not ws's own 30 s.
       closeTimeout: options.closeTimeoutMs,
@@ -331,6 +383,11 @@ export class Transport<Grant> {
         settle();
         refuseUpgrade(socket, decision);
         return;
+      }
+      const offer = request.headers['sec-websocket-extensions'];
+      const compression = this.#options.compression;
+      if (compression !== undefined && compression.inboundWindowBits < 15 && offer !== undefined) {
+        request.headers['sec-websocket-extensions'] = limitClientWindow(offer, compression.inboundWindowBits);
       }
       this.#wss.handleUpgrade(request, socket, head, (ws) => {
         settle();

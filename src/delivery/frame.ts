@@ -7,6 +7,8 @@ export type SendData = string | Uint8Array | ArrayBuffer;
 const OPCODE_TEXT = 0x1;
 const OPCODE_BINARY = 0x2;
 const FIN = 0x80;
+/** RFC 7692: set on the first frame of a compressed message. */
+const RSV1 = 0x40;
 
 /** Up to this payload size header and payload share one buffer; above it the payload is referenced, not copied. */
 const MERGE_LIMIT = 16 * 1024;
@@ -15,8 +17,8 @@ function headerLength(payloadLength: number): number {
   return payloadLength < 126 ? 2 : payloadLength < 65536 ? 4 : 10;
 }
 
-function writeHeader(target: Buffer, opcode: number, payloadLength: number): number {
-  target[0] = FIN | opcode;
+function writeHeader(target: Buffer, opcode: number, payloadLength: number, flags = 0): number {
+  target[0] = FIN | flags | opcode;
   if (payloadLength < 126) {
     target[1] = payloadLength;
     return 2;
@@ -46,6 +48,8 @@ export class Frame implements EncodedFrame {
   readonly payloadLength: number;
   /** How many outboxes hold this frame now; kept by their ledger. */
   holders = 0;
+  /** Its compressed forms, by window bits (`Deflater`); usually one. Undefined until one is asked for. */
+  #variants: Map<number, Frame | null> | undefined;
 
   private constructor(chunks: readonly Buffer[], payloadLength: number) {
     this.chunks = chunks;
@@ -62,6 +66,35 @@ export class Frame implements EncodedFrame {
     const offset = writeHeader(buffer, OPCODE_TEXT, payloadLength);
     buffer.write(text, offset, 'utf8');
     return new Frame([buffer], payloadLength);
+  }
+
+  /** The same message compressed (RFC 7692): `deflated` is the payload of `plain`, deflated, its sync trailer removed. */
+  static compressed(plain: Frame, deflated: Buffer): Frame {
+    const payloadLength = deflated.length;
+    const header = headerLength(payloadLength);
+    const opcode = plain.chunks[0]![0]! & 0x0f;
+    const buffer = Buffer.allocUnsafe(header + payloadLength);
+    writeHeader(buffer, opcode, payloadLength, RSV1);
+    deflated.copy(buffer, header);
+    return new Frame([buffer], payloadLength);
+  }
+
+  /** The payload bytes, without the header (a view of the frame's bytes when they are in one buffer). */
+  payload(): Buffer {
+    // One buffer with header and payload, or a header and the caller's payload.
+    if (this.chunks.length === 2) return this.chunks[1]! as Buffer;
+    return (this.chunks[0]! as Buffer).subarray(headerLength(this.payloadLength));
+  }
+
+  /** The variant for `bits`, made by `make` the first time it is asked for (undefined: none, send this one). */
+  variant(bits: number, make: () => Frame | undefined): Frame | undefined {
+    this.#variants ??= new Map();
+    let variant = this.#variants.get(bits);
+    if (variant === undefined) {
+      variant = make() ?? null;
+      this.#variants.set(bits, variant);
+    }
+    return variant ?? undefined;
   }
 
   /** Frames bytes as a binary frame, or with `binary` false as a text frame (the caller vouches the bytes are UTF-8). */

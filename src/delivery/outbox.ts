@@ -138,14 +138,24 @@ export class Outbox {
   #abandoned = false;
   /** Runs once everything queued has been handed to the socket (a graceful close). */
   #onEmpty: (() => void) | undefined;
+  /** For a peer that negotiated permessage-deflate: the frame to queue instead (compressed once, shared). */
+  readonly #variant: ((frame: EncodedFrame) => EncodedFrame) | undefined;
 
   /** `ledger` is shared by the outboxes of one runtime. [default one of its own] */
-  constructor(socket: OutboxSocket, owner: OutboxOwner, scheduler: FlushScheduler, limits: OutboxLimits, ledger = new OutboxLedger()) {
+  constructor(
+    socket: OutboxSocket,
+    owner: OutboxOwner,
+    scheduler: FlushScheduler,
+    limits: OutboxLimits,
+    ledger = new OutboxLedger(),
+    variant?: (frame: EncodedFrame) => EncodedFrame,
+  ) {
     this.#socket = socket;
     this.#owner = owner;
     this.#scheduler = scheduler;
     this.#limits = limits;
     this.#ledger = ledger;
+    this.#variant = variant;
   }
 
   /** Frames waiting. */
@@ -166,9 +176,13 @@ export class Outbox {
     this.#limits = limits;
   }
 
-  /** Queues a frame for the next flush; false if it was not queued (dropped, closing, or closed). */
-  push(frame: EncodedFrame): boolean {
+  /**
+   * Queues a frame for the next flush; false if it was not queued (dropped, closing, or closed). The
+   * bounds count what waits: a compressed frame counts its compressed bytes.
+   */
+  push(given: EncodedFrame): boolean {
     if (this.#discarded || this.#onEmpty !== undefined) return false;
+    const frame = this.#variant === undefined ? given : this.#variant(given);
     const { maxMessages, maxBytes } = this.#limits;
     if (this.depth + 1 > maxMessages || this.#bytes + frame.byteLength > maxBytes) {
       if (!this.#makeRoom(frame)) return false;

@@ -8,6 +8,7 @@ import type { HistoryStore } from '../history/store.js';
 import { normalizeOrigin, type Authenticate } from '../connection/admission.js';
 import { resolveRateLimit, type RateLimit, type RateLimitOptions } from '../connection/rate-limit.js';
 import { resolveOutboxLimits, type OutboxLimits, type OutboxOptions } from '../delivery/outbox.js';
+import { resolveCompression, type CompressionOptions, type CompressionSettings } from '../delivery/deflate.js';
 import type { HealthThresholds } from '../observability/health.js';
 import { duration, integer, object, optionalFunction, positive, text } from '../util/validate.js';
 
@@ -48,6 +49,12 @@ export interface RuntimeOptions<TData = unknown> {
   readonly rateLimit?: RateLimitOptions | false;
   /** Per-connection outgoing bounds; `connection.setOutboxLimits` overrides them for one connection. */
   readonly outbox?: OutboxOptions;
+  /**
+   * permessage-deflate (RFC 7692) for clients that offer it: each message is compressed once, whatever
+   * its number of recipients, and clients' compressed messages are inflated (within `maxPayload`).
+   * `true` for the defaults. [default false]
+   */
+  readonly compression?: boolean | CompressionOptions;
   /** When `health()` says `degraded`. */
   readonly health?: HealthThresholds;
   /** Carries broadcasts to other nodes. [default createMemoryAdapter(), a cluster of one] */
@@ -96,6 +103,7 @@ export interface ResolvedOptions<TData> {
   readonly allowedOrigins: ReadonlySet<string> | undefined;
   readonly rateLimit: RateLimit | null;
   readonly outbox: OutboxLimits;
+  readonly compression: CompressionSettings | undefined;
   readonly health: Required<HealthThresholds>;
   readonly adapter: Adapter;
   readonly history: HistoryStore;
@@ -141,6 +149,7 @@ export function resolveOptions<TData>(options: RuntimeOptions<TData>): ResolvedO
     allowedOrigins: options.allowedOrigins && new Set(options.allowedOrigins.map(normalizeOrigin)),
     rateLimit: resolveRateLimit(options.rateLimit),
     outbox,
+    compression: resolveCompression(options.compression),
     health: {
       maxOutboxDepth: positive(
         'options.health.maxOutboxDepth',

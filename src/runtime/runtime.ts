@@ -23,6 +23,7 @@ import { Transport, type SocketSink, type TransportSocket } from '../connection/
 import { FlushScheduler } from '../delivery/flush-scheduler.js';
 import { encode, encodeCheck, toPayload, type SendData } from '../delivery/frame.js';
 import { OutboxLedger } from '../delivery/outbox.js';
+import { Deflater } from '../delivery/deflate.js';
 import { healthOf, type Health } from '../observability/health.js';
 import { Metrics } from '../observability/metrics.js';
 import {
@@ -88,6 +89,8 @@ class BerthRuntime<TData> implements Runtime<TData> {
   readonly metrics: RuntimeMetrics;
   readonly presence: Presence;
   readonly #ledger = new OutboxLedger();
+  /** Compresses each message once for every connection that negotiated permessage-deflate. */
+  readonly #deflater: Deflater | undefined;
   readonly #scheduler = new FlushScheduler({
     afterFlush: () => this.#metrics.flushed(),
     onError: (error) => this.#report(toBerthError(ErrorCode.SEND_FAILED, 'flushing an outbox failed', error)),
@@ -110,6 +113,7 @@ class BerthRuntime<TData> implements Runtime<TData> {
 
   constructor(options: ResolvedOptions<TData>) {
     this.#options = options;
+    this.#deflater = options.compression === undefined ? undefined : new Deflater(options.compression);
     const runtime = this;
     this.#metrics = new Metrics({
       get connections() {
@@ -297,6 +301,7 @@ class BerthRuntime<TData> implements Runtime<TData> {
       outboxLimits: options.outbox,
       scheduler: this.#scheduler,
       ledger: this.#ledger,
+      deflater: this.#deflater,
       now: hostNow(clock),
       ponged: (connection) => this.#heartbeat?.pong(connection),
       heartbeatPhase: (connection) => this.#heartbeat?.phaseOf(connection) ?? 'off',

@@ -1,0 +1,120 @@
+import zlib from 'node:zlib';
+import { describe, expect, it, vi } from 'vitest';
+import type WebSocket from 'ws';
+import { connect, eventually } from '../helpers/client.js';
+import { nextConnection, startRuntime } from '../helpers/runtime.js';
+import { limitClientWindow } from '../../src/connection/transport.js';
+
+/** Compressible JSON of about `size` bytes. */
+function json(size: number, seed = 0): string {
+  const items: string[] = [];
+  let length = 2;
+  for (let i = 0; length < size; i++) {
+    const item = JSON.stringify({ id: seed * 1_000_000 + i, user: `user-${i % 17}`, text: 'the quick brown fox jumps over the lazy dog' });
+    items.push(item);
+    length += item.length + 1;
+  }
+  return `[${items.join(',')}]`.slice(0, Math.max(0, size));
+}
+
+/** What the client's extension settled on (ws keeps it in `_extensions`). */
+const negotiated = (client: { ws: WebSocket }) =>
+  (client.ws as unknown as { _extensions: Record<string, { params: Record<string, unknown> }> })._extensions['permessage-deflate']?.params;
+
+const bytesRead = (client: { ws: WebSocket }) => (client.ws as unknown as { _socket: { bytesRead: number } })._socket.bytesRead;
+
+describe('permessage-deflate: compressed once per message', () => {
+  it('negotiates with server_no_context_takeover, whatever the client asked; without the option it declines', async () => {
+    const on = await startRuntime({ compression: true });
+    const client = await connect(on.url, { perMessageDeflate: true });
+    expect(client.ws.extensions).toBe('permessage-deflate');
+    expect(negotiated(client)).toMatchObject({ server_no_context_takeover: true });
+    const off = await startRuntime();
+    const plain = await connect(off.url, { perMessageDeflate: true });
+    expect(plain.ws.extensions).toBe('');
+  });
+
+  it('round-trips messages of 0 B to 1 MiB, compressed and not, in order, with pings and several messages per write', async () => {
+    const { runtime, url } = await startRuntime({ compression: { threshold: 64 }, maxPayload: 2 * 1024 * 1024 });
+    runtime.on('message', ({ connection, data, binary }) => connection.send(data, { binary }));
+    const opened = nextConnection(runtime);
+    const client = await connect(url, { perMessageDeflate: true });
+    const connection = await opened;
+    const sizes = [0, 1, 63, 64, 65, 125, 126, 1000, 65_535, 65_536, 200_000, 1024 * 1024];
+    const sent = sizes.map((size, i) => json(size, i));
+    // Server to client, all in one turn: they leave in as few writes as the outbox makes.
+    for (const message of sent) connection.send(message);
+    connection.socket.ping();
+    const received = await client.received(sent.length, 20_000);
+    expect(received.map((m) => m.length)).toEqual(sent.map((m) => m.length));
+    expect(received).toEqual(sent);
+    // Client to server and back (the client compresses what is over its own threshold, 1 KiB by default).
+    for (const message of sent) client.ws.send(message);
+    const echoed = await client.received(sent.length * 2, 20_000);
+    expect(echoed.slice(sent.length)).toEqual(sent);
+    // Binary too.
+    const bytes = Buffer.from(json(5000));
+    client.ws.send(bytes);
+    const binary = await client.received(sent.length * 2 + 1, 10_000);
+    expect(binary.at(-1)).toBe(`binary:${bytes.toString('hex')}`);
+  }, 30_000);
+
+  it('a broadcast is deflated once for all its recipients; those without the extension get the same messages, plain', async () => {
+    const { runtime, url } = await startRuntime({ compression: true });
+    runtime.on('connection', (connection) => void connection.join('lobby'));
+    const deflating = await Promise.all(Array.from({ length: 20 }, () => connect(url, { perMessageDeflate: true })));
+    const plain = await Promise.all(Array.from({ length: 5 }, () => connect(url, { perMessageDeflate: false })));
+    await eventually(() => runtime.snapshot().rooms.lobby?.length === 25, 'everyone in the lobby');
+    const before = [...deflating, ...plain].map(bytesRead);
+    const spy = vi.spyOn(zlib, 'deflateRawSync');
+    const messages = Array.from({ length: 10 }, (_, i) => json(4096, i));
+    try {
+      for (const message of messages) runtime.sendToRoom('lobby', message);
+      runtime.sendToRoom('lobby', 'small, sent plain');
+      expect(spy).toHaveBeenCalledTimes(messages.length);
+    } finally {
+      spy.mockRestore();
+    }
+    for (const client of [...deflating, ...plain]) expect(await client.received(11, 10_000)).toEqual([...messages, 'small, sent plain']);
+    const wire = [...deflating, ...plain].map((client, i) => bytesRead(client) - before[i]!);
+    const compressed = wire.slice(0, 20);
+    const uncompressed = wire.slice(20);
+    // Every deflate recipient got the same bytes; 4 KiB of this JSON shrinks several times.
+    expect(new Set(compressed).size).toBe(1);
+    expect(compressed[0]! * 4).toBeLessThan(uncompressed[0]!);
+  });
+
+  it('a deflate bomb closes with 1009 and never reaches the application; other connections carry on', async () => {
+    const { runtime, url } = await startRuntime({ compression: true, maxPayload: 64 * 1024 });
+    const seen: number[] = [];
+    runtime.on('message', ({ data }) => void seen.push(data.length));
+    runtime.on('connection', (connection) => void connection.join('lobby'));
+    const bystander = await connect(url, { perMessageDeflate: true });
+    const bomber = await connect(url, { perMessageDeflate: true, maxPayload: 0 });
+    // 64 MiB of zeros, about 64 KiB compressed: within maxPayload on the wire, a thousand times past it inflated.
+    bomber.ws.send(Buffer.alloc(64 * 1024 * 1024));
+    expect((await bomber.closed).code).toBe(1009);
+    expect(seen).toEqual([]);
+    runtime.sendToRoom('lobby', 'still here');
+    expect(await bystander.next()).toBe('still here');
+  }, 30_000);
+
+  it('inboundWindowBits lowers the window a client may compress with, when its offer lets the server choose', async () => {
+    expect(limitClientWindow('permessage-deflate; client_max_window_bits', 10)).toBe('permessage-deflate; client_max_window_bits=10');
+    expect(limitClientWindow('permessage-deflate; client_max_window_bits=12, permessage-deflate', 10)).toBe(
+      'permessage-deflate; client_max_window_bits=10, permessage-deflate',
+    );
+    expect(limitClientWindow('permessage-deflate; client_max_window_bits=9', 12)).toBe('permessage-deflate; client_max_window_bits=9');
+    const { runtime, url } = await startRuntime({ compression: { inboundWindowBits: 10 } });
+    runtime.on('message', ({ connection, data }) => connection.send(data));
+    const client = await connect(url, { perMessageDeflate: { clientMaxWindowBits: true } });
+    expect(negotiated(client)).toMatchObject({ client_max_window_bits: 10 });
+    // The client compresses with a 1 KiB window, and the server inflates with one.
+    const message = json(50_000);
+    client.ws.send(message);
+    expect(await client.next()).toBe(message);
+    // An offer without the parameter is accepted as it is (a 32 KiB window).
+    const other = await connect(url, { perMessageDeflate: { clientMaxWindowBits: undefined } });
+    expect(other.ws.extensions).toBe('permessage-deflate');
+  });
+});
