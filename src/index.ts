@@ -5,6 +5,7 @@ export type { RuntimeOptions, Clock, RecoveryOptions } from './runtime/options.j
 export type { SupervisorView, SupervisorSnapshot } from './runtime/supervisor-view.js';
 export type { RateLimitOptions } from './connection/rate-limit.js';
 export type { OutboxOptions, OutboxLimits, OverflowPolicy } from './delivery/outbox.js';
+export type { CompressionOptions } from './delivery/deflate.js';
 export type { SendData } from './delivery/frame.js';
 export type { Connection, ConnectionState, DropReason } from './connection/connection.js';
 export type { RequestInfo } from './connection/request-info.js';
