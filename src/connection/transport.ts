@@ -111,6 +111,25 @@ function deflateWindowBitsOf(ws: WebSocket): number | undefined {
   return bits >= 9 ? bits : undefined;
 }
 
+interface InflatingExtension {
+  params?: { client_no_context_takeover?: boolean };
+  _inflate?: { close(): void } | null;
+}
+
+/**
+ * Frees the inflate context of a peer's compressed message once the message is whole. berth answers
+ * every offer with `client_no_context_takeover` (RFC 7692 §7.1.1.2 lets a server ask it of every
+ * client), so no message depends on an earlier one and the context need not outlive it: a connection
+ * keeps no inflate memory (window, zlib's state, a 16 KiB output buffer) between messages, where ws
+ * would keep it for the connection's life. ws makes a new one for the next compressed message.
+ */
+function releaseInflate(ws: WebSocket): void {
+  const extension = (ws as unknown as { _extensions?: Record<string, InflatingExtension> })._extensions?.['permessage-deflate'];
+  if (extension?._inflate == null || extension.params?.client_no_context_takeover !== true) return;
+  extension._inflate.close();
+  extension._inflate = null;
+}
+
 /**
  * Lowers the `client_max_window_bits` a permessage-deflate offer lets the server choose to `bits` (RFC
  * 7692 §7.1.2.2: only an offer that carries the parameter may be answered with it). ws would answer
@@ -173,6 +192,7 @@ class SinkWebSocket extends WebSocket {
       case 'message': {
         // Default binaryType delivers one Buffer per message.
         const [data, binary] = args as [Buffer, boolean];
+        releaseInflate(this);
         sink.message(binary ? data : data.toString('utf8'), binary);
         return true;
       }
@@ -302,6 +322,8 @@ export class Transport<Grant> {
           ? false
           : {
               serverNoContextTakeover: true,
+              // So that the inflate context of a client's message can be freed once it is whole (`releaseInflate`).
+              clientNoContextTakeover: true,
               // Never used: berth writes its data frames itself; ws's own are control frames.
               threshold: Number.MAX_SAFE_INTEGER,
             },

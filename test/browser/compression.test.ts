@@ -18,7 +18,12 @@ afterEach(async () => {
  */
 async function startPageAndRuntime(): Promise<{ runtime: Runtime; url: string; page: string }> {
   const server = http.createServer((_request, response) => response.end('<!doctype html><title>compression</title>'));
-  const runtime = createRuntime({ server, compression: { threshold: 0 }, maxPayload: 2 * 1024 * 1024 });
+  const runtime = createRuntime({
+    server,
+    compression: { threshold: 0 },
+    maxPayload: 2 * 1024 * 1024,
+    heartbeat: { intervalMs: 20, timeoutMs: 5000 },
+  });
   running = { runtime, server };
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   await runtime.ready;
@@ -44,36 +49,34 @@ describe('permessage-deflate with Chromium', () => {
     const page = await (await headlessChromium()).newPage();
     await page.goto(address);
     await page.evaluate((address) => {
-      const state = window as unknown as { socket: WebSocket; messages: string[]; opened: Promise<void> };
+      const state = globalThis as unknown as { socket: WebSocket; messages: string[]; opened: Promise<void> };
       state.messages = [];
       state.socket = new WebSocket(address);
       state.socket.onmessage = (event) => void state.messages.push(String(event.data));
       state.opened = new Promise((resolve) => (state.socket.onopen = () => resolve()));
     }, url);
-    await page.evaluate(() => (window as unknown as { opened: Promise<void> }).opened);
-    expect(await page.evaluate(() => (window as unknown as { socket: WebSocket }).socket.extensions)).toMatch(
+    await page.evaluate(() => (globalThis as unknown as { opened: Promise<void> }).opened);
+    expect(await page.evaluate(() => (globalThis as unknown as { socket: WebSocket }).socket.extensions)).toMatch(
       /^permessage-deflate; server_no_context_takeover/,
     );
     await eventually(() => runtime.snapshot().rooms.lobby?.length === 2, 'both in the lobby');
 
     const sizes = [0, 1, 125, 126, 4096, 65_536, 300_000, 1024 * 1024];
     const sent = sizes.map((size, i) => json(size, i));
-    // Several per turn: the outbox coalesces them; a ping between them (a control frame) on both sockets.
-    for (const [i, message] of sent.entries()) {
-      runtime.sendToRoom('lobby', message);
-      if (i === 3) for (const id of runtime.snapshot().rooms.lobby ?? []) runtime.connection(id)?.socket.ping();
-    }
+    // In one turn: the outbox coalesces the small ones; the large ones drain over several turns, and the
+    // heartbeat's pings (control frames, every 20 ms) go out between those writes.
+    for (const message of sent) runtime.sendToRoom('lobby', message);
     expect(await plain.received(sent.length, 20_000)).toEqual(sent);
     await expect
-      .poll(() => page.evaluate(() => (window as unknown as { messages: string[] }).messages.length), { timeout: 20_000 })
+      .poll(() => page.evaluate(() => (globalThis as unknown as { messages: string[] }).messages.length), { timeout: 20_000 })
       .toBe(sent.length);
-    const inBrowser = await page.evaluate(() => (window as unknown as { messages: string[] }).messages);
+    const inBrowser = await page.evaluate(() => (globalThis as unknown as { messages: string[] }).messages);
     expect(inBrowser.map((m) => m.length)).toEqual(sizes);
     expect(inBrowser).toEqual(sent);
 
     // Chromium compresses what it sends: each arrives whole, in order.
     await page.evaluate((messages) => {
-      for (const message of messages) (window as unknown as { socket: WebSocket }).socket.send(message);
+      for (const message of messages) (globalThis as unknown as { socket: WebSocket }).socket.send(message);
     }, sent);
     await eventually(() => received.length === sent.length, 'Chromium’s messages', 20_000);
     expect(received).toEqual(sent);

@@ -35,7 +35,12 @@ describe('permessage-deflate: compressed once per message', () => {
   });
 
   it('round-trips messages of 0 B to 1 MiB, compressed and not, in order, with pings and several messages per write', async () => {
-    const { runtime, url } = await startRuntime({ compression: { threshold: 64 }, maxPayload: 2 * 1024 * 1024 });
+    // The heartbeat's pings, and the client's (answered with pongs), are control frames among the messages.
+    const { runtime, url } = await startRuntime({
+      compression: { threshold: 64 },
+      maxPayload: 2 * 1024 * 1024,
+      heartbeat: { intervalMs: 20, timeoutMs: 5000 },
+    });
     runtime.on('message', ({ connection, data, binary }) => connection.send(data, { binary }));
     const opened = nextConnection(runtime);
     const client = await connect(url, { perMessageDeflate: true });
@@ -43,8 +48,10 @@ describe('permessage-deflate: compressed once per message', () => {
     const sizes = [0, 1, 63, 64, 65, 125, 126, 1000, 65_535, 65_536, 200_000, 1024 * 1024];
     const sent = sizes.map((size, i) => json(size, i));
     // Server to client, all in one turn: they leave in as few writes as the outbox makes.
-    for (const message of sent) connection.send(message);
-    connection.socket.ping();
+    for (const [i, message] of sent.entries()) {
+      connection.send(message);
+      if (i % 4 === 0) client.ws.ping();
+    }
     const received = await client.received(sent.length, 20_000);
     expect(received.map((m) => m.length)).toEqual(sent.map((m) => m.length));
     expect(received).toEqual(sent);
@@ -84,6 +91,33 @@ describe('permessage-deflate: compressed once per message', () => {
     expect(compressed[0]! * 4).toBeLessThan(uncompressed[0]!);
   });
 
+  it('keeps no inflate context between a client’s compressed messages: each is freed once its message is whole', async () => {
+    const { runtime, url } = await startRuntime({ compression: true });
+    const seen: string[] = [];
+    runtime.on('message', ({ data }) => void seen.push(String(data)));
+    const client = await connect(url, { perMessageDeflate: true });
+    expect(negotiated(client)).toMatchObject({ client_no_context_takeover: true });
+    const created: Array<{ closed: boolean }> = [];
+    const create = zlib.createInflateRaw;
+    const spy = vi.spyOn(zlib, 'createInflateRaw').mockImplementation((options) => {
+      const stream = create(options);
+      const record = { closed: false };
+      created.push(record);
+      stream.once('close', () => (record.closed = true));
+      return stream;
+    });
+    try {
+      const messages = Array.from({ length: 5 }, (_, i) => json(3000, i));
+      for (const message of messages) client.ws.send(message);
+      await eventually(() => seen.length === 5, 'the five messages');
+      expect(seen).toEqual(messages);
+      await eventually(() => created.every((stream) => stream.closed), 'every inflate context closed');
+      expect(created.length).toBe(5);
+    } finally {
+      spy.mockRestore();
+    }
+  });
+
   it('a deflate bomb closes with 1009 and never reaches the application; other connections carry on', async () => {
     const { runtime, url } = await startRuntime({ compression: true, maxPayload: 64 * 1024 });
     const seen: number[] = [];
@@ -107,7 +141,7 @@ describe('permessage-deflate: compressed once per message', () => {
     expect(limitClientWindow('permessage-deflate; client_max_window_bits=9', 12)).toBe('permessage-deflate; client_max_window_bits=9');
     const { runtime, url } = await startRuntime({ compression: { inboundWindowBits: 10 } });
     runtime.on('message', ({ connection, data }) => connection.send(data));
-    const client = await connect(url, { perMessageDeflate: { clientMaxWindowBits: true } });
+    const client = await connect(url, { perMessageDeflate: { clientMaxWindowBits: true as unknown as number } });
     expect(negotiated(client)).toMatchObject({ client_max_window_bits: 10 });
     // The client compresses with a 1 KiB window, and the server inflates with one.
     const message = json(50_000);
