@@ -296,6 +296,20 @@ describe('README and docs/ examples run as pasted', () => {
     await errors.line(/^ERR_HANDLER_FAILED [0-9a-f]{8}-1 .*the handler failed/, errors.errors);
   });
 
+  it('compression.mjs: a client that offers permessage-deflate gets the lobby compressed; one that does not, plain', async () => {
+    const server = await run('compression.mjs', 8095);
+    await server.line(/^compressing lobby on ws:/);
+    const url = `ws://127.0.0.1:${server.port}/`;
+    const deflating = await connect(url, { perMessageDeflate: true });
+    const plain = await connect(url, { perMessageDeflate: false });
+    expect(deflating.ws.extensions).toBe('permessage-deflate');
+    expect(plain.ws.extensions).toBe('');
+    const message = JSON.stringify({ say: 'hello '.repeat(100) });
+    plain.ws.send(message);
+    expect(await deflating.next()).toBe(message);
+    expect(await plain.next()).toBe(message);
+  });
+
   it('memory-cluster.mjs: two runtimes on one bus are one cluster', async () => {
     const cluster = await run('memory-cluster.mjs', 8093, {}, [8094]);
     await cluster.line(/^2 nodes: ws:/);
