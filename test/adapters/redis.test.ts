@@ -160,6 +160,24 @@ for (const [name, start] of backends) {
       }
     });
 
+    it('a presence write that Redis refuses is reported as a failure', async () => {
+      const prefix = `refused${++prefixes}`;
+      const { adapter, node } = await attached(prefix, 'refused-node');
+      try {
+        // Something else's value where the room's hosts should be: the script's HSET fails there.
+        const hosts = `${prefix}:{room:taken}:nodes`;
+        await ('masters' in backend.admin
+          ? (backend.admin as RedisClusterClient).sendCommand(hosts, false, ['SET', hosts, 'not a hash'])
+          : (backend.admin as RedisClient).sendCommand(['SET', hosts, 'not a hash']));
+        await adapter.track!({ kind: 'connect', id: 'c-1', user: undefined });
+        await adapter.track!({ kind: 'join', id: 'c-1', room: 'taken' });
+        await expect.poll(() => node.failures.length).toBeGreaterThan(0);
+        expect(String(node.failures[0])).toMatch(/WRONGTYPE/);
+      } finally {
+        await adapter.close();
+      }
+    });
+
     describe('presence reads are bounded', () => {
       it('a room with more members than presenceLimit: its size answers, its members are refused with a clear error, and health is not blamed', async () => {
         const prefix = `limit${++prefixes}`;
