@@ -19,7 +19,7 @@ import { pairs, scanHash } from './scan.js';
  * - `nodes()` reads the liveness table, one field per node.
  *
  * A read that would collect more than `limit` entries rejects with a
- * `RangeError` before reading them: an answer is complete or refused, never
+ * `PresenceLimitError` (a `RangeError`) before reading them: an answer is complete or refused, never
  * silently cut short.
  */
 export class PresenceReads {
@@ -131,8 +131,15 @@ export class PresenceReads {
   }
 
   #bound(what: string, entries: number): void {
-    if (entries > this.#limit) {
-      throw new RangeError(`presence ${what} would read ${entries} entries, more than presenceLimit (${this.#limit}): not read`);
-    }
+    if (entries > this.#limit) throw new PresenceLimitError(what, entries, this.#limit);
+  }
+}
+
+/** A read refused for its size: the caller's to handle (look at the size first, or raise the limit), not a failure of the cluster. */
+export class PresenceLimitError extends RangeError {
+  override readonly name = 'PresenceLimitError';
+
+  constructor(what: string, entries: number, limit: number) {
+    super(`presence ${what} would read ${entries} entries, more than presenceLimit (${limit}): not read`);
   }
 }

@@ -5,7 +5,7 @@ import { within } from '../../util/timers.js';
 import { Keys } from './keys.js';
 import type { RedisLink } from './link.js';
 import { Liveness } from './liveness.js';
-import { PresenceReads } from './presence-reads.js';
+import { PresenceLimitError, PresenceReads } from './presence-reads.js';
 import { apply, index, isNoScript, SCRIPTS } from './scripts.js';
 
 /** Connections per script call when a room's or user's entries are written; more make several calls. */
@@ -159,8 +159,7 @@ export class RedisPresence implements Presence {
     // A stalled Redis (paused, or swamped) answers nothing: the read gives up, and says so.
     const pending = within(answer(), this.#options.readTimeoutMs, `presence read (${question})`);
     pending.catch((error: unknown) => {
-      // An answer refused for its size is the caller's to handle, not a failure of the cluster.
-      if (!(error instanceof RangeError)) this.#options.failed(error, 'presence read');
+      if (!(error instanceof PresenceLimitError)) this.#options.failed(error, 'presence read');
     });
     return pending;
   }
@@ -232,7 +231,7 @@ export class RedisPresence implements Presence {
     if (!this.#link.isReady || this.#closed) return;
     try {
       // Loaded on every master first, on the connections the writes below take: they find the scripts there.
-      for (const script of SCRIPTS) await this.#link.everyMaster(['SCRIPT', 'LOAD', script.source]);
+      await Promise.all(SCRIPTS.map((script) => this.#link.everyMaster(['SCRIPT', 'LOAD', script.source])));
       // Registered before anything is written, so that no reader takes the new instance's entries for a dead one's.
       await this.#liveness.register();
     } catch (error) {
