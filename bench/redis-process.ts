@@ -21,14 +21,16 @@ export function freePort(host = '127.0.0.1'): Promise<number> {
 /**
  * Starts `redis-server` on `port` and resolves once it accepts connections;
  * `spawned` sees the process at once, so whoever tracks processes can kill it
- * even if it never becomes ready.
+ * even if it never becomes ready. `extra` arguments are passed on (a cluster
+ * node's `--cluster-enabled yes`, say).
  */
 export function launchRedisServer(
   port: number,
   host = '127.0.0.1',
   spawned: (child: ChildProcess) => void = () => {},
+  extra: readonly string[] = [],
 ): Promise<ChildProcess> {
-  const child = spawn('redis-server', ['--port', String(port), '--bind', host, '--save', '', '--appendonly', 'no'], {
+  const child = spawn('redis-server', ['--port', String(port), '--bind', host, '--save', '', '--appendonly', 'no', ...extra], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   spawned(child);

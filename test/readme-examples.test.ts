@@ -8,6 +8,7 @@ import { connect, eventually } from './helpers/client.js';
 import { rawUpgrade } from './helpers/raw.js';
 import { freePort } from '../bench/redis-process.js';
 import { startRedis } from './helpers/redis.js';
+import { startRedisCluster } from './helpers/redis-cluster.js';
 
 const root = new URL('../', import.meta.url);
 
@@ -174,6 +175,23 @@ describe('README and docs/ examples run as pasted', () => {
     bob.ws.send('hello from the other node');
     expect(await ada.next()).toBe('hello from the other node');
   });
+
+  it('sharded.mjs: two nodes on a Redis Cluster share the lobby and count it together', async () => {
+    const cluster = await startRedisCluster();
+    const nodes = [];
+    for (let i = 0; i < 2; i++) {
+      const env = { PORT: String(await freePort()), REDIS_NODES: cluster.rootNodes.map(({ url }) => url).join(',') };
+      const node = await run('sharded.mjs', 8097, env);
+      const line = await node.line(/^node [0-9a-f]{8} on ws:\/\/localhost:\d+\/$/);
+      nodes.push(`ws://127.0.0.1:${/:(\d+)\/$/.exec(line)![1]}/`);
+    }
+    const ada = await connect(nodes[0]!);
+    expect(await ada.next()).toBe('1 in the lobby');
+    const bob = await connect(nodes[1]!);
+    expect(await bob.next()).toBe('2 in the lobby');
+    bob.ws.send('hello across the cluster');
+    expect(await ada.next()).toBe('hello across the cluster');
+  }, 60_000);
 
   it('stately.mjs: the relay passes every actor on to the inspector page; SIGINT ends the process', async () => {
     const stately = await run('stately.mjs', 8088, {}, [8090]);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createMemoryAdapter, createMemoryBus, type Adapter } from '../../src/index.js';
+import { createMemoryAdapter, createMemoryBus, type Adapter, type BroadcastMessage } from '../../src/index.js';
 import { adapterConformance, type ConformanceSuite } from '../../src/testing/index.js';
 
 /** Collects the suite's cases instead of registering them, so a test can run them and see which fail. */
@@ -57,7 +57,28 @@ describe('the shipped conformance suite can fail', () => {
       };
     };
     expect(await failing({ name: 'lossy', cluster: lossy })).toContain(
-      'keeps every field: targets, except, text (UTF-8) and binary, and the order of one publisher',
+      'keeps every field: targets, except, text (UTF-8) and binary, and the order of one publisher to one target',
+    );
+  });
+
+  it('catches an adapter that swaps two broadcasts of one publisher to one room', async () => {
+    const swapping = (): (() => Adapter) => {
+      const shared = createMemoryBus();
+      return () => {
+        const inner = createMemoryAdapter(shared);
+        let held: BroadcastMessage | undefined;
+        const publish = (message: BroadcastMessage) => {
+          if (message.target.kind !== 'room') return inner.publish(message);
+          if (held === undefined) return void (held = message);
+          void inner.publish(message);
+          void inner.publish(held);
+          held = undefined;
+        };
+        return { ...inner, attach: inner.attach, publish };
+      };
+    };
+    expect(await failing({ name: 'swapping', cluster: swapping })).toContain(
+      'keeps every field: targets, except, text (UTF-8) and binary, and the order of one publisher to one target',
     );
   });
 });

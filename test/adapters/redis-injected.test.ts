@@ -1,6 +1,7 @@
-import { createClient } from 'redis';
+import { createClient, createCluster } from 'redis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createRedisAdapter, type RedisClient } from '../../src/redis.js';
+import { createRedisAdapter, type RedisClient, type RedisClusterClient } from '../../src/redis.js';
+import { startRedisCluster } from '../helpers/redis-cluster.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
 import { adapterConformance } from '../../src/testing/index.js';
 
@@ -32,6 +33,42 @@ adapterConformance(
   },
 );
 
+describe('Redis adapter with the application’s own cluster client', () => {
+  it('connects a createCluster() client, comes up, answers presence, and leaves the client open when it closes', async () => {
+    const redisCluster = await startRedisCluster();
+    const cluster = createCluster({ rootNodes: [...redisCluster.rootNodes] }) as unknown as RedisClusterClient;
+    cluster.on('error', () => {});
+    const adapter = createRedisAdapter({ client: cluster, prefix: 'owned-cluster' });
+    const links: boolean[] = [];
+    const failures: unknown[] = [];
+    await adapter.attach({
+      nodeId: 'n1',
+      deliver: () => {},
+      dropped: () => {},
+      lost: () => {},
+      linkChanged: (up) => void links.push(up),
+      failed: (error) => void failures.push(error),
+      presence: undefined as never,
+    });
+    try {
+      expect(cluster.isReady).toBe(true);
+      // The link came up without ever going down: attach reports nothing then.
+      expect(links).toEqual([]);
+      await adapter.track!({ kind: 'connect', id: 'n1-1', user: 'ada' });
+      await adapter.track!({ kind: 'join', id: 'n1-1', room: 'lobby' });
+      expect(await adapter.presence!.nodes()).toEqual(['n1']);
+      expect(await adapter.presence!.roomMembers('lobby')).toEqual(['n1-1']);
+      expect(await adapter.presence!.userConnections('ada')).toEqual(['n1-1']);
+      expect(failures).toEqual([]);
+    } finally {
+      await adapter.close();
+    }
+    expect(cluster.isReady).toBe(true);
+    expect(await cluster.sendCommand('owned-cluster:{nodes}', true, ['HLEN', 'owned-cluster:{nodes}'])).toBe(0);
+    await cluster.close();
+  }, 60_000);
+});
+
 describe('Redis adapter with the application’s own clients', () => {
   it('connects them if needed and leaves them open, and usable, when it closes', async () => {
     const client = ownClient();
@@ -60,13 +97,13 @@ describe('Redis adapter with the application’s own clients', () => {
     expect(await client.ping()).toBe('PONG');
     expect(subscriber.isOpen).toBe(true);
     // Its node is gone from Redis all the same.
-    expect(await client.sMembers('owned:nodes')).toEqual([]);
+    expect(await client.hLen('owned:{nodes}')).toBe(0);
   });
 
   it('refuses both a url and a client, or neither', () => {
     expect(() => createRedisAdapter({})).toThrow(TypeError);
     expect(() => createRedisAdapter({ url: 'redis://127.0.0.1:1', client: createClient() as RedisClient })).toThrow(
-      /exactly one of options.url or options.client/,
+      /exactly one of options.url, options.cluster or options.client/,
     );
   });
 
@@ -85,6 +122,10 @@ describe('Redis adapter with the application’s own clients', () => {
     const create = () => createRedisAdapter({ url: 'redis://127.0.0.1:1', ...options });
     expect(create).toThrow(kind);
     expect(create).toThrow(message);
+  });
+
+  it('refuses a cluster without root nodes', () => {
+    expect(() => createRedisAdapter({ cluster: { rootNodes: [] } })).toThrow(/^options.cluster.rootNodes must be a non-empty array/);
   });
 
   it('refuses a url that is not redis://', () => {

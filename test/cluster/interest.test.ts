@@ -52,8 +52,8 @@ describe('a node receives only what it hosts', () => {
     const onB = await member(b);
     await ask(onA, { join: 'here' });
     await ask(onB, { join: 'there' });
-    expect(await subscribers(`${prefix}:room:here`)).toBe(1);
-    expect(await subscribers(`${prefix}:room:there`)).toBe(1);
+    expect(await subscribers(`${prefix}:{room:here}`)).toBe(1);
+    expect(await subscribers(`${prefix}:{room:there}`)).toBe(1);
     for (let i = 0; i < 50; i++) {
       await a.request({ op: 'sendToRoom', name: 'here', data: `here ${i}` });
       await a.request({ op: 'sendToRoom', name: 'there', data: `there ${i}` });
@@ -73,7 +73,7 @@ describe('a node receives only what it hosts', () => {
     const [a, b, prefix] = await startPair();
     const onB = await member(b);
     await ask(onB, { user: 'ada' });
-    expect(await subscribers(`${prefix}:user:ada`)).toBe(1);
+    expect(await subscribers(`${prefix}:{user:ada}`)).toBe(1);
     await a.request({ op: 'sendToUser', name: 'grace', data: 'nobody here' });
     await a.request({ op: 'sendToUser', name: 'ada', data: 'for ada' });
     await eventually(() => onB.messages.includes('for ada'), 'the message to ada');
@@ -82,7 +82,7 @@ describe('a node receives only what it hosts', () => {
 
   it('the subscription follows membership: kept over a quick leave and rejoin, dropped after the linger, made again before a join resolves', async () => {
     const [a, b, prefix] = await startPair();
-    const channel = `${prefix}:room:there`;
+    const channel = `${prefix}:{room:there}`;
     const onB = await member(b);
     await ask(onB, { join: 'there' });
     // Out and straight back in: the subscription never went.

@@ -3,8 +3,9 @@
  * runtime on the Redis adapter. Clients speak a small JSON protocol to it
  * (`{"join":room}`, `{"leave":room}`, `{"user":name}`, each answered
  * `ok <request>`); the test process drives broadcasts and reads presence
- * over IPC. Configured by environment: REDIS_URL, BERTH_PREFIX, NODE_TIMEOUT_MS,
- * UNSUBSCRIBE_LINGER_MS.
+ * over IPC. Configured by environment: REDIS_URL (one server) or REDIS_CLUSTER
+ * (a Redis Cluster's root node URLs, comma-separated), BERTH_PREFIX,
+ * NODE_TIMEOUT_MS, UNSUBSCRIBE_LINGER_MS.
  */
 import { createRuntime, type Presence } from '../../src/index.js';
 import { createRedisAdapter } from '../../src/redis.js';
@@ -25,11 +26,12 @@ export type NodeHello = { ready: { port: number; nodeId: string } };
 
 const timeout = process.env.NODE_TIMEOUT_MS;
 const linger = process.env.UNSUBSCRIBE_LINGER_MS;
+const cluster = process.env.REDIS_CLUSTER;
 const runtime = createRuntime({
   port: 0,
   host: '127.0.0.1',
   adapter: createRedisAdapter({
-    url: process.env.REDIS_URL!,
+    ...(cluster === undefined ? { url: process.env.REDIS_URL! } : { cluster: { rootNodes: cluster.split(',').map((url) => ({ url })) } }),
     prefix: process.env.BERTH_PREFIX ?? 'berth',
     ...(timeout !== undefined && { nodeTimeoutMs: Number(timeout), heartbeatIntervalMs: Math.round(Number(timeout) / 5) }),
     ...(linger !== undefined && { unsubscribeLingerMs: Number(linger) }),

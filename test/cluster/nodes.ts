@@ -27,7 +27,8 @@ afterEach(() => {
 });
 
 export async function startNode(env: {
-  REDIS_URL: string;
+  REDIS_URL?: string;
+  REDIS_CLUSTER?: string;
   BERTH_PREFIX: string;
   NODE_TIMEOUT_MS?: string;
   UNSUBSCRIBE_LINGER_MS?: string;

@@ -1,30 +1,38 @@
-import { createClient } from 'redis';
+import { createClient, createCluster, type RedisClusterOptions } from 'redis';
 import { within } from '../../util/timers.js';
 import { duration, integer, object, positive, text } from '../../util/validate.js';
 import type { Adapter, AdapterNode, BroadcastMessage, PresenceChange } from '../adapter.js';
 import { Envelopes } from '../envelope.js';
 import { Receipts } from '../receipts.js';
-import { Interest, interestKeyOf, type InterestKey } from '../interest.js';
+import { Interest, interestKeyOf } from '../interest.js';
 import type { Presence } from '../presence.js';
-import type { RedisClient } from './client.js';
+import type { RedisClient, RedisClusterClient } from './client.js';
+import { Keys } from './keys.js';
+import { linkOf, type LinkEvent, type RedisLink } from './link.js';
 import { RedisPresence } from './presence.js';
 
-/** Options of `createRedisAdapter`: a `url`, or a `client` you own. */
+/** Options of `createRedisAdapter`: a `url`, a `cluster`, or a `client` you own. */
 export interface RedisAdapterOptions {
-  /** Redis to connect to; the adapter creates, owns and closes its two connections. */
+  /** One Redis server to connect to; the adapter creates, owns and closes its two connections. */
   readonly url?: string;
   /**
-   * A node-redis client to use instead of a URL: the adapter connects it if it
-   * is not open, never closes it, and subscribes on `subscriber` (default
+   * A Redis Cluster to connect to, as node-redis `createCluster()` takes it
+   * (`{ rootNodes: [{ url: 'redis://10.0.0.1:7000' }, …] }`); the adapter creates, owns and closes
+   * its clients. Room and user channels are then sharded (`SSUBSCRIBE`, `SPUBLISH`).
+   */
+  readonly cluster?: RedisClusterOptions;
+  /**
+   * A node-redis client to use instead of a URL, from `createClient()` or `createCluster()`: the
+   * adapter connects it if it is not open, never closes it, and subscribes on `subscriber` (default
    * `client.duplicate()`, which the adapter owns).
    */
-  readonly client?: RedisClient;
-  readonly subscriber?: RedisClient;
+  readonly client?: RedisClient | RedisClusterClient;
+  readonly subscriber?: RedisClient | RedisClusterClient;
   /** Namespace of keys and channel, so several applications can share one Redis. [default 'berth'] */
   readonly prefix?: string;
   /** A node that stops renewing its heartbeat for this long is left out of presence, then removed. [default 10000] */
   readonly nodeTimeoutMs?: number;
-  /** How often the heartbeat is renewed (and dead nodes swept). [default nodeTimeoutMs / 4] */
+  /** How often the heartbeat is renewed (one field, and one other node's looked at). [default nodeTimeoutMs / 4] */
   readonly heartbeatIntervalMs?: number;
   /** How long `runtime.ready` waits for a first connection before starting local-only (health `degraded`). [default 5000] */
   readonly connectTimeoutMs?: number;
@@ -33,6 +41,13 @@ export interface RedisAdapterOptions {
    * answers nothing; the read is not left hanging). [default 2000]
    */
   readonly presenceTimeoutMs?: number;
+  /**
+   * Most entries a presence read collects: `roomMembers`, `roomUsers` and `userConnections` count
+   * the members they would return, `rooms` and `onlineUsers` every node's entries they would read.
+   * A read past it rejects with `ERR_ADAPTER` (its cause a `RangeError`) before reading them; it is
+   * not counted as an adapter failure. [default 10000]
+   */
+  readonly presenceLimit?: number;
   /**
    * Bytes of broadcasts handed to Redis and not yet acknowledged. Past it (Redis
    * slow or stalled) broadcasts are dropped and counted instead of queued in
@@ -61,9 +76,10 @@ const reconnectStrategy = (retries: number) => Math.min(25 * 2 ** retries, RECON
 
 /**
  * An adapter that carries broadcasts between nodes over Redis pub/sub and
- * keeps cluster-wide presence in Redis. A broadcast to a room goes on the
- * room's channel (`<prefix>:room:<room>`), to a user on the user's
- * (`<prefix>:user:<user>`), to everyone on `<prefix>:broadcast`; a node
+ * keeps cluster-wide presence in Redis, on one server or a Redis Cluster. A
+ * broadcast to a room goes on the room's channel (`<prefix>:{room:<room>}`,
+ * sharded on a cluster), to a user on the user's (`<prefix>:{user:<user>}`),
+ * to everyone on `<prefix>:broadcast`; a node
  * subscribes to a room's or user's channel while it hosts a member of it
  * (and `unsubscribeLingerMs` after the last one left), so a node receives
  * only what it hosts, and it skips its own publications that Redis echoes
@@ -82,11 +98,12 @@ export function createRedisAdapter(options: RedisAdapterOptions): Adapter {
 
 class RedisAdapter implements Adapter {
   readonly #prefix: string;
-  readonly #channel: string;
+  readonly #keys: Keys;
   readonly #nodeTimeoutMs: number;
   readonly #heartbeatIntervalMs: number;
   readonly #connectTimeoutMs: number;
   readonly #presenceTimeoutMs: number;
+  readonly #presenceLimit: number;
   readonly #maxBacklogBytes: number;
   readonly #lingerMs: number;
   #backlogBytes = 0;
@@ -95,9 +112,9 @@ class RedisAdapter implements Adapter {
   #receipts: Receipts | undefined;
   /** Channels whose unsubscribe did not reach Redis (the link was down): retried when it is back. */
   readonly #leftover = new Set<string>();
-  readonly #client: RedisClient;
-  readonly #subscriber: RedisClient;
-  readonly #owned: RedisClient[] = [];
+  readonly #client: RedisLink;
+  readonly #subscriber: RedisLink;
+  readonly #owned: RedisLink[] = [];
   #node: AdapterNode | undefined;
   #presence: RedisPresence | undefined;
   #heartbeat: NodeJS.Timeout | undefined;
@@ -111,15 +128,21 @@ class RedisAdapter implements Adapter {
 
   constructor(options: RedisAdapterOptions) {
     object('options', options);
-    if ((options.url === undefined) === (options.client === undefined)) {
-      throw new TypeError('give exactly one of options.url or options.client');
+    if ([options.url, options.cluster, options.client].filter((given) => given !== undefined).length !== 1) {
+      throw new TypeError('give exactly one of options.url, options.cluster or options.client');
+    }
+    if (options.cluster !== undefined) {
+      object('options.cluster', options.cluster);
+      if (!Array.isArray(options.cluster.rootNodes) || options.cluster.rootNodes.length === 0) {
+        throw new TypeError('options.cluster.rootNodes must be a non-empty array of { url }');
+      }
     }
     if (options.url !== undefined) text('options.url', options.url, 'a redis:// or rediss:// URL', (url) => /^rediss?:\/\//.test(url));
     // Braces would be a Redis Cluster hash tag; spaces would split the channel name.
     this.#prefix = text('options.prefix', options.prefix ?? 'berth', 'non-empty, without spaces or braces', (prefix) =>
       /^[^\s{}]+$/.test(prefix),
     );
-    this.#channel = `${this.#prefix}:broadcast`;
+    this.#keys = new Keys(this.#prefix);
     // 0: unsubscribe as soon as the last member leaves.
     this.#lingerMs = integer('options.unsubscribeLingerMs', options.unsubscribeLingerMs ?? 2000, 0, 2_147_483_647);
     this.#nodeTimeoutMs = positive('options.nodeTimeoutMs', options.nodeTimeoutMs ?? 10_000, 1000);
@@ -129,20 +152,28 @@ class RedisAdapter implements Adapter {
     }
     this.#connectTimeoutMs = duration('options.connectTimeoutMs', options.connectTimeoutMs ?? 5000);
     this.#presenceTimeoutMs = positive('options.presenceTimeoutMs', options.presenceTimeoutMs ?? 2000, 1);
+    this.#presenceLimit = integer('options.presenceLimit', options.presenceLimit ?? 10_000, 1, Number.MAX_SAFE_INTEGER);
     this.#maxBacklogBytes = integer(
       'options.maxPublishBacklogBytes',
       options.maxPublishBacklogBytes ?? 16 * 1024 * 1024,
       1,
       Number.MAX_SAFE_INTEGER,
     );
+    // No offline queue: while Redis is away a publish is dropped and counted, not held.
     if (options.url !== undefined) {
-      // No offline queue: while Redis is away a publish is dropped and counted, not held.
-      this.#client = this.#own(createClient({ url: options.url, disableOfflineQueue: true, socket: { reconnectStrategy } }));
+      this.#client = this.#own(createClient({ url: options.url, disableOfflineQueue: true, socket: { reconnectStrategy } }) as RedisClient);
+    } else if (options.cluster !== undefined) {
+      const defaults = options.cluster.defaults ?? {};
+      const cluster = createCluster({
+        ...options.cluster,
+        defaults: { ...defaults, disableOfflineQueue: true, socket: { ...defaults.socket, reconnectStrategy } },
+      });
+      this.#client = this.#own(cluster as unknown as RedisClusterClient);
     } else {
-      this.#client = options.client!;
+      this.#client = linkOf(options.client!, reconnectStrategy);
     }
     this.#subscriber =
-      options.subscriber ?? this.#own(this.#client.duplicate({ disableOfflineQueue: true, socket: { reconnectStrategy } }) as RedisClient);
+      options.subscriber === undefined ? this.#ownLink(this.#client.duplicate()) : linkOf(options.subscriber, reconnectStrategy);
   }
 
   /** Reads Redis; rejects until the adapter is attached, and while Redis is unreachable. */
@@ -164,6 +195,7 @@ class RedisAdapter implements Adapter {
       nodeId: node.nodeId,
       nodeTimeoutMs: this.#nodeTimeoutMs,
       readTimeoutMs: this.#presenceTimeoutMs,
+      limit: this.#presenceLimit,
       failed: (error, what) => node.failed(error, what),
     });
     const presence = this.#presence;
@@ -180,10 +212,10 @@ class RedisAdapter implements Adapter {
     this.#interest = new Interest(
       this.#presence.local,
       {
-        want: (key) => this.#want(this.#channelOf(key)),
+        want: (key) => this.#want(this.#keys.channel(key)),
         drop: (key) => {
           this.#envelopes?.forget(key);
-          this.#drop(this.#channelOf(key));
+          this.#drop(this.#keys.channel(key));
         },
       },
       this.#lingerMs,
@@ -201,9 +233,7 @@ class RedisAdapter implements Adapter {
       // The first failed attempt settles too: the runtime starts local-only rather than wait.
       for (const client of [this.#client, this.#subscriber]) client.on('error', settle);
     });
-    for (const client of [this.#client, this.#subscriber]) {
-      if (!client.isOpen) client.connect().catch(() => {}); // failures arrive as 'error' events
-    }
+    for (const link of [this.#client, this.#subscriber]) link.connect();
     void this.#subscribe();
     if (this.#client.isReady) this.#onClientReady();
     await linked;
@@ -224,9 +254,15 @@ class RedisAdapter implements Adapter {
     const wire = envelopes.seal(message);
     const key = interestKeyOf(message.target);
     this.#backlogBytes += wire.length;
-    this.#client.sendCommand(['PUBLISH', key === undefined ? this.#channel : this.#channelOf(key), wire]).then(
+    const published =
+      key === undefined
+        ? this.#client.publish(this.#keys.broadcast, wire, false)
+        : this.#client.publish(this.#keys.channel(key), wire, this.#client.sharded);
+    published.then(
       (receivers) => {
         this.#backlogBytes -= wire.length;
+        // A cluster's classic PUBLISH counts only the subscribers of the master it went to: no receipt.
+        if (key === undefined && this.#client.sharded) return;
         // Redis counts this node's own subscriber among them while it hosts someone of the target.
         const own = key === undefined || this.#interest?.wanted.has(key) === true ? 1 : 0;
         this.#receipts?.published(message.target, Number(receivers) - own);
@@ -256,27 +292,34 @@ class RedisAdapter implements Adapter {
     } finally {
       this.#listen('off');
       if (!this.#owned.includes(this.#subscriber) && this.#subscribed) {
-        const channels = [this.#channel, ...[...(this.#interest?.wanted ?? [])].map((key) => this.#channelOf(key))];
-        await within(this.#subscriber.unsubscribe(channels, this.#receive, true), CLOSE_TIMEOUT_MS, 'unsubscribing').catch(() => {});
+        const subscriber = this.#subscriber;
+        const unsubscribed = [
+          subscriber.unsubscribe(this.#keys.broadcast, this.#receive, false),
+          ...[...(this.#interest?.wanted ?? [])].map((key) =>
+            subscriber.unsubscribe(this.#keys.channel(key), this.#receive, subscriber.sharded),
+          ),
+        ];
+        await within(Promise.all(unsubscribed), CLOSE_TIMEOUT_MS, 'unsubscribing').catch(() => {});
       }
       // A client that is not connected would retry forever, and one that is may wait on a stalled
       // Redis: close gracefully when that is quick, destroy otherwise.
-      for (const client of this.#owned) {
-        client.on('error', () => {});
-        if (client.isReady) await within(client.close(), CLOSE_TIMEOUT_MS, 'closing').catch(() => client.destroy());
-        else if (client.isOpen) client.destroy();
+      for (const link of this.#owned) {
+        link.on('error', () => {});
+        if (link.isReady) await within(link.close(), CLOSE_TIMEOUT_MS, 'closing').catch(() => link.destroy());
+        else if (link.isOpen) link.destroy();
       }
+      for (const link of [this.#client, this.#subscriber]) if (!this.#owned.includes(link)) link.release();
     }
   }
 
   #listen(how: 'on' | 'off'): void {
-    this.#client[how]('ready', this.#onClientReady);
-    this.#subscriber[how]('ready', this.#onLinkChange);
-    this.#subscriber[how]('ready', this.#resubscribe);
-    for (const client of [this.#client, this.#subscriber]) {
-      client[how]('error', this.#onError);
-      client[how]('reconnecting', this.#onLinkChange);
-      client[how]('end', this.#onLinkChange);
+    const listen = (link: RedisLink, event: LinkEvent, listener: (error?: unknown) => void) => link[how](event, listener);
+    listen(this.#client, 'ready', this.#onClientReady);
+    listen(this.#subscriber, 'ready', this.#onLinkChange);
+    listen(this.#subscriber, 'ready', this.#resubscribe);
+    for (const link of [this.#client, this.#subscriber]) {
+      listen(link, 'error', this.#onError);
+      listen(link, 'down', this.#onLinkChange);
     }
   }
 
@@ -285,13 +328,13 @@ class RedisAdapter implements Adapter {
     return read(this.#presence);
   }
 
-  #own(client: RedisClient): RedisClient {
-    this.#owned.push(client);
-    return client;
+  #own(client: RedisClient | RedisClusterClient): RedisLink {
+    return this.#ownLink(linkOf(client, reconnectStrategy));
   }
 
-  #channelOf(key: InterestKey): string {
-    return `${this.#prefix}:${key}`;
+  #ownLink(link: RedisLink): RedisLink {
+    this.#owned.push(link);
+    return link;
   }
 
   /** Subscribes to a channel this node now hosts someone of; while the link is down, `#resubscribe` does it once it is back. */
@@ -300,7 +343,7 @@ class RedisAdapter implements Adapter {
     this.#leftover.delete(channel);
     if (!this.#subscriber.isReady) return undefined;
     const subscribed = within(
-      this.#subscriber.subscribe(channel, this.#receive, true),
+      this.#subscriber.subscribe(channel, this.#receive, this.#subscriber.sharded),
       this.#presenceTimeoutMs,
       `subscribing to ${channel}`,
     );
@@ -313,7 +356,7 @@ class RedisAdapter implements Adapter {
       this.#leftover.add(channel);
       return;
     }
-    this.#subscriber.unsubscribe(channel, this.#receive, true).catch(() => this.#leftover.add(channel));
+    this.#subscriber.unsubscribe(channel, this.#receive, this.#subscriber.sharded).catch(() => this.#leftover.add(channel));
   }
 
   /**
@@ -324,7 +367,7 @@ class RedisAdapter implements Adapter {
   readonly #resubscribe = (): void => {
     const interest = this.#interest;
     if (interest === undefined || this.#closed) return;
-    for (const key of interest.wanted) void this.#want(this.#channelOf(key));
+    for (const key of interest.wanted) void this.#want(this.#keys.channel(key));
     for (const channel of [...this.#leftover]) {
       this.#leftover.delete(channel);
       this.#drop(channel);
@@ -337,10 +380,11 @@ class RedisAdapter implements Adapter {
 
   async #subscribe(): Promise<void> {
     // node-redis resubscribes by itself after a reconnect; this runs once.
-    while (!this.#subscriber.isReady && !this.#closed) await new Promise((resolve) => this.#subscriber.once('ready', resolve));
+    while (!this.#subscriber.isReady && !this.#closed)
+      await new Promise<void>((resolve) => this.#subscriber.once('ready', () => resolve()));
     if (this.#closed) return;
     try {
-      await this.#subscriber.subscribe(this.#channel, this.#receive, true);
+      await this.#subscriber.subscribe(this.#keys.broadcast, this.#receive, false);
       this.#subscribed = true;
       this.#onLinkChange();
     } catch (error) {

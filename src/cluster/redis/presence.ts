@@ -1,11 +1,15 @@
+import type { InterestKey } from '../interest.js';
 import { NodePresence } from '../node-presence.js';
-import { sortedRecord, type Presence, type PresenceChange } from '../presence.js';
+import type { Presence, PresenceChange } from '../presence.js';
 import { within } from '../../util/timers.js';
-import type { RedisClient } from './client.js';
-import { heartbeat, query, register, unregister, update } from './scripts.js';
+import { Keys } from './keys.js';
+import type { RedisLink } from './link.js';
+import { Liveness } from './liveness.js';
+import { PresenceLimitError, PresenceReads } from './presence-reads.js';
+import { apply, index, isNoScript, SCRIPTS } from './scripts.js';
 
-/** Operations per update script call when this node's entries are written whole. */
-const REBUILD_CHUNK = 2000;
+/** Connections per script call when a room's or user's entries are written; more make several calls. */
+const WRITE_CHUNK = 1000;
 
 export interface RedisPresenceOptions {
   readonly prefix: string;
@@ -13,6 +17,8 @@ export interface RedisPresenceOptions {
   readonly nodeTimeoutMs: number;
   /** A read that Redis has not answered within this long rejects. */
   readonly readTimeoutMs: number;
+  /** Most entries a read collects; a larger answer is refused. */
+  readonly limit: number;
   /** A write failed while the link was up, or a read failed or timed out. */
   readonly failed: (error: unknown, what: string) => void;
 }
@@ -21,25 +27,36 @@ export interface RedisPresenceOptions {
  * This node's presence in Redis, and cluster-wide reads of everyone's.
  *
  * Every change is applied at once to a local `NodePresence` (the truth for
- * this node) and written to Redis in one script call per event-loop turn.
- * When writes cannot be trusted to have landed — the link dropped, Redis
- * restarted, or the heartbeat lapsed and another node swept this one away —
- * the node's entries are rewritten whole from the local copy.
+ * this node); the rooms and users it touched are written at the end of the
+ * event-loop turn, each as its local copy now says (so writes can be
+ * repeated without harm): one script call per room or user touched, on that
+ * room's or user's slot, and one for this node's index. When writes cannot
+ * be trusted to have landed — the link dropped, a shard restarted or lost
+ * its scripts, the heartbeat lapsed — the node registers as a new instance
+ * and writes its entries whole from the local copy; the old instance's are
+ * removed.
  */
 export class RedisPresence implements Presence {
-  readonly #client: RedisClient;
+  readonly #link: RedisLink;
+  readonly #keys: Keys;
   readonly #options: RedisPresenceOptions;
   readonly #local = new NodePresence();
-  #pending: string[] = [];
+  readonly #liveness: Liveness;
+  readonly #reads: PresenceReads;
+  /** Rooms and users touched this turn, with the connections whose entries changed. */
+  #dirty = new Map<InterestKey, Set<string>>();
   #flushQueued = false;
   /** Set when Redis may not hold what the local copy holds. */
   #stale = true;
   #rebuilding: Promise<void> | undefined;
   #closed = false;
 
-  constructor(client: RedisClient, options: RedisPresenceOptions) {
-    this.#client = client;
+  constructor(link: RedisLink, options: RedisPresenceOptions) {
+    this.#link = link;
     this.#options = options;
+    this.#keys = new Keys(options.prefix);
+    this.#liveness = new Liveness(link, this.#keys, options);
+    this.#reads = new PresenceReads(link, this.#keys, this.#liveness, options.limit);
   }
 
   /** This node's own presence, as every change tracked so far left it. */
@@ -51,153 +68,182 @@ export class RedisPresence implements Presence {
   track(change: PresenceChange): { user: string | undefined; rooms: string[] } | undefined {
     const before = this.#local.apply(change);
     if (this.#closed) return before;
-    const op = operation(change, before);
-    if (op === undefined) return before;
-    for (const part of op) this.#pending.push(part);
-    if (!this.#flushQueued) {
-      this.#flushQueued = true;
-      queueMicrotask(() => this.#flush());
+    const { id } = change;
+    switch (change.kind) {
+      case 'connect':
+        if (change.user !== undefined) this.#touch(`user:${change.user}`, id);
+        break;
+      case 'join':
+      case 'leave':
+        this.#touch(`room:${change.room}`, id);
+        break;
+      case 'bind':
+        if (before === undefined) break;
+        if (before.user !== undefined) this.#touch(`user:${before.user}`, id);
+        if (change.user !== undefined) this.#touch(`user:${change.user}`, id);
+        // Each room's entry of the connection holds its user.
+        for (const room of this.#local.connections.get(id)?.rooms ?? []) this.#touch(`room:${room}`, id);
+        break;
+      case 'disconnect':
+        if (before === undefined) break;
+        for (const room of before.rooms) this.#touch(`room:${room}`, id);
+        if (before.user !== undefined) this.#touch(`user:${before.user}`, id);
+        break;
     }
     return before;
   }
 
-  /** Registers the node and writes its entries whole. Called when the link comes (back) up. */
+  /** Registers a new instance of this node and writes its entries whole. Called when the link comes (back) up. */
   rebuild(): Promise<void> {
     this.#stale = true;
     this.#rebuilding ??= this.#rebuild().finally(() => (this.#rebuilding = undefined));
     return this.#rebuilding;
   }
 
-  /** Renews the heartbeat, sweeps dead nodes, and rebuilds if this node's entries lapsed or may be stale. */
+  /** Renews the heartbeat, and rebuilds if this node's instance lapsed or its entries may be stale. */
   async beat(): Promise<void> {
-    if (!this.#client.isReady || this.#closed) return;
+    if (!this.#link.isReady || this.#closed) return;
     if (this.#stale) return this.rebuild();
-    const renewed = await heartbeat.eval(this.#client, this.#args(String(this.#options.nodeTimeoutMs)));
-    if (renewed !== 1) await this.rebuild();
+    if (!(await this.#liveness.beat())) await this.rebuild();
   }
 
   /** Removes this node and its entries at once (graceful shutdown). */
   async close(): Promise<void> {
     this.#closed = true;
-    this.#pending = [];
-    if (this.#client.isReady) await unregister.eval(this.#client, this.#args());
+    this.#dirty.clear();
+    await this.#rebuilding;
+    if (!this.#link.isReady) return;
+    const hosted: InterestKey[] = [];
+    for (const room of this.#local.rooms.keys()) hosted.push(`room:${room}`);
+    for (const user of this.#local.users.keys()) hosted.push(`user:${user}`);
+    await this.#liveness.leave(hosted);
   }
 
   nodes(): Promise<string[]> {
-    return this.#ask('nodes').then(strings);
+    return this.#ask('nodes', () => this.#reads.nodes());
   }
 
-  async rooms(): Promise<Record<string, number>> {
-    const flat = (await this.#ask('rooms')) as Array<string | number>;
-    const sizes: Record<string, number> = {};
-    for (let i = 0; i < flat.length; i += 2) sizes[String(flat[i])] = Number(flat[i + 1]);
-    return sortedRecord(sizes);
+  rooms(): Promise<Record<string, number>> {
+    return this.#ask('rooms', () => this.#reads.rooms());
   }
 
-  async roomSize(room: string): Promise<number> {
-    return Number(await this.#ask('roomSize', room));
+  roomSize(room: string): Promise<number> {
+    return this.#ask('roomSize', () => this.#reads.roomSize(room));
   }
 
   roomMembers(room: string): Promise<string[]> {
-    return this.#ask('roomMembers', room).then(strings);
+    return this.#ask('roomMembers', () => this.#reads.roomMembers(room));
   }
 
   roomUsers(room: string): Promise<string[]> {
-    return this.#ask('roomUsers', room).then(strings);
+    return this.#ask('roomUsers', () => this.#reads.roomUsers(room));
   }
 
   userConnections(user: string): Promise<string[]> {
-    return this.#ask('userConnections', user).then(strings);
+    return this.#ask('userConnections', () => this.#reads.userConnections(user));
   }
 
   onlineUsers(): Promise<string[]> {
-    return this.#ask('onlineUsers').then(strings);
+    return this.#ask('onlineUsers', () => this.#reads.onlineUsers());
   }
 
-  #ask(question: string, name = ''): Promise<unknown> {
+  #ask<T>(question: string, read: () => Promise<T>): Promise<T> {
     // Fail at once rather than wait in the client's queue for a Redis that is gone.
-    if (!this.#client.isReady) return Promise.reject(new Error('not connected to Redis'));
-    // Writes still waiting for the end of the turn go first: a node reads its own writes.
-    if (this.#flushQueued) this.#flush();
-    // A stalled Redis (paused, or swamped by a slow script) answers nothing: the read gives up, and says so.
-    const read = within(
-      query.run(this.#client, [this.#options.prefix, question, name]),
-      this.#options.readTimeoutMs,
-      `presence read (${question})`,
-    );
-    read.catch((error: unknown) => this.#options.failed(error, 'presence read'));
-    return read;
+    if (!this.#link.isReady) return Promise.reject(new Error('not connected to Redis'));
+    const answer = async () => {
+      // A node reads its own writes: a rebuild under way lands first, then what waits for the end of the turn.
+      await this.#rebuilding;
+      void this.#flush();
+      return read();
+    };
+    // A stalled Redis (paused, or swamped) answers nothing: the read gives up, and says so.
+    const pending = within(answer(), this.#options.readTimeoutMs, `presence read (${question})`);
+    pending.catch((error: unknown) => {
+      if (!(error instanceof PresenceLimitError)) this.#options.failed(error, 'presence read');
+    });
+    return pending;
   }
 
-  #args(...rest: string[]): string[] {
-    return [this.#options.prefix, this.#options.nodeId, ...rest];
-  }
-
-  #flush(): void {
-    if (!this.#flushQueued) return;
-    this.#flushQueued = false;
-    const ops = this.#pending;
-    this.#pending = [];
-    // While the link is down or a rebuild is due, the local copy holds these changes;
-    // the rebuild writes them.
-    if (ops.length === 0 || this.#stale || !this.#client.isReady) {
-      if (!this.#client.isReady) this.#stale = true;
-      return;
+  #touch(key: InterestKey, id: string): void {
+    let ids = this.#dirty.get(key);
+    if (ids === undefined) this.#dirty.set(key, (ids = new Set()));
+    ids.add(id);
+    if (!this.#flushQueued) {
+      this.#flushQueued = true;
+      queueMicrotask(() => void this.#flush());
     }
-    update.eval(this.#client, this.#args(...ops)).then(
-      (applied) => {
-        // 0: this node had been swept away (its heartbeat lapsed); register again.
-        if (applied !== 1) void this.rebuild();
-      },
+  }
+
+  /**
+   * Writes every room and user touched since the last flush, as the local copy says they are now.
+   * Every call is queued in this same turn, so on each shard they run in the order changes were made.
+   */
+  #flush(): Promise<void> {
+    this.#flushQueued = false;
+    const dirty = this.#dirty;
+    this.#dirty = new Map();
+    const instance = this.#liveness.instance;
+    // While the link is down or a rebuild is due, the local copy holds these changes; the rebuild writes them.
+    if (dirty.size === 0 || this.#stale || instance === undefined || !this.#link.isReady) {
+      if (dirty.size > 0 && !this.#link.isReady) this.#stale = true;
+      return Promise.resolve();
+    }
+    const writes: Array<Promise<unknown>> = [];
+    let sizes: string[] = [];
+    for (const [key, ids] of dirty) {
+      const room = key.startsWith('room:');
+      const name = key.slice(5);
+      const members = room ? this.#local.rooms.get(name) : this.#local.users.get(name);
+      let ops: string[] = [];
+      for (const id of ids) {
+        if (members?.has(id)) ops.push('+', id, room ? (this.#local.connections.get(id)?.user ?? '') : '');
+        else ops.push('-', id);
+        if (ops.length >= 3 * WRITE_CHUNK) {
+          writes.push(apply.call(this.#link, [this.#keys.hosts(key), this.#keys.members(key, instance)], [instance, ...ops]));
+          ops = [];
+        }
+      }
+      if (ops.length > 0)
+        writes.push(apply.call(this.#link, [this.#keys.hosts(key), this.#keys.members(key, instance)], [instance, ...ops]));
+      sizes.push(room ? 'r' : 'u', name, String(members?.size ?? 0));
+      if (sizes.length >= 3 * WRITE_CHUNK) {
+        writes.push(this.#index(instance, sizes));
+        sizes = [];
+      }
+    }
+    if (sizes.length > 0) writes.push(this.#index(instance, sizes));
+    return Promise.all(writes).then(
+      () => {},
       (error: unknown) => {
-        if (this.#client.isReady) this.#options.failed(error, 'presence write');
         this.#stale = true;
+        // A shard without the scripts (restarted, failed over, flushed): load them and write everything again.
+        if (isNoScript(error)) void this.rebuild();
+        else if (this.#link.isReady) this.#options.failed(error, 'presence write');
       },
     );
+  }
+
+  #index(instance: string, sizes: string[]): Promise<unknown> {
+    return index.call(this.#link, [this.#keys.index(instance, 'rooms'), this.#keys.index(instance, 'users')], sizes);
   }
 
   async #rebuild(): Promise<void> {
-    if (!this.#client.isReady || this.#closed) return;
-    this.#pending = [];
-    // Every command below is queued on the one connection in this same turn, in order,
-    // so changes tracked after this point are written after the rebuild.
-    const writes: Array<Promise<unknown>> = [register.eval(this.#client, this.#args(String(this.#options.nodeTimeoutMs)))];
-    let chunk: string[] = [];
-    for (const [id, entry] of this.#local.connections) {
-      chunk.push('c', id, entry.user ?? '');
-      for (const room of entry.rooms) chunk.push('j', id, room);
-      if (chunk.length >= REBUILD_CHUNK) {
-        writes.push(update.eval(this.#client, this.#args(...chunk)));
-        chunk = [];
-      }
-    }
-    if (chunk.length > 0) writes.push(update.eval(this.#client, this.#args(...chunk)));
-    this.#stale = false;
+    if (!this.#link.isReady || this.#closed) return;
     try {
-      await Promise.all(writes);
+      // Loaded on every master first, on the connections the writes below take: they find the scripts there.
+      await Promise.all(SCRIPTS.map((script) => this.#link.everyMaster(['SCRIPT', 'LOAD', script.source])));
+      // Registered before anything is written, so that no reader takes the new instance's entries for a dead one's.
+      await this.#liveness.register();
     } catch (error) {
-      this.#stale = true;
-      if (this.#client.isReady) this.#options.failed(error, 'presence rebuild');
+      if (this.#link.isReady) this.#options.failed(error, 'presence rebuild');
+      return;
     }
+    if (this.#closed) return;
+    // Changes tracked while this was under way are in the local copy: everything is written as it is now.
+    this.#dirty = new Map();
+    for (const [room, ids] of this.#local.rooms) this.#dirty.set(`room:${room}`, new Set(ids));
+    for (const [user, ids] of this.#local.users) this.#dirty.set(`user:${user}`, new Set(ids));
+    this.#stale = false;
+    await this.#flush();
   }
-}
-
-/** The script operation for a change; `before` is the entry as it was (for bind and disconnect). */
-function operation(change: PresenceChange, before: { user: string | undefined; rooms: string[] } | undefined): string[] | undefined {
-  switch (change.kind) {
-    case 'connect':
-      return ['c', change.id, change.user ?? ''];
-    case 'join':
-      return ['j', change.id, change.room];
-    case 'leave':
-      return ['l', change.id, change.room];
-    case 'bind':
-      return before === undefined ? undefined : ['b', change.id, before.user ?? '', change.user ?? ''];
-    case 'disconnect':
-      return before === undefined ? undefined : ['d', change.id, before.user ?? '', String(before.rooms.length), ...before.rooms];
-  }
-}
-
-function strings(reply: unknown): string[] {
-  return (reply as unknown[]).map(String).sort();
 }

@@ -1,204 +1,152 @@
 import { createHash } from 'node:crypto';
-import type { RedisClient } from './client.js';
+import type { RedisLink } from './link.js';
 
 /**
- * Presence lives in Redis under `<prefix>:`, one set of keys per node so that
- * a dead node's entries can be ignored at once and removed whole:
- *
- * - `<prefix>:nodes`                  set of node ids
- * - `<prefix>:node:<n>`               the node's heartbeat, expiring after `nodeTimeoutMs`
- * - `<prefix>:node:<n>:conns`         hash connection id → user ('' for none)
- * - `<prefix>:node:<n>:rooms`         hash room → members on that node
- * - `<prefix>:node:<n>:room:<room>`   set of connection ids
- * - `<prefix>:node:<n>:users`         hash user → connections on that node
- * - `<prefix>:node:<n>:user:<user>`   set of connection ids
- *
- * Every script takes the prefix as its first argument. They name keys that are
- * not in KEYS, which a standalone Redis (or one primary) allows.
+ * The Lua scripts of presence (the key layout is in `keys.ts`). Each names
+ * every key it touches in KEYS, all of one hash tag, so that a Redis Cluster
+ * routes it by its first key to the one shard that holds them all. Time is
+ * Redis's own (`TIME`), so that nodes' clocks need not agree.
  */
 const PRELUDE = `
-local p = ARGV[1]
-local function key(n, ...)
-  local parts = { p, 'node', n, ... }
-  return table.concat(parts, ':')
+local function clock()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
-local function add_member(n, kind, name, id)
-  if redis.call('SADD', key(n, kind, name), id) == 1 then
-    redis.call('HINCRBY', key(n, kind .. 's'), name, 1)
-  end
-end
-local function remove_member(n, kind, name, id)
-  if redis.call('SREM', key(n, kind, name), id) == 1 then
-    if redis.call('HINCRBY', key(n, kind .. 's'), name, -1) <= 0 then
-      redis.call('HDEL', key(n, kind .. 's'), name)
-    end
-  end
-end
-local function drop_node(n)
-  for _, kind in ipairs({ 'room', 'user' }) do
-    for _, name in ipairs(redis.call('HKEYS', key(n, kind .. 's'))) do
-      redis.call('DEL', key(n, kind, name))
-    end
-    redis.call('DEL', key(n, kind .. 's'))
-  end
-  redis.call('DEL', key(n, 'conns'), key(n))
-  redis.call('SREM', p .. ':nodes', n)
-end
-local function live_nodes()
-  local live = {}
-  for _, n in ipairs(redis.call('SMEMBERS', p .. ':nodes')) do
-    if redis.call('EXISTS', key(n)) == 1 then live[#live + 1] = n end
-  end
-  return live
+local function ms(n) return string.format('%.0f', n) end
+-- A deadline that lapsed, and no reaper holds (a reaper's claim is minus its own deadline).
+local function unclaimed_dead(v, now)
+  return (v >= 0 and v < now) or (v < 0 and -v < now)
 end
 `;
 
-/** A Lua script run by EVALSHA, loaded with EVAL when Redis does not know it (after a restart). */
+/** A Lua script called by its SHA1 (`EVALSHA`): the source crosses the wire only when a shard is told to load it. */
 export class Script {
-  readonly #source: string;
+  readonly source: string;
   readonly #sha: string;
 
   constructor(body: string) {
-    this.#source = PRELUDE + body;
-    this.#sha = createHash('sha1').update(this.#source).digest('hex');
+    this.source = PRELUDE + body;
+    this.#sha = createHash('sha1').update(this.source).digest('hex');
   }
 
-  /** For reads, whose order does not matter. */
-  run(client: RedisClient, args: readonly string[]): Promise<unknown> {
-    return client.sendCommand(['EVALSHA', this.#sha, '0', ...args]).catch((error: unknown) => {
-      if (!(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) throw error;
-      return this.eval(client, args);
-    });
+  /** Runs it; a shard that does not know it (restarted, failed over, flushed) rejects with `NOSCRIPT`. */
+  call(link: RedisLink, keys: readonly string[], args: readonly string[] = []): Promise<unknown> {
+    return link.send(keys[0], ['EVALSHA', this.#sha, String(keys.length), ...keys, ...args]);
   }
 
-  /** For writes: sent whole each time, so a retry after NOSCRIPT can never overtake a later write. */
-  eval(client: RedisClient, args: readonly string[]): Promise<unknown> {
-    return client.sendCommand(['EVAL', this.#source, '0', ...args]);
+  /** For calls whose order does not matter (reads, removals): on `NOSCRIPT` the shard is told to load it, and it runs again. */
+  async run(link: RedisLink, keys: readonly string[], args: readonly string[] = []): Promise<unknown> {
+    try {
+      return await this.call(link, keys, args);
+    } catch (error) {
+      if (!isNoScript(error)) throw error;
+      await link.send(keys[0], ['SCRIPT', 'LOAD', this.source]);
+      return this.call(link, keys, args);
+    }
   }
 }
 
-/** ARGV: prefix, node, ttl. Replaces the node's entries with none and starts its heartbeat. */
+export function isNoScript(error: unknown): boolean {
+  return error instanceof Error && error.message.startsWith('NOSCRIPT');
+}
+
+/** KEYS: live. ARGV: instance, ttl, the node's previous instance ('' for none), which is dead from now on. */
 export const register = new Script(`
-local n, ttl = ARGV[2], ARGV[3]
-drop_node(n)
-redis.call('SADD', p .. ':nodes', n)
-redis.call('SET', key(n), '1', 'PX', ttl)
+local now = clock()
+if ARGV[3] ~= '' and redis.call('HEXISTS', KEYS[1], ARGV[3]) == 1 then redis.call('HSET', KEYS[1], ARGV[3], 0) end
+redis.call('HSET', KEYS[1], ARGV[1], ms(now + tonumber(ARGV[2])))
 return 1
 `);
 
 /**
- * ARGV: prefix, node, ttl. Renews the heartbeat (0 if it had lapsed: the node
- * must register again) and removes every node whose heartbeat has lapsed.
+ * KEYS: live. ARGV: instance, ttl. Renews the instance's deadline unless it
+ * lapsed (then it is dead for good: 0, and the node registers anew), and
+ * looks at one other instance picked at random: `{ renewed, dead instance or '' }`.
+ * One field read and one written, however many nodes there are.
  */
 export const heartbeat = new Script(`
-local n, ttl = ARGV[2], ARGV[3]
-local renewed = redis.call('SET', key(n), '1', 'PX', ttl, 'XX')
-for _, other in ipairs(redis.call('SMEMBERS', p .. ':nodes')) do
-  if redis.call('EXISTS', key(other)) == 0 then drop_node(other) end
+local now = clock()
+local v = tonumber(redis.call('HGET', KEYS[1], ARGV[1]))
+local renewed = 0
+if v and v >= now then
+  redis.call('HSET', KEYS[1], ARGV[1], ms(now + tonumber(ARGV[2])))
+  renewed = 1
 end
-if renewed then return 1 end
-return 0
+local pick = redis.call('HRANDFIELD', KEYS[1], 1, 'WITHVALUES')
+local dead = ''
+if pick[1] and unclaimed_dead(tonumber(pick[2]), now) then dead = pick[1] end
+return { renewed, dead }
 `);
 
-/** ARGV: prefix, node. Removes the node and its entries (graceful shutdown). */
-export const unregister = new Script(`
-drop_node(ARGV[2])
+/** KEYS: live. ARGV: instance, claimMs. 1 if this caller now holds the removal of a dead instance for claimMs. */
+export const claim = new Script(`
+local now = clock()
+local v = tonumber(redis.call('HGET', KEYS[1], ARGV[1]))
+if not v or not unclaimed_dead(v, now) then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ms(-(now + tonumber(ARGV[2]))))
 return 1
 `);
 
 /**
- * ARGV: prefix, node, then operations: \`c id user\` connect, \`j id room\` join,
- * \`l id room\` leave, \`b id old new\` bind, \`d id user count room...\` disconnect
- * ('' is no user). Returns 0 without writing if the node is not registered.
+ * KEYS: live. ARGV: instances, or none for all. Each instance's state: 1 live, 0 dead
+ * (lapsed, being removed, or closed), -1 gone (removed, or never registered). With no
+ * ARGV, flat pairs of every registered instance and its state.
  */
-export const update = new Script(`
-local n = ARGV[2]
-if redis.call('EXISTS', key(n)) == 0 then return 0 end
-local i = 3
-while i <= #ARGV do
-  local op, id = ARGV[i], ARGV[i + 1]
-  if op == 'c' then
-    redis.call('HSET', key(n, 'conns'), id, ARGV[i + 2])
-    if ARGV[i + 2] ~= '' then add_member(n, 'user', ARGV[i + 2], id) end
-    i = i + 3
-  elseif op == 'j' then
-    add_member(n, 'room', ARGV[i + 2], id)
-    i = i + 3
-  elseif op == 'l' then
-    remove_member(n, 'room', ARGV[i + 2], id)
-    i = i + 3
-  elseif op == 'b' then
-    if ARGV[i + 2] ~= '' then remove_member(n, 'user', ARGV[i + 2], id) end
-    if ARGV[i + 3] ~= '' then add_member(n, 'user', ARGV[i + 3], id) end
-    redis.call('HSET', key(n, 'conns'), id, ARGV[i + 3])
-    i = i + 4
-  elseif op == 'd' then
-    local count = tonumber(ARGV[i + 3])
-    for r = 1, count do remove_member(n, 'room', ARGV[i + 3 + r], id) end
-    if ARGV[i + 2] ~= '' then remove_member(n, 'user', ARGV[i + 2], id) end
-    redis.call('HDEL', key(n, 'conns'), id)
-    i = i + 4 + count
-  else
-    return redis.error_reply('berth: unknown presence operation ' .. tostring(op))
-  end
+export const states = new Script(`
+local now = clock()
+local function state(v)
+  if not v then return -1 end
+  if tonumber(v) >= now then return 1 end
+  return 0
 end
-return 1
-`);
-
-/**
- * ARGV: prefix, question, name. Answers over live nodes only, so a dead node's
- * entries vanish from every answer the moment its heartbeat lapses.
- */
-export const query = new Script(`
-local what, name = ARGV[2], ARGV[3]
-local live = live_nodes()
-if what == 'nodes' then return live end
-if what == 'roomSize' then
-  local total = 0
-  for _, n in ipairs(live) do total = total + (tonumber(redis.call('HGET', key(n, 'rooms'), name)) or 0) end
-  return total
-end
-if what == 'roomMembers' or what == 'userConnections' then
-  local kind = 'room'
-  if what == 'userConnections' then kind = 'user' end
-  local ids = {}
-  for _, n in ipairs(live) do
-    for _, id in ipairs(redis.call('SMEMBERS', key(n, kind, name))) do ids[#ids + 1] = id end
-  end
-  return ids
-end
-if what == 'roomUsers' then
-  local users = {}
-  for _, n in ipairs(live) do
-    for _, id in ipairs(redis.call('SMEMBERS', key(n, 'room', name))) do
-      local user = redis.call('HGET', key(n, 'conns'), id)
-      if user and user ~= '' then users[#users + 1] = user end
-    end
-  end
-  return users
-end
-if what == 'onlineUsers' then
-  local seen, users = {}, {}
-  for _, n in ipairs(live) do
-    for _, user in ipairs(redis.call('HKEYS', key(n, 'users'))) do
-      if not seen[user] then seen[user] = true; users[#users + 1] = user end
-    end
-  end
-  return users
-end
-if what == 'rooms' then
-  local sizes, order = {}, {}
-  for _, n in ipairs(live) do
-    local flat = redis.call('HGETALL', key(n, 'rooms'))
-    for j = 1, #flat, 2 do
-      local room = flat[j]
-      if sizes[room] == nil then sizes[room] = 0; order[#order + 1] = room end
-      sizes[room] = sizes[room] + tonumber(flat[j + 1])
-    end
-  end
-  local out = {}
-  for _, room in ipairs(order) do out[#out + 1] = room; out[#out + 1] = sizes[room] end
+local out = {}
+if #ARGV == 0 then
+  local flat = redis.call('HGETALL', KEYS[1])
+  for i = 1, #flat, 2 do out[#out + 1] = flat[i]; out[#out + 1] = state(flat[i + 1]) end
   return out
 end
-return redis.error_reply('berth: unknown presence question ' .. tostring(what))
+local values = redis.call('HMGET', KEYS[1], unpack(ARGV))
+for i = 1, #ARGV do out[i] = state(values[i]) end
+return out
 `);
+
+/**
+ * KEYS: a room's or user's hosts, its members on this instance. ARGV: instance, then
+ * \`+ id value\` (the connection is there, with that value) or \`- id\` (it is not).
+ * Sets the instance's count in the hosts from what its members now are.
+ */
+export const apply = new Script(`
+local i = 2
+while i <= #ARGV do
+  if ARGV[i] == '+' then
+    redis.call('HSET', KEYS[2], ARGV[i + 1], ARGV[i + 2])
+    i = i + 3
+  else
+    redis.call('HDEL', KEYS[2], ARGV[i + 1])
+    i = i + 2
+  end
+end
+local n = redis.call('HLEN', KEYS[2])
+if n == 0 then redis.call('HDEL', KEYS[1], ARGV[1]) else redis.call('HSET', KEYS[1], ARGV[1], n) end
+return n
+`);
+
+/** KEYS: an instance's rooms, its users. ARGV: \`r|u name size\`, a size of 0 removing the entry. */
+export const index = new Script(`
+for i = 1, #ARGV, 3 do
+  local key = KEYS[1]
+  if ARGV[i] == 'u' then key = KEYS[2] end
+  if ARGV[i + 2] == '0' then redis.call('HDEL', key, ARGV[i + 1]) else redis.call('HSET', key, ARGV[i + 1], ARGV[i + 2]) end
+end
+return 1
+`);
+
+/** KEYS: a room's or user's hosts, its members on a dead instance. ARGV: instance. Removes that instance from it. */
+export const forget = new Script(`
+redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('UNLINK', KEYS[2])
+return 1
+`);
+
+/** Every script, for loading on every shard before the writes that call them. */
+export const SCRIPTS: readonly Script[] = [register, heartbeat, claim, states, apply, index, forget];

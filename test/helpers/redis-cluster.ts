@@ -1,0 +1,93 @@
+import { execFile, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll } from 'vitest';
+import { freePort, launchRedisServer } from '../../bench/redis-process.js';
+
+const run = promisify(execFile);
+
+/** A Redis Cluster of the test's own: three masters, no replicas, on free loopback ports, no persistence. */
+export interface TestRedisCluster {
+  readonly ports: readonly number[];
+  /** One `{ url }` per master, as `createCluster({ rootNodes })` takes them. */
+  readonly rootNodes: ReadonlyArray<{ url: string }>;
+  /** Runs `redis-cli` against one master (`-c`, so a key's command follows its slot), and returns its output. */
+  cli(port: number, ...args: string[]): Promise<string>;
+  /** The master that holds `key`'s slot. */
+  portOf(key: string): Promise<number>;
+}
+
+const started = new Set<ChildProcess>();
+const directories: string[] = [];
+
+afterAll(() => {
+  for (const child of started) child.kill('SIGKILL');
+  started.clear();
+  for (const directory of directories.splice(0)) rmSync(directory, { recursive: true, force: true });
+});
+
+/** Starts three cluster-enabled `redis-server`s, joins them with `redis-cli --cluster create`, and waits for `cluster_state:ok` on all; they are killed after the test file. */
+export async function startRedisCluster(): Promise<TestRedisCluster> {
+  const directory = mkdtempSync(join(tmpdir(), 'berth-cluster-'));
+  directories.push(directory);
+  const ports: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    for (let attempt = 0; ; attempt++) {
+      const port = await freePort();
+      // The cluster bus listens on port + 10000: both must be free.
+      if (ports.includes(port) || port + 10_000 > 65_535) continue;
+      try {
+        await launchRedisServer(
+          port,
+          '127.0.0.1',
+          (child) => {
+            started.add(child);
+            child.once('exit', () => started.delete(child));
+          },
+          ['--cluster-enabled', 'yes', '--cluster-config-file', join(directory, `nodes-${port}.conf`), '--cluster-node-timeout', '5000'],
+        );
+        ports.push(port);
+        break;
+      } catch (error) {
+        if (attempt === 4) throw error;
+      }
+    }
+  }
+  const cli = async (port: number, ...args: string[]) => (await run('redis-cli', ['-h', '127.0.0.1', '-p', String(port), ...args])).stdout;
+  await cli(ports[0]!, '--cluster', 'create', ...ports.map((port) => `127.0.0.1:${port}`), '--cluster-replicas', '0', '--cluster-yes');
+  for (const port of ports) {
+    for (let i = 0; !(await cli(port, 'cluster', 'info')).includes('cluster_state:ok'); i++) {
+      if (i === 200) throw new Error(`the Redis Cluster on ${ports.join(', ')} did not reach cluster_state:ok`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+  return {
+    ports,
+    rootNodes: ports.map((port) => ({ url: `redis://127.0.0.1:${port}` })),
+    cli: (port, ...args) => cli(port, '-c', ...args),
+    portOf: async (key) => {
+      const slot = Number((await cli(ports[0]!, 'cluster', 'keyslot', key)).trim());
+      return (await clusterSlots(cli, ports[0]!)).find(([from, to]) => slot >= from && slot <= to)![2];
+    },
+  };
+}
+
+/** Each master's slot ranges, `[from, to, port]`, read from `CLUSTER NODES`. */
+async function clusterSlots(
+  cli: (port: number, ...args: string[]) => Promise<string>,
+  port: number,
+): Promise<Array<[number, number, number]>> {
+  const ranges: Array<[number, number, number]> = [];
+  for (const line of (await cli(port, 'cluster', 'nodes')).trim().split('\n')) {
+    const fields = line.split(' ');
+    if (!fields[2]!.includes('master')) continue;
+    const masterPort = Number(fields[1]!.split('@')[0]!.split(':')[1]);
+    for (const range of fields.slice(8)) {
+      const [from, to] = range.split('-').map(Number) as [number, number | undefined];
+      ranges.push([from, to ?? from, masterPort]);
+    }
+  }
+  return ranges;
+}
