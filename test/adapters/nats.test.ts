@@ -1,7 +1,10 @@
 import { beforeAll, describe, expect, it } from 'vitest';
+import type { AdapterNode, BroadcastMessage } from '../../src/index.js';
 import { createNatsAdapter } from '../../src/nats.js';
 import { adapterConformance } from '../../src/testing/index.js';
+import { connect, eventually, settles } from '../helpers/client.js';
 import { startNats, type TestNats } from '../helpers/nats.js';
+import { startNode } from '../cluster/nodes.js';
 
 let nats: TestNats;
 beforeAll(async () => {
@@ -21,3 +24,122 @@ adapterConformance(
     },
   },
 );
+
+/** A node as an adapter sees it, recording everything the adapter tells it. */
+function testNode(nodeId: string) {
+  const seen = {
+    received: [] as BroadcastMessage[],
+    links: [] as boolean[],
+    dropped: 0,
+    losses: [] as Array<{ target: unknown; count: number; origin: string }>,
+    failures: [] as string[],
+  };
+  const node: AdapterNode = {
+    nodeId,
+    deliver: (message) => void seen.received.push(message),
+    dropped: (count) => void (seen.dropped += count),
+    lost: (target, count, origin) => void seen.losses.push({ target, count, origin }),
+    linkChanged: (up) => void seen.links.push(up),
+    failed: (error, what) => void seen.failures.push(`${what}: ${String(error)}`),
+    presence: undefined as never,
+  };
+  return { node, seen, text: () => seen.received.map((message) => Buffer.from(message.data as Uint8Array).toString()) };
+}
+
+const toLobby = (data: string): BroadcastMessage => ({ target: { kind: 'room', room: 'lobby' }, except: undefined, data, binary: false });
+
+describe('the NATS adapter when NATS fails', () => {
+  it('NATS restarts: broadcasts while it is down are dropped and counted, the link goes down and up, subscriptions and presence come back', async () => {
+    const own = await startNats();
+    const a = testNode('restart-a');
+    const b = testNode('restart-b');
+    const first = createNatsAdapter({ servers: own.url, prefix: 'restart' });
+    const second = createNatsAdapter({ servers: own.url, prefix: 'restart' });
+    await first.attach(a.node);
+    await second.attach(b.node);
+    try {
+      second.track!({ kind: 'connect', id: 'b-1', user: 'bob' });
+      await second.track!({ kind: 'join', id: 'b-1', room: 'lobby' });
+      first.publish(toLobby('before'));
+      await eventually(() => b.text().join() === 'before', 'the broadcast before');
+
+      await own.kill();
+      await eventually(() => a.seen.links.at(-1) === false && b.seen.links.at(-1) === false, 'both links down');
+      for (let i = 0; i < 3; i++) first.publish(toLobby(`during ${i}`));
+      expect(a.seen.dropped).toBe(3);
+      await expect(first.presence!.roomSize('lobby')).rejects.toThrow(/not connected to NATS/);
+
+      // The server comes back empty: its presence buckets lived in memory.
+      await own.restart();
+      await eventually(() => a.seen.links.at(-1) === true && b.seen.links.at(-1) === true, 'both links up again', 15_000);
+      await settles(async () => {
+        expect(await first.presence!.roomSize('lobby')).toBe(1);
+        expect(await first.presence!.userConnections('bob')).toEqual(['b-1']);
+        expect(await first.presence!.nodes()).toEqual(['restart-a', 'restart-b']);
+      });
+      first.publish(toLobby('after'));
+      await eventually(() => b.text().join() === 'before,after', 'the broadcast after');
+      // b saw none of the three, and knows exactly how many it missed.
+      expect(b.seen.losses).toEqual([{ target: { kind: 'room', room: 'lobby' }, count: 3, origin: 'restart-a' }]);
+    } finally {
+      await Promise.all([first.close(), second.close()]);
+    }
+  }, 40_000);
+
+  it('NATS down at start: attach settles local-only with the link down, then the node joins when NATS comes up', async () => {
+    const late = await startNats();
+    await late.kill();
+    const a = testNode('late-a');
+    const adapter = createNatsAdapter({ servers: late.url, prefix: 'late' });
+    await adapter.attach(a.node);
+    try {
+      expect(a.seen.links).toEqual([false]);
+      adapter.publish({ target: { kind: 'all' }, except: undefined, data: 'nobody', binary: false });
+      expect(a.seen.dropped).toBe(1);
+      await late.restart();
+      await eventually(() => a.seen.links.at(-1) === true, 'the link to come up', 15_000);
+      expect(await adapter.presence!.nodes()).toEqual(['late-a']);
+    } finally {
+      await adapter.close();
+    }
+  }, 30_000);
+
+  it('a stalled NATS: broadcasts past the publish backlog are dropped and counted, presence reads reject instead of hanging, close does not hang', async () => {
+    const stalled = await startNats();
+    const a = testNode('stall-a');
+    const adapter = createNatsAdapter({ servers: stalled.url, prefix: 'stall', maxPublishBacklogBytes: 64 * 1024, presenceTimeoutMs: 300 });
+    await adapter.attach(a.node);
+    stalled.stall();
+    try {
+      // 4 MiB, far more than the socket buffers hold: the server confirms none of it.
+      for (let i = 0; i < 128; i++)
+        adapter.publish({ target: { kind: 'all' }, except: undefined, data: Buffer.alloc(32 * 1024, 1), binary: true });
+      // 64 KiB of backlog holds two or three of them; the rest were dropped at once.
+      expect(a.seen.dropped).toBeGreaterThanOrEqual(125);
+      expect(a.seen.dropped).toBeLessThanOrEqual(126);
+      await expect(adapter.presence!.roomSize('lobby')).rejects.toThrow(/presence read \(roomSize\) took longer than 300 ms/);
+      // It settles (NATS could not take the presence away: the runtime reports that, and the heartbeat expires).
+      await Promise.resolve(adapter.close()).catch(() => {});
+    } finally {
+      stalled.resume();
+    }
+  }, 20_000);
+
+  it('a node killed with SIGKILL leaves presence once its heartbeat lapses', async () => {
+    const env = { NATS_URL: nats.url, BERTH_PREFIX: 'killed', NODE_TIMEOUT_MS: '2000' };
+    const [doomed, survivor] = await Promise.all([startNode(env), startNode(env)]);
+    for (const node of [doomed, survivor]) {
+      const client = await connect(node.url);
+      await client.next(); // its id
+      client.ws.send(JSON.stringify({ join: 'lobby' }));
+      await client.next(); // ok
+    }
+    await settles(async () => expect(await survivor.presence('roomSize', 'lobby')).toBe(2));
+    await doomed.kill();
+    await settles(async () => {
+      expect(await survivor.presence('nodes')).toEqual([survivor.nodeId]);
+      expect(await survivor.presence('roomSize', 'lobby')).toBe(1);
+      expect(await survivor.presence('rooms')).toEqual({ lobby: 1 });
+    }, 10_000);
+  }, 30_000);
+});

@@ -1,12 +1,13 @@
 /**
  * One berth node of a cluster test, run in its own process: a standalone
- * runtime on the Redis adapter. Clients speak a small JSON protocol to it
- * (`{"join":room}`, `{"leave":room}`, `{"user":name}`, each answered
- * `ok <request>`); the test process drives broadcasts and reads presence
- * over IPC. Configured by environment: REDIS_URL, BERTH_PREFIX, NODE_TIMEOUT_MS,
- * UNSUBSCRIBE_LINGER_MS.
+ * runtime on the Redis adapter (or the NATS adapter, given NATS_URL). Clients
+ * speak a small JSON protocol to it (`{"join":room}`, `{"leave":room}`,
+ * `{"user":name}`, each answered `ok <request>`); the test process drives
+ * broadcasts and reads presence over IPC. Configured by environment:
+ * REDIS_URL or NATS_URL, BERTH_PREFIX, NODE_TIMEOUT_MS, UNSUBSCRIBE_LINGER_MS.
  */
 import { createRuntime, type Presence } from '../../src/index.js';
+import { createNatsAdapter } from '../../src/nats.js';
 import { createRedisAdapter } from '../../src/redis.js';
 
 export type NodeRequest =
@@ -23,15 +24,17 @@ export type NodeHello = { ready: { port: number; nodeId: string } };
 
 const timeout = process.env.NODE_TIMEOUT_MS;
 const linger = process.env.UNSUBSCRIBE_LINGER_MS;
+const options = {
+  prefix: process.env.BERTH_PREFIX ?? 'berth',
+  ...(timeout !== undefined && { nodeTimeoutMs: Number(timeout), heartbeatIntervalMs: Math.round(Number(timeout) / 5) }),
+  ...(linger !== undefined && { unsubscribeLingerMs: Number(linger) }),
+};
+const nats = process.env.NATS_URL;
 const runtime = createRuntime({
   port: 0,
   host: '127.0.0.1',
-  adapter: createRedisAdapter({
-    url: process.env.REDIS_URL!,
-    prefix: process.env.BERTH_PREFIX ?? 'berth',
-    ...(timeout !== undefined && { nodeTimeoutMs: Number(timeout), heartbeatIntervalMs: Math.round(Number(timeout) / 5) }),
-    ...(linger !== undefined && { unsubscribeLingerMs: Number(linger) }),
-  }),
+  adapter:
+    nats !== undefined ? createNatsAdapter({ servers: nats, ...options }) : createRedisAdapter({ url: process.env.REDIS_URL!, ...options }),
 });
 runtime.on('error', () => {}); // counted in metrics; the tests read health
 runtime.on('connection', (connection) => connection.send(`id ${connection.id}`));

@@ -27,7 +27,9 @@ afterEach(() => {
 });
 
 export async function startNode(env: {
-  REDIS_URL: string;
+  /** One of the two: the adapter the node runs on. */
+  REDIS_URL?: string;
+  NATS_URL?: string;
   BERTH_PREFIX: string;
   NODE_TIMEOUT_MS?: string;
   UNSUBSCRIBE_LINGER_MS?: string;

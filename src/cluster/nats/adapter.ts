@@ -305,7 +305,8 @@ class NatsAdapter implements Adapter {
         nodeTimeoutMs: this.#nodeTimeoutMs,
         entryTtlMs: this.#entryTtlMs,
         replicas: this.#replicas,
-        timeoutMs: this.#presenceTimeoutMs,
+        // Longer than a read's own limit, so that a read that times out says which read it was.
+        timeoutMs: 2 * this.#presenceTimeoutMs,
       });
       if (this.#up && !this.#closed) await this.#presence?.register(buckets);
     } catch (error) {
