@@ -1,6 +1,8 @@
+import { connect as connectNats } from 'nats';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { encodeWire } from '../../src/cluster/envelope.js';
 import type { AdapterNode, BroadcastMessage } from '../../src/index.js';
-import { createNatsAdapter } from '../../src/nats.js';
+import { createNatsAdapter, tokenOf } from '../../src/nats.js';
 import { adapterConformance } from '../../src/testing/index.js';
 import { connect, eventually, settles } from '../helpers/client.js';
 import { startNats, type TestNats } from '../helpers/nats.js';
@@ -142,4 +144,58 @@ describe('the NATS adapter when NATS fails', () => {
       expect(await survivor.presence('rooms')).toEqual({ lobby: 1 });
     }, 10_000);
   }, 30_000);
+});
+
+describe('the NATS adapter subscribes per room and user', () => {
+  it('a room’s subject is <prefix>.room.<base64url of its name>, subscribed once its join settles, whatever the name holds', async () => {
+    const raw = await connectNats({ servers: nats.url });
+    const b = testNode('subjects-b');
+    const adapter = createNatsAdapter({ servers: nats.url, prefix: 'subjects' });
+    await adapter.attach(b.node);
+    try {
+      const rooms = ['a.b *> é 🍽', 'x'.repeat(300)];
+      adapter.track!({ kind: 'connect', id: 'b-1', user: undefined });
+      for (const room of rooms) await adapter.track!({ kind: 'join', id: 'b-1', room });
+      expect(tokenOf(rooms[0]!)).toBe(Buffer.from(rooms[0]!).toString('base64url'));
+      // A long name's token is a digest of it, so the subject stays short.
+      expect(tokenOf(rooms[1]!)).toMatch(/^=[\w-]{43}$/);
+      for (const [i, room] of rooms.entries()) {
+        const message: BroadcastMessage = { target: { kind: 'room', room }, except: undefined, data: `to ${i}`, binary: false };
+        raw.publish(`subjects.room.${tokenOf(room)}`, encodeWire('elsewhere', { epoch: 1, seq: i + 1 }, message));
+      }
+      await eventually(() => b.text().join() === 'to 0,to 1', 'both broadcasts');
+      expect(b.seen.received.map((message) => message.target)).toEqual(rooms.map((room) => ({ kind: 'room', room })));
+    } finally {
+      await adapter.close();
+      await raw.close();
+    }
+  });
+
+  it('a connection given is used and never closed; its subscriptions end with the adapter', async () => {
+    const given = await connectNats({ servers: nats.url });
+    const other = createNatsAdapter({ servers: nats.url, prefix: 'given' });
+    const adapter = createNatsAdapter({ connection: given, prefix: 'given' });
+    const a = testNode('given-a');
+    const b = testNode('given-b');
+    await adapter.attach(a.node);
+    await other.attach(b.node);
+    try {
+      await adapter.track!({ kind: 'connect', id: 'a-1', user: 'ada' });
+      // Without noEcho, the server sends this node's broadcasts back to it: they are skipped.
+      adapter.publish({ target: { kind: 'user', user: 'ada' }, except: undefined, data: 'own', binary: false });
+      other.publish({ target: { kind: 'user', user: 'ada' }, except: undefined, data: 'to ada', binary: false });
+      await eventually(() => a.text().join() === 'to ada', 'the broadcast to ada');
+      expect(await other.presence!.userConnections('ada')).toEqual(['a-1']);
+    } finally {
+      await adapter.close();
+      await other.close();
+    }
+    expect(given.isClosed()).toBe(false);
+    // Had the adapter left a subscription behind, the server would send this back before its PONG.
+    const before = given.stats().inMsgs;
+    given.publish('given.all', 'anyone?');
+    await given.flush();
+    expect(given.stats().inMsgs).toBe(before);
+    await given.close();
+  });
 });

@@ -96,6 +96,8 @@ class NatsAdapter implements Adapter {
   #unconfirmedBytes = 0;
   #confirming = false;
   #up = false;
+  /** Set when presence could not be registered with the link up. */
+  #registrationDue = false;
   #lastError: unknown;
   #closed = false;
   /** Set once `attach` has settled: the link's state while first connecting is not news. */
@@ -285,9 +287,10 @@ class NatsAdapter implements Adapter {
     this.#all = nc.subscribe(this.#names.all, { callback: this.#receive });
     for (const key of this.#interest?.wanted ?? []) this.#subscribe(nc, key);
     try {
-      await within(nc.flush(), this.#connectTimeoutMs, 'subscribing');
+      // However long it takes: `attach` stops waiting after connectTimeoutMs, the link comes up when it answers.
+      await nc.flush();
     } catch (error) {
-      // Still connecting or gone again: its status events tell the rest.
+      // The connection broke first: the reconnect brings the link up.
       this.#lastError = error;
       this.#firstLink();
       return;
@@ -300,6 +303,13 @@ class NatsAdapter implements Adapter {
   async #linkUp(nc: NatsConnection): Promise<void> {
     if (this.#closed || nc !== this.#nc) return;
     this.#up = true;
+    await this.#register(nc);
+    this.#tell();
+  }
+
+  /** Opens the buckets and registers this node; if that fails (JetStream not ready, say), the next heartbeat tries again. */
+  async #register(nc: NatsConnection): Promise<void> {
+    this.#registrationDue = false;
     try {
       const buckets = await openBuckets(nc, this.#names, {
         nodeTimeoutMs: this.#nodeTimeoutMs,
@@ -310,9 +320,10 @@ class NatsAdapter implements Adapter {
       });
       if (this.#up && !this.#closed) await this.#presence?.register(buckets);
     } catch (error) {
-      if (this.#up && !this.#closed) this.#node?.failed(error, 'presence registration');
+      if (!this.#up || this.#closed) return;
+      this.#registrationDue = true;
+      this.#node?.failed(error, 'presence registration');
     }
-    this.#tell();
   }
 
   #linkDown(error: unknown): void {
@@ -405,6 +416,10 @@ class NatsAdapter implements Adapter {
   };
 
   #beat(): void {
+    if (this.#registrationDue && this.#up && this.#nc !== undefined) {
+      void this.#register(this.#nc);
+      return;
+    }
     this.#presence?.beat().catch((error: unknown) => {
       if (this.#up) this.#node?.failed(error, 'heartbeat');
     });
