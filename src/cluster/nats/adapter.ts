@@ -1,48 +1,23 @@
-import { connect, Events, type ConnectionOptions, type Msg, type NatsConnection, type NatsError, type Subscription } from 'nats';
+import {
+  connect,
+  Events,
+  type ConnectionOptions,
+  type Msg,
+  type NatsConnection,
+  type NatsError,
+  type QueuedIterator,
+  type Status,
+  type Subscription,
+} from 'nats';
 import { within } from '../../util/timers.js';
-import { duration, integer, object, positive, text } from '../../util/validate.js';
 import type { Adapter, AdapterNode, BroadcastMessage, PresenceChange } from '../adapter.js';
 import { Envelopes } from '../envelope.js';
 import { Interest, interestKeyOf, type InterestKey } from '../interest.js';
 import type { Presence } from '../presence.js';
 import { openBuckets } from './buckets.js';
 import { Names } from './names.js';
+import { settingsOf, type NatsAdapterOptions, type NatsSettings } from './options.js';
 import { NatsPresence } from './presence.js';
-
-/** Options of `createNatsAdapter`: `servers`, or a `connection` you own. */
-export interface NatsAdapterOptions {
-  /** NATS to connect to (`nats://127.0.0.1:4222`, or several of one cluster); the adapter creates, owns and closes its connection. */
-  readonly servers?: string | readonly string[];
-  /** A nats.js connection to use instead of `servers`: the adapter never closes it, and its reconnect settings are yours. */
-  readonly connection?: NatsConnection;
-  /** Namespace of subjects and buckets, so several applications can share one NATS: letters, digits, `-` and `_`. [default 'berth'] */
-  readonly prefix?: string;
-  /** A node whose heartbeat key is not renewed for this long is left out of presence (the key expires). [default 10000] */
-  readonly nodeTimeoutMs?: number;
-  /** How often the heartbeat key is renewed. [default nodeTimeoutMs / 4] */
-  readonly heartbeatIntervalMs?: number;
-  /** How long `runtime.ready` waits for a first connection before starting local-only (health `degraded`). [default 5000] */
-  readonly connectTimeoutMs?: number;
-  /** How long a presence read (or a subscription) waits for NATS before it rejects with `ERR_ADAPTER`. [default 2000] */
-  readonly presenceTimeoutMs?: number;
-  /**
-   * Bytes of broadcasts handed to NATS and not yet confirmed by the server (a PING answered after
-   * them). Past it (NATS slow or stalled) broadcasts are dropped and counted instead of queued in
-   * memory. [default 16777216]
-   */
-  readonly maxPublishBacklogBytes?: number;
-  /** How long a node stays subscribed to a room's (or user's) subject after its last local member left. [default 2000] */
-  readonly unsubscribeLingerMs?: number;
-  /** A presence read whose answer would hold more entries than this rejects instead of answering. [default 10000] */
-  readonly maxPresenceEntries?: number;
-  /**
-   * Presence keys other than heartbeats expire this long after their last write; each node rewrites
-   * its own every `entryTtlMs / 2`, so what a dead node left behind is gone after it. [default 300000]
-   */
-  readonly entryTtlMs?: number;
-  /** Replicas of the presence buckets on a clustered JetStream. [default 1] */
-  readonly replicas?: number;
-}
 
 /** How long `close()` waits for NATS to take this node's presence away before it lets go. */
 const CLOSE_TIMEOUT_MS = 2000;
@@ -69,17 +44,8 @@ export function createNatsAdapter(options: NatsAdapterOptions): Adapter {
 }
 
 class NatsAdapter implements Adapter {
+  readonly #settings: NatsSettings;
   readonly #names: Names;
-  readonly #servers: string[] | undefined;
-  readonly #nodeTimeoutMs: number;
-  readonly #heartbeatIntervalMs: number;
-  readonly #connectTimeoutMs: number;
-  readonly #presenceTimeoutMs: number;
-  readonly #maxBacklogBytes: number;
-  readonly #lingerMs: number;
-  readonly #maxEntries: number;
-  readonly #entryTtlMs: number;
-  readonly #replicas: number;
   #nc: NatsConnection | undefined;
   readonly #owned: boolean;
   #node: AdapterNode | undefined;
@@ -89,6 +55,8 @@ class NatsAdapter implements Adapter {
   readonly #subscriptions = new Map<InterestKey, Subscription>();
   #all: Subscription | undefined;
   #heartbeat: NodeJS.Timeout | undefined;
+  /** The connection's status events, followed until the adapter closes (a connection given outlives it). */
+  #status: QueuedIterator<Status> | undefined;
   #retry: NodeJS.Timeout | undefined;
   /** Bytes published and not yet confirmed by the server. */
   #backlogBytes = 0;
@@ -106,46 +74,8 @@ class NatsAdapter implements Adapter {
   #firstLink: () => void = () => {};
 
   constructor(options: NatsAdapterOptions) {
-    object('options', options);
-    if ((options.servers === undefined) === (options.connection === undefined)) {
-      throw new TypeError('give exactly one of options.servers or options.connection');
-    }
-    if (options.servers !== undefined) {
-      const servers = typeof options.servers === 'string' ? [options.servers] : options.servers;
-      if (!Array.isArray(servers) || servers.length === 0)
-        throw new TypeError('options.servers must be a URL or a non-empty array of URLs');
-      servers.forEach((server: unknown, i) =>
-        text(`options.servers[${i}]`, server, 'a nats:// (or tls://, host:port) URL', (url) => /^([a-z]+:\/\/)?[^\s/]+$/.test(url)),
-      );
-      this.#servers = [...servers];
-    } else {
-      object('options.connection', options.connection);
-    }
-    // Bucket names allow letters, digits, '-' and '_' only; subjects take the same prefix.
-    const prefix = text('options.prefix', options.prefix ?? 'berth', 'at most 64 letters, digits, - or _', (value) =>
-      /^[A-Za-z0-9_-]{1,64}$/.test(value),
-    );
-    this.#names = new Names(prefix);
-    this.#lingerMs = duration('options.unsubscribeLingerMs', options.unsubscribeLingerMs ?? 2000);
-    this.#nodeTimeoutMs = positive('options.nodeTimeoutMs', options.nodeTimeoutMs ?? 10_000, 1000);
-    this.#heartbeatIntervalMs = duration('options.heartbeatIntervalMs', options.heartbeatIntervalMs ?? Math.round(this.#nodeTimeoutMs / 4));
-    if (this.#heartbeatIntervalMs > this.#nodeTimeoutMs / 2) {
-      throw new RangeError(`options.heartbeatIntervalMs must be at most half of options.nodeTimeoutMs, got ${this.#heartbeatIntervalMs}`);
-    }
-    this.#connectTimeoutMs = duration('options.connectTimeoutMs', options.connectTimeoutMs ?? 5000);
-    this.#presenceTimeoutMs = duration('options.presenceTimeoutMs', options.presenceTimeoutMs ?? 2000);
-    this.#maxBacklogBytes = integer(
-      'options.maxPublishBacklogBytes',
-      options.maxPublishBacklogBytes ?? 16 * 1024 * 1024,
-      1,
-      Number.MAX_SAFE_INTEGER,
-    );
-    this.#maxEntries = integer('options.maxPresenceEntries', options.maxPresenceEntries ?? 10_000, 1, Number.MAX_SAFE_INTEGER);
-    this.#entryTtlMs = duration('options.entryTtlMs', options.entryTtlMs ?? 300_000);
-    if (this.#entryTtlMs < 4 * this.#nodeTimeoutMs) {
-      throw new RangeError(`options.entryTtlMs must be at least 4 × options.nodeTimeoutMs, got ${this.#entryTtlMs}`);
-    }
-    this.#replicas = integer('options.replicas', options.replicas ?? 1, 1, 5);
+    this.#settings = settingsOf(options);
+    this.#names = new Names(this.#settings.prefix);
     this.#nc = options.connection;
     this.#owned = options.connection === undefined;
   }
@@ -166,9 +96,9 @@ class NatsAdapter implements Adapter {
     this.#envelopes = new Envelopes(node);
     this.#presence = new NatsPresence({
       nodeId: node.nodeId,
-      entryTtlMs: this.#entryTtlMs,
-      readTimeoutMs: this.#presenceTimeoutMs,
-      maxEntries: this.#maxEntries,
+      entryTtlMs: this.#settings.entryTtlMs,
+      readTimeoutMs: this.#settings.presenceTimeoutMs,
+      maxEntries: this.#settings.maxPresenceEntries,
       failed: (error, what) => node.failed(error, what),
     });
     this.#interest = new Interest(
@@ -177,11 +107,11 @@ class NatsAdapter implements Adapter {
         want: (key) => this.#want(key),
         drop: (key) => this.#drop(key),
       },
-      this.#lingerMs,
+      this.#settings.unsubscribeLingerMs,
     );
-    this.#heartbeat = setInterval(() => this.#beat(), this.#heartbeatIntervalMs).unref();
+    this.#heartbeat = setInterval(() => this.#beat(), this.#settings.heartbeatIntervalMs).unref();
     const linked = new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, this.#connectTimeoutMs);
+      const timer = setTimeout(resolve, this.#settings.connectTimeoutMs);
       this.#firstLink = () => {
         clearTimeout(timer);
         resolve();
@@ -191,7 +121,7 @@ class NatsAdapter implements Adapter {
     else void this.#connect(0);
     await linked;
     this.#attached = true;
-    if (!this.#up) node.linkChanged(false, this.#lastError ?? new Error(`no NATS connection within ${this.#connectTimeoutMs} ms`));
+    if (!this.#up) node.linkChanged(false, this.#lastError ?? new Error(`no NATS connection within ${this.#settings.connectTimeoutMs} ms`));
   }
 
   publish(message: BroadcastMessage): void {
@@ -200,7 +130,7 @@ class NatsAdapter implements Adapter {
     const nc = this.#nc;
     if (node === undefined || envelopes === undefined) return;
     // nats.js would hold a publish made while disconnected, then discard it on the next connection attempt.
-    if (nc === undefined || !this.#up || this.#backlogBytes > this.#maxBacklogBytes) {
+    if (nc === undefined || !this.#up || this.#backlogBytes > this.#settings.maxPublishBacklogBytes) {
       // Its number is used up all the same: the nodes that should have received it count it as lost.
       envelopes.skip(message.target);
       node.dropped(1);
@@ -238,6 +168,7 @@ class NatsAdapter implements Adapter {
       if (this.#presence !== undefined && this.#up) await within(this.#presence.close(), CLOSE_TIMEOUT_MS, 'removing presence');
     } finally {
       this.#up = false;
+      this.#status?.stop();
       const nc = this.#nc;
       if (nc !== undefined && !nc.isClosed()) {
         if (this.#owned) {
@@ -254,15 +185,15 @@ class NatsAdapter implements Adapter {
   /** Connects (the adapter's own connection), retrying until it succeeds or the adapter closes. */
   async #connect(attempt: number): Promise<void> {
     const options: ConnectionOptions = {
-      servers: this.#servers,
+      servers: this.#settings.servers,
       name: `berth ${this.#node?.nodeId}`,
       // Envelopes skip a node's own broadcasts anyway; the server need not send them back.
       noEcho: true,
-      timeout: this.#connectTimeoutMs,
+      timeout: this.#settings.connectTimeoutMs,
       maxReconnectAttempts: -1,
       reconnectTimeWait: 500,
       // A server that stops answering (its host gone, no reset) is found within a few heartbeats, not minutes.
-      pingInterval: this.#heartbeatIntervalMs,
+      pingInterval: this.#settings.heartbeatIntervalMs,
       maxPingOut: 3,
     };
     try {
@@ -312,11 +243,11 @@ class NatsAdapter implements Adapter {
     this.#registrationDue = false;
     try {
       const buckets = await openBuckets(nc, this.#names, {
-        nodeTimeoutMs: this.#nodeTimeoutMs,
-        entryTtlMs: this.#entryTtlMs,
-        replicas: this.#replicas,
+        nodeTimeoutMs: this.#settings.nodeTimeoutMs,
+        entryTtlMs: this.#settings.entryTtlMs,
+        replicas: this.#settings.replicas,
         // Longer than a read's own limit, so that a read that times out says which read it was.
-        timeoutMs: 2 * this.#presenceTimeoutMs,
+        timeoutMs: 2 * this.#settings.presenceTimeoutMs,
       });
       if (this.#up && !this.#closed) await this.#presence?.register(buckets);
     } catch (error) {
@@ -342,7 +273,10 @@ class NatsAdapter implements Adapter {
     void nc.closed().then((error) => {
       if (!this.#closed && nc === this.#nc) this.#linkDown(error ?? new Error('the NATS connection was closed'));
     });
-    for await (const status of nc.status()) {
+    // nats.js returns a QueuedIterator, whose stop() ends the loop below.
+    const statuses = nc.status() as QueuedIterator<Status>;
+    this.#status = statuses;
+    for await (const status of statuses) {
       if (this.#closed) return;
       if (status.type === Events.Disconnect) this.#linkDown(new Error(`disconnected from NATS ${String(status.data)}`));
       // nats.js has sent every subscription again before it says so.
@@ -356,7 +290,7 @@ class NatsAdapter implements Adapter {
     if (presence === undefined) return Promise.reject(new Error('the NATS adapter is not attached to a runtime'));
     // Fail at once rather than wait for a NATS that is gone.
     if (!this.#up) return Promise.reject(new Error('not connected to NATS'));
-    const pending = within(read(presence), this.#presenceTimeoutMs, `presence read (${what})`);
+    const pending = within(read(presence), this.#settings.presenceTimeoutMs, `presence read (${what})`);
     pending.catch((error: unknown) => {
       // A cap is the caller's question being too large, not NATS failing.
       if (!(error instanceof RangeError)) this.#node?.failed(error, 'presence read');
@@ -376,7 +310,7 @@ class NatsAdapter implements Adapter {
     this.#subscribe(nc, key);
     if (!this.#up) return undefined;
     // The server answers a PING after it has processed the SUB before it.
-    return within(nc.flush(), this.#presenceTimeoutMs, `subscribing to ${this.#names.subjectOf(key)}`).catch(() => {});
+    return within(nc.flush(), this.#settings.presenceTimeoutMs, `subscribing to ${this.#names.subjectOf(key)}`).catch(() => {});
   }
 
   #drop(key: InterestKey): void {

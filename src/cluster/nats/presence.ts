@@ -1,53 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import type { KV, KvEntry } from 'nats';
+import type { KV } from 'nats';
 import { NodePresence } from '../node-presence.js';
 import { sortedRecord, type Presence, type PresenceChange } from '../presence.js';
 import { isStale, readAll, valueOf, type Buckets } from './buckets.js';
+import { indexPart, memberListValue, writeIndex, type Index, type IndexPart, type MemberList } from './entries.js';
 import { tokenOf } from './names.js';
-
-/**
- * Presence in JetStream key-value, every read a lookup of literal keys (which the server answers
- * from its per-subject index) or a whole read of a bucket whose keys are the answer:
- *
- * - `nodes`   `<owner>` → node id. An owner is one registration of a node (a new one after every
- *             reconnect); its key is renewed each heartbeat and expires `nodeTimeoutMs` after the last.
- * - `rooms`   `<room token>` → `{ name, owners: { <owner>: { n, at } } }`: who hosts the room, how many each.
- * - `users`   `<user token>` → `{ name, owners: { <owner>: { n, at, ids } } }`: the user's connections.
- * - `members` `<room token>.<owner>` → `{ name, n, members: [[id, user | null]…] }`: one owner's members of the room.
- *
- * Index values are shared by the owners that host the room (or user), so each writes its own part
- * with compare-and-set on the key's revision. Entries of owners whose heartbeat lapsed are left out of
- * every answer at once; nobody sweeps them: every bucket but `nodes` expires a key `entryTtlMs` after
- * its last write, each node rewrites its own entries every `entryTtlMs / 2`, and a writer drops from an
- * index the parts of owners that have not renewed them for `entryTtlMs`.
- */
-interface IndexPart {
-  /** Members of the room, or connections of the user, on that owner. */
-  readonly n: number;
-  /** When that owner last wrote its part (its clock). */
-  readonly at: number;
-  /** A user's connection ids; left out when they would pass `MAX_IDS_BYTES`. */
-  readonly ids?: readonly string[];
-}
-
-interface Index {
-  readonly name: string;
-  readonly owners: Readonly<Record<string, IndexPart>>;
-}
-
-interface MemberList {
-  readonly name: string;
-  readonly n: number;
-  /** Left out when the list would pass `MAX_LIST_BYTES`. */
-  readonly members?: ReadonlyArray<readonly [string, string | null]>;
-}
-
-/** Longest member list one node writes for one room; past it the node writes the count alone. */
-export const MAX_LIST_BYTES = 256 * 1024;
-/** Longest list of one user's connection ids on one node; past it the count alone. */
-export const MAX_IDS_BYTES = 16 * 1024;
-/** Compare-and-set attempts on one index key before the write is reported failed. */
-const MAX_ATTEMPTS = 20;
 
 type Kind = 'room' | 'user' | 'members';
 
@@ -352,7 +309,6 @@ export class NatsPresence implements Presence {
 
   /** Writes one key as the local copy says it is now (or removes this owner's part of it, `gone`); whether it holds something of this owner after. */
   async #write(buckets: Buckets, owner: string, kind: Kind, name: string, gone: boolean): Promise<boolean> {
-    const at = Date.now();
     if (kind === 'members') {
       const key = `${tokenOf(name)}.${owner}`;
       const ids = gone ? undefined : this.#local.rooms.get(name);
@@ -361,47 +317,17 @@ export class NatsPresence implements Presence {
         return false;
       }
       const members = [...ids].map((id) => [id, this.#local.connections.get(id)?.user ?? null] as const);
-      let value = JSON.stringify({ name, n: ids.size, members } satisfies MemberList);
-      if (Buffer.byteLength(value) > MAX_LIST_BYTES) value = JSON.stringify({ name, n: ids.size } satisfies MemberList);
-      await buckets.members.put(key, value);
+      await buckets.members.put(key, memberListValue(name, members));
       return true;
     }
     const ids = gone ? undefined : (kind === 'room' ? this.#local.rooms : this.#local.users).get(name);
-    let part: IndexPart | undefined;
-    if (ids !== undefined) {
-      part = { n: ids.size, at };
-      if (kind === 'user') {
-        const list = [...ids];
-        if (Buffer.byteLength(JSON.stringify(list)) <= MAX_IDS_BYTES) part = { ...part, ids: list };
-      }
-    }
-    await this.#writeIndex(kind === 'room' ? buckets.rooms : buckets.users, name, owner, part);
+    const part = ids === undefined ? undefined : indexPart(ids, Date.now(), kind === 'user');
+    const expired = Date.now() - this.#options.entryTtlMs;
+    // Parts of owners long gone (they would have renewed them) and of this node's earlier registrations go.
+    await writeIndex(kind === 'room' ? buckets.rooms : buckets.users, name, owner, part, (other, otherPart) => {
+      return !this.#retired.has(other) && otherPart.at > expired;
+    });
     return part !== undefined;
-  }
-
-  /** Sets (or removes) `owner`'s part of an index with compare-and-set, retrying while other owners write it too. */
-  async #writeIndex(bucket: KV, name: string, owner: string, part: IndexPart | undefined): Promise<void> {
-    const key = tokenOf(name);
-    for (let attempt = 1; ; attempt++) {
-      const entry: KvEntry | null = await bucket.get(key);
-      const current = entry?.operation === 'PUT' ? entry.json<Index>() : undefined;
-      const owners: Record<string, IndexPart> = {};
-      const expired = Date.now() - this.#options.entryTtlMs;
-      for (const [other, otherPart] of Object.entries(current?.owners ?? {})) {
-        // Parts of owners long gone (they would have renewed them) and of this node's earlier registrations.
-        if (other !== owner && !this.#retired.has(other) && otherPart.at > expired) owners[other] = otherPart;
-      }
-      if (part !== undefined) owners[owner] = part;
-      const revision = entry?.revision ?? 0;
-      try {
-        if (Object.keys(owners).length > 0)
-          await bucket.put(key, JSON.stringify({ name, owners } satisfies Index), { previousSeq: revision });
-        else if (current !== undefined) await bucket.delete(key, { previousSeq: revision });
-        return;
-      } catch (error) {
-        if (!isStale(error) || attempt === MAX_ATTEMPTS) throw error;
-      }
-    }
   }
 
   async #register(buckets: Buckets): Promise<void> {
