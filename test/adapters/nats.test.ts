@@ -199,3 +199,65 @@ describe('the NATS adapter subscribes per room and user', () => {
     await given.close();
   });
 });
+
+describe('the NATS adapter’s presence limits', () => {
+  it('a read whose answer would pass maxPresenceEntries rejects, saying so; roomSize counts and is never capped', async () => {
+    const [first, second] = [0, 1].map(() => createNatsAdapter({ servers: nats.url, prefix: 'capped', maxPresenceEntries: 3 }));
+    await first!.attach(testNode('capped-a').node);
+    await second!.attach(testNode('capped-b').node);
+    try {
+      for (let i = 1; i <= 4; i++) {
+        second!.track!({ kind: 'connect', id: `b-${i}`, user: 'bob' });
+        second!.track!({ kind: 'join', id: `b-${i}`, room: 'lobby' });
+      }
+      await settles(async () => expect(await first!.presence!.roomSize('lobby')).toBe(4));
+      await expect(first!.presence!.roomMembers('lobby')).rejects.toThrow(
+        /roomMembers would answer 4 entries, more than maxPresenceEntries \(3\)/,
+      );
+      await expect(first!.presence!.userConnections('bob')).rejects.toThrow(/more than maxPresenceEntries \(3\)/);
+      expect(await first!.presence!.onlineUsers()).toEqual(['bob']);
+    } finally {
+      await Promise.all([first!.close(), second!.close()]);
+    }
+  });
+});
+
+describe('the NATS adapter’s options', () => {
+  it('refuses both servers and a connection, or neither', async () => {
+    expect(() => createNatsAdapter({})).toThrow(/exactly one of options.servers or options.connection/);
+    const given = await connectNats({ servers: nats.url });
+    expect(() => createNatsAdapter({ servers: nats.url, connection: given })).toThrow(TypeError);
+    await given.close();
+  });
+
+  it.each<[string, Record<string, unknown>, ErrorConstructor, RegExp]>([
+    ['no server at all', { servers: [] }, TypeError, /^options.servers must be a URL or a non-empty array of URLs$/],
+    ['a server with a space', { servers: ['nats://a b'] }, TypeError, /^options.servers\[0\] must be a nats:\/\//],
+    ['a prefix with a dot', { prefix: 'a.b' }, TypeError, /^options.prefix must be at most 64 letters, digits, - or _, got "a.b"$/],
+    ['a nodeTimeoutMs under a second', { nodeTimeoutMs: 10 }, RangeError, /^options.nodeTimeoutMs must be at least 1000, got 10$/],
+    [
+      'a heartbeat slower than half the timeout',
+      { heartbeatIntervalMs: 6000 },
+      RangeError,
+      /^options.heartbeatIntervalMs must be at most half/,
+    ],
+    [
+      'entries that would expire before dead nodes do',
+      { entryTtlMs: 20_000 },
+      RangeError,
+      /^options.entryTtlMs must be at least 4 × options.nodeTimeoutMs/,
+    ],
+    ['a backlog of zero', { maxPublishBacklogBytes: 0 }, RangeError, /^options.maxPublishBacklogBytes must be within/],
+    ['a cap of zero', { maxPresenceEntries: 0 }, RangeError, /^options.maxPresenceEntries must be within/],
+    [
+      'a non-number presence timeout',
+      { presenceTimeoutMs: '5' },
+      TypeError,
+      /^options.presenceTimeoutMs must be a finite number, got "5"$/,
+    ],
+  ])('checks its options in the runtime’s style: %s', (_what, options, kind, message) => {
+    const create = () => createNatsAdapter({ servers: 'nats://127.0.0.1:1', ...options });
+    expect(create).toThrow(kind);
+    expect(create).toThrow(message);
+  });
+});
