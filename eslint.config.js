@@ -33,7 +33,7 @@ const layers = {
     'redis.ts',
   ],
 };
-const entryPoints = ['index.ts', 'redis.ts', 'client.ts'];
+const entryPoints = ['index.ts', 'redis.ts', 'nats.ts', 'client.ts'];
 const everything = [...Object.keys(layers), ...entryPoints];
 
 const layerZones = Object.entries(layers)

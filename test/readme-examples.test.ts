@@ -7,6 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { connect, eventually } from './helpers/client.js';
 import { rawUpgrade } from './helpers/raw.js';
 import { freePort } from '../bench/redis-process.js';
+import { startNats } from './helpers/nats.js';
 import { startRedis } from './helpers/redis.js';
 import { startRedisCluster } from './helpers/redis-cluster.js';
 
@@ -192,6 +193,22 @@ describe('README and docs/ examples run as pasted', () => {
     bob.ws.send('hello across the cluster');
     expect(await ada.next()).toBe('hello across the cluster');
   }, 60_000);
+
+  it('nats-cluster.mjs: two nodes on one NATS share the lobby and count it together', async () => {
+    const nats = await startNats();
+    const nodes = [];
+    for (let i = 0; i < 2; i++) {
+      const node = await run('nats-cluster.mjs', 8095, { PORT: String(await freePort()), NATS_URL: nats.url });
+      const line = await node.line(/^node [0-9a-f]{8} on ws:\/\/localhost:\d+\/$/);
+      nodes.push(`ws://127.0.0.1:${/:(\d+)\/$/.exec(line)![1]}/`);
+    }
+    const ada = await connect(nodes[0]!);
+    expect(await ada.next()).toMatch(/^node [0-9a-f]{8}: 1 in the lobby$/);
+    const bob = await connect(nodes[1]!);
+    expect(await bob.next()).toMatch(/^node [0-9a-f]{8}: 2 in the lobby$/);
+    bob.ws.send('hello from the other node');
+    expect(await ada.next()).toBe('hello from the other node');
+  });
 
   it('stately.mjs: the relay passes every actor on to the inspector page; SIGINT ends the process', async () => {
     const stately = await run('stately.mjs', 8088, {}, [8090]);

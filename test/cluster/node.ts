@@ -1,13 +1,14 @@
 /**
  * One berth node of a cluster test, run in its own process: a standalone
- * runtime on the Redis adapter. Clients speak a small JSON protocol to it
- * (`{"join":room}`, `{"leave":room}`, `{"user":name}`, each answered
- * `ok <request>`); the test process drives broadcasts and reads presence
- * over IPC. Configured by environment: REDIS_URL (one server) or REDIS_CLUSTER
- * (a Redis Cluster's root node URLs, comma-separated), BERTH_PREFIX,
- * NODE_TIMEOUT_MS, UNSUBSCRIBE_LINGER_MS.
+ * runtime on the Redis adapter (or the NATS adapter, given NATS_URL). Clients
+ * speak a small JSON protocol to it (`{"join":room}`, `{"leave":room}`,
+ * `{"user":name}`, each answered `ok <request>`); the test process drives
+ * broadcasts and reads presence over IPC. Configured by environment:
+ * REDIS_URL (one server), REDIS_CLUSTER (a Redis Cluster's root node URLs,
+ * comma-separated) or NATS_URL; BERTH_PREFIX, NODE_TIMEOUT_MS, UNSUBSCRIBE_LINGER_MS.
  */
 import { createRuntime, type Presence } from '../../src/index.js';
+import { createNatsAdapter } from '../../src/nats.js';
 import { createRedisAdapter } from '../../src/redis.js';
 
 export type NodeRequest =
@@ -26,16 +27,25 @@ export type NodeHello = { ready: { port: number; nodeId: string } };
 
 const timeout = process.env.NODE_TIMEOUT_MS;
 const linger = process.env.UNSUBSCRIBE_LINGER_MS;
+const options = {
+  prefix: process.env.BERTH_PREFIX ?? 'berth',
+  ...(timeout !== undefined && { nodeTimeoutMs: Number(timeout), heartbeatIntervalMs: Math.round(Number(timeout) / 5) }),
+  ...(linger !== undefined && { unsubscribeLingerMs: Number(linger) }),
+};
+const nats = process.env.NATS_URL;
 const cluster = process.env.REDIS_CLUSTER;
 const runtime = createRuntime({
   port: 0,
   host: '127.0.0.1',
-  adapter: createRedisAdapter({
-    ...(cluster === undefined ? { url: process.env.REDIS_URL! } : { cluster: { rootNodes: cluster.split(',').map((url) => ({ url })) } }),
-    prefix: process.env.BERTH_PREFIX ?? 'berth',
-    ...(timeout !== undefined && { nodeTimeoutMs: Number(timeout), heartbeatIntervalMs: Math.round(Number(timeout) / 5) }),
-    ...(linger !== undefined && { unsubscribeLingerMs: Number(linger) }),
-  }),
+  adapter:
+    nats !== undefined
+      ? createNatsAdapter({ servers: nats, ...options })
+      : createRedisAdapter({
+          ...(cluster === undefined
+            ? { url: process.env.REDIS_URL! }
+            : { cluster: { rootNodes: cluster.split(',').map((url) => ({ url })) } }),
+          ...options,
+        }),
 });
 runtime.on('error', () => {}); // counted in metrics; the tests read health
 const lost: Array<{ target: unknown; count: number; origin: string }> = [];

@@ -27,8 +27,10 @@ afterEach(() => {
 });
 
 export async function startNode(env: {
+  /** One of the three: the adapter the node runs on. */
   REDIS_URL?: string;
   REDIS_CLUSTER?: string;
+  NATS_URL?: string;
   BERTH_PREFIX: string;
   NODE_TIMEOUT_MS?: string;
   UNSUBSCRIBE_LINGER_MS?: string;
