@@ -184,10 +184,10 @@ describe('Redis failures', () => {
       // so Redis closes b's subscriber connection, and b's other connection stays up.
       b.process.kill('SIGSTOP');
       const payload = 'x'.repeat(4000);
+      const channel = 'subscriber-drop:{room:lobby}';
+      expect((await admin.pubSubNumSub(channel))[channel]).toBe(1);
       await a.request({ op: 'burst', name: 'lobby', data: payload, count: 2000 });
-      await settles(async () =>
-        expect(Number(await admin.pubSubNumSub('subscriber-drop:room:lobby').then((n) => n['subscriber-drop:room:lobby']))).toBe(0),
-      );
+      await settles(async () => expect(Number(await admin.pubSubNumSub(channel).then((n) => n[channel]))).toBe(0));
       b.process.kill('SIGCONT');
 
       // Until b has its subscription back, what a sends there is lost too; then one arrives.
