@@ -133,9 +133,11 @@ export class Liveness {
       this.#keys.index(instance, 'rooms'),
       this.#keys.index(instance, 'users'),
     ]);
-    await marked;
+    // Settled from the start: if the link is destroyed while `marked` waits, their failures are not left unhandled.
     // An entry that could not be removed belongs to an instance gone from the table: every read ignores it, and drops it.
-    await Promise.allSettled([...removed, index]);
+    const rest = Promise.allSettled([...removed, index]);
+    await marked;
+    await rest;
     await this.#link.send(live, ['HDEL', live, instance]);
   }
 
