@@ -41,7 +41,7 @@ async function handle(command: ClientCommand): Promise<ClientReply> {
   switch (command.type) {
     case 'connect':
       receiver?.destroyAll();
-      receiver = new Receiver(command.port, dialect, command.groups);
+      receiver = new Receiver(command.port, dialect, command.groups, command.compression);
       return { id: command.id, type: 'connect', report: await receiver.connect(command.concurrency) };
     case 'expect':
       need().expect(command.perRoom);

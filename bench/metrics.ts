@@ -10,6 +10,11 @@ export const METRICS = {
     better: 'lower',
     about: 'server process user+system CPU over the scenario / messages delivered',
   },
+  wire_bytes_per_delivery: {
+    unit: 'B',
+    better: 'lower',
+    about: 'bytes the clients read from their sockets while the messages arrived (frame headers included, TCP/IP not) / messages delivered',
+  },
   unrelated_messages_per_node: {
     unit: 'msg',
     better: 'lower',
@@ -32,7 +37,7 @@ export const METRICS = {
     unit: 'B',
     better: 'lower',
     about:
-      '(server RSS with the connections open − RSS before), both after gc(), / connections; idle-heartbeat: at the end of the heartbeat window',
+      '(server RSS with the connections open − RSS before), both after gc(), / connections; idle-heartbeat: at the end of the heartbeat window; fanout-deflate: after the messages, with every compression context they left',
   },
   heap_bytes_per_conn: {
     unit: 'B',

@@ -50,3 +50,117 @@ export function readSentAt(bytes: Uint8Array, at: number): number {
   const fraction = (bytes[start + 14]! - ZERO) * 100 + (bytes[start + 15]! - ZERO) * 10 + (bytes[start + 16]! - ZERO);
   return whole + fraction / 1000;
 }
+
+/**
+ * Whether `payload` is, after its header, exactly the body of a message of its size and
+ * sequence number `seq` — the padded one or the chat one — for a client that inflated it.
+ */
+export function isPayloadOf(payload: string, seq: number): boolean {
+  const bytes = Buffer.byteLength(payload);
+  const body = payload.slice(HEADER_BYTES);
+  if (body === fillerBody(bytes)) return true;
+  if (bytes < HEADER_BYTES + 64) return false;
+  let chat = chatBodies.get(bytes);
+  if (chat === undefined) chatBodies.set(bytes, (chat = chatPayloadMaker(bytes).body));
+  return body === chat(seq);
+}
+const fillerBodies = new Map<number, string>();
+const fillerBody = (bytes: number): string => {
+  let body = fillerBodies.get(bytes);
+  if (body === undefined) fillerBodies.set(bytes, (body = payloadMaker(bytes)(0, 0).slice(HEADER_BYTES)));
+  return body;
+};
+const chatBodies = new Map<number, (seq: number) => string>();
+
+const NAMES = [
+  'alice',
+  'bob',
+  'carol',
+  'dave',
+  'erin',
+  'frank',
+  'grace',
+  'heidi',
+  'ivan',
+  'judy',
+  'mallory',
+  'niaj',
+  'olivia',
+  'peggy',
+  'rupert',
+  'sybil',
+  'trent',
+  'victor',
+  'walter',
+  'yusuf',
+  'zoe',
+  'amara',
+  'bilal',
+  'chen',
+];
+const WORDS = (
+  'the a to and of in is it you that for on with this we be are have not at can do so but what just ' +
+  'meeting today tomorrow deploy build release fixed broken test tests review merge branch server client room ' +
+  'message latency queue socket thanks ok sure sounds good looks great agreed later lunch coffee call sync ' +
+  'ticket issue bug crash retry timeout config staging production rollback metrics dashboard alert page ' +
+  'night weekend monday friday minutes hour soon done ready waiting blocked update notes doc draft'
+).split(' ');
+const EMOJI = ['👍', '🎉', '😂', '🙏', '🔥', '👀'];
+
+/** A small deterministic generator (mulberry32), so a client can rebuild what the server sent from the sequence number alone. */
+function random(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
+  };
+}
+
+/**
+ * Builds chat messages of exactly `bytes` UTF-8 bytes: the header of `payloadMaker` (so the
+ * receiver reads them the same way), then a chat room's recent messages as JSON —
+ * `d:[{"id":…,"user":{"id":…,"name":"…"},"text":"…","at":…,"reactions":{…}},…]}` — with
+ * ids, names, words and reactions drawn from the sequence number, so consecutive messages
+ * share their vocabulary and keys but not their content, as a room's traffic does. The
+ * body (everything after the header) depends on the sequence number only: `body(seq)`.
+ */
+export function chatPayloadMaker(bytes: number): { make(seq: number, sentAt: number): string; body(seq: number): string } {
+  if (bytes < HEADER_BYTES + 64) throw new RangeError(`a chat payload must be at least ${HEADER_BYTES + 64} bytes`);
+  const budget = bytes - HEADER_BYTES;
+  const body = (seq: number): string => {
+    const next = random(seq + 1);
+    const pick = <T>(list: readonly T[]): T => list[Math.floor(next() * list.length)]!;
+    const items: string[] = [];
+    let length = 2; // `[` and `]}`'s `]`, the `}` is added below
+    for (let i = 0; ; i++) {
+      const user = Math.floor(next() * NAMES.length);
+      const words = Array.from({ length: 3 + Math.floor(next() * 12) }, () => pick(WORDS)).join(' ');
+      const reactions = next() < 0.3 ? `,"reactions":{"${pick(EMOJI)}":${1 + Math.floor(next() * 9)}}` : '';
+      const item =
+        `{"id":${seq * 16 + i},"user":{"id":${10_000 + user * 37},"name":"${NAMES[user]}"},` +
+        `"text":"${words}","at":${1_764_100_000_000 + seq * 1_000 + i * 17}${reactions}}`;
+      // The last item takes what is left, its text cut or padded with words to the exact size.
+      const rest = budget - length - 1 - (items.length > 0 ? 1 : 0);
+      if (Buffer.byteLength(item) < rest - 200) {
+        items.push(item);
+        length += Buffer.byteLength(item) + (items.length > 1 ? 1 : 0);
+        continue;
+      }
+      const head = `{"id":${seq * 16 + i},"user":{"id":${10_000 + user * 37},"name":"${NAMES[user]}"},"text":"`;
+      const tail = `","at":${1_764_100_000_000 + seq * 1_000 + i * 17}}`;
+      let text = words;
+      const room = rest - head.length - tail.length;
+      while (text.length < room) text += ` ${pick(WORDS)}`;
+      items.push(`${head}${text.slice(0, Math.max(0, room)).trimEnd().padEnd(room, '.')}${tail}`);
+      return `[${items.join(',')}]}`;
+    }
+  };
+  const maker = payloadMaker(HEADER_BYTES + 1);
+  return {
+    make: (seq, sentAt) => `${maker(seq, sentAt).slice(0, HEADER_BYTES)}${body(seq)}`,
+    body,
+  };
+}

@@ -32,6 +32,8 @@ export interface BroadcastPlan {
   readonly intervalMs: number;
   /** Sample the server's RSS every millisecond from just before the first send until `finish`. */
   readonly sampleRss: boolean;
+  /** `'chat'`: realistic chat JSON (`chatPayloadMaker`) instead of the padded message [default 'filler']. */
+  readonly payload?: 'filler' | 'chat';
   /** Sequence number of each room's first message [default 0]: a plan can go on where another stopped. */
   readonly firstSeq?: number;
 }
@@ -112,6 +114,8 @@ export type ClientCommand =
       readonly groups: readonly ConnectionGroup[];
       /** Handshakes in flight at once. */
       readonly concurrency: number;
+      /** Offer permessage-deflate (fanout-deflate) [default false]. */
+      readonly compression?: boolean;
     }
   /** Resets the counters: each connection of `room` must now receive sequence numbers 0..n-1. */
   | { readonly id: number; readonly type: 'expect'; readonly perRoom: Record<string, number> }
@@ -169,6 +173,14 @@ export interface DeliveryReport {
   /** Latency histogram of fast deliveries, sparse `[bucket, count]` pairs (see histogram.ts). */
   readonly latency: readonly (readonly [number, number])[];
   readonly cpuUs: number;
+  /** Bytes the process's connections read from their sockets since the phase began (frames and their headers, all connections). */
+  readonly wireBytes: number;
+  /** Compressed messages inflated (and then read as plain ones). */
+  readonly inflated: number;
+  /** Of those, the ones found whole to be exactly what the server sent (the sampled connections). */
+  readonly checkedWhole: number;
+  /** Compressed messages counted without being inflated (connections outside the sample, when the server compresses each message on its own). */
+  readonly counted: number;
 }
 
 export interface ConnectReport {

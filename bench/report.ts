@@ -73,8 +73,8 @@ const VARIANT_NOTES: Partial<Record<SystemName, string>> = { 'socketio-sharded':
 /**
  * The table and the scenario list. `[options.short=false]`: for the project README, which must
  * stay short: `delivered_fraction` rows where every system has 1 (every message arrived, once
- * and in order: a check rather than a comparison) are left out and a line says so; latest.md
- * has every row.
+ * and in order: a check rather than a comparison) are left out and a line says so, and the
+ * scenario list is a link to latest.md, which has every row and the list.
  */
 export function renderMarkdown(bench: BenchResults, options: { readonly short?: boolean } = {}): string {
   const { machine } = bench;
@@ -92,7 +92,7 @@ export function renderMarkdown(bench: BenchResults, options: { readonly short?: 
     '',
     `${machine.cpus} × ${machine.model}, ${(machine.totalmem / 2 ** 30).toFixed(1)} GiB, Node ${machine.node}, ${machine.platform}, ` +
       `${machine.date.slice(0, 10)}; ${machine.quick ? '**quick run** (reduced sizes)' : 'full run'}, ` +
-      `median of up to ${bench.rounds} round${bench.rounds === 1 ? '' : 's'} (see the list below). ↑ higher is better, ↓ lower is better; ` +
+      `median of up to ${bench.rounds} round${bench.rounds === 1 ? '' : 's'} (${options.short === true ? 'per scenario in [latest.md](bench/results/latest.md)' : 'see the list below'}). ↑ higher is better, ↓ lower is better; ` +
       'a ratio above 1 means berth has the larger number' +
       (systems.includes('socketio-sharded')
         ? '; where Socket.IO ran on both its Redis adapters, berth/Socket.IO is against the better of the two, marked (sharded) when that is the sharded one.'
@@ -137,8 +137,10 @@ export function renderMarkdown(bench: BenchResults, options: { readonly short?: 
       `\`delivered_fraction\` is 1.000 for every system in the ${omitted} scenarios whose row is left out here; [bench/results/latest.md](bench/results/latest.md) has every row.`,
     );
   }
-  lines.push('', 'Scenarios:', '');
-  for (const [id, title] of Object.entries(bench.scenarios)) {
+  if (options.short === true) {
+    lines.push('', 'What each scenario does, with its sizes, rounds and date: [bench/results/latest.md](bench/results/latest.md).');
+  } else lines.push('', 'Scenarios:', '');
+  for (const [id, title] of options.short === true ? [] : Object.entries(bench.scenarios)) {
     const rounds = new Set(bench.runs.filter((run) => run.scenario === id).map((run) => run.round)).size;
     const day = bench.measuredAt?.[id]?.slice(0, 10);
     const when = day !== undefined && day !== machine.date.slice(0, 10) ? `, measured ${day}` : '';

@@ -104,12 +104,15 @@ async function runOne(scenario: Scenario, system: SystemName, round: number): Pr
   try {
     // resume-storm: both systems keep a session for every client (see servers/system.ts).
     // idle-heartbeat: every system's heartbeat at the scenario's interval and timeout.
+    // fanout-deflate: every system negotiates permessage-deflate.
     const serverEnv: Record<string, string> | undefined =
       scenario.kind === 'resume'
         ? { BENCH_RECOVERY_SESSIONS: String(2 * scenario.rooms * scenario.perRoom) }
         : scenario.kind === 'heartbeat'
           ? { BENCH_HEARTBEAT: `${scenario.intervalMs},${scenario.timeoutMs}` }
-          : undefined;
+          : scenario.kind === 'broadcast' && scenario.compression === true
+            ? { BENCH_COMPRESSION: '1' }
+            : undefined;
     session = await openSession(system, scenario.kind === 'churn' ? 1 : clientProcesses, log, serverEnv);
     switch (scenario.kind) {
       case 'broadcast':

@@ -24,6 +24,8 @@ export interface BroadcastScenario extends Base {
   readonly metrics: readonly MetricName[];
   /** Deadline for all fast clients to have everything. */
   readonly deliverTimeoutMs: number;
+  /** Servers and clients negotiate permessage-deflate [default false]. */
+  readonly compression?: boolean;
 }
 
 /** Server memory per idle open connection. */
@@ -142,6 +144,9 @@ export function scenarios(quick: boolean): Scenario[] {
   const n = quick ? 2_000 : 10_000;
   const fanoutTurns = quick ? 50 : 100;
   const burstTurns = quick ? 20 : 100;
+  // 50 messages per connection in either fanout-deflate variant (30 with --quick): ws and Socket.IO
+  // deflate each of them once per connection, 500 000 zlib jobs at full size, about 190 µs each.
+  const deflateTurns = quick ? 3 : 5;
   // cluster-spread keeps its sizes (6 nodes × 10 rooms × 50); --quick only sends less.
   const spreadTurns = quick ? 5 : 20;
   const rooms = 8;
@@ -160,6 +165,8 @@ export function scenarios(quick: boolean): Scenario[] {
   const fanoutWithMedian = ['deliveries_per_s', 'server_cpu_us_per_delivery', 'p50_ms', 'p99_ms', 'delivered_fraction'] as const;
   const big = ['peak_rss_delta_bytes', 'deliveries_per_s', 'server_cpu_us_per_delivery', 'delivered_fraction'] as const;
   const slow = ['p99_ms', 'peak_rss_delta_bytes', 'server_cpu_us_per_delivery', 'delivered_fraction'] as const;
+  const deflate = ['server_cpu_us_per_delivery', 'wire_bytes_per_delivery', 'rss_bytes_per_conn', 'delivered_fraction'] as const;
+  const chat = { payloadBytes: KB, payload: 'chat', intervalMs: 0, sampleRss: false } as const;
   const paced = (messages: number) => ({
     turns: messages / slowPerTurn,
     perTurn: slowPerTurn,
@@ -188,6 +195,41 @@ export function scenarios(quick: boolean): Scenario[] {
       slowPerRoom: 0,
       plan: { turns: burstTurns, perTurn: 10, payloadBytes: 100, intervalMs: 0, sampleRss: false },
       metrics: fanout,
+      deliverTimeoutMs: 240_000,
+    },
+    {
+      id: 'fanout-deflate',
+      kind: 'broadcast',
+      title: `${fmt(n)} connections in one room, all with permessage-deflate; ${deflateTurns} turns of ten 1 KiB chat JSON messages`,
+      rooms: 1,
+      fastPerRoom: n,
+      slowPerRoom: 0,
+      plan: { turns: deflateTurns, perTurn: 10, ...chat },
+      metrics: deflate,
+      deliverTimeoutMs: 240_000,
+      compression: true,
+    },
+    {
+      id: 'fanout-deflate/1-per-turn',
+      kind: 'broadcast',
+      title: `the same, ${deflateTurns * 10} turns of one message`,
+      rooms: 1,
+      fastPerRoom: n,
+      slowPerRoom: 0,
+      plan: { turns: deflateTurns * 10, perTurn: 1, ...chat },
+      metrics: deflate,
+      deliverTimeoutMs: 240_000,
+      compression: true,
+    },
+    {
+      id: 'fanout-deflate/plain',
+      kind: 'broadcast',
+      title: `the same, ten a turn, with compression off in every system`,
+      rooms: 1,
+      fastPerRoom: n,
+      slowPerRoom: 0,
+      plan: { turns: deflateTurns, perTurn: 10, ...chat },
+      metrics: deflate,
       deliverTimeoutMs: 240_000,
     },
     {

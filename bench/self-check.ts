@@ -18,7 +18,8 @@ import { plainDialect } from './clients/dialect.js';
 import { Receiver } from './clients/receiver.js';
 import { ResumeClients, type ResumeSystem } from './clients/resume.js';
 import { socketIoDialect } from './clients/socketio-dialect.js';
-import { payloadMaker } from './payload.js';
+import { INFLATE_EVERY } from './clients/receiver.js';
+import { chatPayloadMaker, payloadMaker } from './payload.js';
 import { HOST, wallNow } from './protocol.js';
 
 const small = payloadMaker(100);
@@ -112,6 +113,82 @@ async function berth(): Promise<void> {
 }
 
 /**
+ * fanout-deflate's clients against the three servers with compression: each offers
+ * permessage-deflate, and 1 KiB chat messages arrive compressed. Against berth (no context
+ * takeover) the sampled connection inflates and checks them whole, the others count them; against
+ * ws and Socket.IO (context takeover) every connection inflates everything, Socket.IO's pings
+ * (compressed too, every 300 ms here; a 2 s timeout, as a ping waits behind the messages
+ * ws compresses before it) included.
+ */
+async function deflate(): Promise<void> {
+  const chat = chatPayloadMaker(1024);
+  const count = INFLATE_EVERY + 2; // the sampled slot 0 and INFLATE_EVERY, and the rest
+  const servers: { label: string; port: number; send: (seq: number) => void; stop: () => Promise<unknown> }[] = [];
+  const runtime = createRuntime({ port: 0, host: HOST, compression: true });
+  runtime.on('connection', (connection) => void connection.join('d'));
+  await runtime.ready;
+  servers.push({
+    label: 'berth',
+    port: runtime.address()!.port,
+    send: (seq) => runtime.sendToRoom('d', chat.make(seq, wallNow())),
+    stop: () => runtime.close({ timeoutMs: 200 }),
+  });
+  const wss = new WebSocketServer({ port: 0, host: HOST, perMessageDeflate: true });
+  wss.on('connection', (ws) => ws.on('error', () => {}));
+  await new Promise((resolve) => wss.once('listening', resolve));
+  servers.push({
+    label: 'ws',
+    port: (wss.address() as { port: number }).port,
+    send: (seq) => {
+      const data = Buffer.from(chat.make(seq, wallNow()));
+      for (const ws of wss.clients) ws.send(data, { binary: false });
+    },
+    stop: () => new Promise((resolve) => wss.close(resolve)),
+  });
+  const httpServer = http.createServer();
+  const io = new Server(httpServer, { transports: ['websocket'], perMessageDeflate: true, pingInterval: 300, pingTimeout: 2000 });
+  io.on('connection', (socket) => void socket.join(String(socket.handshake.query['room'])));
+  await new Promise<void>((resolve) => httpServer.listen(0, HOST, () => resolve()));
+  servers.push({
+    label: 'Socket.IO',
+    port: (httpServer.address() as { port: number }).port,
+    send: (seq) => void io.to('d').emit('m', chat.make(seq, wallNow())),
+    stop: () => io.close(),
+  });
+  for (const { label, port, send, stop } of servers) {
+    const dialect = label === 'Socket.IO' ? socketIoDialect : plainDialect;
+    const receiver = new Receiver(port, dialect, [{ room: 'd', fast: count, slow: 0 }], true);
+    const connected = await receiver.connect(10);
+    check(`${label} with compression: ${count} connections offer permessage-deflate and open`, connected.opened === count, connected);
+    // Socket.IO: a second for its compressed pings to come and be answered.
+    await sleep(label === 'Socket.IO' ? 1000 : 100);
+    if (label === 'Socket.IO') {
+      const pinged = receiver.report();
+      check('Socket.IO with compression: its compressed pings are inflated and answered', pinged.pings > 0 && pinged.closedEarly === 0, {
+        pings: pinged.pings,
+        closed: pinged.firstErrors,
+      });
+    }
+    receiver.expect({ d: 20 });
+    for (let seq = 0; seq < 20; seq++) send(seq);
+    const report = await receiver.wait(5000);
+    const inflatesAll = label !== 'berth';
+    check(
+      `${label} with compression: every 1 KiB message arrives compressed, the sampled connections' checked whole, ${inflatesAll ? 'all inflated' : 'the rest counted'}`,
+      report.delivered === 20 * count &&
+        report.malformed === 0 &&
+        report.checkedWhole === 40 &&
+        report.inflated + report.counted === 20 * count &&
+        report.counted === (inflatesAll ? 0 : 20 * (count - 2)) &&
+        report.wireBytes < 20 * count * 1024,
+      { ...report, latency: undefined },
+    );
+    receiver.destroyAll();
+    await stop();
+  }
+}
+
+/**
  * The real clients of resume-storm (clients/resume.ts) against each real server: they open, get a
  * first few messages, lose every TCP socket at once, miss five messages, come back recovered, and
  * the checker counts a message sent twice and one never sent as one duplicate and one loss per client.
@@ -172,6 +249,7 @@ async function resumeClients(system: ResumeSystem): Promise<void> {
 await plainWs();
 await socketIo();
 await berth();
+await deflate();
 await resumeClients('berth');
 await resumeClients('socketio');
 console.log(failed === 0 ? 'self-check passed' : `self-check: ${failed} check(s) failed`);

@@ -5,13 +5,14 @@
  * Started by bench/children.ts as `node --expose-gc --import tsx
  * bench/server-process.ts <system>`, with BENCH_REDIS_URL set to run as a
  * cluster node (counting what its Redis subscriber receives),
- * BENCH_RECOVERY_SESSIONS to keep sessions of dropped connections and
- * BENCH_HEARTBEAT (`intervalMs,timeoutMs`) to set the heartbeat; it dies with
- * its parent's IPC channel.
+ * BENCH_RECOVERY_SESSIONS to keep sessions of dropped connections,
+ * BENCH_HEARTBEAT (`intervalMs,timeoutMs`) to set the heartbeat and
+ * BENCH_COMPRESSION=1 to negotiate permessage-deflate; it dies with its
+ * parent's IPC channel.
  */
 import { BusTally } from './bus-tally.js';
 import { startProfile, stopProfile } from './cpu-profile.js';
-import { payloadMaker } from './payload.js';
+import { chatPayloadMaker, payloadMaker } from './payload.js';
 import { RssSampler } from './rss-sampler.js';
 import { wallNow, type BroadcastPlan, type ServerCommand, type ServerReply, type SystemName } from './protocol.js';
 import { startBerth } from './servers/berth.js';
@@ -26,6 +27,14 @@ const redisUrl = process.env.BENCH_REDIS_URL || undefined;
  * Socket.IO's `connectionStateRecovery`, both for 2 minutes).
  */
 const recoverSessions = Number(process.env.BENCH_RECOVERY_SESSIONS) || undefined;
+/**
+ * Set by fanout-deflate: every system negotiates permessage-deflate. BENCH_DEFLATE_LEVEL (1–9,
+ * from the environment of `npm run bench`) sets berth's `compression.level` instead of its default.
+ */
+const compression =
+  process.env.BENCH_COMPRESSION === '1'
+    ? { level: process.env.BENCH_DEFLATE_LEVEL ? Number(process.env.BENCH_DEFLATE_LEVEL) : undefined }
+    : undefined;
 /** Set by idle-heartbeat: `intervalMs,timeoutMs` of every system's heartbeat. */
 const [heartbeatInterval, heartbeatTimeout] = (process.env.BENCH_HEARTBEAT ?? '').split(',').map(Number);
 const heartbeat =
@@ -49,7 +58,7 @@ process.on('disconnect', () => process.exit(0));
 const gc = (globalThis as { gc?: () => void }).gc;
 /** A cluster node counts what its Redis subscriber receives, from before it subscribes. */
 const bus = redisUrl === undefined ? undefined : new BusTally();
-const server = await start({ redisUrl, recoverSessions, heartbeat });
+const server = await start({ redisUrl, recoverSessions, heartbeat, compression });
 const cpuUs = () => {
   const { user, system: sys } = process.cpuUsage();
   return user + sys;
@@ -66,7 +75,7 @@ function reply(message: ServerReply): void {
 
 /** Runs the plan's turns; resolves when the last turn has been handed to the system. */
 function run(plan: BroadcastPlan, started: number): Promise<number> {
-  const make = payloadMaker(plan.payloadBytes);
+  const make = plan.payload === 'chat' ? chatPayloadMaker(plan.payloadBytes).make : payloadMaker(plan.payloadBytes);
   const seqs = plan.rooms.map(() => plan.firstSeq ?? 0);
   let turn = 0;
   return new Promise((resolve, reject) => {

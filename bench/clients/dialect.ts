@@ -25,6 +25,8 @@ export interface Dialect {
    * `HANDLED` for other protocol traffic it answered, `UNKNOWN` otherwise.
    */
   inspect(connection: WireConnection, length: number): number;
+  /** The benchmark payload in a whole (inflated) message; undefined if it is not an event of the benchmark. */
+  payloadOf(message: string): string | undefined;
 }
 
 /** The client message: the same 100-byte string as the broadcasts, sequence 0. */
@@ -36,4 +38,5 @@ export const plainDialect: Dialect = {
   messageFrame: textFrame(CLIENT_MESSAGE),
   upgraded: () => true,
   inspect: () => 0,
+  payloadOf: (message) => message,
 };

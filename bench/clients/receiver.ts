@@ -5,12 +5,25 @@
  * number — records its latency, and notes the moment the last fast
  * connection has everything. Per-connection state lives in typed arrays
  * indexed by slot, so the hot path allocates nothing.
+ *
+ * With compression, the connections offer permessage-deflate. One in
+ * `INFLATE_EVERY` inflates every compressed message and checks it whole
+ * against what the server sent (rebuilt from its size and sequence number).
+ * The others, where the server compresses each message on its own
+ * (`server_no_context_takeover`), count compressed messages without reading
+ * them, each one the next delivery of its connection; where it compresses
+ * against earlier messages they must inflate everything (no later message,
+ * nor a Socket.IO ping, can be read without every one before it), and read
+ * it as a plain message. Every connection's socket bytes are counted.
  */
 import { LatencyHistogram } from '../histogram.js';
-import { readSentAt, readSeq } from '../payload.js';
+import { isPayloadOf, readSentAt, readSeq } from '../payload.js';
 import type { ConnectionGroup, ConnectReport, DeliveryReport } from '../protocol.js';
 import { READY, UNKNOWN, type Dialect } from './dialect.js';
-import { pingsAnswered, WireConnection, type WireHandler } from './wire.js';
+import { pingsAnswered, WireConnection, wireBytes, type WireHandler } from './wire.js';
+
+/** One connection in this many inflates and checks what it receives compressed; the rest count it. */
+export const INFLATE_EVERY = 50;
 
 const HANDSHAKE_TIMEOUT_MS = 15_000;
 const ATTEMPTS = 4;
@@ -32,6 +45,7 @@ export class Receiver implements WireHandler {
   #expected: Uint32Array;
   readonly #opening: (((ok: boolean) => void) | undefined)[];
   readonly #errors: string[] = [];
+  readonly #compression: boolean;
 
   #delivered = 0;
   #expectedTotal = 0;
@@ -40,14 +54,21 @@ export class Receiver implements WireHandler {
   #malformed = 0;
   #closedEarly = 0;
   #slowDelivered = 0;
+  #inflated = 0;
+  #checkedWhole = 0;
+  #counted = 0;
+  /** `wireBytes` when the phase began. */
+  #wireFrom = 0;
   /** Fast connections still missing messages. */
   #pending = 0;
   #completedAt = 0;
   #latency = new LatencyHistogram();
   #waiter: (() => void) | undefined;
 
-  constructor(port: number, dialect: Dialect, groups: readonly ConnectionGroup[]) {
+  /** `compression`: offer permessage-deflate [default false]. */
+  constructor(port: number, dialect: Dialect, groups: readonly ConnectionGroup[], compression = false) {
     this.#dialect = dialect;
+    this.#compression = compression;
     this.#rooms = groups.map((group) => group.room);
     this.#ports = groups.map((group) => group.port ?? port);
     const total = groups.reduce((sum, group) => sum + group.fast + group.slow, 0);
@@ -117,7 +138,11 @@ export class Receiver implements WireHandler {
       const index = this.#roomOf[slot]!;
       this.#connections[slot] = new WireConnection(
         slot,
-        { port: this.#ports[index]!, path: this.#dialect.path(this.#rooms[index]!) },
+        {
+          port: this.#ports[index]!,
+          path: this.#dialect.path(this.#rooms[index]!),
+          ...(this.#compression && { compression: slot % INFLATE_EVERY === 0 ? 'inflate' : 'count' }),
+        },
         this,
       );
     });
@@ -128,6 +153,8 @@ export class Receiver implements WireHandler {
     this.#expected = Uint32Array.from(this.#rooms, (room) => perRoom[room] ?? 0);
     this.#next.fill(0);
     this.#delivered = this.#duplicates = this.#gaps = this.#malformed = this.#slowDelivered = 0;
+    this.#inflated = this.#checkedWhole = this.#counted = 0;
+    this.#wireFrom = wireBytes.count;
     this.#completedAt = 0;
     this.#latency = new LatencyHistogram();
     this.#expectedTotal = 0;
@@ -178,6 +205,10 @@ export class Receiver implements WireHandler {
       slowDelivered: this.#slowDelivered,
       latency: this.#latency.toSparse(),
       cpuUs: user + system,
+      wireBytes: wireBytes.count - this.#wireFrom,
+      inflated: this.#inflated,
+      checkedWhole: this.#checkedWhole,
+      counted: this.#counted,
     };
   }
 
@@ -199,8 +230,12 @@ export class Receiver implements WireHandler {
       return;
     }
     const slot = connection.slot;
-    const seq = readSeq(connection.prefix, at, connection.prefixLength);
+    let seq = readSeq(connection.prefix, at, connection.prefixLength);
     const expected = this.#expected[this.#roomOf[slot]!]!;
+    if (connection.inflated !== undefined) {
+      this.#inflated++;
+      if (slot % INFLATE_EVERY === 0 && seq >= 0 && !this.#intact(connection.inflated, seq)) seq = -1;
+    }
     if (seq < 0 || seq >= expected) {
       this.#malformed++;
       return;
@@ -223,6 +258,31 @@ export class Receiver implements WireHandler {
     this.#next[slot] = seq + 1;
     // A connection that skipped messages is finished too (incomplete), so a lossy run ends early.
     if (seq + 1 === expected) this.#connectionDone(now);
+  }
+
+  counted(connection: WireConnection, now: number): void {
+    const slot = connection.slot;
+    const next = this.#next[slot]!;
+    const expected = this.#expected[this.#roomOf[slot]!]!;
+    if (next >= expected) {
+      this.#malformed++;
+      return;
+    }
+    this.#counted++;
+    this.#next[slot] = next + 1;
+    if (this.#slow[slot] === 1) this.#slowDelivered++;
+    else this.#delivered++;
+    if (next + 1 === expected) this.#connectionDone(now);
+  }
+
+  /** Whether an inflated message is exactly the payload of `seq` that the server sent, in the dialect's packet. */
+  #intact(message: Buffer, seq: number): boolean {
+    const payload = this.#dialect.payloadOf(message.toString());
+    if (payload === undefined) return false;
+    const intact = isPayloadOf(payload, seq);
+    if (intact) this.#checkedWhole++;
+    else this.#note(`an inflated message of ${message.length} B is not the payload of ${seq}`);
+    return intact;
   }
 
   closed(connection: WireConnection, error: Error | undefined): void {

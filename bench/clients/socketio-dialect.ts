@@ -43,4 +43,9 @@ export const socketIoDialect: Dialect = {
     if (first === FOUR && prefix[1] === ZERO) return READY;
     return UNKNOWN;
   },
+  payloadOf(message: string): string | undefined {
+    if (!message.startsWith('42[')) return undefined;
+    const event: unknown = JSON.parse(message.slice(2));
+    return Array.isArray(event) && event.length === 2 && event[0] === 'm' && typeof event[1] === 'string' ? event[1] : undefined;
+  },
 };

@@ -12,13 +12,16 @@
  * - frames the client sends are built (and masked, as clients must) once.
  *
  * It speaks just what the benchmark needs: the upgrade, unfragmented or
- * fragmented data frames, ping/pong and the closing handshake. The same client
+ * fragmented data frames, ping/pong, the closing handshake and, when asked,
+ * permessage-deflate (inflate.ts): a compressed message (RSV1) is either
+ * inflated whole, then read as a plain one, or only counted. The same client
  * serves all three systems; Socket.IO's Engine.IO layer sits on top of it
  * (socketio-dialect.ts).
  */
 import { createHash, randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { HOST } from '../protocol.js';
+import { DEFLATE_OFFER, MessageInflater, parseAnswer } from './inflate.js';
 
 /** Bytes of each data message kept for the reader. */
 export const PREFIX_BYTES = 64;
@@ -33,6 +36,8 @@ const OPCODE_PONG = 0xa;
 
 /** Server pings answered by every connection of this process (idle-heartbeat counts its cycles with it). */
 export const pingsAnswered = { count: 0 };
+/** Bytes every connection of this process has read from its socket, handshakes included (reset by the owner). */
+export const wireBytes = { count: 0 };
 
 /** Encodes one masked client frame. */
 export function clientFrame(opcode: number, payload: Uint8Array): Buffer {
@@ -61,8 +66,13 @@ const CLOSE_NORMAL = clientFrame(OPCODE_CLOSE, Buffer.from([0x03, 0xe8])); // 10
 export interface WireHandler {
   /** The server accepted the upgrade. */
   upgraded(connection: WireConnection): void;
-  /** A complete data message of `length` bytes; its first bytes are in `connection.prefix`. */
+  /**
+   * A complete data message of `length` bytes; its first bytes are in `connection.prefix`, and
+   * all of them in `connection.inflated` if it came compressed and was inflated.
+   */
   message(connection: WireConnection, length: number, now: number): void;
+  /** A complete compressed message on a connection that only counts them (needed with `compression: 'count'`). */
+  counted?(connection: WireConnection, now: number): void;
   /** The socket is gone (exactly once); `error` unless it closed cleanly. */
   closed(connection: WireConnection, error: Error | undefined): void;
 }
@@ -77,6 +87,13 @@ export interface WireOptions {
   readonly port: number;
   readonly path: string;
   readonly localAddress?: string;
+  /**
+   * Offer permessage-deflate; if the server takes it, `'inflate'` inflates every compressed
+   * message and hands it to `message`; `'count'` only tells `counted`, if the server compresses
+   * each message on its own, and otherwise inflates too (a message compressed against earlier ones
+   * cannot be read without them). [default: no offer]
+   */
+  readonly compression?: 'inflate' | 'count';
 }
 
 export class WireConnection {
@@ -87,6 +104,8 @@ export class WireConnection {
   prefixLength = 0;
   /** Free for the dialect on top (e.g. Socket.IO's handshake step). */
   state = 0;
+  /** The whole current message, while `message` reads one that came compressed and was inflated. */
+  inflated: Buffer | undefined;
   readonly socket: net.Socket;
   readonly #handler: WireHandler;
   #phase: number = Phase.Handshake;
@@ -103,13 +122,29 @@ export class WireConnection {
   #closing = false;
   #closeTimer: NodeJS.Timeout | undefined;
   #done = false;
+  readonly #compression: 'inflate' | 'count' | undefined;
+  /** Set once the server took the offer and this connection inflates. */
+  #inflater: MessageInflater | undefined;
+  /** The server took the offer: RSV1 marks a compressed message. */
+  #negotiated = false;
+  /** The current message came compressed. */
+  #compressed = false;
+  /** Its payload so far, when it is to be inflated. */
+  #chunks: Buffer[] = [];
+  /** A message is being inflated asynchronously: what was read meanwhile waits here, and the socket is paused. */
+  #held: Buffer | undefined;
+  /** `pause()` was asked: the end of an inflation does not resume reading. */
+  #stopped = false;
 
   constructor(slot: number, options: WireOptions, handler: WireHandler) {
     this.slot = slot;
     this.#handler = handler;
+    this.#compression = options.compression;
     const request =
       `GET ${options.path} HTTP/1.1\r\nHost: ${HOST}:${options.port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
-      `Sec-WebSocket-Key: ${KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n`;
+      `Sec-WebSocket-Key: ${KEY}\r\nSec-WebSocket-Version: 13\r\n` +
+      (options.compression === undefined ? '' : `Sec-WebSocket-Extensions: ${DEFLATE_OFFER}\r\n`) +
+      '\r\n';
     this.socket = net.connect({
       port: options.port,
       host: HOST,
@@ -118,6 +153,7 @@ export class WireConnection {
       onread: {
         buffer: READ_BUFFER,
         callback: (bytes: number) => {
+          wireBytes.count += bytes;
           this.#feed(READ_BUFFER, bytes, performance.timeOrigin + performance.now());
           return true;
         },
@@ -141,6 +177,7 @@ export class WireConnection {
 
   /** Stops reading: the server's frames pile up in the kernel, then in the server. */
   pause(): void {
+    this.#stopped = true;
     this.socket.pause();
   }
 
@@ -153,11 +190,16 @@ export class WireConnection {
     if (this.#done) return;
     this.#done = true;
     clearTimeout(this.#closeTimer);
+    this.#inflater?.close();
     this.socket.destroy();
     this.#handler.closed(this, error);
   }
 
   #feed(bytes: Buffer, end: number, now: number): void {
+    if (this.#held !== undefined) {
+      this.#held = Buffer.concat([this.#held, bytes.subarray(0, end)]);
+      return;
+    }
     let i = 0;
     if (this.#phase === Phase.Handshake) {
       i = this.#handshake(bytes, end);
@@ -177,6 +219,9 @@ export class WireConnection {
         if ((this.#opcode & 0x8) !== 0) {
           bytes.copy(this.#control!, this.#controlLength, i, i + take);
           this.#controlLength += take;
+        } else if (this.#compressed) {
+          // The read buffer is shared: a payload to inflate later is copied out of it.
+          if (this.#inflater !== undefined && take > 0) this.#chunks.push(Buffer.from(bytes.subarray(i, i + take)));
         } else if (this.prefixLength < PREFIX_BYTES) {
           const keep = Math.min(take, PREFIX_BYTES - this.prefixLength);
           for (let k = 0; k < keep; k++) this.prefix[this.prefixLength + k] = bytes[i + k]!;
@@ -187,6 +232,12 @@ export class WireConnection {
         if (this.#remaining === 0) this.#endFrame(now);
       }
       if (this.#done) return;
+      if (this.#held !== undefined) {
+        // An inflation is under way: the rest waits for it, and so does the socket.
+        this.#held = Buffer.from(bytes.subarray(i, end));
+        this.socket.pause();
+        return;
+      }
     }
   }
 
@@ -209,6 +260,15 @@ export class WireConnection {
       this.#fail('bad Sec-WebSocket-Accept');
       return -1;
     }
+    const answer = parseAnswer(/\r\nsec-websocket-extensions:([^\r]*)/.exec(head)?.[1]);
+    if (typeof answer === 'string' || (answer !== undefined && this.#compression === undefined)) {
+      this.#fail(typeof answer === 'string' ? answer : 'the server answered an extension that was not offered');
+      return -1;
+    }
+    if (answer !== undefined) {
+      this.#negotiated = true;
+      if (this.#compression === 'inflate' || !answer.serverNoContextTakeover) this.#inflater = new MessageInflater(answer);
+    }
     this.#phase = Phase.Header;
     this.#handler.upgraded(this);
     return headEnd + 4 - before;
@@ -224,6 +284,11 @@ export class WireConnection {
     this.#fin = (head[0]! & 0x80) !== 0;
     this.#remaining = length;
     this.#phase = Phase.Payload;
+    const rsv = head[0]! & 0x70;
+    // RSV1 may only start a message, and only once the extension is negotiated (RFC 7692 §6).
+    if (rsv !== 0 && (rsv !== 0x40 || !this.#negotiated || this.#opcode === 0 || (this.#opcode & 0x8) !== 0)) {
+      return this.#fail(`unexpected RSV bits 0x${rsv.toString(16)} on opcode ${this.#opcode}`);
+    }
     if ((this.#opcode & 0x8) !== 0) {
       if (length > 125) return this.#fail('control frame too long');
       this.#control ??= Buffer.allocUnsafe(125);
@@ -233,6 +298,7 @@ export class WireConnection {
       if (this.#opcode !== 0) {
         this.prefixLength = 0;
         this.#messageLength = 0;
+        this.#compressed = rsv !== 0;
       }
       this.#messageLength += length;
     }
@@ -259,8 +325,36 @@ export class WireConnection {
         this.#closeTimer ??= setTimeout(() => this.socket.destroy(), 5000);
         return;
       default:
-        if (this.#fin) this.#handler.message(this, this.#messageLength, now);
+        if (!this.#fin) return;
+        if (!this.#compressed) return this.#handler.message(this, this.#messageLength, now);
+        if (this.#inflater === undefined) return this.#handler.counted?.(this, now);
+        this.#inflate(this.#inflater, now);
     }
+  }
+
+  /** Inflates the message just completed and hands it on, at once or (context takeover) once zlib is done. */
+  #inflate(inflater: MessageInflater, now: number): void {
+    const chunks = this.#chunks;
+    this.#chunks = [];
+    const result = inflater.inflate(chunks, (late) => {
+      if (this.#done) return;
+      this.#inflated(late, now);
+      const held = this.#held!;
+      this.#held = undefined;
+      this.#feed(held, held.length, performance.timeOrigin + performance.now());
+      if (this.#held === undefined && !this.#done && !this.#stopped) this.socket.resume();
+    });
+    if (result === undefined) this.#held = Buffer.alloc(0);
+    else this.#inflated(result, now);
+  }
+
+  #inflated(result: Buffer | Error, now: number): void {
+    if (result instanceof Error) return this.#fail(`inflate: ${result.message}`);
+    this.prefixLength = Math.min(PREFIX_BYTES, result.length);
+    result.copy(this.prefix, 0, 0, this.prefixLength);
+    this.inflated = result;
+    this.#handler.message(this, result.length, now);
+    this.inflated = undefined;
   }
 
   #fail(reason: string): void {

@@ -1,8 +1,10 @@
 /**
  * A broadcast scenario (fan-out, burst, 1 MB, concurrent rooms, slow
- * clients): connect and join, warm up, then the server runs the plan while
+ * clients, deflate): connect and join, warm up, then the server runs the plan while
  * the clients check every message; the row's numbers come from the server's
- * clock and CPU and the clients' completion time, counts and latencies.
+ * clock and CPU and the clients' completion time, counts, latencies and
+ * socket bytes, and, for `rss_bytes_per_conn`, the server's RSS before the
+ * connections and after the messages.
  */
 import { join } from 'node:path';
 import { PhaseError } from '../children.js';
@@ -18,9 +20,13 @@ const PROGRESS_EVERY_MS = 5_000;
 
 export async function runBroadcast(session: Session, scenario: BroadcastScenario): Promise<Outcome> {
   const rooms = Array.from({ length: scenario.rooms }, (_, i) => `r${i}`);
+  const wanted = new Set(scenario.metrics);
+  const compression = scenario.compression === true;
+  const empty = wanted.has('rss_bytes_per_conn') ? await serverStats(session, rooms, true) : undefined;
   await connect(
     session,
     rooms.map((room) => ({ room, fast: scenario.fastPerRoom, slow: scenario.slowPerRoom })),
+    compression,
   );
 
   const warm = await deliver(session, rooms, WARMUP, 60_000, 'warm-up');
@@ -32,18 +38,28 @@ export async function runBroadcast(session: Session, scenario: BroadcastScenario
   const messages = plan.turns * plan.perTurn * rooms.length;
   session.log(`sending ${messages.toLocaleString('en-US')} × ${plan.payloadBytes.toLocaleString('en-US')} B`);
   const { started, finished, report, clientCpuUs } = await deliver(session, rooms, plan, scenario.deliverTimeoutMs, 'delivery');
-  const stats = await serverStats(session, rooms);
+  // After a gc() when memory is measured: what stays per connection once the messages are out
+  // (ws's and Socket.IO's deflate contexts stay for the connection's life).
+  const stats = await serverStats(session, rooms, empty !== undefined);
 
   const metrics: Partial<Record<MetricName, number>> = {};
   const notes: string[] = [];
   const fraction = report.expected === 0 ? 0 : report.delivered / report.expected;
-  const faults = describeFaults(report);
+  const total = rooms.length * (scenario.fastPerRoom + scenario.slowPerRoom);
+  // With compression every measured message (1 KiB, at every system's threshold) must come compressed, and without none.
+  const compressed = report.inflated + report.counted;
+  const plainNote =
+    compression && compressed !== report.delivered
+      ? `, ${report.delivered - compressed} of ${report.delivered} came uncompressed`
+      : !compression && compressed > 0
+        ? `, ${compressed} came compressed`
+        : '';
+  const faults = describeFaults(report) + plainNote;
   const complete = report.delivered === report.expected && faults === '';
   const wallMs = report.completedAt - started.startedAt;
   const latency = new LatencyHistogram();
   latency.add(report.latency);
 
-  const wanted = new Set(scenario.metrics);
   if (wanted.has('delivered_fraction')) metrics.delivered_fraction = fraction;
   if (complete) {
     if (wanted.has('deliveries_per_s')) metrics.deliveries_per_s = report.delivered / (wallMs / 1000);
@@ -53,6 +69,8 @@ export async function runBroadcast(session: Session, scenario: BroadcastScenario
     const p99 = latency.quantile(0.99);
     if (wanted.has('p99_ms') && p99 !== null) metrics.p99_ms = p99;
     if (wanted.has('peak_rss_delta_bytes')) metrics.peak_rss_delta_bytes = finished.peakRss - finished.baseRss;
+    if (wanted.has('wire_bytes_per_delivery')) metrics.wire_bytes_per_delivery = report.wireBytes / report.delivered;
+    if (empty !== undefined) metrics.rss_bytes_per_conn = (stats.rss - empty.rss) / total;
   }
   const clientShare = clientCpuUs / 1000 / Math.max(1, wallMs) / session.clients.length;
   session.log(
@@ -62,11 +80,19 @@ export async function runBroadcast(session: Session, scenario: BroadcastScenario
       (plan.sampleRss
         ? `, peak RSS +${((finished.peakRss - finished.baseRss) / 2 ** 20).toFixed(1)} MiB (${finished.samples} samples)`
         : '') +
-      (latency.total > 0 ? `, p50 ${latency.quantile(0.5)!.toFixed(1)} ms, p99 ${latency.quantile(0.99)!.toFixed(1)} ms` : ''),
+      (latency.total > 0 ? `, p50 ${latency.quantile(0.5)!.toFixed(1)} ms, p99 ${latency.quantile(0.99)!.toFixed(1)} ms` : '') +
+      (wanted.has('wire_bytes_per_delivery')
+        ? `, ${(report.wireBytes / Math.max(1, report.delivered)).toFixed(1)} wire B per delivery`
+        : '') +
+      (compression
+        ? ` (compressed: ${report.inflated} inflated, ${report.checkedWhole} of them checked whole; ${report.counted} counted)`
+        : '') +
+      (empty !== undefined
+        ? `, RSS ${(empty.rss / 2 ** 20).toFixed(1)} → ${(stats.rss / 2 ** 20).toFixed(1)} MiB (${Math.round((stats.rss - empty.rss) / total)} B per connection)`
+        : ''),
   );
   if (report.slowDelivered > 0 || scenario.slowPerRoom > 0) notes.push(`slow clients received ${report.slowDelivered} messages`);
   if (stats.errors > 0) notes.push(`server reported ${stats.errors} errors: ${stats.firstErrors.join('; ')}`);
-  const total = rooms.length * (scenario.fastPerRoom + scenario.slowPerRoom);
   if (stats.connections !== total) notes.push(`server has ${stats.connections} of ${total} connections open after the run`);
   for (const note of notes) session.log(`note: ${note}`);
   if (!complete) {
@@ -171,6 +197,10 @@ export function merge(reports: readonly DeliveryReport[]): DeliveryReport {
     slowDelivered: sum((r) => r.slowDelivered),
     latency: reports.flatMap((r) => r.latency),
     cpuUs: sum((r) => r.cpuUs),
+    wireBytes: sum((r) => r.wireBytes),
+    inflated: sum((r) => r.inflated),
+    checkedWhole: sum((r) => r.checkedWhole),
+    counted: sum((r) => r.counted),
   };
 }
 

@@ -1,7 +1,7 @@
 /**
  * berth as an application uses it: a standalone runtime, `connection.join`
  * on connect, `runtime.sendToRoom` to broadcast. Defaults everywhere else
- * (heartbeat included, but in idle-heartbeat), as the other two systems keep theirs. As a cluster
+ * (heartbeat included, but in idle-heartbeat; no compression, but in fanout-deflate), as the other two systems keep theirs. As a cluster
  * node, the Redis adapter from `berth/redis`. Sessions of dropped `berth.v1`
  * connections are kept by default; resume-storm only makes room for all of them.
  */
@@ -14,7 +14,7 @@ const PREFIX = 'bench';
 /** The adapter's channel of a room: `<prefix>:room:<room>`. */
 const ROOM_CHANNEL = `${PREFIX}:room:`;
 
-export async function startBerth({ redisUrl, recoverSessions, heartbeat }: StartOptions): Promise<SystemServer> {
+export async function startBerth({ redisUrl, recoverSessions, heartbeat, compression }: StartOptions): Promise<SystemServer> {
   const runtime = createRuntime({
     port: 0,
     host: HOST,
@@ -23,6 +23,8 @@ export async function startBerth({ redisUrl, recoverSessions, heartbeat }: Start
     ...(recoverSessions !== undefined && { recovery: { windowMs: 120_000, maxSessions: recoverSessions } }),
     // idle-heartbeat: the runtime-wide sweep at the scenario's interval and timeout.
     ...(heartbeat !== undefined && { heartbeat: { intervalMs: heartbeat.intervalMs, timeoutMs: heartbeat.timeoutMs } }),
+    // fanout-deflate: permessage-deflate with its defaults (threshold 1 KiB, level 6), or the level asked for.
+    ...(compression !== undefined && { compression: compression.level === undefined ? true : { level: compression.level } }),
   });
   const errors = new ErrorLog();
   // berth has no per-room count in its public API short of the O(n) snapshot(),

@@ -1,6 +1,6 @@
 /**
  * Socket.IO 4 on its own HTTP server, WebSocket transport only (no polling
- * handshake), no compression: `socket.join(room)` on connect,
+ * handshake), no compression but in fanout-deflate: `socket.join(room)` on connect,
  * `io.to(room).emit('m', payload)` to broadcast. Socket.IO encodes the packet
  * and even the WebSocket frame once per broadcast. As a cluster node,
  * `@socket.io/redis-adapter`: `createAdapter` (classic pub/sub, every node
@@ -30,11 +30,12 @@ export async function startSocketIoSharded(options: StartOptions): Promise<Syste
   return start(options, createShardedAdapter);
 }
 
-async function start({ redisUrl, recoverSessions, heartbeat }: StartOptions, adapter: AdapterFactory): Promise<SystemServer> {
+async function start({ redisUrl, recoverSessions, heartbeat, compression }: StartOptions, adapter: AdapterFactory): Promise<SystemServer> {
   const httpServer = http.createServer();
   const io = new Server(httpServer, {
     transports: ['websocket'],
-    perMessageDeflate: false,
+    // fanout-deflate: Engine.IO's permessage-deflate (ws's, with a 1 KiB threshold); every emit asks for compression by default.
+    perMessageDeflate: compression !== undefined,
     // resume-storm: connection-state recovery with the in-memory adapter it brings (SessionAwareAdapter),
     // 2 minutes as its documentation sets it up; it keeps every session (no count limit).
     ...(recoverSessions !== undefined && { connectionStateRecovery: { maxDisconnectionDuration: 2 * 60 * 1000 } }),

@@ -18,6 +18,12 @@ export interface StartOptions {
    * otherwise each system's default (berth 30 s + 10 s, Socket.IO 25 s + 20 s, ws none).
    */
   readonly heartbeat?: { readonly intervalMs: number; readonly timeoutMs: number } | undefined;
+  /**
+   * Negotiate permessage-deflate with every client that offers it (fanout-deflate): berth's
+   * `compression` (`level` when given, otherwise its defaults), ws's and Socket.IO's
+   * `perMessageDeflate: true`; otherwise none of them compresses.
+   */
+  readonly compression?: { readonly level?: number | undefined } | undefined;
 }
 
 export interface SystemServer {
