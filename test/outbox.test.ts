@@ -300,19 +300,50 @@ describe('Outbox', () => {
 describe('FlushScheduler', () => {
   const room = (name: string) => ({ kind: 'room', room: name }) as const;
 
-  const scheduled = () =>
+  /** A scheduler for which a broadcast to `largeFanout` outboxes or more is large. [default 1: every one] */
+  const scheduled = (largeFanout = 1) =>
     new FlushScheduler({
       onError: (error) => {
         throw error;
       },
+      largeFanout,
     });
 
   /** A broadcast as the supervisor makes it: announced, queued in each recipient's outbox, written at once if so told. */
   const broadcaster = (scheduler: FlushScheduler) => (target: string, recipients: Outbox[], text: string) => {
     const atOnce = scheduler.broadcasting(room(target));
     for (const outbox of recipients) outbox.push(Frame.text(text));
-    if (atOnce) scheduler.broadcasted();
+    if (atOnce) scheduler.broadcasted(recipients.length);
   };
+
+  it('small broadcasts to different targets coalesce until the turn’s end, until as many outboxes wait as make a large one', async () => {
+    const scheduler = scheduled(8);
+    const sockets = Array.from({ length: 8 }, () => new RecordingSocket());
+    const outboxes = sockets.map((socket) => new Outbox(socket, new Owner(), scheduler, limits()));
+    const broadcast = broadcaster(scheduler);
+    // Three rooms of two, ten messages each, interleaved: six outboxes wait, fewer than eight.
+    for (let k = 0; k < 10; k++)
+      for (const [i, name] of ['a', 'b', 'c'].entries()) broadcast(name, outboxes.slice(2 * i, 2 * i + 2), `${name}${k}`);
+    expect(sockets.every((socket) => socket.writes.length === 0)).toBe(true);
+    await turn();
+    // One write each, in order.
+    expect(sockets.slice(0, 6).every((socket) => socket.writes.length === 1)).toBe(true);
+    expect(sockets[0]!.messages()).toEqual(Array.from({ length: 10 }, (_, k) => `a${k}`));
+    expect(sockets[4]!.messages()).toEqual(Array.from({ length: 10 }, (_, k) => `c${k}`));
+    // A fourth room: eight wait once it is queued, so the next broadcast to another target writes them first.
+    broadcast('a', outboxes.slice(0, 2), 'a10');
+    broadcast('b', outboxes.slice(2, 4), 'b10');
+    broadcast('c', outboxes.slice(4, 6), 'c10');
+    broadcast('d', outboxes.slice(6, 8), 'd10');
+    expect(sockets.every((socket) => socket.writes.length <= 1)).toBe(true);
+    broadcast('a', outboxes.slice(0, 2), 'a11');
+    expect(sockets[6]!.messages()).toEqual(['d10']);
+    expect(sockets[0]!.messages().at(-1)).toBe('a10');
+    // A broadcast to eight or more is written at once.
+    await turn();
+    broadcast('e', outboxes, 'e');
+    expect(sockets.every((socket) => socket.messages().at(-1) === 'e')).toBe(true);
+  });
 
   it('writes a broadcast to a new target at once, and coalesces the next ones to that target until another target or the turn’s end', async () => {
     const scheduler = scheduled();
@@ -367,7 +398,7 @@ describe('FlushScheduler', () => {
         first.writes.push([Buffer.from('x')]);
         if (scheduler.broadcasting(room('b'))) {
           inSecond.push(Frame.text('b1'));
-          scheduler.broadcasted();
+          scheduler.broadcasted(1);
         }
         scheduler.broadcasting(room('c'));
         expect(second.writes).toHaveLength(0);

@@ -31,8 +31,8 @@ export function provideSupervisorMachine(hooks: {
   sessionExpired(): void;
   /** Called before a broadcast's frame is written into its recipients' outboxes: true if they are to be written at once. */
   broadcasting(target: Target): boolean;
-  /** Called once they are, if `broadcasting` said so. */
-  broadcasted(): void;
+  /** Called once they are, with how many recipients, if `broadcasting` said so. */
+  broadcasted(recipients: number): void;
 }): SupervisorMachine {
   return supervisorMachine.provide({
     actions: {
@@ -46,7 +46,7 @@ export function provideSupervisorMachine(hooks: {
           else port.deliver(frame);
         });
         delivered?.(recipients, enveloped ?? none);
-        if (atOnce) hooks.broadcasted();
+        if (atOnce) hooks.broadcasted(recipients);
       },
     },
   });

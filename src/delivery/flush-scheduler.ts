@@ -6,16 +6,26 @@ export interface Flushable {
 }
 
 /**
- * Flushes every outbox that has frames. A broadcast to a different target
- * than the previous broadcast's is written at once, like a plain socket
- * write; consecutive broadcasts to one target coalesce: whatever they queued
- * for a connection leaves in one write, at the turn's end (`setImmediate`),
- * or as soon as a broadcast to another target begins. So ten messages a turn
- * to one room leave in one write per socket, while eight rooms sent to in
- * one turn wait neither for each other's sockets nor for the turn's end, and
- * no room's message waits for a message the application built after it. The
- * previous target is remembered across turns: a room broadcast to once a
- * turn coalesces with nothing and is written at the turn's end. A
+ * How many outboxes a broadcast must reach to be written at once, and how
+ * many may wait for the turn's end: about a millisecond of socket writes.
+ */
+export const LARGE_FANOUT = 1024;
+
+/**
+ * Flushes every outbox that has frames. A large broadcast (`largeFanout`
+ * recipients or more) to a different target than the previous broadcast's
+ * is written at once, like a plain socket write; consecutive broadcasts to
+ * one target coalesce: whatever they queued for a connection leaves in one
+ * write, at the turn's end (`setImmediate`), or as soon as a large broadcast
+ * to another target is written. Small broadcasts to different targets
+ * coalesce until the turn's end too, as long as fewer than `largeFanout`
+ * outboxes wait: a connection of a small room sent to ten times in a turn,
+ * between other rooms' messages, gets one write, not ten, and no message
+ * waits behind more than about `largeFanout` socket writes. So ten messages
+ * a turn to one room leave in one write per socket, eight large rooms sent
+ * to in one turn wait neither for each other's sockets nor for the turn's
+ * end, and no large room's message waits for a message the application
+ * built after it. The previous target is remembered across turns. A
  * connection's frames keep their order either way. One timer serves all
  * connections.
  */
@@ -28,10 +38,12 @@ export class FlushScheduler {
   #target: Target | undefined;
   readonly #afterFlush: ((flushed: number) => void) | undefined;
   readonly #onError: (error: unknown) => void;
+  readonly #largeFanout: number;
 
-  constructor(options: { afterFlush?: (flushed: number) => void; onError: (error: unknown) => void }) {
+  constructor(options: { afterFlush?: (flushed: number) => void; onError: (error: unknown) => void; largeFanout?: number }) {
     this.#afterFlush = options.afterFlush;
     this.#onError = options.onError;
+    this.#largeFanout = options.largeFanout ?? LARGE_FANOUT;
   }
 
   schedule(item: Flushable): void {
@@ -44,20 +56,20 @@ export class FlushScheduler {
 
   /**
    * Called before a broadcast's frames are queued. True if it goes to another target than the previous
-   * broadcast: what that one queued is written now, and the caller calls `broadcasted()` once it has
-   * queued this one's, to write them at once too.
+   * broadcast: if `largeFanout` outboxes or more wait, they are written now, and the caller calls
+   * `broadcasted(recipients)` once it has queued this one's, to write them at once if they are many.
    */
   broadcasting(target: Target): boolean {
     const previous = this.#target;
     this.#target = target;
     if (previous !== undefined && sameTarget(previous, target)) return false;
-    this.#flush();
+    if (this.#pending.length >= this.#largeFanout) this.#flush();
     return true;
   }
 
-  /** A broadcast that `broadcasting` said goes at once has queued its frames: writes them. */
-  broadcasted(): void {
-    this.#flush();
+  /** A broadcast that `broadcasting` said may go at once has queued its frames for `recipients`: written now if they are many. */
+  broadcasted(recipients: number): void {
+    if (recipients >= this.#largeFanout) this.#flush();
   }
 
   readonly #turnEnded = (): void => {

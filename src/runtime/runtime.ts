@@ -166,7 +166,7 @@ class BerthRuntime<TData> implements Runtime<TData> {
       provideSupervisorMachine({
         sessionExpired: () => this.#metrics.session('expired'),
         broadcasting: (target) => this.#scheduler.broadcasting(target),
-        broadcasted: () => this.#scheduler.broadcasted(),
+        broadcasted: (recipients) => this.#scheduler.broadcasted(recipients),
       }),
       {
         input: { maxSessions: options.recovery?.maxSessions ?? 0 },
