@@ -11,8 +11,8 @@ import { HOST } from '../protocol.js';
 import { ErrorLog, roomOf, type StartOptions, type SystemServer } from './system.js';
 
 const PREFIX = 'bench';
-/** The adapter's channel of a room: `<prefix>:room:<room>`. */
-const ROOM_CHANNEL = `${PREFIX}:room:`;
+/** The adapter's channel of a room: `<prefix>:{room:<room>}` (the braces are a Redis Cluster hash tag). */
+const ROOM_CHANNEL = `${PREFIX}:{room:`;
 
 export async function startBerth({ redisUrl, recoverSessions, heartbeat, compression }: StartOptions): Promise<SystemServer> {
   const runtime = createRuntime({
@@ -64,6 +64,7 @@ export async function startBerth({ redisUrl, recoverSessions, heartbeat, compres
     received: () => received,
     errors: () => ({ count: errors.count, first: errors.first }),
     broadcast: (room, payload) => runtime.sendToRoom(room, payload),
-    channelRoom: (channel) => (channel.startsWith(ROOM_CHANNEL) ? channel.slice(ROOM_CHANNEL.length) : undefined),
+    channelRoom: (channel) =>
+      channel.startsWith(ROOM_CHANNEL) && channel.endsWith('}') ? channel.slice(ROOM_CHANNEL.length, -1) : undefined,
   };
 }
