@@ -160,54 +160,46 @@ describe('README and docs/ examples run as pasted', () => {
     expect(metrics.output).toContain('# TYPE berth_broadcast_fanout_seconds histogram');
   });
 
-  it('cluster.mjs: two nodes on one Redis share the lobby and count it together', async () => {
-    const redis = await startRedis();
+  /**
+   * Runs two nodes of a cluster example (each on a free port, with `env`), connects a client to each,
+   * and checks that they count the lobby together and relay between them.
+   */
+  async function twoNodesShareTheLobby(name: string, fixedPort: number, env: Record<string, string>, sizes: [RegExp, RegExp]) {
     const nodes = [];
     for (let i = 0; i < 2; i++) {
-      // PORT as the example's comment says to run it; REDIS_URL points at the test's own Redis.
-      const node = await run('cluster.mjs', 8086, { PORT: String(await freePort()), REDIS_URL: redis.url });
+      const node = await run(name, fixedPort, { PORT: String(await freePort()), ...env });
       const line = await node.line(/^node [0-9a-f]{8} on ws:\/\/localhost:\d+\/$/);
       nodes.push(`ws://127.0.0.1:${/:(\d+)\/$/.exec(line)![1]}/`);
     }
     const ada = await connect(nodes[0]!);
-    expect(await ada.next()).toMatch(/^node [0-9a-f]{8}: 1 in the lobby$/);
+    expect(await ada.next()).toMatch(sizes[0]);
     const bob = await connect(nodes[1]!);
-    expect(await bob.next()).toMatch(/^node [0-9a-f]{8}: 2 in the lobby$/);
+    expect(await bob.next()).toMatch(sizes[1]);
     bob.ws.send('hello from the other node');
     expect(await ada.next()).toBe('hello from the other node');
+  }
+
+  it('cluster.mjs: two nodes on one Redis share the lobby and count it together', async () => {
+    // PORT as the example's comment says to run it; REDIS_URL points at the test's own Redis.
+    const redis = await startRedis();
+    await twoNodesShareTheLobby('cluster.mjs', 8086, { REDIS_URL: redis.url }, [
+      /^node [0-9a-f]{8}: 1 in the lobby$/,
+      /^node [0-9a-f]{8}: 2 in the lobby$/,
+    ]);
   });
 
   it('sharded.mjs: two nodes on a Redis Cluster share the lobby and count it together', async () => {
     const cluster = await startRedisCluster();
-    const nodes = [];
-    for (let i = 0; i < 2; i++) {
-      const env = { PORT: String(await freePort()), REDIS_NODES: cluster.rootNodes.map(({ url }) => url).join(',') };
-      const node = await run('sharded.mjs', 8097, env);
-      const line = await node.line(/^node [0-9a-f]{8} on ws:\/\/localhost:\d+\/$/);
-      nodes.push(`ws://127.0.0.1:${/:(\d+)\/$/.exec(line)![1]}/`);
-    }
-    const ada = await connect(nodes[0]!);
-    expect(await ada.next()).toBe('1 in the lobby');
-    const bob = await connect(nodes[1]!);
-    expect(await bob.next()).toBe('2 in the lobby');
-    bob.ws.send('hello across the cluster');
-    expect(await ada.next()).toBe('hello across the cluster');
+    const rootNodes = cluster.rootNodes.map(({ url }) => url).join(',');
+    await twoNodesShareTheLobby('sharded.mjs', 8097, { REDIS_NODES: rootNodes }, [/^1 in the lobby$/, /^2 in the lobby$/]);
   }, 60_000);
 
   it('nats-cluster.mjs: two nodes on one NATS share the lobby and count it together', async () => {
     const nats = await startNats();
-    const nodes = [];
-    for (let i = 0; i < 2; i++) {
-      const node = await run('nats-cluster.mjs', 8095, { PORT: String(await freePort()), NATS_URL: nats.url });
-      const line = await node.line(/^node [0-9a-f]{8} on ws:\/\/localhost:\d+\/$/);
-      nodes.push(`ws://127.0.0.1:${/:(\d+)\/$/.exec(line)![1]}/`);
-    }
-    const ada = await connect(nodes[0]!);
-    expect(await ada.next()).toMatch(/^node [0-9a-f]{8}: 1 in the lobby$/);
-    const bob = await connect(nodes[1]!);
-    expect(await bob.next()).toMatch(/^node [0-9a-f]{8}: 2 in the lobby$/);
-    bob.ws.send('hello from the other node');
-    expect(await ada.next()).toBe('hello from the other node');
+    await twoNodesShareTheLobby('nats-cluster.mjs', 8095, { NATS_URL: nats.url }, [
+      /^node [0-9a-f]{8}: 1 in the lobby$/,
+      /^node [0-9a-f]{8}: 2 in the lobby$/,
+    ]);
   });
 
   it('stately.mjs: the relay passes every actor on to the inspector page; SIGINT ends the process', async () => {
@@ -332,7 +324,7 @@ describe('README and docs/ examples run as pasted', () => {
   });
 
   it('compression.mjs: a client that offers permessage-deflate gets the lobby compressed; one that does not, plain', async () => {
-    const server = await run('compression.mjs', 8095);
+    const server = await run('compression.mjs', 8100);
     await server.line(/^compressing lobby on ws:/);
     const url = `ws://127.0.0.1:${server.port}/`;
     const deflating = await connect(url, { perMessageDeflate: true });
