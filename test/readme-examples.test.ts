@@ -161,13 +161,13 @@ describe('README and docs/ examples run as pasted', () => {
   });
 
   /**
-   * Runs two nodes of a cluster example (each on a free port, with `env`), connects a client to each,
-   * and checks that they count the lobby together and relay between them.
+   * Runs two nodes of a cluster example (`start`, given a free PORT), connects a client to each, and
+   * checks that they count the lobby together and relay between them.
    */
-  async function twoNodesShareTheLobby(name: string, fixedPort: number, env: Record<string, string>, sizes: [RegExp, RegExp]) {
+  async function twoNodesShareTheLobby(start: (port: string) => Promise<Running>, sizes: [RegExp, RegExp]) {
     const nodes = [];
     for (let i = 0; i < 2; i++) {
-      const node = await run(name, fixedPort, { PORT: String(await freePort()), ...env });
+      const node = await start(String(await freePort()));
       const line = await node.line(/^node [0-9a-f]{8} on ws:\/\/localhost:\d+\/$/);
       nodes.push(`ws://127.0.0.1:${/:(\d+)\/$/.exec(line)![1]}/`);
     }
@@ -182,24 +182,27 @@ describe('README and docs/ examples run as pasted', () => {
   it('cluster.mjs: two nodes on one Redis share the lobby and count it together', async () => {
     // PORT as the example's comment says to run it; REDIS_URL points at the test's own Redis.
     const redis = await startRedis();
-    await twoNodesShareTheLobby('cluster.mjs', 8086, { REDIS_URL: redis.url }, [
-      /^node [0-9a-f]{8}: 1 in the lobby$/,
-      /^node [0-9a-f]{8}: 2 in the lobby$/,
-    ]);
+    await twoNodesShareTheLobby(
+      (port) => run('cluster.mjs', 8086, { PORT: port, REDIS_URL: redis.url }),
+      [/^node [0-9a-f]{8}: 1 in the lobby$/, /^node [0-9a-f]{8}: 2 in the lobby$/],
+    );
   });
 
   it('sharded.mjs: two nodes on a Redis Cluster share the lobby and count it together', async () => {
     const cluster = await startRedisCluster();
     const rootNodes = cluster.rootNodes.map(({ url }) => url).join(',');
-    await twoNodesShareTheLobby('sharded.mjs', 8097, { REDIS_NODES: rootNodes }, [/^1 in the lobby$/, /^2 in the lobby$/]);
+    await twoNodesShareTheLobby(
+      (port) => run('sharded.mjs', 8097, { PORT: port, REDIS_NODES: rootNodes }),
+      [/^1 in the lobby$/, /^2 in the lobby$/],
+    );
   }, 60_000);
 
   it('nats-cluster.mjs: two nodes on one NATS share the lobby and count it together', async () => {
     const nats = await startNats();
-    await twoNodesShareTheLobby('nats-cluster.mjs', 8095, { NATS_URL: nats.url }, [
-      /^node [0-9a-f]{8}: 1 in the lobby$/,
-      /^node [0-9a-f]{8}: 2 in the lobby$/,
-    ]);
+    await twoNodesShareTheLobby(
+      (port) => run('nats-cluster.mjs', 8095, { PORT: port, NATS_URL: nats.url }),
+      [/^node [0-9a-f]{8}: 1 in the lobby$/, /^node [0-9a-f]{8}: 2 in the lobby$/],
+    );
   });
 
   it('stately.mjs: the relay passes every actor on to the inspector page; SIGINT ends the process', async () => {
