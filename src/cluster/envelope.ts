@@ -137,9 +137,9 @@ export class Envelopes {
     this.#origin = Buffer.from(node.nodeId);
   }
 
-  /** This node's next broadcast to `message.target`, numbered and encoded. */
-  seal(message: BroadcastMessage): Buffer {
-    return encodeWire(this.#node.nodeId, this.#next(message.target), message);
+  /** This node's next broadcast to `message.target`, numbered and encoded; `key` is the target's, if the caller has it. */
+  seal(message: BroadcastMessage, key: string = sequenceKeyOf(message.target)): Buffer {
+    return encodeWire(this.#node.nodeId, this.#next(key), message);
   }
 
   /**
@@ -147,7 +147,7 @@ export class Envelopes {
    * used up all the same, so that the nodes that should have received it count it as lost.
    */
   skip(target: Target): void {
-    this.#next(target);
+    this.#next(sequenceKeyOf(target));
   }
 
   /** Bytes from the bus: delivered to this node, unless they are its own or malformed (reported as `failed`). */
@@ -185,8 +185,7 @@ export class Envelopes {
     for (const publishers of this.#seen.values()) publishers.delete(origin);
   }
 
-  #next(target: Target): Stamp {
-    const key = sequenceKeyOf(target);
+  #next(key: string): Stamp {
     let numbering = this.#numbering.get(key);
     if (numbering === undefined) {
       numbering = { epoch: ++this.#epochs, seq: 0 };

@@ -1,5 +1,4 @@
 import type { Target } from '../../machines/types.js';
-import { sequenceKeyOf } from './envelope.js';
 
 export interface ReceiptHooks {
   /** Whether a node other than this one hosts someone of `target` now, as cluster presence says. */
@@ -34,9 +33,8 @@ export class Receipts {
     this.#hooks = hooks;
   }
 
-  /** A publish to `target` reached `others` subscribers on other nodes. */
-  published(target: Target, others: number): void {
-    const key = sequenceKeyOf(target);
+  /** A publish to `target` (its `sequenceKeyOf`: `key`) reached `others` subscribers on other nodes. */
+  published(target: Target, key: string, others: number): void {
     if (others > 0) {
       if (!this.#reached.has(key)) {
         if (this.#reached.size >= MAX_TARGETS) this.#reached.delete(this.#reached.values().next().value!);

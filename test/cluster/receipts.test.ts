@@ -21,28 +21,28 @@ function receipts(hosted: () => boolean) {
 describe('Receipts: publishes that reached no other node although one hosts the target', () => {
   it('asks presence once when a target that had receivers has none, and counts the publishes meanwhile if another node hosts it', async () => {
     const { subject, asked, unreceived, answer } = receipts(() => true);
-    subject.published(lobby, 0); // never reached anyone: nothing to ask
+    subject.published(lobby, 'room:lobby', 0); // never reached anyone: nothing to ask
     expect(asked).toEqual([]);
-    subject.published(lobby, 2);
-    subject.published(lobby, 0);
-    subject.published(lobby, 0);
-    subject.published(lobby, 0);
+    subject.published(lobby, 'room:lobby', 2);
+    subject.published(lobby, 'room:lobby', 0);
+    subject.published(lobby, 'room:lobby', 0);
+    subject.published(lobby, 'room:lobby', 0);
     expect(asked).toEqual(['room']);
     await answer();
     expect(unreceived).toEqual([3]);
     // Still expected elsewhere: the next one that reaches nobody is checked again.
-    subject.published(lobby, 0);
+    subject.published(lobby, 'room:lobby', 0);
     expect(asked).toEqual(['room', 'room']);
   });
 
   it('forgets a target whose other nodes left for good: later publishes cost nothing', async () => {
     const { subject, asked, unreceived, answer } = receipts(() => false);
-    subject.published(lobby, 1);
-    subject.published(lobby, 0);
+    subject.published(lobby, 'room:lobby', 1);
+    subject.published(lobby, 'room:lobby', 0);
     await answer();
     expect(unreceived).toEqual([]);
-    subject.published(lobby, 0);
-    subject.published(lobby, 0);
+    subject.published(lobby, 'room:lobby', 0);
+    subject.published(lobby, 'room:lobby', 0);
     expect(asked).toEqual(['room']);
   });
 });

@@ -136,8 +136,8 @@ class NatsAdapter implements Adapter {
       node.dropped(1);
       return;
     }
-    const wire = envelopes.seal(message);
     const key = interestKeyOf(message.target);
+    const wire = envelopes.seal(message, key ?? 'all');
     try {
       nc.publish(key === undefined ? this.#names.all : this.#names.subjectOf(key), wire);
     } catch (error) {

@@ -251,8 +251,8 @@ class RedisAdapter implements Adapter {
       node.dropped(1);
       return;
     }
-    const wire = envelopes.seal(message);
     const key = interestKeyOf(message.target);
+    const wire = envelopes.seal(message, key ?? 'all');
     this.#backlogBytes += wire.length;
     const published =
       key === undefined
@@ -265,7 +265,7 @@ class RedisAdapter implements Adapter {
         if (key === undefined && this.#client.sharded) return;
         // Redis counts this node's own subscriber among them while it hosts someone of the target.
         const own = key === undefined || this.#interest?.wanted.has(key) === true ? 1 : 0;
-        this.#receipts?.published(message.target, Number(receivers) - own);
+        this.#receipts?.published(message.target, key ?? 'all', Number(receivers) - own);
       },
       (error: unknown) => {
         this.#backlogBytes -= wire.length;
