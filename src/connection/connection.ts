@@ -178,14 +178,14 @@ export class ServerConnection<TData = unknown> implements Connection<TData>, Del
     this.#host = host;
     this.request = new UpgradeRequest(request);
     const { deflater } = host;
-    const bits = socket.deflateWindowBits;
+    const params = socket.deflate;
     this.#outbox = new Outbox(
       socket,
       this,
       host.scheduler,
       host.outboxLimits,
       host.ledger,
-      deflater === undefined || bits === undefined ? undefined : (frame) => deflater.frameFor(frame, bits),
+      deflater === undefined || params === undefined ? undefined : deflater.peer(params),
     );
     const limit = host.rateLimit;
     this.#bucket = limit === null ? undefined : new TokenBucket(limit.messagesPerSecond, limit.burst, host.now);

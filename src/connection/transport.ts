@@ -9,7 +9,7 @@ import { WebSocket, WebSocketServer, type ServerOptions, type Server as WsServer
 import { Refusal } from './admission.js';
 import { CloseCode } from './close-codes.js';
 import type { OutboxSocket } from '../delivery/outbox.js';
-import type { CompressionSettings } from '../delivery/deflate.js';
+import type { CompressionSettings, PeerDeflateParams } from '../delivery/deflate.js';
 
 /** Where a socket reports what happened on it. */
 export interface SocketSink {
@@ -26,10 +26,10 @@ export interface TransportSocket extends OutboxSocket {
   /** The subprotocol the handshake settled on, or '' for none. */
   readonly protocol: string;
   /**
-   * The window (bits) berth may compress with toward this peer, if it negotiated permessage-deflate;
+   * What this peer's permessage-deflate settled for the server's side, if it negotiated the extension;
    * undefined if it did not (or limited the server to 8 bits, which zlib's raw deflate cannot make).
    */
-  readonly deflateWindowBits: number | undefined;
+  readonly deflate: PeerDeflateParams | undefined;
   /** Starts the closing handshake after everything already written; no-op unless open. */
   close(code: number, reason: string): void;
   /** Destroys the socket now. */
@@ -98,17 +98,23 @@ function rawSocketOf(ws: WebSocket): Duplex {
   return socket;
 }
 
+interface ServerSideParams {
+  server_max_window_bits?: number;
+  server_no_context_takeover?: boolean;
+}
+
 /**
- * The window berth may compress with toward a peer that negotiated permessage-deflate (read from ws's
- * extension, `_extensions`, as ws 8 keeps it): the peer's `server_max_window_bits`, else 15. A peer
- * that allowed only 8 bits gets plain frames: zlib's raw deflate makes windows of 9 bits at least.
+ * What a peer that negotiated permessage-deflate settled for the server's side (read from ws's
+ * extension, `_extensions`, as ws 8 keeps it): the window berth may compress with, the peer's
+ * `server_max_window_bits`, else 15; and whether the peer keeps its inflate context between messages.
+ * A peer that allowed only 8 bits gets plain frames: zlib's raw deflate makes windows of 9 bits at least.
  */
-function deflateWindowBitsOf(ws: WebSocket): number | undefined {
-  const extensions = (ws as unknown as { _extensions?: Record<string, { params?: { server_max_window_bits?: number } }> })._extensions;
+function deflateParamsOf(ws: WebSocket): PeerDeflateParams | undefined {
+  const extensions = (ws as unknown as { _extensions?: Record<string, { params?: ServerSideParams }> })._extensions;
   const params = extensions?.['permessage-deflate']?.params;
   if (params === undefined) return undefined;
-  const bits = params.server_max_window_bits ?? 15;
-  return bits >= 9 ? bits : undefined;
+  const windowBits = params.server_max_window_bits ?? 15;
+  return windowBits >= 9 ? { windowBits, contextTakeover: params.server_no_context_takeover !== true } : undefined;
 }
 
 interface InflatingExtension {
@@ -223,12 +229,12 @@ class SinkWebSocket extends WebSocket {
 class WsSocket implements TransportSocket {
   readonly #ws: SinkWebSocket;
   readonly #socket: Duplex;
-  readonly deflateWindowBits: number | undefined;
+  readonly deflate: PeerDeflateParams | undefined;
 
   constructor(ws: SinkWebSocket) {
     this.#ws = ws;
     this.#socket = rawSocketOf(ws);
-    this.deflateWindowBits = deflateWindowBitsOf(ws);
+    this.deflate = deflateParamsOf(ws);
   }
 
   get isOpen(): boolean {
@@ -321,7 +327,9 @@ export class Transport<Grant> {
         options.compression === undefined
           ? false
           : {
-              serverNoContextTakeover: true,
+              // With shared contexts, a client that asks for server_no_context_takeover gets it and the rest
+              // keep their inflate context (ws answers as the client asked); without, everyone gets it.
+              ...(options.compression.contexts === 0 && { serverNoContextTakeover: true }),
               // So that the inflate context of a client's message can be freed once it is whole (`releaseInflate`).
               clientNoContextTakeover: true,
               // Never used: berth writes its data frames itself; ws's own are control frames.

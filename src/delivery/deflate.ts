@@ -1,7 +1,9 @@
 import zlib from 'node:zlib';
 import type { EncodedFrame } from '../../machines/types.js';
 import { integer, object } from '../util/validate.js';
-import { Frame } from './frame.js';
+import { SharedContexts } from './deflate-contexts.js';
+import { streamingDeflate, withoutTrailer } from './deflate-stream.js';
+import { Frame, type SharedDeflated } from './frame.js';
 
 /** The `compression` option: permessage-deflate (RFC 7692), compressed once per message for every recipient. */
 export interface CompressionOptions {
@@ -15,12 +17,21 @@ export interface CompressionOptions {
    * connection that sends compressed messages (2^bits bytes, plus zlib's state). [default 15]
    */
   readonly inboundWindowBits?: number;
+  /**
+   * How many targets (rooms, everyone) may have a compression context of their own at once, each
+   * about 256 KiB: a target's messages are compressed once, each against the ones before it, for all
+   * its members alike (context takeover, shared). 0 answers every offer with
+   * `server_no_context_takeover` and compresses each message on its own. [default 64]
+   */
+  readonly contexts?: number;
 }
 
 export interface CompressionSettings {
   readonly threshold: number;
   readonly level: number;
   readonly inboundWindowBits: number;
+  /** 0 when this Node cannot drive a deflate stream synchronously (`streamingDeflate`). */
+  readonly contexts: number;
 }
 
 export function resolveCompression(option: boolean | CompressionOptions | undefined): CompressionSettings | undefined {
@@ -31,40 +42,77 @@ export function resolveCompression(option: boolean | CompressionOptions | undefi
     threshold: integer('options.compression.threshold', given.threshold ?? 1024, 0, Number.MAX_SAFE_INTEGER),
     level: integer('options.compression.level', given.level ?? 6, 1, 9),
     inboundWindowBits: integer('options.compression.inboundWindowBits', given.inboundWindowBits ?? 15, 9, 15),
+    contexts: streamingDeflate ? integer('options.compression.contexts', given.contexts ?? 64, 0, 100_000) : 0,
   };
 }
 
 /** What zlib keeps ahead of its window: a match may reach back at most 2^bits − 262 bytes. */
 const MIN_LOOKAHEAD = 262;
-/** The trailer a sync flush ends with, which RFC 7692 §7.2.1 has the sender remove. */
-const SYNC_TRAILER = Buffer.from([0x00, 0x00, 0xff, 0xff]);
+
+/** What a peer's permessage-deflate settled for the server's side. */
+export interface PeerDeflateParams {
+  /** The window berth may compress with toward it, 9–15 bits. */
+  readonly windowBits: number;
+  /** It keeps its inflate context between messages (no `server_no_context_takeover`). */
+  readonly contextTakeover: boolean;
+}
 
 /**
  * Compresses each message once for every recipient that negotiated
- * permessage-deflate. Every connection's extension says
- * `server_no_context_takeover` (berth answers every offer with it, which RFC
- * 7692 §7.1.1.1 allows whether or not the client asked), so a compressed
- * message depends on no earlier one and the same bytes are valid on every
- * connection. The compressed frame is kept on the plain one; the outboxes of
- * all deflate recipients share it as they share the plain frame.
+ * permessage-deflate, in one of two forms, both shared by every recipient
+ * that takes it:
+ *
+ * - **In its target's context.** A room (or everyone) may have a context of
+ *   its own (`SharedContexts`) that compresses its messages each against the
+ *   ones before it, as a context per connection would, once for all its
+ *   members: valid for every member whose inflate window holds exactly that
+ *   context's messages, which `Peer` keeps track of.
+ * - **On its own** (context-free), valid on any connection: for a recipient
+ *   out of step with the context, a message with no context (a direct send,
+ *   a room without one), and every message when `contexts` is 0, in which
+ *   case berth answers every offer with `server_no_context_takeover` (RFC
+ *   7692 §7.1.1.1 allows it whether or not the client asked).
  *
  * A client may limit the window the server compresses with
  * (`server_max_window_bits`). A message that fits in a smaller window is
- * compressed with that one, so one compression serves every client whose
- * limit allows it; only a larger message to a client with a smaller limit
- * needs a second.
+ * compressed on its own with that one, so one compression serves every
+ * client whose limit allows it; only a larger message to a client with a
+ * smaller limit needs a second. Such a client gets no context's frames.
  */
 export class Deflater {
   readonly #settings: CompressionSettings;
+  readonly #contexts: SharedContexts | undefined;
 
   constructor(settings: CompressionSettings) {
     this.#settings = settings;
+    this.#contexts = settings.contexts > 0 ? new SharedContexts(settings.contexts, settings.level) : undefined;
+  }
+
+  /** Whether targets share compression contexts (so offers are answered with context takeover). */
+  get sharesContexts(): boolean {
+    return this.#contexts !== undefined;
   }
 
   /**
-   * The frame to write to a connection that negotiated the extension with `windowBits` for the
-   * server: the compressed form of `frame`, or `frame` itself when it is small, not one of berth's
-   * frames, or would not shrink.
+   * Notes a broadcast's frame as a message of `key`'s stream (a room, everyone), before any connection
+   * takes it: compressed in that target's context now, if it has one, since a context takes its
+   * messages in the order they are sent.
+   */
+  share(frame: EncodedFrame, key: string): void {
+    const contexts = this.#contexts;
+    if (contexts === undefined || !(frame instanceof Frame) || frame.payloadLength < this.#settings.threshold) return;
+    frame.deflate = { key, takers: 0, shared: contexts.compress(frame, key) };
+  }
+
+  /** The frames to write to a connection that negotiated the extension so: `(frame) => what it gets`. */
+  peer(params: PeerDeflateParams): (frame: EncodedFrame) => EncodedFrame {
+    const shares = this.#contexts !== undefined && params.contextTakeover && params.windowBits === 15;
+    return new Peer(this, params.windowBits, shares ? this.#contexts : undefined).frameFor;
+  }
+
+  /**
+   * `frame` compressed on its own for a connection that negotiated the extension with `windowBits`
+   * for the server; `frame` itself when it is small, not one of berth's frames, or would not shrink.
    */
   frameFor(frame: EncodedFrame, windowBits: number): EncodedFrame {
     if (!(frame instanceof Frame) || frame.payloadLength < this.#settings.threshold) return frame;
@@ -72,17 +120,70 @@ export class Deflater {
     return frame.variant(bits, () => this.#compress(frame, bits)) ?? frame;
   }
 
-  #compress(frame: Frame, windowBits: number): Frame | undefined {
-    const deflated = zlib.deflateRawSync(frame.payload(), {
-      level: this.#settings.level,
-      windowBits,
-      finishFlush: zlib.constants.Z_SYNC_FLUSH,
-    });
-    const end = deflated.length >= 4 && deflated.subarray(-4).equals(SYNC_TRAILER) ? deflated.length - 4 : deflated.length;
-    // Larger compressed than plain (already compressed data, short random bytes): sent plain.
-    if (end >= frame.payloadLength) return undefined;
-    return Frame.compressed(frame, deflated.subarray(0, end));
+  get threshold(): number {
+    return this.#settings.threshold;
   }
+
+  /** Frees every context. */
+  close(): void {
+    this.#contexts?.close();
+  }
+
+  #compress(frame: Frame, windowBits: number): Frame | undefined {
+    const deflated = withoutTrailer(
+      zlib.deflateRawSync(frame.payload(), {
+        level: this.#settings.level,
+        windowBits,
+        finishFlush: zlib.constants.Z_SYNC_FLUSH,
+      }),
+    );
+    // Larger compressed than plain (already compressed data, short random bytes): sent plain.
+    if (deflated.length >= frame.payloadLength) return undefined;
+    return Frame.compressed(frame, deflated);
+  }
+}
+
+/**
+ * One connection's side of compression: which context its inflate window is
+ * in step with, and from which of that context's messages on. Its frames are
+ * chosen as they are written, in order, so what it tracks is what the
+ * connection receives: a frame its outbox drops never counts.
+ */
+class Peer {
+  readonly #deflater: Deflater;
+  readonly #windowBits: number;
+  /** The contexts this connection may share; undefined if it cannot (its offer, its window). */
+  readonly #contexts: SharedContexts | undefined;
+  #context: SharedDeflated['context'] | undefined;
+  #next = 0;
+
+  constructor(deflater: Deflater, windowBits: number, contexts: SharedContexts | undefined) {
+    this.#deflater = deflater;
+    this.#windowBits = windowBits;
+    this.#contexts = contexts;
+  }
+
+  readonly frameFor = (frame: EncodedFrame): EncodedFrame => {
+    if (!(frame instanceof Frame) || frame.payloadLength < this.#deflater.threshold) return frame;
+    const noted = frame.deflate;
+    if (noted !== undefined && this.#contexts !== undefined) {
+      const shared = noted.shared;
+      if (shared === undefined) {
+        if (++noted.takers === 2) this.#contexts.open(noted.key);
+      } else if (shared.reset || (shared.context === this.#context && shared.seq === this.#next)) {
+        this.#context = shared.context;
+        this.#next = shared.seq + 1;
+        shared.context.taken();
+        return shared.frame;
+      } else {
+        shared.context.strayed();
+      }
+    }
+    const variant = this.#deflater.frameFor(frame, this.#windowBits);
+    // Whatever it inflates enters its window, which then holds what no context's does.
+    if (variant !== frame) this.#context = undefined;
+    return variant;
+  };
 }
 
 /** The smallest window (9–15 bits) in which a message of `length` bytes compresses as in the largest. */

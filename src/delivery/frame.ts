@@ -35,6 +35,35 @@ function writeHeader(target: Buffer, opcode: number, payloadLength: number, flag
   return 10;
 }
 
+/** A shared compression context, as the frames compressed in it refer to it (deflate-contexts.ts). */
+export interface DeflateContext {
+  /** A connection took one of its frames: it is in use. */
+  taken(): void;
+  /** A connection that could have taken one of its frames was out of step with it. */
+  strayed(): void;
+}
+
+/** What compression notes on a broadcast's frame: which target's stream it is in, and its form there. */
+export interface FrameDeflate {
+  /** The target whose messages share a compression context (a room, everyone), by name. */
+  readonly key: string;
+  /** Connections that could have taken it in a context and found none: two ask for one. */
+  takers: number;
+  /** This message compressed in its target's context, if the target had one when it was sent. */
+  readonly shared: SharedDeflated | undefined;
+}
+
+/** A message compressed against the ones its context compressed before it. */
+export interface SharedDeflated {
+  readonly context: DeflateContext;
+  /** Its place among the messages the context compressed. */
+  readonly seq: number;
+  /** The compressed frame, valid for a connection whose window holds exactly what the context's does. */
+  readonly frame: Frame;
+  /** The context was reset before it: it refers to nothing earlier, so any connection may take it. */
+  readonly reset: boolean;
+}
+
 /**
  * A complete server-to-client WebSocket frame (unmasked, FIN set), built
  * once and written to any number of sockets: every recipient's outbox holds
@@ -48,6 +77,8 @@ export class Frame implements EncodedFrame {
   readonly payloadLength: number;
   /** How many outboxes hold this frame now; kept by their ledger. */
   holders = 0;
+  /** Set by compression on a broadcast's frame whose target may share a compression context. */
+  deflate: FrameDeflate | undefined = undefined;
   /** Its compressed forms, by window bits (`Deflater`); usually one. Undefined until one is asked for. */
   #variants: Map<number, Frame | null> | undefined;
 

@@ -138,7 +138,11 @@ export class Outbox {
   #abandoned = false;
   /** Runs once everything queued has been handed to the socket (a graceful close). */
   #onEmpty: (() => void) | undefined;
-  /** For a peer that negotiated permessage-deflate: the frame to queue instead (compressed once, shared). */
+  /**
+   * For a peer that negotiated permessage-deflate: the frame to write in place of a queued one
+   * (compressed once, shared), chosen as it is written, in order, so that compression sees exactly
+   * what reaches the peer.
+   */
   readonly #variant: ((frame: EncodedFrame) => EncodedFrame) | undefined;
 
   /** `ledger` is shared by the outboxes of one runtime. [default one of its own] */
@@ -178,11 +182,10 @@ export class Outbox {
 
   /**
    * Queues a frame for the next flush; false if it was not queued (dropped, closing, or closed). The
-   * bounds count what waits: a compressed frame counts its compressed bytes.
+   * bounds count what waits as it was given: a frame that will go compressed counts its plain bytes.
    */
-  push(given: EncodedFrame): boolean {
+  push(frame: EncodedFrame): boolean {
     if (this.#discarded || this.#onEmpty !== undefined) return false;
-    const frame = this.#variant === undefined ? given : this.#variant(given);
     const { maxMessages, maxBytes } = this.#limits;
     if (this.depth + 1 > maxMessages || this.#bytes + frame.byteLength > maxBytes) {
       if (!this.#makeRoom(frame)) return false;
@@ -254,31 +257,47 @@ export class Outbox {
   /** Writes frames from the head up to about `room` bytes (at least one frame), in one write. */
   #writeBatch(room: number): void {
     const queue = this.#queue;
-    const first = queue[this.#head]!;
     let end = this.#head + 1;
-    let bytes = first.byteLength;
+    let bytes = queue[this.#head]!.byteLength;
     while (end < queue.length && bytes + queue[end]!.byteLength <= room) bytes += queue[end++]!.byteLength;
+    // The frames as they go on the wire: for a deflate peer, each as compression chooses it now, in order.
+    let batch: readonly EncodedFrame[] = queue;
+    let from = this.#head;
+    let to = end;
+    let wire = bytes;
+    if (this.#variant !== undefined) {
+      const chosen: EncodedFrame[] = [];
+      wire = 0;
+      for (let i = this.#head; i < end; i++) {
+        const frame = this.#variant(queue[i]!);
+        chosen.push(frame);
+        wire += frame.byteLength;
+      }
+      batch = chosen;
+      from = 0;
+      to = chosen.length;
+    }
     let chunks: readonly Uint8Array[];
     let merged: Buffer | undefined;
-    if (end === this.#head + 1) {
-      chunks = first.chunks;
-    } else if (bytes <= COALESCE_LIMIT && this.#socket.writableLength === 0) {
+    if (to === from + 1) {
+      chunks = batch[from]!.chunks;
+    } else if (wire <= COALESCE_LIMIT && this.#socket.writableLength === 0) {
       // A socket that still holds earlier bytes queues this write too, so it is not copied: the queued
       // write refers to the shared frames (a copy would be memory of this socket's own for as long
       // as it waits). A socket with nothing queued likely takes it whole: copied into the spare.
       merged = spareMergeBuffer ?? Buffer.allocUnsafeSlow(COALESCE_LIMIT);
       spareMergeBuffer = undefined;
       let offset = 0;
-      for (let i = this.#head; i < end; i++) {
-        for (const chunk of queue[i]!.chunks) {
+      for (let i = from; i < to; i++) {
+        for (const chunk of batch[i]!.chunks) {
           merged.set(chunk, offset);
           offset += chunk.length;
         }
       }
-      chunks = [merged.subarray(0, bytes)];
+      chunks = [merged.subarray(0, wire)];
     } else {
       const list: Uint8Array[] = [];
-      for (let i = this.#head; i < end; i++) list.push(...queue[i]!.chunks);
+      for (let i = from; i < to; i++) list.push(...batch[i]!.chunks);
       chunks = list;
     }
     this.#advance(end, bytes);

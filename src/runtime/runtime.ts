@@ -161,6 +161,7 @@ class BerthRuntime<TData> implements Runtime<TData> {
       connection: (id) => lookup(id),
       dropped: (reason, count) => this.#metrics.dropped(reason, count),
       report: (error) => this.#report(error),
+      share: (frame, stream) => this.#deflater?.share(frame, `v1 ${stream}`),
     });
     this.#supervisor = startSupervisor(
       provideSupervisorMachine({
@@ -681,6 +682,8 @@ class BerthRuntime<TData> implements Runtime<TData> {
     // Once the supervisor has stopped (shutdown, last connection gone) nobody local is left to receive it.
     if (!this.#supervisor.active) return;
     const startedAt = performance.now();
+    // A room's (or everyone's) messages may share a compression context: compressed there now, in order.
+    if (this.#deflater !== undefined && target.kind !== 'user') this.#deflater.share(frame, `raw ${streamOf(target)}`);
     this.#supervisor.send({
       type: 'broadcast',
       target,
@@ -785,6 +788,7 @@ class BerthRuntime<TData> implements Runtime<TData> {
     }
     this.#heartbeat?.stop();
     this.#metrics.stop();
+    this.#deflater?.close();
     this.#state = 'closed';
   }
 }

@@ -3,7 +3,7 @@
  * history store and framed once for all its enveloped recipients, `skip` for
  * a member left out by `except`, and `joined` / `left` as membership changes.
  */
-import type { DeliveryPort, Target } from '../../machines/types.js';
+import type { DeliveryPort, EncodedFrame, Target } from '../../machines/types.js';
 import type { ServerConnection } from '../connection/connection.js';
 import type { HistoryStore, StreamPosition } from '../history/store.js';
 import { connectionStream, joinedFrame, leftFrame, messageFrame, skipFrame, streamOf, type Payload } from '../protocol/v1.js';
@@ -18,6 +18,8 @@ export interface StreamsHost {
   /** `count` deliveries were lost, for `reason` (counted in the metrics). */
   dropped(reason: string, count: number): void;
   report(error: BerthError): void;
+  /** Compression's note of a frame as a message of a stream many connections share (a room, `all`). */
+  share?(frame: EncodedFrame, stream: string): void;
 }
 
 /** A recipient as the streams see it: a connection, which may be replaying a resume. */
@@ -33,7 +35,8 @@ export class Streams {
   /** A broadcast's enveloped recipients, as the supervisor found them. */
   broadcast(target: Target, except: string | undefined, payload: Payload, recipients: readonly DeliveryPort[]): void {
     const stream = streamOf(target);
-    const position = this.#deliver(stream, payload, recipients);
+    // A user's connections are few: their messages go compressed each on its own.
+    const position = this.#deliver(stream, payload, recipients, target.kind !== 'user');
     if (position !== undefined) this.#skip(except, target, stream, position);
   }
 
@@ -109,7 +112,7 @@ export class Streams {
    * Answers the position it was given, or nothing if the store failed (the
    * loss counted and reported).
    */
-  #deliver(stream: string, payload: Payload, ports: readonly DeliveryPort[]): StreamPosition | undefined {
+  #deliver(stream: string, payload: Payload, ports: readonly DeliveryPort[], shared = false): StreamPosition | undefined {
     let position: StreamPosition | PromiseLike<StreamPosition>;
     try {
       position = this.#host.history.append(stream, payload);
@@ -125,6 +128,7 @@ export class Streams {
       return undefined;
     }
     const frame = messageFrame(stream, position, payload);
+    if (shared) this.#host.share?.(frame, stream);
     for (const port of ports as readonly Recipient[]) {
       const gate = port.v1?.gate;
       if (gate !== undefined) gate.push({ stream, offset: position.offset, frame });

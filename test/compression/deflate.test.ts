@@ -1,34 +1,19 @@
 import zlib from 'node:zlib';
 import { describe, expect, it, vi } from 'vitest';
-import type WebSocket from 'ws';
 import { connect, eventually } from '../helpers/client.js';
 import { nextConnection, startRuntime } from '../helpers/runtime.js';
 import { limitClientWindow } from '../../src/connection/transport.js';
-
-/** Compressible JSON of about `size` bytes. */
-function json(size: number, seed = 0): string {
-  const items: string[] = [];
-  let length = 2;
-  for (let i = 0; length < size; i++) {
-    const item = JSON.stringify({ id: seed * 1_000_000 + i, user: `user-${i % 17}`, text: 'the quick brown fox jumps over the lazy dog' });
-    items.push(item);
-    length += item.length + 1;
-  }
-  return `[${items.join(',')}]`.slice(0, Math.max(0, size));
-}
-
-/** What the client's extension settled on (ws keeps it in `_extensions`). */
-const negotiated = (client: { ws: WebSocket }) =>
-  (client.ws as unknown as { _extensions: Record<string, { params: Record<string, unknown> }> })._extensions['permessage-deflate']?.params;
-
-const bytesRead = (client: { ws: WebSocket }) => (client.ws as unknown as { _socket: { bytesRead: number } })._socket.bytesRead;
+import { bytesRead, json, negotiated } from './helpers.js';
 
 describe('permessage-deflate: compressed once per message', () => {
-  it('negotiates with server_no_context_takeover, whatever the client asked; without the option it declines', async () => {
+  it('negotiates with client_no_context_takeover, and server_no_context_takeover when contexts is 0; without the option it declines', async () => {
     const on = await startRuntime({ compression: true });
     const client = await connect(on.url, { perMessageDeflate: true });
     expect(client.ws.extensions).toBe('permessage-deflate');
-    expect(negotiated(client)).toMatchObject({ server_no_context_takeover: true });
+    expect(negotiated(client)).toEqual({ client_no_context_takeover: true });
+    const alone = await startRuntime({ compression: { contexts: 0 } });
+    const told = await connect(alone.url, { perMessageDeflate: true });
+    expect(negotiated(told)).toEqual({ server_no_context_takeover: true, client_no_context_takeover: true });
     const off = await startRuntime();
     const plain = await connect(off.url, { perMessageDeflate: true });
     expect(plain.ws.extensions).toBe('');
@@ -66,8 +51,8 @@ describe('permessage-deflate: compressed once per message', () => {
     expect(binary.at(-1)).toBe(`binary:${bytes.toString('hex')}`);
   }, 30_000);
 
-  it('a broadcast is deflated once for all its recipients; those without the extension get the same messages, plain', async () => {
-    const { runtime, url } = await startRuntime({ compression: true });
+  it('contexts: 0: a broadcast is deflated once, on its own, for all its recipients; those without the extension get it plain', async () => {
+    const { runtime, url } = await startRuntime({ compression: { contexts: 0 } });
     runtime.on('connection', (connection) => void connection.join('lobby'));
     const deflating = await Promise.all(Array.from({ length: 20 }, () => connect(url, { perMessageDeflate: true })));
     const plain = await Promise.all(Array.from({ length: 5 }, () => connect(url, { perMessageDeflate: false })));
@@ -78,11 +63,12 @@ describe('permessage-deflate: compressed once per message', () => {
     try {
       for (const message of messages) runtime.sendToRoom('lobby', message);
       runtime.sendToRoom('lobby', 'small, sent plain');
+      for (const client of [...deflating, ...plain]) expect(await client.received(11, 10_000)).toEqual([...messages, 'small, sent plain']);
+      // Compressed as the first recipient's outbox wrote it, once for all twenty.
       expect(spy).toHaveBeenCalledTimes(messages.length);
     } finally {
       spy.mockRestore();
     }
-    for (const client of [...deflating, ...plain]) expect(await client.received(11, 10_000)).toEqual([...messages, 'small, sent plain']);
     const wire = [...deflating, ...plain].map((client, i) => bytesRead(client) - before[i]!);
     const compressed = wire.slice(0, 20);
     const uncompressed = wire.slice(20);
