@@ -110,12 +110,18 @@ export class SharedContexts {
     return context.compress(frame);
   }
 
-  /** Gives `key` a context from its next message on, unless every context is in use. */
-  open(key: string): void {
-    if (this.#closed || this.#contexts.has(key)) return;
+  /**
+   * Gives `key` a context, unless every context is in use, with `frame` as its first message: answers
+   * `frame` compressed there. Nothing if `key` has a context already (one opened after `frame` was
+   * sent, which has compressed later messages).
+   */
+  open(key: string, frame: Frame): SharedDeflated | undefined {
+    if (this.#closed || this.#contexts.has(key)) return undefined;
     const now = this.#now();
-    if (this.#contexts.size >= this.#max && !this.#evict(now)) return;
-    this.#contexts.set(key, new SharedContext(this.#level, now));
+    if (this.#contexts.size >= this.#max && !this.#evict(now)) return undefined;
+    const context = new SharedContext(this.#level, now);
+    this.#contexts.set(key, context);
+    return context.compress(frame);
   }
 
   close(): void {

@@ -4,6 +4,7 @@ import { integer, object } from '../util/validate.js';
 import { SharedContexts } from './deflate-contexts.js';
 import { streamingDeflate, withoutTrailer } from './deflate-stream.js';
 import { Frame, type SharedDeflated } from './frame.js';
+import type { WireForm } from './outbox.js';
 
 /** The `compression` option: permessage-deflate (RFC 7692), compressed once per message for every recipient. */
 export interface CompressionOptions {
@@ -104,10 +105,10 @@ export class Deflater {
     frame.deflate = { key, takers: 0, shared: contexts.compress(frame, key) };
   }
 
-  /** The frames to write to a connection that negotiated the extension so: `(frame) => what it gets`. */
-  peer(params: PeerDeflateParams): (frame: EncodedFrame) => EncodedFrame {
+  /** What to write to a connection that negotiated the extension so, in place of what it is sent. */
+  peer(params: PeerDeflateParams): WireForm {
     const shares = this.#contexts !== undefined && params.contextTakeover && params.windowBits === 15;
-    return new Peer(this, params.windowBits, shares ? this.#contexts : undefined).frameFor;
+    return new Peer(this, params.windowBits, shares ? this.#contexts : undefined);
   }
 
   /**
@@ -149,7 +150,7 @@ export class Deflater {
  * chosen as they are written, in order, so what it tracks is what the
  * connection receives: a frame its outbox drops never counts.
  */
-class Peer {
+class Peer implements WireForm {
   readonly #deflater: Deflater;
   readonly #windowBits: number;
   /** The contexts this connection may share; undefined if it cannot (its offer, its window). */
@@ -163,27 +164,34 @@ class Peer {
     this.#contexts = contexts;
   }
 
-  readonly frameFor = (frame: EncodedFrame): EncodedFrame => {
-    if (!(frame instanceof Frame) || frame.payloadLength < this.#deflater.threshold) return frame;
+  /**
+   * A frame of a target without a context, queued for a second connection that could share one: the
+   * target gets one, and this message is its first (no connection has written it yet: frames are
+   * chosen as they are written, after the broadcast has queued them all).
+   */
+  queued(frame: EncodedFrame): void {
+    if (this.#contexts === undefined || !(frame instanceof Frame)) return;
     const noted = frame.deflate;
-    if (noted !== undefined && this.#contexts !== undefined) {
-      const shared = noted.shared;
-      if (shared === undefined) {
-        if (++noted.takers === 2) this.#contexts.open(noted.key);
-      } else if (shared.reset || (shared.context === this.#context && shared.seq === this.#next)) {
+    if (noted !== undefined && noted.shared === undefined && ++noted.takers === 2) noted.shared = this.#contexts.open(noted.key, frame);
+  }
+
+  frameFor(frame: EncodedFrame): EncodedFrame {
+    if (!(frame instanceof Frame) || frame.payloadLength < this.#deflater.threshold) return frame;
+    const shared = this.#contexts === undefined ? undefined : frame.deflate?.shared;
+    if (shared !== undefined) {
+      if (shared.reset || (shared.context === this.#context && shared.seq === this.#next)) {
         this.#context = shared.context;
         this.#next = shared.seq + 1;
         shared.context.taken();
         return shared.frame;
-      } else {
-        shared.context.strayed();
       }
+      shared.context.strayed();
     }
     const variant = this.#deflater.frameFor(frame, this.#windowBits);
     // Whatever it inflates enters its window, which then holds what no context's does.
     if (variant !== frame) this.#context = undefined;
     return variant;
-  };
+  }
 }
 
 /** The smallest window (9–15 bits) in which a message of `length` bytes compresses as in the largest. */

@@ -47,10 +47,10 @@ export interface DeflateContext {
 export interface FrameDeflate {
   /** The target whose messages share a compression context (a room, everyone), by name. */
   readonly key: string;
-  /** Connections that could have taken it in a context and found none: two ask for one. */
+  /** Connections that could share a context it was queued for while its target had none: two open one. */
   takers: number;
-  /** This message compressed in its target's context, if the target had one when it was sent. */
-  readonly shared: SharedDeflated | undefined;
+  /** This message compressed in its target's context, if the target had one when it was sent or was given one for it. */
+  shared: SharedDeflated | undefined;
 }
 
 /** A message compressed against the ones its context compressed before it. */

@@ -56,6 +56,16 @@ export interface OutboxOwner {
   failed(error: Error): void;
 }
 
+/**
+ * For a peer that negotiated permessage-deflate: how each queued frame goes on the wire (compressed
+ * once, shared), chosen as it is written, in order, so that compression sees exactly what reaches the
+ * peer; and, as it is queued, that it will be written to such a peer.
+ */
+export interface WireForm {
+  queued(frame: EncodedFrame): void;
+  frameFor(frame: EncodedFrame): EncodedFrame;
+}
+
 /** A frame as outboxes hold it: how many of them hold it now. */
 interface HeldFrame extends EncodedFrame {
   holders?: number;
@@ -138,12 +148,8 @@ export class Outbox {
   #abandoned = false;
   /** Runs once everything queued has been handed to the socket (a graceful close). */
   #onEmpty: (() => void) | undefined;
-  /**
-   * For a peer that negotiated permessage-deflate: the frame to write in place of a queued one
-   * (compressed once, shared), chosen as it is written, in order, so that compression sees exactly
-   * what reaches the peer.
-   */
-  readonly #variant: ((frame: EncodedFrame) => EncodedFrame) | undefined;
+  /** For a peer that negotiated permessage-deflate: the frames to write in place of those queued. */
+  readonly #wireForm: WireForm | undefined;
 
   /** `ledger` is shared by the outboxes of one runtime. [default one of its own] */
   constructor(
@@ -152,14 +158,14 @@ export class Outbox {
     scheduler: FlushScheduler,
     limits: OutboxLimits,
     ledger = new OutboxLedger(),
-    variant?: (frame: EncodedFrame) => EncodedFrame,
+    wireForm?: WireForm,
   ) {
     this.#socket = socket;
     this.#owner = owner;
     this.#scheduler = scheduler;
     this.#limits = limits;
     this.#ledger = ledger;
-    this.#variant = variant;
+    this.#wireForm = wireForm;
   }
 
   /** Frames waiting. */
@@ -191,6 +197,7 @@ export class Outbox {
       if (!this.#makeRoom(frame)) return false;
     }
     this.#queue.push(frame);
+    this.#wireForm?.queued(frame);
     this.#ledger.hold(frame);
     this.#bytes += frame.byteLength;
     if (!this.#scheduled && !this.#awaitingDrain) {
@@ -265,11 +272,12 @@ export class Outbox {
     let from = this.#head;
     let to = end;
     let wire = bytes;
-    if (this.#variant !== undefined) {
+    const wireForm = this.#wireForm;
+    if (wireForm !== undefined) {
       const chosen: EncodedFrame[] = [];
       wire = 0;
       for (let i = this.#head; i < end; i++) {
-        const frame = this.#variant(queue[i]!);
+        const frame = wireForm.frameFor(queue[i]!);
         chosen.push(frame);
         wire += frame.byteLength;
       }
