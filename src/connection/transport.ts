@@ -59,7 +59,10 @@ export interface TransportOptions {
   handshakeTimeoutMs: number;
   /** The subprotocol chosen whenever a client offers it. */
   protocol: string;
-  /** permessage-deflate, when on: offers are accepted with `server_no_context_takeover`. */
+  /**
+   * permessage-deflate, when on: offers are accepted with `client_no_context_takeover`, and with
+   * `server_no_context_takeover` when targets share no contexts (`contexts: 0`) or the client asks.
+   */
   compression: CompressionSettings | undefined;
 }
 

@@ -51,8 +51,8 @@ export interface RuntimeOptions<TData = unknown> {
   readonly outbox?: OutboxOptions;
   /**
    * permessage-deflate (RFC 7692) for clients that offer it: each message is compressed once, whatever
-   * its number of recipients, and clients' compressed messages are inflated (within `maxPayload`).
-   * `true` for the defaults. [default false]
+   * its number of recipients (a room's in a context the room's members share), and clients' compressed
+   * messages are inflated (within `maxPayload`). `true` for the defaults. [default false]
    */
   readonly compression?: boolean | CompressionOptions;
   /** When `health()` says `degraded`. */
