@@ -101,7 +101,8 @@ export class Deflater {
    */
   share(frame: EncodedFrame, key: string): void {
     const contexts = this.#contexts;
-    if (contexts === undefined || !(frame instanceof Frame) || frame.payloadLength < this.#settings.threshold) return;
+    // An empty message stays plain: a context whose sync flush has nothing to flush emits no bytes.
+    if (contexts === undefined || !(frame instanceof Frame) || frame.payloadLength < this.threshold) return;
     frame.deflate = { key, takers: 0, shared: contexts.compress(frame, key) };
   }
 
@@ -116,13 +117,14 @@ export class Deflater {
    * for the server; `frame` itself when it is small, not one of berth's frames, or would not shrink.
    */
   frameFor(frame: EncodedFrame, windowBits: number): EncodedFrame {
-    if (!(frame instanceof Frame) || frame.payloadLength < this.#settings.threshold) return frame;
+    if (!(frame instanceof Frame) || frame.payloadLength < this.threshold) return frame;
     const bits = Math.min(windowBits, windowFor(frame.payloadLength));
     return frame.variant(bits, () => this.#compress(frame, bits)) ?? frame;
   }
 
+  /** The shortest payload compressed: `threshold`, and never an empty one. */
   get threshold(): number {
-    return this.#settings.threshold;
+    return Math.max(1, this.#settings.threshold);
   }
 
   /** Frees every context. */

@@ -141,6 +141,18 @@ describe('permessage-deflate: a room’s messages share one compression context'
     expect(lossy.client.ws.readyState).toBe(lossy.client.ws.OPEN);
   });
 
+  it('an empty message between a context’s messages goes plain (a sync flush of nothing is no bytes)', async () => {
+    const { runtime, url } = await startRuntime({ compression: { threshold: 0 } });
+    const members = await openMany(2, () => open(runtime, url));
+    for (const { connection } of members) await connection.join('lobby');
+    const sent = [chat('lobby', 0), '', chat('lobby', 1), '', '', 'x', chat('lobby', 2)];
+    for (const message of sent) runtime.sendToRoom('lobby', message);
+    for (const { client, sizes } of members) {
+      expect(await client.received(sent.length)).toEqual(sent);
+      expect(sizes.length).toBe(4);
+    }
+  });
+
   it('negotiation: a client that asks for server_no_context_takeover gets it, and contexts: 0 gives it to everyone', async () => {
     const { url } = await startRuntime({ compression: true });
     const keeps = await connect(url, { perMessageDeflate: true });
