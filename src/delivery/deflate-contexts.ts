@@ -15,8 +15,6 @@ export const EVICT_AFTER_MS = 1_000;
 /** The window and memory level of a shared context: ws's defaults, so the same messages compress alike. */
 const WINDOW_BITS = 15;
 const MEM_LEVEL = 8;
-/** What one context costs: zlib's window, hash chains and pending buffer at these settings. */
-export const CONTEXT_BYTES = 2 ** (WINDOW_BITS + 2) + 2 ** (MEM_LEVEL + 9);
 
 /**
  * One target's compression context: its messages, compressed each against

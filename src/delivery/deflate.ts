@@ -168,8 +168,9 @@ class Peer implements WireForm {
 
   /**
    * A frame of a target without a context, queued for a second connection that could share one: the
-   * target gets one, and this message is its first (no connection has written it yet: frames are
-   * chosen as they are written, after the broadcast has queued them all).
+   * target gets one, and this message is its first. Frames are chosen as they are written, after the
+   * broadcast has queued them all, so usually no connection has taken it yet; one that took it on its
+   * own is out of step like any other, and the context's first message refers to nothing before it.
    */
   queued(frame: EncodedFrame): void {
     if (this.#contexts === undefined || !(frame instanceof Frame)) return;
