@@ -1,3 +1,4 @@
+import { seededRandom } from '../src/util/random.js';
 /**
  * The benchmark message: one string, the same for all three systems.
  *
@@ -107,18 +108,6 @@ const WORDS = (
 ).split(' ');
 const EMOJI = ['👍', '🎉', '😂', '🙏', '🔥', '👀'];
 
-/** A small deterministic generator (mulberry32), so a client can rebuild what the server sent from the sequence number alone. */
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
-
 /**
  * Builds chat messages of exactly `bytes` UTF-8 bytes: the header of `payloadMaker` (so the
  * receiver reads them the same way), then a chat room's recent messages as JSON —
@@ -131,7 +120,8 @@ export function chatPayloadMaker(bytes: number): { make(seq: number, sentAt: num
   if (bytes < HEADER_BYTES + 64) throw new RangeError(`a chat payload must be at least ${HEADER_BYTES + 64} bytes`);
   const budget = bytes - HEADER_BYTES;
   const body = (seq: number): string => {
-    const next = random(seq + 1);
+    // Deterministic, so a client can rebuild what the server sent from the sequence number alone.
+    const next = seededRandom(seq + 1);
     const pick = <T>(list: readonly T[]): T => list[Math.floor(next() * list.length)]!;
     const items: string[] = [];
     let length = 2; // `[` and `]}`'s `]`, the `}` is added below

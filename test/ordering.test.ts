@@ -2,17 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { Connection } from '../src/index.js';
 import { connect, eventually } from './helpers/client.js';
 import { startRuntime } from './helpers/runtime.js';
-
-/** A deterministic pseudo-random sequence (mulberry32), so a failure replays. */
-function random(seed: number): () => number {
-  return () => {
-    seed |= 0;
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { seededRandom as random } from '../src/util/random.js';
 
 describe('per-connection order', () => {
   it('interleaved direct, room, user and global sends arrive in send order', async () => {

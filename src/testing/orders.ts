@@ -4,6 +4,7 @@
  * their text form (`0:1,0;1:0,1`) that replays one.
  */
 import type { Step } from './scenario.js';
+import { seededRandom } from '../util/random.js';
 
 /** One permutation per concurrent group, in group order. */
 export type Order = ReadonlyArray<readonly number[]>;
@@ -35,15 +36,8 @@ export function ordersToTry(groups: Map<Step, number>, max: number, seed: number
     for (const list of choices) all = all.flatMap((prefix) => list.map((perm) => [...prefix, perm]));
     return all;
   }
-  // A small seeded generator (mulberry32): the same seed tries the same orders.
-  let state = seed >>> 0;
-  const random = () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  // Seeded: the same seed tries the same orders.
+  const random = seededRandom(seed);
   return Array.from({ length: max }, (_, i) => choices.map((list) => (i === 0 ? list[0]! : list[Math.floor(random() * list.length)]!)));
 }
 

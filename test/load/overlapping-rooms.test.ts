@@ -8,20 +8,11 @@ import { startRuntime } from '../helpers/runtime.js';
 import { END } from './protocol.js';
 import { clientOf, nextTurn, startClients } from './harness.js';
 import { eventually } from '../helpers/client.js';
+import { seededRandom as random } from '../../src/util/random.js';
 
 const CONNECTIONS = 500;
 const ROOMS = 8;
 const TURNS = 300;
-
-/** A deterministic pseudo-random sequence (mulberry32), so a failure replays. */
-function random(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** The 2 or 3 rooms of client `index`. */
 function roomsOf(index: number): string[] {
