@@ -39,8 +39,11 @@ export function streamOf(target: Target): string {
 }
 
 /** The stream of the messages sent to one connection. */
+/** What every connection's own stream is named with, before its id. */
+export const CONNECTION_STREAM_PREFIX = 'conn:';
+
 export function connectionStream(id: string): string {
-  return `conn:${id}`;
+  return `${CONNECTION_STREAM_PREFIX}${id}`;
 }
 
 /**

@@ -27,6 +27,7 @@ import { Deflater } from '../delivery/deflate.js';
 import { healthOf, type Health } from '../observability/health.js';
 import { Metrics } from '../observability/metrics.js';
 import {
+  CONNECTION_STREAM_PREFIX,
   connectionStream,
   errorFrame,
   joinedFrame,
@@ -389,7 +390,10 @@ class BerthRuntime<TData> implements Runtime<TData> {
     const rooms = connection.roomsLeft;
     const keep = new Set([...rooms.map((room) => streamOf({ kind: 'room', room })), 'all', connectionStream(connection.id)]);
     if (connection.user !== undefined) keep.add(streamOf({ kind: 'user', user: connection.user }));
-    const streams = new Map([...(connection.v1?.attached ?? [])].filter(([stream]) => keep.has(stream)));
+    // The direct streams of the connections whose sessions this one resumed: it owes the client what
+    // their replay had not yet delivered (`#restore` attached them from where that replay began).
+    const owed = (stream: string) => keep.has(stream) || stream.startsWith(CONNECTION_STREAM_PREFIX);
+    const streams = new Map([...(connection.v1?.attached ?? [])].filter(([stream]) => owed(stream)));
     // Session actors are the supervisor's children, so the inspector shows them beside the connections.
     const session = this.#supervisor.session({ token, windowMs });
     this.#supervisor.send({

@@ -355,4 +355,30 @@ describe('berth.v1 sessions: a resume cut short', () => {
     const lobby = third.received.filter((m) => m.t === 'msg' && m.s === 'room:lobby').map((m) => m.d);
     expect(lobby).toEqual(['m2', 'm3', 'm4', 'm5']);
   });
+
+  it('a direct message to the first connection, not yet read, survives two drops: the second resume replays it too', async () => {
+    const { runtime, url } = await startRuntime({ recovery: { windowMs: 60_000 } });
+    const connections = track(runtime);
+    const first = await v1(url);
+    const welcome1 = await first.until((m) => m.t === 'welcome', 'the first welcome');
+    connections[0]!.send('direct-1');
+    // Dropped before its client read direct-1: nothing of it is known to the client.
+    terminate(connections[0]!);
+    await eventually(() => connections[0]!.state === 'closed', 'the first drop');
+
+    const second = await v1(url, ['berth.v1', 'berth.resume']);
+    const welcome2 = await second.until((m) => m.t === 'welcome', 'the second welcome');
+    second.ws.send(JSON.stringify({ t: 'resume', token: welcome1.session, positions: {} }));
+    // The replay reached the socket; dropped again before its client read it (it tells the next resume nothing of it).
+    await second.until((m) => m.t === 'resumed', 'the second resumed');
+    terminate(connections[1]!);
+    await eventually(() => connections[1]!.state === 'closed', 'the second drop');
+
+    const third = await v1(url, ['berth.v1', 'berth.resume']);
+    await third.until((m) => m.t === 'welcome', 'the third welcome');
+    third.ws.send(JSON.stringify({ t: 'resume', token: welcome2.session, positions: {} }));
+    expect(await third.until((m) => m.t === 'resumed', 'resumed')).toMatchObject({ recovered: true });
+    const direct = third.received.filter((m) => m.t === 'msg' && m.s === `conn:${connections[0]!.id}`).map((m) => m.d);
+    expect(direct).toEqual(['direct-1']);
+  });
 });
