@@ -32,11 +32,14 @@ class SharedContext implements DeflateContext {
   #sinceReset = 0;
   #strays = 0;
   #taken = false;
+  /** When a connection last took one of its frames, as far as is known: no later than it did. */
   lastUsed: number;
+  /** When it compressed its last message: a frame taken since was taken after this. */
+  lastCompressed: number;
 
   constructor(level: number, now: number) {
     this.#stream = new DeflateStream({ level, windowBits: WINDOW_BITS, memLevel: MEM_LEVEL });
-    this.lastUsed = now;
+    this.lastUsed = this.lastCompressed = now;
   }
 
   /** Whether a connection took one of its frames since the last message; clears the mark. */
@@ -54,7 +57,8 @@ class SharedContext implements DeflateContext {
     this.#strays++;
   }
 
-  compress(frame: Frame): SharedDeflated {
+  compress(frame: Frame, now: number): SharedDeflated {
+    this.lastCompressed = now;
     const reset = this.#fresh || (this.#strays > 0 && this.#sinceReset >= RESYNC_EVERY);
     if (reset) {
       if (!this.#fresh) this.#stream.reset();
@@ -105,7 +109,7 @@ export class SharedContexts {
       this.#contexts.delete(key);
       return undefined;
     }
-    return context.compress(frame);
+    return this.#compressIn(context, key, frame, now);
   }
 
   /**
@@ -117,9 +121,26 @@ export class SharedContexts {
     if (this.#closed || this.#contexts.has(key)) return undefined;
     const now = this.#now();
     if (this.#contexts.size >= this.#max && !this.#evict(now)) return undefined;
-    const context = new SharedContext(this.#level, now);
+    let context: SharedContext;
+    try {
+      context = new SharedContext(this.#level, now);
+    } catch {
+      // zlib could not start one (out of memory): the message goes compressed on its own.
+      return undefined;
+    }
     this.#contexts.set(key, context);
-    return context.compress(frame);
+    return this.#compressIn(context, key, frame, now);
+  }
+
+  /** `frame` compressed in `context`; a context that fails is closed, and the message goes compressed on its own. */
+  #compressIn(context: SharedContext, key: string, frame: Frame, now: number): SharedDeflated | undefined {
+    try {
+      return context.compress(frame, now);
+    } catch {
+      context.close();
+      this.#contexts.delete(key);
+      return undefined;
+    }
   }
 
   close(): void {
@@ -132,7 +153,8 @@ export class SharedContexts {
   #evict(now: number): boolean {
     let oldest: [string, SharedContext] | undefined;
     for (const entry of this.#contexts) {
-      if (entry[1].takeMark()) entry[1].lastUsed = now;
+      // Taken since its last message: taken no earlier than that message was compressed.
+      if (entry[1].takeMark()) entry[1].lastUsed = Math.max(entry[1].lastUsed, entry[1].lastCompressed);
       if (oldest === undefined || entry[1].lastUsed < oldest[1].lastUsed) oldest = entry;
     }
     if (oldest === undefined || now - oldest[1].lastUsed < EVICT_AFTER_MS) return false;

@@ -49,7 +49,7 @@ export class DeflateStream {
     }
     this.#write = write.bind(handle);
     this.#state = internals._writeState;
-    // The handle reports a failure (out of memory, say) through the stream's error event, during the write.
+    // A failure (out of memory, say) comes as the stream's error event; keep it for the next write to throw.
     this.#zlib.on('error', (error: Error) => (this.#error = error));
   }
 
@@ -64,7 +64,10 @@ export class DeflateStream {
     let remaining = message.length;
     for (;;) {
       this.#write(zlib.constants.Z_SYNC_FLUSH, message, offset, remaining, out, 0, out.length);
-      if (this.#error !== undefined) throw this.#error;
+      // A failed write closes the stream at once (its handle gone) and emits the error a tick later.
+      if (this.#error !== undefined || (this.#zlib as unknown as ZlibInternals)._handle == null) {
+        throw this.#error ?? new Error('zlib failed to deflate');
+      }
       const availableOut = this.#state[0]!;
       const availableIn = this.#state[1]!;
       offset += remaining - availableIn;

@@ -20,7 +20,7 @@ export interface CompressionOptions {
   readonly inboundWindowBits?: number;
   /**
    * How many targets (rooms, everyone) may have a compression context of their own at once, each
-   * about 256 KiB: a target's messages are compressed once, each against the ones before it, for all
+   * about 256 KiB (at most 10 000): a target's messages are compressed once, each against the ones before it, for all
    * its members alike (context takeover, shared). 0 answers every offer with
    * `server_no_context_takeover` and compresses each message on its own. [default 64]
    */
@@ -43,7 +43,7 @@ export function resolveCompression(option: boolean | CompressionOptions | undefi
     threshold: integer('options.compression.threshold', given.threshold ?? 1024, 0, Number.MAX_SAFE_INTEGER),
     level: integer('options.compression.level', given.level ?? 6, 1, 9),
     inboundWindowBits: integer('options.compression.inboundWindowBits', given.inboundWindowBits ?? 15, 9, 15),
-    contexts: streamingDeflate ? integer('options.compression.contexts', given.contexts ?? 64, 0, 100_000) : 0,
+    contexts: streamingDeflate ? integer('options.compression.contexts', given.contexts ?? 64, 0, 10_000) : 0,
   };
 }
 

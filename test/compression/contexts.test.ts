@@ -48,21 +48,30 @@ describe('shared compression contexts', () => {
   it('at most max contexts; a target gets one by closing one unused for EVICT_AFTER_MS, and an unused one closes after IDLE_MS', () => {
     let now = 0;
     const contexts = new SharedContexts(2, 6, () => now);
-    const a = contexts.open('a', Frame.text(chat('a', 0)))!;
+    expect(contexts.open('a', Frame.text(chat('a', 0)))).toBeDefined();
     expect(contexts.open('b', Frame.text(chat('b', 0)))).toBeDefined();
     expect(contexts.open('c', Frame.text(chat('c', 0)))).toBeUndefined();
     expect(contexts.size).toBe(2);
     // `a` stays in use; `b` does not: once it has been unused long enough, `c` takes its place.
     now = EVICT_AFTER_MS + 1;
-    a.context.taken();
+    const a1 = contexts.compress(Frame.text(chat('a', 1)), 'a')!;
+    a1.context.taken();
     expect(contexts.open('c', Frame.text(chat('c', 1)))).toBeDefined();
     expect(contexts.compress(Frame.text(chat('b', 1)), 'b')).toBeUndefined();
-    expect(contexts.compress(Frame.text(chat('a', 1)), 'a')).toBeDefined();
+    expect(contexts.compress(Frame.text(chat('a', 2)), 'a')).toBeDefined();
+    // A frame taken long ago, with no message since, does not keep a context in use: `c` was last
+    // compressed at EVICT_AFTER_MS + 1, so two seconds later `d` may take its place.
+    contexts.compress(Frame.text(chat('c', 2)), 'c')!.context.taken();
+    a1.context.taken();
+    now += 2 * EVICT_AFTER_MS;
+    contexts.compress(Frame.text(chat('a', 3)), 'a')!.context.taken();
+    expect(contexts.open('d', Frame.text(chat('d', 0)))).toBeDefined();
+    expect(contexts.compress(Frame.text(chat('c', 3)), 'c')).toBeUndefined();
     // Nobody takes `a`'s frames any more: past IDLE_MS it closes at its next message.
     now += IDLE_MS + 1;
-    expect(contexts.compress(Frame.text(chat('a', 2)), 'a')).toBeUndefined();
+    expect(contexts.compress(Frame.text(chat('a', 4)), 'a')).toBeUndefined();
     expect(contexts.size).toBe(1);
     contexts.close();
-    expect(contexts.open('d', Frame.text(chat('d', 0)))).toBeUndefined();
+    expect(contexts.open('e', Frame.text(chat('e', 0)))).toBeUndefined();
   });
 });
