@@ -387,6 +387,10 @@ class BerthRuntime<TData> implements Runtime<TData> {
       cause === 'handler-error'
     )
       return;
+    // Its client said it would resume an earlier session, and that resume was never read: this
+    // connection owes it that session's messages and knows nothing of them. Kept, its session would
+    // answer `recovered: true` without them; not kept, the client's resume of it is told it is unknown.
+    if (connection.v1?.resumeExpected !== undefined) return;
     const rooms = connection.roomsLeft;
     const keep = new Set([...rooms.map((room) => streamOf({ kind: 'room', room })), 'all', connectionStream(connection.id)]);
     if (connection.user !== undefined) keep.add(streamOf({ kind: 'user', user: connection.user }));

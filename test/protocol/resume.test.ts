@@ -356,6 +356,36 @@ describe('berth.v1 sessions: a resume cut short', () => {
     expect(lobby).toEqual(['m2', 'm3', 'm4', 'm5']);
   });
 
+  it('a connection that drops before its resume was read leaves no session: resuming its token is not recovered, the first session still is', async () => {
+    // `every`: the application joins each connection to the lobby, so the second one's session has the
+    // lobby, from where it joined (after m2 and m3); `first`: the lobby was the first session's alone.
+    for (const lobbyFor of ['first', 'every'] as const) {
+      const { runtime, url, connections, token, seen } = await droppedAtM1({}, { lobbyFor });
+
+      // The second connection says it will resume, and drops before its `resume` reaches the server.
+      const second = await v1(url, ['berth.v1', 'berth.resume']);
+      const welcome2 = await second.until((m) => m.t === 'welcome', 'the second welcome');
+      terminate(connections[1]!);
+      await eventually(() => connections[1]!.state === 'closed', 'the second drop');
+      runtime.sendToRoom('lobby', 'm4');
+
+      // The client resumes the token of its last welcome (as berth/client does) with what it knew: it
+      // must get m2, m3 and m4, or be told it does not.
+      const third = await v1(url, ['berth.v1', 'berth.resume']);
+      await third.until((m) => m.t === 'welcome', 'the third welcome');
+      third.ws.send(JSON.stringify({ t: 'resume', token: welcome2.session, positions: seen }));
+      expect(await third.until((m) => m.t === 'resumed', 'resumed')).toMatchObject({ recovered: false, reason: 'unknown-session' });
+
+      // Nothing took the first session: resumed with its own token, it replays everything.
+      const fourth = await v1(url, ['berth.v1', 'berth.resume']);
+      await fourth.until((m) => m.t === 'welcome', 'the fourth welcome');
+      fourth.ws.send(JSON.stringify({ t: 'resume', token, positions: seen }));
+      expect(await fourth.until((m) => m.t === 'resumed', 'resumed')).toMatchObject({ recovered: true, previous: connections[0]!.id });
+      expect(fourth.received.filter((m) => m.t === 'msg' && m.s === 'room:lobby').map((m) => m.d)).toEqual(['m2', 'm3', 'm4']);
+      await runtime.close({ timeoutMs: 1000 });
+    }
+  });
+
   it('a direct message to the first connection, not yet read, survives two drops: the second resume replays it too', async () => {
     const { runtime, url } = await startRuntime({ recovery: { windowMs: 60_000 } });
     const connections = track(runtime);
