@@ -17,6 +17,9 @@ import {
 } from '../../machines/client.machine.js';
 import { EventHub } from '../util/event-hub.js';
 
+/** Most earlier tokens a resume names (the server takes as many). */
+const MAX_EARLIER_TOKENS = 4;
+
 /** Where a client is. */
 export type ClientState = ReturnType<typeof clientStateOf>;
 
@@ -150,6 +153,12 @@ export class BerthClient<M extends MessageMap = RawMessages> {
   #nextId = 0;
   /** While a resume is out: the positions the old connection had reached. */
   #resuming: Map<string, { offset: number; epoch: string }> | undefined;
+  /**
+   * While a resume is out: the tokens it named. If its connection drops before the answer, the next
+   * resume names them after the new one: the server may never have read it, and then the session is
+   * still under the earlier token.
+   */
+  #resumingTokens: readonly string[] = [];
   /** The session token of the last welcome: what the next connection resumes with. */
   #session: string | undefined;
   #state: ClientState = 'connecting';
@@ -356,9 +365,15 @@ export class BerthClient<M extends MessageMap = RawMessages> {
         for (const [stream, { offset, epoch }] of known) positions[stream] = { o: offset, e: epoch };
         // What the new connection says of its streams (rooms the application joined it to as it
         // arrived) holds whatever the outcome; what the old one knew holds only if it is recovered.
+        const earlier = this.#resuming === undefined ? [] : this.#resumingTokens.slice(0, MAX_EARLIER_TOKENS);
         this.#resuming = known;
+        this.#resumingTokens = [previous, ...earlier];
         this.#positions.clear();
-        this.#write(JSON.stringify({ t: 'resume', token: previous, positions }));
+        this.#write(
+          JSON.stringify(
+            earlier.length === 0 ? { t: 'resume', token: previous, positions } : { t: 'resume', token: previous, positions, earlier },
+          ),
+        );
         this.#machine.send({ type: 'server.resuming' });
         return;
       }
@@ -370,6 +385,7 @@ export class BerthClient<M extends MessageMap = RawMessages> {
         // Not recovered: the connection started fresh, and what the old one knew of its streams no longer holds.
         const before = this.#resuming;
         this.#resuming = undefined;
+        this.#resumingTokens = [];
         if (recovered && before !== undefined) {
           for (const [stream, position] of before) if (!this.#positions.has(stream)) this.#positions.set(stream, position);
         }

@@ -83,8 +83,8 @@ export interface ConnectionHost<TData> {
   received(connection: ServerConnection<TData>, data: string | Buffer, binary: boolean): void;
   /** Sends to one `berth.v1` connection, in the envelope of its own stream; false if nothing was queued. */
   sendEnveloped(connection: ServerConnection<TData>, data: SendData, binary: boolean | undefined): boolean;
-  /** A `berth.v1` client asks for the session of a connection it had, by its token. */
-  resume(connection: ServerConnection<TData>, token: string, positions: ReadonlyMap<string, StreamPosition>): void;
+  /** A `berth.v1` client asks for the session of a connection it had, by its token (then by the earlier ones it names). */
+  resume(connection: ServerConnection<TData>, tokens: readonly string[], positions: ReadonlyMap<string, StreamPosition>): void;
   /** A `berth.v1` client sent a request; the runtime answers it. */
   requested(connection: ServerConnection<TData>, id: RequestId, data: string | Buffer, binary: boolean): void;
   /** A `berth.v1` client sent a frame that is no message of the protocol; `first` for the first of this connection. */
@@ -312,7 +312,7 @@ export class ServerConnection<TData = unknown> implements Connection<TData>, Del
       return;
     }
     if (message.kind === 'req') this.#host.requested(this, message.id, message.data, message.binary);
-    else if (message.kind === 'resume') this.#host.resume(this, message.token, message.positions);
+    else if (message.kind === 'resume') this.#host.resume(this, message.tokens, message.positions);
     else this.#host.received(this, message.data, message.binary);
   }
 

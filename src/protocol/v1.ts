@@ -128,7 +128,12 @@ export function replyFrame(id: RequestId, payload: Payload): Frame {
 /** What a `berth.v1` client sent, decoded. */
 export type ClientMessage =
   | { readonly kind: 'msg'; readonly data: string | Buffer; readonly binary: boolean }
-  | { readonly kind: 'resume'; readonly token: string; readonly positions: ReadonlyMap<string, StreamPosition> }
+  | {
+      readonly kind: 'resume';
+      /** The session to take, then the earlier ones to try in order if it is unknown (`earlier`). */
+      readonly tokens: readonly string[];
+      readonly positions: ReadonlyMap<string, StreamPosition>;
+    }
   | { readonly kind: 'req'; readonly id: RequestId; readonly data: string | Buffer; readonly binary: boolean };
 
 /** Longest string request id. */
@@ -180,11 +185,17 @@ export function decodeClientFrame(data: string | Buffer, binary: boolean): Clien
 
 /** Most positions a resume may name. */
 const MAX_POSITIONS = 1000;
+/** Most earlier tokens a resume may name. */
+const MAX_EARLIER = 4;
+
+const isToken = (token: unknown): token is string => typeof token === 'string' && token.length > 0 && token.length <= 64;
 
 function resumeOf(message: Record<string, unknown>): ClientMessage {
-  const { token, positions } = message;
-  if (typeof token !== 'string' || token.length === 0 || token.length > 64)
-    throw new InvalidMessage('"resume" needs "token", the session token of a welcome');
+  const { token, positions, earlier } = message;
+  if (!isToken(token)) throw new InvalidMessage('"resume" needs "token", the session token of a welcome');
+  if (earlier !== undefined && (!Array.isArray(earlier) || earlier.length > MAX_EARLIER || !earlier.every(isToken))) {
+    throw new InvalidMessage(`"earlier" must be a list of at most ${MAX_EARLIER} session tokens`);
+  }
   const out = new Map<string, StreamPosition>();
   if (positions !== undefined) {
     if (typeof positions !== 'object' || positions === null || Array.isArray(positions)) {
@@ -200,7 +211,7 @@ function resumeOf(message: Record<string, unknown>): ClientMessage {
       out.set(stream, { offset: o as number, epoch: e });
     }
   }
-  return { kind: 'resume', token, positions: out };
+  return { kind: 'resume', tokens: [token, ...((earlier as string[] | undefined) ?? [])], positions: out };
 }
 
 /** A value of the client's, short enough to echo back and to log. */

@@ -322,7 +322,7 @@ class BerthRuntime<TData> implements Runtime<TData> {
         this.#noResume(connection);
         this.#requests.answer(connection, id, data, binary);
       },
-      resume: (connection, token, positions) => this.#resume(connection, token, positions),
+      resume: (connection, tokens, positions) => this.#resume(connection, tokens, positions),
       invalidMessage: (connection, why, first) => {
         this.#noResume(connection);
         this.#metrics.dropped('invalid-message', 1);
@@ -419,7 +419,7 @@ class BerthRuntime<TData> implements Runtime<TData> {
    * order, before anything new. If any stream cannot be recovered the
    * connection starts fresh, and the client is told which streams.
    */
-  #resume(connection: ServerConnection<TData>, token: string, positions: ReadonlyMap<string, StreamPosition>): void {
+  #resume(connection: ServerConnection<TData>, tokens: readonly string[], positions: ReadonlyMap<string, StreamPosition>): void {
     const answer = (frame: Parameters<typeof resumedFrame>[0], previous?: string) => {
       connection.deliver(resumedFrame(frame));
       this.#metrics.session(frame.recovered ? 'resumed' : frame.reason);
@@ -434,18 +434,22 @@ class BerthRuntime<TData> implements Runtime<TData> {
     if (v1.resumeExpected !== undefined) this.#timers.clearTimeout(v1.resumeExpected);
     v1.resumeExpected = undefined;
     // The supervisor hands a session over once, and only to its own user: a token presented by
-    // another is as good as unknown, and stays kept.
+    // another is as good as unknown, and stays kept. The tokens are tried in order (a client whose
+    // last resume got no answer names the one it tried then too): at most one is a session still.
     // Answered when the supervisor processes it: at once, or after the event it is processing now.
-    this.#supervisor.send({
-      type: 'session.take',
-      token,
-      user: connection.user,
-      taken: (record) => {
-        if (record !== undefined) return this.#restore(connection, record, positions, answer);
-        this.#releaseGate(connection);
-        answer({ recovered: false, reason: 'unknown-session', lost: [] });
-      },
-    });
+    const take = (index: number): void =>
+      this.#supervisor.send({
+        type: 'session.take',
+        token: tokens[index]!,
+        user: connection.user,
+        taken: (record) => {
+          if (record !== undefined) return this.#restore(connection, record, positions, answer);
+          if (index + 1 < tokens.length) return take(index + 1);
+          this.#releaseGate(connection);
+          answer({ recovered: false, reason: 'unknown-session', lost: [] });
+        },
+      });
+    take(0);
   }
 
   /** Puts a taken session back on a connection: its rooms, and what it missed replayed before anything new. */

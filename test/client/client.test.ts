@@ -207,6 +207,42 @@ describe('berth/client: reconnect without losing messages', () => {
   });
 });
 
+describe('berth/client: a resume cut short', () => {
+  it('a connection that drops before its resume reached the server: the next resume names the earlier token too, and recovers', async () => {
+    const { runtime, url } = await startRuntime();
+    const opened = connections(runtime);
+    runtime.on('connection', (connection) => void connection.join('lobby'));
+    // The second socket's first write (its resume) is lost, and the socket with it.
+    let made = 0;
+    class ResumeLost extends WebSocket {
+      readonly #nth = ++made;
+      override send(data: Parameters<WebSocket['send']>[0]): void {
+        if (this.#nth === 2) this.terminate();
+        else super.send(data);
+      }
+    }
+    const client = open(url, { WebSocket: ResumeLost as unknown as WebSocketClass });
+    const texts: string[] = [];
+    client.on('message', ({ stream, data }) => {
+      if (stream === 'room:lobby') texts.push(String(data));
+    });
+    const resumed: boolean[] = [];
+    client.on('resumed', ({ recovered }) => void resumed.push(recovered));
+    await eventually(() => client.state === 'open' && client.positions.has('room:lobby'), 'open in the lobby');
+    runtime.sendToRoom('lobby', 'before');
+    await eventually(() => texts.length === 1, 'the first message');
+    (opened[0] as unknown as { socket: { terminate(): void } }).socket.terminate();
+    await eventually(() => left(client), 'reconnecting');
+    for (let i = 0; i < 5; i++) runtime.sendToRoom('lobby', `during ${i}`);
+    await eventually(() => made === 3 && client.state === 'open', 'open on the third socket');
+    runtime.sendToRoom('lobby', 'after');
+    await eventually(() => texts.length === 7, 'seven messages');
+    expect(texts).toEqual(['before', ...Array.from({ length: 5 }, (_, i) => `during ${i}`), 'after']);
+    expect(resumed).toEqual([true]);
+    expect(opened).toHaveLength(3);
+  });
+});
+
 describe('berth/client: a resume that is not recovered', () => {
   it('keeps what the new connection says of its streams, and forgets only what the old one knew', async () => {
     const { runtime, url } = await startRuntime({ history: createMemoryHistory({ maxMessages: 1 }) });

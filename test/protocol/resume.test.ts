@@ -386,6 +386,35 @@ describe('berth.v1 sessions: a resume cut short', () => {
     }
   });
 
+  it('a resume that names the earlier token its unanswered one used gets the session still under it', async () => {
+    for (const lobbyFor of ['first', 'every'] as const) {
+      const { runtime, url, connections, token, seen } = await droppedAtM1({}, { lobbyFor });
+      const second = await v1(url, ['berth.v1', 'berth.resume']);
+      const welcome2 = await second.until((m) => m.t === 'welcome', 'the second welcome');
+      terminate(connections[1]!);
+      await eventually(() => connections[1]!.state === 'closed', 'the second drop');
+      runtime.sendToRoom('lobby', 'm4');
+      // As berth/client does: the last welcome's token, then the one its resume that got no answer named.
+      const third = await v1(url, ['berth.v1', 'berth.resume']);
+      await third.until((m) => m.t === 'welcome', 'the third welcome');
+      third.ws.send(JSON.stringify({ t: 'resume', token: welcome2.session, earlier: [token], positions: seen }));
+      expect(await third.until((m) => m.t === 'resumed', 'resumed')).toMatchObject({ recovered: true, previous: connections[0]!.id });
+      expect(third.received.filter((m) => m.t === 'msg' && m.s === 'room:lobby').map((m) => m.d)).toEqual(['m2', 'm3', 'm4']);
+      await runtime.close({ timeoutMs: 1000 });
+    }
+  });
+
+  it('`earlier` must be a short list of tokens', async () => {
+    const { url } = await startRuntime({ recovery: { windowMs: 60_000 } });
+    for (const earlier of ['one', [1], ['a', 'b', 'c', 'd', 'e'], ['']]) {
+      const client = await v1(url);
+      await client.until((m) => m.t === 'welcome', 'welcome');
+      client.ws.send(JSON.stringify({ t: 'resume', token: 'some-token', earlier }));
+      expect(await client.until((m) => m.t === 'error', 'the error')).toMatchObject({ code: 'invalid-message' });
+      client.ws.close();
+    }
+  });
+
   it('a direct message to the first connection, not yet read, survives two drops: the second resume replays it too', async () => {
     const { runtime, url } = await startRuntime({ recovery: { windowMs: 60_000 } });
     const connections = track(runtime);
