@@ -177,19 +177,25 @@ describe('berth/client', () => {
   });
 });
 
+/** The lobby's texts and the `resumed` answers a client gets, once it is open in the lobby. */
+async function inLobby(client: BerthClient): Promise<{ texts: string[]; resumed: boolean[] }> {
+  const texts: string[] = [];
+  client.on('message', ({ stream, data }) => {
+    if (stream === 'room:lobby') texts.push(String(data));
+  });
+  const resumed: boolean[] = [];
+  client.on('resumed', ({ recovered }) => void resumed.push(recovered));
+  await eventually(() => client.state === 'open' && client.positions.has('room:lobby'), 'open in the lobby');
+  return { texts, resumed };
+}
+
 describe('berth/client: reconnect without losing messages', () => {
   it('after a drop it resumes by itself: every message sent meanwhile arrives once, in order, before new ones', async () => {
     const { runtime, url } = await startRuntime();
     const opened = connections(runtime);
     runtime.on('connection', (connection) => void connection.join('lobby'));
     const client = open(url);
-    const texts: string[] = [];
-    client.on('message', ({ stream, data }) => {
-      if (stream === 'room:lobby') texts.push(String(data));
-    });
-    const resumed: boolean[] = [];
-    client.on('resumed', ({ recovered }) => void resumed.push(recovered));
-    await eventually(() => client.state === 'open' && client.positions.has('room:lobby'), 'open in the lobby');
+    const { texts, resumed } = await inLobby(client);
     for (let i = 0; i < 5; i++) runtime.sendToRoom('lobby', `before ${i}`);
     await eventually(() => texts.length === 5, 'five messages');
     (opened[0] as unknown as { socket: { terminate(): void } }).socket.terminate();
@@ -222,13 +228,7 @@ describe('berth/client: a resume cut short', () => {
       }
     }
     const client = open(url, { WebSocket: ResumeLost as unknown as WebSocketClass });
-    const texts: string[] = [];
-    client.on('message', ({ stream, data }) => {
-      if (stream === 'room:lobby') texts.push(String(data));
-    });
-    const resumed: boolean[] = [];
-    client.on('resumed', ({ recovered }) => void resumed.push(recovered));
-    await eventually(() => client.state === 'open' && client.positions.has('room:lobby'), 'open in the lobby');
+    const { texts, resumed } = await inLobby(client);
     runtime.sendToRoom('lobby', 'before');
     await eventually(() => texts.length === 1, 'the first message');
     (opened[0] as unknown as { socket: { terminate(): void } }).socket.terminate();

@@ -332,6 +332,28 @@ describe('berth.v1 sessions: a client that says it will resume (berth.resume off
   });
 });
 
+/**
+ * The first connection dropped after m1 (m2, m3 sent while away); the second said it would resume
+ * and dropped before its `resume` reached the server; then m4.
+ */
+async function resumeCutShort(lobbyFor: 'first' | 'every') {
+  const dropped = await droppedAtM1({}, { lobbyFor });
+  const second = await v1(dropped.url, ['berth.v1', 'berth.resume']);
+  const welcome2 = await second.until((m) => m.t === 'welcome', 'the second welcome');
+  terminate(dropped.connections[1]!);
+  await eventually(() => dropped.connections[1]!.state === 'closed', 'the second drop');
+  dropped.runtime.sendToRoom('lobby', 'm4');
+  return { ...dropped, secondToken: welcome2.session as string };
+}
+
+/** A new connection that says it will resume, and sends `resume` with `fields` once welcomed. */
+async function resumingWith(url: string, fields: Record<string, unknown>): Promise<V1> {
+  const client = await v1(url, ['berth.v1', 'berth.resume']);
+  await client.until((m) => m.t === 'welcome', 'the welcome');
+  client.ws.send(JSON.stringify({ t: 'resume', ...fields }));
+  return client;
+}
+
 describe('berth.v1 sessions: a resume cut short', () => {
   it('a connection that drops while its replay is on the way leaves a session that replays from where that replay began', async () => {
     // The lobby is the session's alone, so the resume restores it (and the second connection rejoins it).
@@ -360,26 +382,15 @@ describe('berth.v1 sessions: a resume cut short', () => {
     // `every`: the application joins each connection to the lobby, so the second one's session has the
     // lobby, from where it joined (after m2 and m3); `first`: the lobby was the first session's alone.
     for (const lobbyFor of ['first', 'every'] as const) {
-      const { runtime, url, connections, token, seen } = await droppedAtM1({}, { lobbyFor });
+      const { runtime, url, connections, token, seen, secondToken } = await resumeCutShort(lobbyFor);
 
-      // The second connection says it will resume, and drops before its `resume` reaches the server.
-      const second = await v1(url, ['berth.v1', 'berth.resume']);
-      const welcome2 = await second.until((m) => m.t === 'welcome', 'the second welcome');
-      terminate(connections[1]!);
-      await eventually(() => connections[1]!.state === 'closed', 'the second drop');
-      runtime.sendToRoom('lobby', 'm4');
-
-      // The client resumes the token of its last welcome (as berth/client does) with what it knew: it
-      // must get m2, m3 and m4, or be told it does not.
-      const third = await v1(url, ['berth.v1', 'berth.resume']);
-      await third.until((m) => m.t === 'welcome', 'the third welcome');
-      third.ws.send(JSON.stringify({ t: 'resume', token: welcome2.session, positions: seen }));
+      // The client resumes the token of its last welcome alone, with what it knew: it must get m2, m3
+      // and m4, or be told it does not.
+      const third = await resumingWith(url, { token: secondToken, positions: seen });
       expect(await third.until((m) => m.t === 'resumed', 'resumed')).toMatchObject({ recovered: false, reason: 'unknown-session' });
 
       // Nothing took the first session: resumed with its own token, it replays everything.
-      const fourth = await v1(url, ['berth.v1', 'berth.resume']);
-      await fourth.until((m) => m.t === 'welcome', 'the fourth welcome');
-      fourth.ws.send(JSON.stringify({ t: 'resume', token, positions: seen }));
+      const fourth = await resumingWith(url, { token, positions: seen });
       expect(await fourth.until((m) => m.t === 'resumed', 'resumed')).toMatchObject({ recovered: true, previous: connections[0]!.id });
       expect(fourth.received.filter((m) => m.t === 'msg' && m.s === 'room:lobby').map((m) => m.d)).toEqual(['m2', 'm3', 'm4']);
       await runtime.close({ timeoutMs: 1000 });
@@ -388,16 +399,9 @@ describe('berth.v1 sessions: a resume cut short', () => {
 
   it('a resume that names the earlier token its unanswered one used gets the session still under it', async () => {
     for (const lobbyFor of ['first', 'every'] as const) {
-      const { runtime, url, connections, token, seen } = await droppedAtM1({}, { lobbyFor });
-      const second = await v1(url, ['berth.v1', 'berth.resume']);
-      const welcome2 = await second.until((m) => m.t === 'welcome', 'the second welcome');
-      terminate(connections[1]!);
-      await eventually(() => connections[1]!.state === 'closed', 'the second drop');
-      runtime.sendToRoom('lobby', 'm4');
+      const { runtime, url, connections, token, seen, secondToken } = await resumeCutShort(lobbyFor);
       // As berth/client does: the last welcome's token, then the one its resume that got no answer named.
-      const third = await v1(url, ['berth.v1', 'berth.resume']);
-      await third.until((m) => m.t === 'welcome', 'the third welcome');
-      third.ws.send(JSON.stringify({ t: 'resume', token: welcome2.session, earlier: [token], positions: seen }));
+      const third = await resumingWith(url, { token: secondToken, earlier: [token], positions: seen });
       expect(await third.until((m) => m.t === 'resumed', 'resumed')).toMatchObject({ recovered: true, previous: connections[0]!.id });
       expect(third.received.filter((m) => m.t === 'msg' && m.s === 'room:lobby').map((m) => m.d)).toEqual(['m2', 'm3', 'm4']);
       await runtime.close({ timeoutMs: 1000 });
