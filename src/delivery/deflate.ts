@@ -83,9 +83,12 @@ export interface PeerDeflateParams {
 export class Deflater {
   readonly #settings: CompressionSettings;
   readonly #contexts: SharedContexts | undefined;
+  /** The shortest payload compressed: `threshold`, and never an empty one. */
+  readonly threshold: number;
 
   constructor(settings: CompressionSettings) {
     this.#settings = settings;
+    this.threshold = Math.max(1, settings.threshold);
     this.#contexts = settings.contexts > 0 ? new SharedContexts(settings.contexts, settings.level) : undefined;
   }
 
@@ -120,11 +123,6 @@ export class Deflater {
     if (!(frame instanceof Frame) || frame.payloadLength < this.threshold) return frame;
     const bits = Math.min(windowBits, windowFor(frame.payloadLength));
     return frame.variant(bits, () => this.#compress(frame, bits)) ?? frame;
-  }
-
-  /** The shortest payload compressed: `threshold`, and never an empty one. */
-  get threshold(): number {
-    return Math.max(1, this.#settings.threshold);
   }
 
   /** Frees every context. */
