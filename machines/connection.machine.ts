@@ -38,8 +38,8 @@ export type ConnectionEvent =
   | { type: 'heartbeat.missed' }
   /** A write to the socket failed. */
   | { type: 'send.failed'; message: string }
-  /** The server closes the connection: the application, a failing handler, or a rate limit. */
-  | { type: 'server.close'; code: number; reason: string; cause: 'server' | 'handler-error' | 'rate-limit' | 'slow-consumer' }
+  /** The server closes the connection: the application, a failing handler, a rate limit, a slow reader, or a resume elsewhere. */
+  | { type: 'server.close'; code: number; reason: string; cause: 'server' | 'handler-error' | 'rate-limit' | 'slow-consumer' | 'replaced' }
   | { type: 'runtime.shutdown'; code: number; reason: string };
 
 /** The event a connection sends its supervisor when it begins to disconnect. */

@@ -9,6 +9,11 @@ export interface SessionRecord {
   readonly token: string;
   /** The connection it was. */
   readonly previous: string;
+  /**
+   * The connections whose sessions `previous` had itself resumed, newest first: a message sent with
+   * `except` naming one of them was not for this session either.
+   */
+  readonly resumedFrom?: readonly string[];
   readonly user: string | undefined;
   readonly rooms: readonly string[];
   /** Every stream the connection was attached to, and where it stood when it was attached. */

@@ -25,7 +25,9 @@ export type CloseCause =
   /** The peer exceeded its message rate under the `close` policy. */
   | 'rate-limit'
   /** The peer read too slowly: its outbox overflowed under the `close` policy. */
-  | 'slow-consumer';
+  | 'slow-consumer'
+  /** Its client resumed its session on another connection while this one's socket still looked open. */
+  | 'replaced';
 
 /** Who a broadcast is for. `except` is handled separately so one shape serves every target. */
 export type Target =

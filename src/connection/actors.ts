@@ -33,6 +33,8 @@ export function provideSupervisorMachine(hooks: {
   broadcasting(target: Target): boolean;
   /** Called once they are, with how many recipients, if `broadcasting` said so. */
   broadcasted(recipients: number): void;
+  /** A recipient's delivery threw (a bug): the others still get the broadcast. */
+  deliveryFailed(error: unknown): void;
 }): SupervisorMachine {
   return supervisorMachine.provide({
     actions: {
@@ -43,7 +45,13 @@ export function provideSupervisorMachine(hooks: {
         const recipients = context.directory.forEachRecipient(target, except, ({ port }) => {
           // Enveloped recipients share one frame of their own, built once they are known.
           if (port.enveloped === true) (enveloped ??= []).push(port);
-          else port.deliver(frame);
+          else {
+            try {
+              port.deliver(frame);
+            } catch (error) {
+              hooks.deliveryFailed(error);
+            }
+          }
         });
         delivered?.(recipients, enveloped ?? none);
         if (atOnce) hooks.broadcasted(recipients);

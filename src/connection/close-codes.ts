@@ -37,6 +37,8 @@ export const CloseCode = {
   BAD_GATEWAY: 1014,
   /** 4001 — the client read too slowly and its outbox overflowed under the `close` policy; reconnect. */
   SLOW_CONSUMER: 4001,
+  /** 4002 — the client resumed this connection's session on another connection (this one looked open, but was gone); do not reconnect. */
+  REPLACED: 4002,
 } as const;
 
 export type CloseCodeName = keyof typeof CloseCode;
@@ -75,6 +77,7 @@ export const closeCodeCatalog: readonly CloseCodeInfo[] = [
   { code: 1013, name: 'TRY_AGAIN_LATER', meaning: 'temporary overload', reconnect: true, onWire: true },
   { code: 1014, name: 'BAD_GATEWAY', meaning: 'invalid upstream response', reconnect: true, onWire: true },
   { code: 4001, name: 'SLOW_CONSUMER', meaning: 'client read too slowly; outbox overflowed', reconnect: true, onWire: true },
+  { code: 4002, name: 'REPLACED', meaning: 'session resumed on another connection', reconnect: false, onWire: true },
 ];
 
 const byCode = new Map(closeCodeCatalog.map((info) => [info.code, info]));

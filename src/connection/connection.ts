@@ -1,16 +1,14 @@
 import type { IncomingMessage } from 'node:http';
 import type { ConnectionEvent, ConnectionOutput } from '../../machines/connection.machine.js';
 import type { DeliveryPort, EncodedFrame } from '../../machines/types.js';
-import type { FlushScheduler } from '../delivery/flush-scheduler.js';
-import type { Deflater } from '../delivery/deflate.js';
 import { encode, type SendData } from '../delivery/frame.js';
-import { Outbox, resolveOutboxLimits, type OutboxLedger, type OutboxLimits, type OutboxOwner } from '../delivery/outbox.js';
+import { resolveOutboxLimits, type Outbox, type OutboxLimits, type OutboxOwner } from '../delivery/outbox.js';
 import { assertName } from '../util/validate.js';
 import { CloseCode, assertCloseArguments } from './close-codes.js';
-import { TokenBucket, type RateLimit } from './rate-limit.js';
+import type { RateLimit, TokenBucket } from './rate-limit.js';
 import { UpgradeRequest, type RequestInfo } from './request-info.js';
 import { RoomsView } from './rooms-view.js';
-import { decodeClientFrame, InvalidMessage, PROTOCOL_V1, type ClientMessage, type RequestId } from '../protocol/v1.js';
+import { decodeClientFrame, InvalidMessage, PROTOCOL_V1, type ClientMessage } from '../protocol/v1.js';
 import type { StreamPosition } from '../history/store.js';
 import type { HeartbeatMember, HeartbeatPhase } from './heartbeat.js';
 import type { SocketSink, TransportSocket } from './transport.js';
@@ -64,15 +62,10 @@ export type MembershipRequest =
  * builds for its connections, not the runtime itself.
  */
 export interface ConnectionHost<TData> {
-  readonly rateLimit: RateLimit | null;
-  readonly outboxLimits: OutboxLimits;
-  readonly scheduler: FlushScheduler;
-  /** The bytes all outboxes of the runtime hold, each shared frame once. */
-  readonly ledger: OutboxLedger;
-  /** Compresses frames once for the connections that negotiated permessage-deflate; none when `compression` is off. */
-  readonly deflater: Deflater | undefined;
-  /** Milliseconds on the runtime's clock (simulated in scenarios): the rate limiter's time. */
-  now(): number;
+  /** The connection's outbox, on the runtime's flush scheduler, limits and (for a peer that negotiated it) compression. */
+  outbox(socket: TransportSocket, owner: OutboxOwner): Outbox;
+  /** A rate limiter for the connection's incoming messages, and what happens past it; none without `rateLimit`. */
+  limiter(): { readonly bucket: TokenBucket; readonly policy: RateLimit['policy'] } | undefined;
   /** A pong came; the runtime's heartbeat sweep takes it. */
   ponged(connection: ServerConnection<TData>): void;
   heartbeatPhase(connection: ServerConnection<TData>): HeartbeatPhase;
@@ -80,15 +73,12 @@ export interface ConnectionHost<TData> {
   request(change: MembershipRequest, applied?: () => void): Promise<boolean>;
   /** The supervisor's rooms of a connection, if it has any. */
   rooms(id: string): ReadonlySet<string> | undefined;
-  received(connection: ServerConnection<TData>, data: string | Buffer, binary: boolean): void;
+  /** A message from the client: a raw client's frame is a `msg`; a `berth.v1` client's, decoded. */
+  received(connection: ServerConnection<TData>, message: ClientMessage): void;
   /** Sends to one `berth.v1` connection, in the envelope of its own stream; false if nothing was queued. */
   sendEnveloped(connection: ServerConnection<TData>, data: SendData, binary: boolean | undefined): boolean;
-  /** A `berth.v1` client asks for the session of a connection it had, by its token (then by the earlier ones it names). */
-  resume(connection: ServerConnection<TData>, tokens: readonly string[], positions: ReadonlyMap<string, StreamPosition>): void;
-  /** A `berth.v1` client sent a request; the runtime answers it. */
-  requested(connection: ServerConnection<TData>, id: RequestId, data: string | Buffer, binary: boolean): void;
   /** A `berth.v1` client sent a frame that is no message of the protocol; `first` for the first of this connection. */
-  invalidMessage(connection: ServerConnection<TData>, why: string, first: boolean): void;
+  invalidMessage(connection: ServerConnection<TData>, error: InvalidMessage, first: boolean): void;
   dropped(connection: ServerConnection<TData>, reason: DropReason, count: number): void;
   socketFailed(connection: ServerConnection<TData>, error: Error, closeCode: number): void;
   sendFailed(connection: ServerConnection<TData>, error: Error): void;
@@ -101,37 +91,14 @@ export type DropReason = 'rate-limit' | 'outbox-overflow';
 
 const noRooms: readonly string[] = Object.freeze([]);
 
-/** What a `berth.v1` connection keeps beyond a raw one: its session and its streams. */
-export class EnvelopedState {
-  /** Set once it sent a frame that is no message of the protocol (reported once). */
-  invalidSeen = false;
-  /** Its session's token, when the runtime keeps sessions. */
-  sessionToken: string | undefined;
-  /** The streams it is attached to, and where each stood when it was: where a resume replays from at the latest. */
-  attached: Map<string, StreamPosition> | undefined;
-  /**
-   * While a resume replays history, the live frames of its streams wait here
-   * (with their stream and offset) so that none overtakes the replay and none
-   * the replay already gave is sent twice.
-   */
-  gate:
-    | Array<{
-        readonly stream: string;
-        readonly offset: number;
-        readonly frame: EncodedFrame;
-        /** Set for a `joined`: where the room stood as the connection joined it. */
-        readonly joined?: StreamPosition;
-      }>
-    | undefined;
-  /** Set once it resumed (or tried): a connection resumes at most once. */
-  resumed = false;
-  /** Set while its streams are held between leaving its rooms and its session being kept (the runtime's `#holdStreams`). */
-  holdingStreams = false;
-  /**
-   * Set while the client, which said it would resume (`berth.resume` offered), has not sent its
-   * first message: the live frames wait in `gate` meanwhile. Holds the deadline's timer.
-   */
-  resumeExpected: unknown;
+/**
+ * Where a `berth.v1` connection's frames wait while a resume replays what its client missed: the
+ * runtime's recovery sets one on the connection and takes it away once the replay is through. A
+ * frame of a stream comes with its stream and offset (and, for a `joined`, the room's position), so
+ * that what the replay already gave is not sent twice.
+ */
+export interface FrameHold {
+  hold(frame: EncodedFrame, stream?: string, offset?: number, joined?: StreamPosition): void;
 }
 
 /** What drives a connection through the connection machine: its XState Actor, or the machine compiled (compiled-machine.ts). */
@@ -154,10 +121,14 @@ export class ServerConnection<TData = unknown> implements Connection<TData>, Del
   #lifecycle: ConnectionLifecycle | undefined;
   readonly #host: ConnectionHost<TData>;
   readonly #outbox: Outbox;
-  readonly #bucket: TokenBucket | undefined;
+  readonly #limiter: ReturnType<ConnectionHost<TData>['limiter']>;
   #roomsLeft: readonly string[] = noRooms;
-  /** What only a `berth.v1` connection carries; a raw one pays one field for it. */
-  readonly v1: EnvelopedState | undefined;
+  /** True for a `berth.v1` connection: it takes its messages in envelopes. */
+  readonly enveloped: boolean;
+  /** Set once a `berth.v1` connection sent a frame that is no message of the protocol (reported once). */
+  #invalidSeen = false;
+  /** Set while a resume replays: the frames of this connection wait there, behind the replay. */
+  hold: FrameHold | undefined;
   // The heartbeat sweep's bookkeeping (HeartbeatMember).
   pingRound = 0;
   pingSentAt = 0;
@@ -172,23 +143,13 @@ export class ServerConnection<TData = unknown> implements Connection<TData>, Del
   ) {
     this.id = id;
     this.socket = socket;
-    this.v1 = socket.protocol === PROTOCOL_V1 ? new EnvelopedState() : undefined;
+    this.enveloped = socket.protocol === PROTOCOL_V1;
     this.data = grant.data;
     this.#user = grant.user;
     this.#host = host;
     this.request = new UpgradeRequest(request);
-    const { deflater } = host;
-    const params = socket.deflate;
-    this.#outbox = new Outbox(
-      socket,
-      this,
-      host.scheduler,
-      host.outboxLimits,
-      host.ledger,
-      deflater === undefined || params === undefined ? undefined : deflater.peer(params),
-    );
-    const limit = host.rateLimit;
-    this.#bucket = limit === null ? undefined : new TokenBucket(limit.messagesPerSecond, limit.burst, host.now);
+    this.#outbox = host.outbox(socket, this);
+    this.#limiter = host.limiter();
   }
 
   /** Connects the handle to its lifecycle (an actor, or the compiled machine); called once, before it starts. */
@@ -202,11 +163,6 @@ export class ServerConnection<TData = unknown> implements Connection<TData>, Del
 
   get protocol(): string {
     return this.socket.protocol;
-  }
-
-  /** Delivery port: a `berth.v1` connection takes broadcasts in their envelope. */
-  get enveloped(): boolean {
-    return this.v1 !== undefined;
   }
 
   get user(): string | undefined {
@@ -240,14 +196,36 @@ export class ServerConnection<TData = unknown> implements Connection<TData>, Del
   }
 
   send(data: SendData, options?: { binary?: boolean }): boolean {
-    if (this.v1 !== undefined) return this.#state === 'open' && this.#host.sendEnveloped(this, data, options?.binary);
+    if (this.enveloped) return this.#state === 'open' && this.#host.sendEnveloped(this, data, options?.binary);
     const frame = encode(data, options?.binary);
     return this.#state === 'open' && this.#outbox.push(frame);
   }
 
-  /** Delivery port: a broadcast's frame for this connection (or any frame the runtime built for it). */
-  deliver(frame: EncodedFrame): boolean {
+  /**
+   * Delivery port: a broadcast's frame for this connection (or any frame the runtime built for it),
+   * behind a resume's replay while one runs. A frame of a stream names its stream and offset.
+   */
+  deliver(frame: EncodedFrame, stream?: string, offset?: number, joined?: StreamPosition): boolean {
+    if (this.#state !== 'open') return false;
+    const hold = this.hold;
+    if (hold === undefined) return this.#outbox.push(frame);
+    hold.hold(frame, stream, offset, joined);
+    return true;
+  }
+
+  /** Queues a frame ahead of anything held: the replay's own writes. */
+  write(frame: EncodedFrame): boolean {
     return this.#state === 'open' && this.#outbox.push(frame);
+  }
+
+  /** Calls `listener` once the outbox has room again (a replay's pace); never if the connection ends first. */
+  whenRoom(listener: () => void): void {
+    if (this.#state === 'open') this.#outbox.whenRoom(listener);
+  }
+
+  /** Whether the outbox holds at most half its bounds. */
+  get hasRoom(): boolean {
+    return this.#outbox.hasRoom;
   }
 
   join(room: string): Promise<boolean> {
@@ -277,6 +255,19 @@ export class ServerConnection<TData = unknown> implements Connection<TData>, Del
     this.#toActor({ type: 'server.close', code, reason, cause });
   }
 
+  /**
+   * Another connection resumed this one's session while its socket still looked open (half-open: the
+   * client is gone, and no FIN reached the server). What waits for it is given up (the session's
+   * history has it), the close frame goes out at once for a client that is still there, and the
+   * socket is cut without waiting for a closing handshake that will not come.
+   */
+  replace(): void {
+    if (this.#state !== 'open') return;
+    this.#outbox.discard();
+    this.#toActor({ type: 'server.close', code: CloseCode.REPLACED, reason: 'replaced', cause: 'replaced' });
+    this.socket.terminate();
+  }
+
   /** Feeds the lifecycle; a closed connection's has stopped and takes nothing more. */
   #toActor(event: ConnectionEvent): void {
     if (this.#state !== 'closed') this.#lifecycle?.send(event);
@@ -292,14 +283,14 @@ export class ServerConnection<TData = unknown> implements Connection<TData>, Del
 
   message(data: string | Buffer, binary: boolean): void {
     if (this.#state !== 'open') return;
-    if (this.#bucket !== undefined && !this.#bucket.take()) {
-      if (this.#host.rateLimit?.policy === 'drop') this.#host.dropped(this, 'rate-limit', 1);
+    const limiter = this.#limiter;
+    if (limiter !== undefined && !limiter.bucket.take()) {
+      if (limiter.policy === 'drop') this.#host.dropped(this, 'rate-limit', 1);
       else this.closeFor('rate-limit', CloseCode.POLICY_VIOLATION, 'rate limit exceeded');
       return;
     }
-    const v1 = this.v1;
-    if (v1 === undefined) {
-      this.#host.received(this, data, binary);
+    if (!this.enveloped) {
+      this.#host.received(this, { kind: 'msg', data, binary });
       return;
     }
     let message: ClientMessage;
@@ -307,13 +298,11 @@ export class ServerConnection<TData = unknown> implements Connection<TData>, Del
       message = decodeClientFrame(data, binary);
     } catch (error) {
       if (!(error instanceof InvalidMessage)) throw error;
-      this.#host.invalidMessage(this, error.message, !v1.invalidSeen);
-      v1.invalidSeen = true;
+      this.#host.invalidMessage(this, error, !this.#invalidSeen);
+      this.#invalidSeen = true;
       return;
     }
-    if (message.kind === 'req') this.#host.requested(this, message.id, message.data, message.binary);
-    else if (message.kind === 'resume') this.#host.resume(this, message.tokens, message.positions);
-    else this.#host.received(this, message.data, message.binary);
+    this.#host.received(this, message);
   }
 
   pong(): void {

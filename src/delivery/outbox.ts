@@ -148,6 +148,8 @@ export class Outbox {
   #abandoned = false;
   /** Runs once everything queued has been handed to the socket (a graceful close). */
   #onEmpty: (() => void) | undefined;
+  /** Runs once the outbox is at most half full again (`whenRoom`). */
+  #onRoom: (() => void) | undefined;
   /** For a peer that negotiated permessage-deflate: the frames to write in place of those queued. */
   readonly #wireForm: WireForm | undefined;
 
@@ -207,6 +209,25 @@ export class Outbox {
     return true;
   }
 
+  /** Whether at most half of either bound is taken: what a paced writer fills up to. */
+  get hasRoom(): boolean {
+    return this.depth * 2 <= this.#limits.maxMessages && this.#bytes * 2 <= this.#limits.maxBytes;
+  }
+
+  /**
+   * Calls `listener` once, when a flush leaves the outbox with room (`hasRoom`): how a writer with more
+   * to send than the bounds hold (a resume's replay) is paced by the socket instead of overflowing it.
+   * Never called once the outbox is discarded or ending.
+   */
+  whenRoom(listener: () => void): void {
+    this.#onRoom = listener;
+    if (!this.#scheduled && !this.#awaitingDrain && this.hasRoom) {
+      // Nothing is going to flush: the room is there now.
+      this.#onRoom = undefined;
+      listener();
+    }
+  }
+
   /**
    * Calls `onEmpty` once every queued frame has been handed to the socket —
    * at once if none is waiting — and refuses frames from now on.
@@ -231,6 +252,7 @@ export class Outbox {
     this.#discarded = true;
     this.#abandoned = true;
     this.#onEmpty = undefined;
+    this.#onRoom = undefined;
     this.#clear();
   }
 
@@ -258,7 +280,16 @@ export class Outbox {
       this.#onEmpty = undefined;
       this.#discarded = true;
       onEmpty();
+      return;
     }
+    this.#roomMade();
+  }
+
+  #roomMade(): void {
+    const onRoom = this.#onRoom;
+    if (onRoom === undefined || this.#discarded || !this.hasRoom) return;
+    this.#onRoom = undefined;
+    onRoom();
   }
 
   /** Writes frames from the head up to about `room` bytes (at least one frame), in one write. */

@@ -65,14 +65,21 @@ class MemoryHistory implements HistoryStore {
     this.#now = options.now ?? (() => performance.now());
   }
 
-  append(stream: string, message: { readonly data: string | Uint8Array; readonly binary: boolean }): StreamPosition {
+  append(stream: string, message: Omit<HistoryMessage, 'offset'>): StreamPosition {
     const entry = this.#stream(stream);
     // Written last: the stream least recently written is the first to be forgotten.
     this.#streams.delete(stream);
     this.#streams.set(stream, entry);
     entry.offset++;
     const bytes = MESSAGE_OVERHEAD + (typeof message.data === 'string' ? Buffer.byteLength(message.data) : message.data.byteLength);
-    entry.messages.push({ offset: entry.offset, data: message.data, binary: message.binary, bytes, at: this.#now() });
+    entry.messages.push({
+      offset: entry.offset,
+      data: message.data,
+      binary: message.binary,
+      except: message.except,
+      bytes,
+      at: this.#now(),
+    });
     entry.bytes += bytes;
     this.#totalBytes += bytes;
     this.#trim(entry);
@@ -106,8 +113,8 @@ class MemoryHistory implements HistoryStore {
     if (since.offset + 1 < oldest) return { recovered: false, position, reason: 'trimmed' };
     const messages: HistoryMessage[] = [];
     for (let i = entry.head + (since.offset + 1 - oldest); i < entry.messages.length; i++) {
-      const { offset, data, binary } = entry.messages[i]!;
-      messages.push({ offset, data, binary });
+      const { offset, data, binary, except } = entry.messages[i]!;
+      messages.push(except === undefined ? { offset, data, binary } : { offset, data, binary, except });
     }
     return { recovered: true, position, messages };
   }

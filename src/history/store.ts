@@ -21,6 +21,11 @@ export interface HistoryMessage {
   /** The payload as the application sent it (text as a string or as its UTF-8 bytes). */
   readonly data: string | Uint8Array;
   readonly binary: boolean;
+  /**
+   * The connection the message was not for (a broadcast's `except`): a replay to that connection, or
+   * to a session that resumed it, gives it as a `skip`, as live delivery did.
+   */
+  readonly except?: string;
 }
 
 /** Why a read cannot give every message after a position. */
@@ -61,14 +66,12 @@ export interface HistoryLimits {
  */
 export interface HistoryStore {
   /** Appends a message and answers with its position: the next offset, in the stream's current epoch. */
-  append(
-    stream: string,
-    message: { readonly data: string | Uint8Array; readonly binary: boolean },
-  ): StreamPosition | Promise<StreamPosition>;
+  append(stream: string, message: Omit<HistoryMessage, 'offset'>): StreamPosition | Promise<StreamPosition>;
   /** Where the stream stands now; a stream with no history yet answers offset 0 in a fresh epoch. */
   position(stream: string): StreamPosition | Promise<StreamPosition>;
   /**
-   * Every message after `since`, in order, if the store still holds all of them; otherwise why not.
+   * Every message after `since`, in order (each with the `except` it was appended with), if the store
+   * still holds all of them; otherwise why not.
    * A stream the store does not know answers `epoch-changed` with offset 0 and epoch `''`, and is not created.
    */
   read(stream: string, since: StreamPosition): Promise<HistoryRead>;

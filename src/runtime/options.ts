@@ -78,6 +78,11 @@ export interface RecoveryOptions {
   readonly windowMs?: number;
   /** Sessions kept at once; past it, a dropped connection keeps none. [default 10000] */
   readonly maxSessions?: number;
+  /**
+   * How long a client that offered `berth.resume` has to send its `resume`: until then what the
+   * connection is sent waits; after it, it goes out and the connection carries on as a fresh one. [default 5000]
+   */
+  readonly resumeTimeoutMs?: number;
 }
 
 /** A clock for actor delays and the rate limiter: `SimulatedClock` from xstate fits. */
@@ -107,7 +112,7 @@ export interface ResolvedOptions<TData> {
   readonly health: Required<HealthThresholds>;
   readonly adapter: Adapter;
   readonly history: HistoryStore;
-  readonly recovery: { readonly windowMs: number; readonly maxSessions: number } | null;
+  readonly recovery: { readonly windowMs: number; readonly maxSessions: number; readonly resumeTimeoutMs: number } | null;
   readonly inspect: RuntimeOptions<TData>['inspect'];
   readonly clock: Clock | undefined;
 }
@@ -166,6 +171,7 @@ export function resolveOptions<TData>(options: RuntimeOptions<TData>): ResolvedO
         : {
             windowMs: duration('options.recovery.windowMs', options.recovery?.windowMs ?? 120_000),
             maxSessions: integer('options.recovery.maxSessions', options.recovery?.maxSessions ?? 10_000, 0, Number.MAX_SAFE_INTEGER),
+            resumeTimeoutMs: integer('options.recovery.resumeTimeoutMs', options.recovery?.resumeTimeoutMs ?? 5000, 1, 2 ** 31 - 1),
           },
     inspect: options.inspect,
     clock: options.clock,

@@ -20,10 +20,9 @@ export interface StreamsHost {
   report(error: BerthError): void;
   /** Compression's note of a frame as a message of a stream many connections share (a room, `all`). */
   share?(frame: EncodedFrame, stream: string): void;
+  /** A connection was attached to a room's stream (it joined), standing at `position`; or detached (it left). */
+  attached?(connection: ServerConnection<unknown>, stream: string, position: StreamPosition | undefined): void;
 }
-
-/** A recipient as the streams see it: a connection, which may be replaying a resume. */
-type Recipient = DeliveryPort & Partial<Pick<ServerConnection<unknown>, 'v1'>>;
 
 export class Streams {
   readonly #host: StreamsHost;
@@ -36,23 +35,8 @@ export class Streams {
   broadcast(target: Target, except: string | undefined, payload: Payload, recipients: readonly DeliveryPort[]): void {
     const stream = streamOf(target);
     // A user's connections are few: their messages go compressed each on its own.
-    const position = this.#deliver(stream, payload, recipients, target.kind !== 'user');
+    const position = this.#deliver(stream, payload, recipients, target.kind !== 'user', except);
     if (position !== undefined) this.#skip(except, target, stream, position);
-  }
-
-  /**
-   * Notes where a stream stands as a connection is attached to it (as it
-   * connects, joins a room, binds a user): where a resume replays from if
-   * its client knows no later position.
-   */
-  attach(connection: ServerConnection<unknown>, stream: string): StreamPosition | undefined {
-    const position = this.#position(stream);
-    // Attached already (a resume set where the connection's duty to the stream begins): that stays.
-    if (position !== undefined && connection.v1 !== undefined) {
-      const attached = (connection.v1.attached ??= new Map());
-      if (!attached.has(stream)) attached.set(stream, position);
-    }
-    return position;
   }
 
   /** A send to one `berth.v1` connection, on its own stream; false if nothing was queued. */
@@ -72,24 +56,18 @@ export class Streams {
     if (connection === undefined || !connection.enveloped) return;
     const stream = streamOf({ kind: 'room', room });
     if (kind === 'leave') {
-      connection.v1?.attached?.delete(stream);
-      // Behind a resume's replay too, so that it follows the room's messages and `joined` it undoes.
-      const gate = connection.v1?.gate;
-      if (gate !== undefined) gate.push({ stream, offset: Number.POSITIVE_INFINITY, frame: leftFrame(stream) });
-      else connection.deliver(leftFrame(stream));
+      this.#host.attached?.(connection, stream, undefined);
+      connection.deliver(leftFrame(stream), stream);
       return;
     }
-    const position = this.attach(connection, stream);
+    const position = this.position(stream);
     if (position === undefined) return;
-    const frame = joinedFrame(stream, position);
-    // Behind a resume's replay, in order with the room's messages and leaves.
-    const gate = connection.v1?.gate;
-    if (gate !== undefined) gate.push({ stream, offset: position.offset, frame, joined: position });
-    else connection.deliver(frame);
+    this.#host.attached?.(connection, stream, position);
+    connection.deliver(joinedFrame(stream, position), stream, position.offset, position);
   }
 
   /** Where a stream stands now, or nothing if the store failed (reported). */
-  #position(stream: string): StreamPosition | undefined {
+  position(stream: string): StreamPosition | undefined {
     let position: StreamPosition | PromiseLike<StreamPosition>;
     try {
       position = this.#host.history.position(stream);
@@ -112,10 +90,10 @@ export class Streams {
    * Answers the position it was given, or nothing if the store failed (the
    * loss counted and reported).
    */
-  #deliver(stream: string, payload: Payload, ports: readonly DeliveryPort[], shared = false): StreamPosition | undefined {
+  #deliver(stream: string, payload: Payload, ports: readonly DeliveryPort[], shared = false, except?: string): StreamPosition | undefined {
     let position: StreamPosition | PromiseLike<StreamPosition>;
     try {
-      position = this.#host.history.append(stream, payload);
+      position = this.#host.history.append(stream, except === undefined ? payload : { ...payload, except });
     } catch (error) {
       this.#failed(stream, error, ports.length);
       return undefined;
@@ -129,12 +107,14 @@ export class Streams {
     }
     const frame = messageFrame(stream, position, payload);
     if (shared) this.#host.share?.(frame, stream);
-    for (const port of ports as readonly Recipient[]) {
-      const gate = port.v1?.gate;
-      if (gate !== undefined) gate.push({ stream, offset: position.offset, frame });
-      else port.deliver(frame);
-    }
+    const { offset } = position;
+    for (const port of ports as ReadonlyArray<ServerConnection<unknown>>) port.deliver(frame, stream, offset);
     return position;
+  }
+
+  /** Whether `except` names a live `berth.v1` member of the target: it is owed a `skip`, so the message is numbered even if nobody else here takes it. */
+  skips(except: string, target: Target): boolean {
+    return this.#skipped(except, target) !== undefined;
   }
 
   /**
@@ -143,10 +123,14 @@ export class Streams {
    */
   #skip(except: string | undefined, target: Target, stream: string, position: StreamPosition): void {
     if (except === undefined) return;
+    this.#skipped(except, target)?.deliver(skipFrame(stream, position), stream, position.offset);
+  }
+
+  #skipped(except: string, target: Target): ServerConnection<unknown> | undefined {
     const connection = this.#host.connection(except);
-    if (connection === undefined || !connection.enveloped || connection.state !== 'open') return;
+    if (connection === undefined || !connection.enveloped || connection.state !== 'open') return undefined;
     const member = target.kind === 'all' || (target.kind === 'room' ? connection.rooms.has(target.room) : connection.user === target.user);
-    if (member) connection.deliver(skipFrame(stream, position));
+    return member ? connection : undefined;
   }
 
   #failed(stream: string, error: unknown, lost: number): void {

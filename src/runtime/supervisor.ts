@@ -8,7 +8,7 @@
  * connection's cost to open, register, join and close (`churn`). Either way
  * the machines decide: one event at a time, in arrival order.
  */
-import { createActor, type AnyActorRef } from 'xstate';
+import { createActor, type AnyActorRef, type InspectionEvent } from 'xstate';
 import {
   CONNECTION_ACTOR_ID,
   type ConnectionContext,
@@ -31,7 +31,8 @@ import type { ConnectionLifecycle } from '../connection/connection.js';
 import { CompiledMachine, type CompiledMachineHooks, type MachineInstance } from '../util/compiled-machine.js';
 import type { Timers } from '../util/timers.js';
 import type { Clock, RuntimeOptions } from './options.js';
-import { createSessionActor } from './sessions.js';
+import type { SessionKeeper } from './recovery/recovery.js';
+import { createSessionActor } from './recovery/sessions.js';
 import type { SupervisorSnapshot, SupervisorView } from './supervisor-view.js';
 
 export interface SupervisorRunner {
@@ -61,20 +62,92 @@ export interface SupervisorOptions {
   readonly connectionLogic: ConnectionMachine;
   /** A bug in berth: nothing can be registered or broadcast from here on. */
   failed(error: unknown): void;
+  /**
+   * A callback an event carried (`respond`, `taken`, `delivered`), or the inspection observer, threw:
+   * reported, and the supervisor goes on with its next event.
+   */
+  callbackFailed(error: unknown, what: string): void;
   /** A connection's lifecycle failed (an action threw): the runtime closes its socket and tells the supervisor. */
   connectionFailed(id: string, error: unknown): void;
 }
 
 export function startSupervisor(logic: SupervisorMachine, options: SupervisorOptions): SupervisorRunner {
-  return options.inspect === undefined ? compiledSupervisor(logic, options) : actorSupervisor(logic, options);
+  const runner = options.inspect === undefined ? compiledSupervisor(logic, options) : actorSupervisor(logic, options);
+  const send = runner.send;
+  // What an event carries runs inside the supervisor's transition: a throw there must cost that
+  // callback only, never the supervisor, which every connection of the runtime depends on.
+  runner.send = (event) => send(guardCallbacks(event, options.callbackFailed));
+  return runner;
+}
+
+const CALLBACKS = ['respond', 'taken', 'delivered'] as const;
+
+/** Wraps, in place, every callback an event carries so that a throw is reported instead of raised. */
+function guardCallbacks(event: SupervisorEvent, failed: (error: unknown, what: string) => void): SupervisorEvent {
+  const fields = event as unknown as Record<string, unknown>;
+  for (const name of CALLBACKS) {
+    const callback = fields[name];
+    if (typeof callback !== 'function') continue;
+    fields[name] = (...args: unknown[]) => {
+      try {
+        return (callback as (...args: unknown[]) => unknown)(...args);
+      } catch (error) {
+        failed(error, `the ${event.type} event's ${name} callback`);
+        return undefined;
+      }
+    };
+  }
+  return event;
+}
+
+/** The application's inspection observer, guarded: one that throws must not fail the actor it watches. */
+function guardInspect(inspect: NonNullable<RuntimeOptions<unknown>['inspect']>, failed: (error: unknown, what: string) => void) {
+  const next = typeof inspect === 'function' ? inspect : inspect.next?.bind(inspect);
+  return (event: InspectionEvent) => {
+    try {
+      next?.(event);
+    } catch (error) {
+      failed(error, 'the inspect observer');
+    }
+  };
+}
+
+/** The supervisor's sessions, as recovery keeps and takes them. */
+export function supervisorSessions(supervisor: SupervisorRunner): SessionKeeper {
+  return {
+    keep: (record, windowMs, kept) => {
+      // Session actors are the supervisor's children, so the inspector shows them beside the connections.
+      const session = supervisor.session({ token: record.token, windowMs });
+      supervisor.send({
+        type: 'session.detach',
+        record,
+        ref: session.ref,
+        respond: (ok) => {
+          if (ok) session.start();
+          kept(ok);
+        },
+      });
+    },
+    take: (token, user, taken) => supervisor.send({ type: 'session.take', token, user, taken }),
+    holds: (stream) => supervisor.context.sessions.interested(stream),
+    get holdsAny() {
+      return supervisor.context.sessions.holdsAny;
+    },
+  };
 }
 
 function actorSupervisor(
   logic: SupervisorMachine,
-  { input, inspect, clock, connectionLogic, failed, connectionFailed }: SupervisorOptions,
+  { input, inspect, clock, connectionLogic, failed, callbackFailed, connectionFailed }: SupervisorOptions,
 ): SupervisorRunner {
   // XState spreads options over its defaults, so an `undefined` clock would replace the real one.
-  const actor = createActor(logic, { input, id: 'supervisor', systemId: 'supervisor', inspect, ...(clock && { clock }) });
+  const actor = createActor(logic, {
+    input,
+    id: 'supervisor',
+    systemId: 'supervisor',
+    inspect: guardInspect(inspect!, callbackFailed),
+    ...(clock && { clock }),
+  });
   indexScheduledEvents(actor.system);
   actor.subscribe({ error: failed });
   actor.start();

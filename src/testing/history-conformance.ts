@@ -126,6 +126,21 @@ export function historyConformance(framework: ConformanceFramework, suite: Histo
     );
 
     it(
+      'keeps the connection a message was not for (except), and gives none where there was none',
+      () =>
+        withStore({}, async (store) => {
+          const { epoch } = await store.position('s');
+          await store.append('s', { data: 'for all', binary: false });
+          await store.append('s', { data: 'not for c1', binary: false, except: 'node-c1' });
+          const read = await store.read('s', { offset: 0, epoch });
+          expect(read.recovered).toBe(true);
+          if (!read.recovered) return;
+          expect(read.messages.map((m) => m.except)).toEqual([undefined, 'node-c1']);
+        }),
+      timeout,
+    );
+
+    it(
       'trims by count: a position before the oldest kept message is trimmed, one within it recovers',
       () =>
         withStore({ maxMessages: 3 }, async (store) => {

@@ -1,6 +1,7 @@
 /**
- * Stable codes of the errors berth emits on its `error` event. Caller misuse
- * is not here: it throws `TypeError` or `RangeError` synchronously.
+ * Stable codes of the errors berth emits on its `error` event, and of the
+ * `BerthError`s it throws. Other caller misuse throws `TypeError` or
+ * `RangeError` synchronously.
  */
 export const ErrorCode = {
   /** An application event handler threw or its promise rejected. Its connection (if any) is closed with 1011. */
@@ -19,6 +20,11 @@ export const ErrorCode = {
   HISTORY: 'ERR_HISTORY',
   /** A connection actor failed unexpectedly (a bug in berth); its socket was terminated. */
   ACTOR_FAILED: 'ERR_ACTOR_FAILED',
+  /**
+   * Thrown (not emitted) by `sendToRoom`, `sendToUser` and `sendToAll` once `runtime.close()` was
+   * called: nobody is left to receive it, and a send that reaches nobody is never silent.
+   */
+  CLOSED: 'ERR_CLOSED',
 } as const;
 
 export type ErrorCodeValue = (typeof ErrorCode)[keyof typeof ErrorCode];

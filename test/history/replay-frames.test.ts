@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ReplayFrames } from '../../src/runtime/replay-frames.js';
+import { ReplayFrames } from '../../src/runtime/recovery/replay-frames.js';
 
 const message = (offset: number, data = `m${offset}`) => ({ offset, data, binary: false });
 

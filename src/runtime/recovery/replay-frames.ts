@@ -6,9 +6,9 @@
  * every outbox holds the same bytes, as a broadcast's do. Bounded by bytes;
  * the oldest frames go first.
  */
-import type { Frame } from '../delivery/frame.js';
-import type { HistoryMessage } from '../history/store.js';
-import { messageFrame } from '../protocol/v1.js';
+import type { Frame } from '../../delivery/frame.js';
+import type { HistoryMessage } from '../../history/store.js';
+import { messageFrame } from '../../protocol/v1.js';
 
 export class ReplayFrames {
   readonly #maxBytes: number;

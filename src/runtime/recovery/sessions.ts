@@ -6,7 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { createActor, type Actor, type AnyActorRef } from 'xstate';
-import { SESSION_ACTOR_ID, sessionMachine } from '../../machines/session.machine.js';
+import { SESSION_ACTOR_ID, sessionMachine } from '../../../machines/session.machine.js';
 
 /** A new, unguessable token (144 random bits). */
 export function sessionToken(): string {
