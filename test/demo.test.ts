@@ -343,9 +343,12 @@ describe('demo chat', () => {
         ['conn', { type: 'welcome', id: bob.id, name: 'bob' }],
         ['conn', { type: 'joined', room: 'lobby', members: ['ada', 'bob'] }],
       ]);
+      // Only the replay comes before `resumed`; what the new connection was sent (its welcome, the
+      // room's members now) follows it.
       const resumedAt = seen.findIndex(([stream]) => stream === 'resumed');
       expect(seen.slice(resumedAt)).toEqual([
         ['resumed', true],
+        ['conn', { type: 'welcome', id: bob.id, name: 'bob' }],
         ['conn', { type: 'joined', room: 'lobby', members: ['ada', 'bob'] }],
       ]);
       ada.send({ type: 'say', room: 'lobby', text: 'three' });

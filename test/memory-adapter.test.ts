@@ -110,7 +110,7 @@ describe('adapter failures at attach', () => {
 });
 
 describe('an adapter that says when a change took effect', () => {
-  it('a join (and a user binding) resolves once the promise its track returned settled, either way; a failure is reported', async () => {
+  it('a join (and a user binding) resolves once the promise its track returned settled: true, or false when it failed (reported, and the join undone)', async () => {
     const pending: Array<{ kind: string; settle: (ok: boolean) => void }> = [];
     const inner = createMemoryAdapter();
     const adapter: Adapter = {
@@ -142,9 +142,19 @@ describe('an adapter that says when a change took effect', () => {
     void opened[0]!.setUser('ada').then((ok) => (bound = ok));
     await eventually(() => pending.length === 2, 'the track of the binding');
     expect(bound).toBeUndefined();
-    // A failed one resolves too (the member is in, locally), and says what failed.
+    // A failed one resolves false, and says what failed.
     pending[1]!.settle(false);
-    await eventually(() => bound === true, 'the binding');
+    await eventually(() => bound === false, 'the binding');
     expect(errors).toEqual(['ERR_ADAPTER adapter presence update failed: no subscription']);
+    // A join whose subscription failed is no join: its member would miss what the other nodes send.
+    let second: boolean | undefined;
+    void opened[0]!.join('news').then((ok) => (second = ok));
+    await eventually(() => pending.length === 3, 'the track of the second join');
+    pending[2]!.settle(false);
+    await eventually(() => second === false, 'the second join');
+    expect(runtime.snapshot().rooms.news).toBeUndefined();
+    const { errors: counted, crossNode } = runtime.metrics.snapshot();
+    expect(counted.ERR_ADAPTER).toBe(2);
+    expect(crossNode.lastFailure?.what).toBe('presence update');
   });
 });

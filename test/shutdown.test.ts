@@ -51,14 +51,18 @@ describe('runtime.close()', () => {
     expect(runtime.health().status).toBe('closed');
   });
 
-  it('is idempotent, and sends after it do nothing', async () => {
+  it('is idempotent; a broadcast after it throws ERR_CLOSED, one while closing is counted where it reaches nobody', async () => {
     const runtime = createRuntime({ port: 0, host: '127.0.0.1' });
     await runtime.ready;
     const first = runtime.close();
     expect(runtime.close()).toBe(first);
+    // Closing: the supervisor has stopped (nobody was connected), so nobody here gets it, and that is counted.
+    runtime.sendToRoom('lobby', 'closing');
+    expect(runtime.metrics.snapshot().dropped).toMatchObject({ 'runtime-stopped': 1 });
     await first;
-    runtime.sendToAll('nobody');
-    runtime.sendToRoom('lobby', 'nobody');
+    expect(() => runtime.sendToAll('nobody')).toThrow(expect.objectContaining({ code: 'ERR_CLOSED' }));
+    expect(() => runtime.sendToRoom('lobby', 'nobody')).toThrow(/the runtime is closed/);
+    expect(() => runtime.sendToUser('ada', 'nobody')).toThrow(expect.objectContaining({ code: 'ERR_CLOSED' }));
     expect(runtime.health().status).toBe('closed');
   });
 

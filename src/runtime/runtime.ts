@@ -162,6 +162,8 @@ class BerthRuntime<TData> implements Runtime<TData> {
           connection as ServerConnection<TData>,
         ),
       dropped: (connection, reason, count) => this.#host.dropped(connection as ServerConnection<TData>, reason, count),
+      historyFailed: (stream, error) =>
+        this.#report(toBerthError(ErrorCode.HISTORY, `reading the history of ${stream} for a resume failed`, error)),
     });
     this.#bridge = new ClusterBridge({
       nodeId: this.nodeId,
@@ -280,9 +282,10 @@ class BerthRuntime<TData> implements Runtime<TData> {
   // Internals.
 
   #broadcast(target: Target, data: SendData, options: BroadcastOptions | undefined): void {
-    if (this.#state !== 'running') {
-      throw new BerthError(ErrorCode.CLOSED, `runtime.close() was called: this ${target.kind} broadcast would reach nobody`);
-    }
+    // While closing, a broadcast (a close handler's "left", say) still reaches the other nodes; once
+    // closed, nothing can carry it.
+    if (this.#state === 'closed')
+      throw new BerthError(ErrorCode.CLOSED, `the runtime is closed: this ${target.kind} broadcast would reach nobody`);
     this.#broadcasts.send(target, data, options);
   }
 

@@ -21,8 +21,8 @@ export const ErrorCode = {
   /** A connection actor failed unexpectedly (a bug in berth); its socket was terminated. */
   ACTOR_FAILED: 'ERR_ACTOR_FAILED',
   /**
-   * Thrown (not emitted) by `sendToRoom`, `sendToUser` and `sendToAll` once `runtime.close()` was
-   * called: nobody is left to receive it, and a send that reaches nobody is never silent.
+   * Thrown (not emitted) by `sendToRoom`, `sendToUser` and `sendToAll` once `runtime.close()` has
+   * resolved: nobody is left to receive it, and a send that reaches nobody is never silent.
    */
   CLOSED: 'ERR_CLOSED',
 } as const;

@@ -64,6 +64,8 @@ export interface RecoveryHost {
   /** The application's `resume` event. */
   resumed(connection: ServerConnection<unknown>, outcome: ResumeOutcome): void;
   dropped(connection: ServerConnection<unknown>, reason: DropReason, count: number): void;
+  /** The history store failed a read: the stream is not recovered, and the failure is reported (`ERR_HISTORY`). */
+  historyFailed(stream: string, error: unknown): void;
 }
 
 /** Connections a message's `except` may name for it to be a `skip` to a session: its own and those it resumed. */
@@ -303,7 +305,10 @@ export class Recovery {
   #read(stream: string, since: StreamPosition): Promise<StreamRead> {
     return new Promise<HistoryRead>((resolve) => resolve(this.#host.history.read(stream, since))).then(
       (read): StreamRead => ({ stream, read }),
-      (error: unknown): StreamRead => ({ stream, read: { recovered: false, reason: `history failed: ${String(error)}` } }),
+      (error: unknown): StreamRead => {
+        this.#host.historyFailed(stream, error);
+        return { stream, read: { recovered: false, reason: 'history-failed' } };
+      },
     );
   }
 
