@@ -162,6 +162,7 @@ class BerthRuntime<TData> implements Runtime<TData> {
           connection as ServerConnection<TData>,
         ),
       dropped: (connection, reason, count) => this.#host.dropped(connection as ServerConnection<TData>, reason, count),
+      failed: (error) => this.#report(toBerthError(ErrorCode.ACTOR_FAILED, 'a resume failed', error)),
       historyFailed: (stream, error) =>
         this.#report(toBerthError(ErrorCode.HISTORY, `reading the history of ${stream} for a resume failed`, error)),
     });

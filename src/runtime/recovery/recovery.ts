@@ -16,7 +16,6 @@ import { CloseCode } from '../../connection/close-codes.js';
 import type { DropReason, ServerConnection } from '../../connection/connection.js';
 import type { HistoryRead, HistoryStore, StreamPosition } from '../../history/store.js';
 import {
-  CONNECTION_STREAM_PREFIX,
   connectionStream,
   resumedFrame,
   streamOf,
@@ -66,6 +65,8 @@ export interface RecoveryHost {
   dropped(connection: ServerConnection<unknown>, reason: DropReason, count: number): void;
   /** The history store failed a read: the stream is not recovered, and the failure is reported (`ERR_HISTORY`). */
   historyFailed(stream: string, error: unknown): void;
+  /** A resume failed on berth's side (a bug): reported; the connection goes on without its replay. */
+  failed(error: unknown): void;
 }
 
 /** Connections a message's `except` may name for it to be a `skip` to a session: its own and those it resumed. */
@@ -253,20 +254,22 @@ export class Recovery {
       session.attached.set(stream, since);
       return this.#read(stream, since);
     });
-    void Promise.all([Promise.all(joins), Promise.all(reads)]).then(([, results]) => {
-      const lost = results.flatMap(({ stream, read }) => (read.recovered ? [] : [{ s: stream, reason: read.reason }]));
-      if (lost.length === 0) return this.#replay(connection, session, record, results);
-      // Starts fresh: none of the session's rooms, none of what waited for them, and its streams count from now.
-      const restored = new Set(restoring.map((room) => streamOf({ kind: 'room', room })));
-      for (const stream of record.streams.keys()) {
-        session.attached.delete(stream);
-        if (!restored.has(stream) && this.#attachable(connection, stream)) this.attached(connection, stream);
-      }
-      void Promise.all(restoring.map((room) => connection.leave(room))).then(() => {
-        session.replay?.forget(restored);
-        this.#answer(connection, session, { recovered: false, reason: 'lost', lost });
-      });
-    });
+    void Promise.all([Promise.all(joins), Promise.all(reads)])
+      .then(([, results]) => {
+        const lost = results.flatMap(({ stream, read }) => (read.recovered ? [] : [{ s: stream, reason: read.reason }]));
+        if (lost.length === 0) return this.#replay(connection, session, record, results);
+        // Starts fresh: none of the session's rooms, none of what waited for them, and its streams count from now.
+        const restored = new Set(restoring.map((room) => streamOf({ kind: 'room', room })));
+        for (const stream of record.streams.keys()) {
+          session.attached.delete(stream);
+          if (!restored.has(stream) && this.#attachable(connection, stream)) this.attached(connection, stream);
+        }
+        return Promise.all(restoring.map((room) => connection.leave(room))).then(() => {
+          session.replay?.forget(restored);
+          this.#answer(connection, session, { recovered: false, reason: 'lost', lost });
+        });
+      })
+      .catch((error: unknown) => this.#resumeFailed(connection, session, error));
   }
 
   #replay(connection: ServerConnection<unknown>, session: Session, record: SessionRecord, results: readonly StreamRead[]): void {
@@ -280,6 +283,12 @@ export class Recovery {
     const answer: Answer = { recovered: true, previous: record.previous, replayed };
     this.#outcome(connection, answer);
     session.replay?.start(sources, new Set(session.identities), resumedFrame(answer));
+  }
+
+  /** A resume that failed on berth's side: reported, and what was held goes out so that the connection carries on. */
+  #resumeFailed(connection: ServerConnection<unknown>, session: Session, error: unknown): void {
+    this.#host.failed(error);
+    session.replay?.release();
   }
 
   /** Answers a resume that replays nothing: `resumed`, then what was held. */
@@ -360,7 +369,8 @@ export class Recovery {
     if (connection.user !== undefined) keep.add(streamOf({ kind: 'user', user: connection.user }));
     // The direct streams of the connections whose sessions this one resumed: it owes the client what
     // their replay had not yet delivered (`#restore` attached them from where that replay began).
-    const owed = (stream: string) => keep.has(stream) || stream.startsWith(CONNECTION_STREAM_PREFIX);
+    for (const id of session.identities) keep.add(connectionStream(id));
+    const owed = (stream: string) => keep.has(stream);
     const streams = new Map([...session.attached].filter(([stream]) => owed(stream)));
     const record: SessionRecord = {
       token: session.token,
