@@ -212,7 +212,7 @@ describe('the NATS adapter’s presence limits', () => {
       }
       await settles(async () => expect(await first!.presence!.roomSize('lobby')).toBe(4));
       await expect(first!.presence!.roomMembers('lobby')).rejects.toThrow(
-        /roomMembers would answer 4 entries, more than maxPresenceEntries \(3\)/,
+        /^presence roomMembers would read 4 entries, more than maxPresenceEntries \(3\): not read$/,
       );
       await expect(first!.presence!.userConnections('bob')).rejects.toThrow(/more than maxPresenceEntries \(3\)/);
       expect(await first!.presence!.onlineUsers()).toEqual(['bob']);

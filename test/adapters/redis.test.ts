@@ -179,9 +179,9 @@ for (const [name, start] of backends) {
     });
 
     describe('presence reads are bounded', () => {
-      it('a room with more members than presenceLimit: its size answers, its members are refused with a clear error, and health is not blamed', async () => {
+      it('a room with more members than maxPresenceEntries: its size answers, its members are refused with a clear error, and health is not blamed', async () => {
         const prefix = `limit${++prefixes}`;
-        const { adapter, node } = await attached(prefix, 'limit-node', { presenceLimit: 5 });
+        const { adapter, node } = await attached(prefix, 'limit-node', { maxPresenceEntries: 5 });
         try {
           for (let i = 0; i < 6; i++) {
             void adapter.track!({ kind: 'connect', id: `c-${i}`, user: `u${i}` });
@@ -194,7 +194,7 @@ for (const [name, start] of backends) {
             await expect(read).rejects.toThrow(RangeError);
           }
           await expect(presence.roomMembers('big')).rejects.toThrow(
-            /^presence roomMembers would read 6 entries, more than presenceLimit \(5\): not read$/,
+            /^presence roomMembers would read 6 entries, more than maxPresenceEntries \(5\): not read$/,
           );
           // Under the limit, the same reads answer.
           expect(await presence.roomMembers('own1')).toEqual(['c-1']);
