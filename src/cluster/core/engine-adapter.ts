@@ -45,6 +45,10 @@ export class EngineAdapter implements Adapter {
   #attached = false;
   /** Settles `attach` once the link is first up, or an attempt first failed. */
   #firstLink: () => void = () => {};
+  /** Subscriptions under way: a change that needs one waits for it too. */
+  readonly #subscribing = new Map<InterestKey, Promise<void>>();
+  /** Wanted, but refused (or unanswered) with the link up: the next change that needs one asks again. */
+  readonly #refused = new Set<InterestKey>();
 
   constructor(settings: ClusterSettings, medium: string, create: EngineFactory) {
     this.#settings = settings;
@@ -89,6 +93,7 @@ export class EngineAdapter implements Adapter {
         want: (key) => this.#subscribe(key),
         drop: (key) => {
           envelopes.forget(key);
+          this.#refused.delete(key);
           engine.unsubscribe(key);
         },
       },
@@ -148,12 +153,23 @@ export class EngineAdapter implements Adapter {
     );
   }
 
-  /** Writes the change to presence; if it made a room or user wanted, resolves once that subscription is made (or failed, or took longer than `presenceTimeoutMs`). */
+  /**
+   * Writes the change to presence. If this node needs a subscription for it (the first member of a
+   * room here, the first connection of a user), returns a promise that resolves once the server has
+   * it, and rejects if the server refused it, or did not answer within `presenceTimeoutMs`, while the
+   * link was up. A change that needs a subscription still under way waits for it too; one that needs
+   * a subscription refused earlier asks for it again. While the link is down it returns undefined (or
+   * resolves): the subscription is made once the link is back.
+   */
   track(change: PresenceChange): Promise<void> | undefined {
     const engine = this.#engine;
     const interest = this.#interest;
     if (engine === undefined || interest === undefined) return undefined;
-    return interest.changed(change, engine.presence.track(change));
+    const subscribed = interest.changed(change, engine.presence.track(change));
+    if (subscribed !== undefined) return subscribed;
+    const key = neededBy(change);
+    if (key === undefined || !interest.wanted.has(key)) return undefined;
+    return this.#subscribing.get(key) ?? (this.#refused.has(key) ? this.#subscribe(key) : undefined);
   }
 
   async close(): Promise<void> {
@@ -194,13 +210,31 @@ export class EngineAdapter implements Adapter {
     return pending;
   }
 
-  /** Subscribes to `key`'s channel; settles once the server has it, or could not make it, or took longer than `presenceTimeoutMs`. */
+  /** Subscribes to `key`'s channel; the promise rejects only if it failed while the link stayed up. */
   #subscribe(key: InterestKey): Promise<void> | undefined {
     const engine = this.#engine!;
     const made = engine.subscribe(key);
     if (made === undefined) return undefined;
-    // Not made: the link's state says so; once it is back, the engine makes it.
-    return within(made, this.#settings.presenceTimeoutMs, `subscribing to ${engine.channelOf(key)}`).catch(() => {});
+    const channel = engine.channelOf(key);
+    const settled = () => {
+      if (this.#subscribing.get(key) === subscribing) this.#subscribing.delete(key);
+    };
+    const subscribing = within(made, this.#settings.presenceTimeoutMs, `subscribing to ${channel}`).then(
+      () => {
+        settled();
+        this.#refused.delete(key);
+      },
+      (error: unknown) => {
+        settled();
+        // The link went down first: the engine makes it once the link is back, as if asked while it was down.
+        if (!this.#up || this.#closed || !this.#interest!.wanted.has(key)) return;
+        this.#refused.add(key);
+        const why = error instanceof Error ? error.message : String(error);
+        throw new Error(`${this.#medium} did not subscribe this node to ${channel} with the link up: ${why}`, { cause: error });
+      },
+    );
+    this.#subscribing.set(key, subscribing);
+    return subscribing;
   }
 
   #beat(): void {
@@ -208,4 +242,11 @@ export class EngineAdapter implements Adapter {
       if (this.#up) this.#node?.failed(error, 'heartbeat');
     });
   }
+}
+
+/** The room or user a change would make this node subscribe to. */
+function neededBy(change: PresenceChange): InterestKey | undefined {
+  if (change.kind === 'join') return `room:${change.room}`;
+  if ((change.kind === 'connect' || change.kind === 'bind') && change.user !== undefined) return `user:${change.user}`;
+  return undefined;
 }
