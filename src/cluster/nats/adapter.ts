@@ -154,7 +154,9 @@ class NatsEngine implements Engine {
     } catch (error) {
       // The first failed attempt settles `attach`: the runtime starts local-only rather than wait.
       this.#context.link(false, error);
-      const retry = () => this.#connect(attempt + 1).catch((failure: unknown) => this.#context.link(false, failure));
+      const retry = () => {
+        this.#connect(attempt + 1).catch((failure: unknown) => this.#context.link(false, failure));
+      };
       if (!this.#closed) this.#retry = setTimeout(retry, retryDelay(attempt)).unref();
       return;
     }

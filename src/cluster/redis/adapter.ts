@@ -215,7 +215,7 @@ class RedisEngine implements Engine {
 
   readonly #onClientReady = (): void => {
     // A new connection: Redis may have restarted empty, so this node's entries are written again.
-    this.presence.rebuild().catch((error: unknown) => this.#context.node.failed(error, 'presence rebuild'));
+    void this.presence.rebuild();
     this.#onLinkChange();
   };
 

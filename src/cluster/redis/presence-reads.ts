@@ -40,7 +40,7 @@ export class PresenceReads {
     const live: string[] = [];
     for (const [instance, state] of await this.#liveness.all()) {
       if (state === 1) live.push(nodeOf(instance));
-      else if (state === 0) void this.#liveness.reap(instance);
+      else if (state === 0) this.#liveness.reap(instance);
     }
     return live.sort();
   }

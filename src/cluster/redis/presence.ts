@@ -90,10 +90,17 @@ export class RedisPresence implements Presence {
     return before;
   }
 
-  /** Registers a new instance of this node and writes its entries whole. Called when the link comes (back) up. */
+  /**
+   * Registers a new instance of this node and writes its entries whole. Called when the link comes (back)
+   * up. Never rejects: a failure with the link up is reported, and the next heartbeat tries again.
+   */
   rebuild(): Promise<void> {
     this.#stale = true;
-    this.#rebuilding ??= this.#rebuild().finally(() => (this.#rebuilding = undefined));
+    this.#rebuilding ??= this.#rebuild()
+      .finally(() => (this.#rebuilding = undefined))
+      .catch((error: unknown) => {
+        if (this.#link.isReady) this.#options.failed(error, 'presence rebuild');
+      });
     return this.#rebuilding;
   }
 
@@ -164,6 +171,7 @@ export class RedisPresence implements Presence {
   /**
    * Writes every room and user touched since the last flush, as the local copy says they are now.
    * Every call is queued in this same turn, so on each shard they run in the order changes were made.
+   * Never rejects: a failed write marks the copy stale (the next heartbeat rewrites it whole) and is reported.
    */
   #flush(): Promise<void> {
     this.#flushQueued = false;
@@ -216,15 +224,10 @@ export class RedisPresence implements Presence {
 
   async #rebuild(): Promise<void> {
     if (!this.#link.isReady || this.#closed) return;
-    try {
-      // Loaded on every master first, on the connections the writes below take: they find the scripts there.
-      await Promise.all(SCRIPTS.map((script) => this.#link.everyMaster(['SCRIPT', 'LOAD', script.source])));
-      // Registered before anything is written, so that no reader takes the new instance's entries for a dead one's.
-      await this.#liveness.register();
-    } catch (error) {
-      if (this.#link.isReady) this.#options.failed(error, 'presence rebuild');
-      return;
-    }
+    // Loaded on every master first, on the connections the writes below take: they find the scripts there.
+    await Promise.all(SCRIPTS.map((script) => this.#link.everyMaster(['SCRIPT', 'LOAD', script.source])));
+    // Registered before anything is written, so that no reader takes the new instance's entries for a dead one's.
+    await this.#liveness.register();
     if (this.#closed) return;
     // Changes tracked while this was under way are in the local copy: everything is written as it is now.
     this.#dirty = new Map();
