@@ -51,10 +51,20 @@ export interface Adapter {
   /** Sends a broadcast to every other node. */
   publish(message: BroadcastMessage): void | Promise<void>;
   /**
-   * Told of every presence change on this node, in order; optional. A join or a user binding resolves
-   * once the promise returned for it has settled (either way): an adapter that subscribes to a room's or
-   * a user's messages only while this node hosts someone of it returns the subscription, so that a
-   * member receives every broadcast from other nodes published after its join resolved.
+   * Told of every presence change on this node, in order; optional. The change is recorded whatever
+   * happens. A join or a user binding waits for the promise returned for it: an adapter that subscribes
+   * to a room's or a user's messages only while this node hosts someone of it returns the subscription,
+   * so that a member receives every broadcast from other nodes published after its join resolved. That
+   * promise (Redis and NATS keep this; a third-party adapter should):
+   *
+   * - resolves once the subscription is made; a change that needs none returns nothing (or resolves),
+   *   and one whose subscription is still under way for an earlier change waits for it;
+   * - rejects, with an error naming the channel and the cause, if the subscription failed while the
+   *   link was up: the server refused it (an ACL, say) or did not answer in time. The next change that
+   *   needs it asks again. The runtime reports a rejection as an `ERR_ADAPTER` error;
+   * - resolves (or nothing is returned) while the link is down, or if it went down before the answer:
+   *   the subscription is made once the link is back. The link's state is told by `linkChanged`, and
+   *   what this node missed meanwhile is counted (`lost`).
    */
   track?(change: PresenceChange): void | Promise<void>;
   /**

@@ -57,13 +57,13 @@ export class Interest {
       case 'leave':
         return this.#check(`room:${change.room}`, this.#presence.rooms.has(change.room));
       case 'bind':
-        // A binding moves a connection from one user to another: only the new one can become wanted.
-        if (before?.user !== undefined) this.#check(`user:${before.user}`, this.#presence.users.has(before.user));
+        // A binding moves a connection from one user to another: the old one can only be left, the new one only become wanted.
+        if (before?.user !== undefined) this.#left(`user:${before.user}`, this.#presence.users.has(before.user));
         return change.user === undefined ? undefined : this.#check(`user:${change.user}`, this.#presence.users.has(change.user));
       case 'disconnect':
         if (before === undefined) return undefined;
-        for (const room of before.rooms) this.#check(`room:${room}`, this.#presence.rooms.has(room));
-        if (before.user !== undefined) this.#check(`user:${before.user}`, this.#presence.users.has(before.user));
+        for (const room of before.rooms) this.#left(`room:${room}`, this.#presence.rooms.has(room));
+        if (before.user !== undefined) this.#left(`user:${before.user}`, this.#presence.users.has(before.user));
         return undefined;
     }
   }
@@ -76,17 +76,23 @@ export class Interest {
 
   /** Wants `key` or lets it linger, as its presence says; the promise of a `want` it issued. */
   #check(key: InterestKey, present: boolean): Promise<void> | undefined {
-    if (present) {
-      const timer = this.#lingering.get(key);
-      if (timer !== undefined) {
-        clearTimeout(timer);
-        this.#lingering.delete(key);
-      }
-      if (this.#wanted.has(key)) return undefined;
-      this.#wanted.add(key);
-      return this.#hooks.want(key);
+    if (!present) return this.#left(key, false);
+    const timer = this.#lingering.get(key);
+    if (timer !== undefined) {
+      clearTimeout(timer);
+      this.#lingering.delete(key);
     }
-    if (!this.#wanted.has(key) || this.#lingering.has(key)) return undefined;
+    if (this.#wanted.has(key)) return undefined;
+    this.#wanted.add(key);
+    return this.#hooks.want(key);
+  }
+
+  /**
+   * A member of `key` left this node (`present`: others are still here). Its last one gone, `key` lingers;
+   * while others are here it was wanted and stays so, not lingering, as they were here before the change too.
+   */
+  #left(key: InterestKey, present: boolean): undefined {
+    if (present || !this.#wanted.has(key) || this.#lingering.has(key)) return undefined;
     const timer = setTimeout(() => {
       this.#lingering.delete(key);
       this.#wanted.delete(key);

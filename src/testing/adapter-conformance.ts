@@ -36,6 +36,13 @@ export interface ConformanceSuite {
    * see each other's nodes. Each adapter the factory makes is one node.
    */
   cluster(): () => Adapter | Promise<Adapter>;
+  /**
+   * Optional, for an adapter that subscribes per room: like `cluster()`, adapters on a medium that
+   * refuses them the subscription to `room` while their link stays up (an ACL that denies its channel,
+   * say), and allows the room `lobby` and everything else the adapter needs. With it, the suite checks
+   * that the `track` of a join that needed the refused subscription rejects.
+   */
+  readonly refusing?: { readonly room: string; cluster(): () => Adapter | Promise<Adapter> };
   /** Per test. [default 20000] */
   readonly timeoutMs?: number;
 }
@@ -45,6 +52,8 @@ interface TestNode {
   readonly adapter: Adapter;
   readonly received: BroadcastMessage[];
   readonly failures: unknown[];
+  /** Every `linkChanged` the adapter told, once attached. */
+  readonly links: boolean[];
   /** What the adapter said never arrived (`AdapterNode.lost`): nothing, on a healthy medium. */
   readonly losses: Array<{ target: unknown; count: number; origin: string }>;
   /** Tells the adapter; settles once the adapter says the change took effect (a subscription made, say). */
@@ -64,9 +73,9 @@ export function adapterConformance(framework: ConformanceFramework, suite: Confo
   const timeout = suite.timeoutMs ?? 20_000;
   let sequence = 0;
 
-  /** Attaches `count` nodes to one fresh medium, runs `body`, and closes them whatever happens. */
-  async function withNodes(count: number, body: (nodes: TestNode[]) => Promise<void>): Promise<void> {
-    const create = suite.cluster();
+  /** Attaches `count` nodes to one fresh medium (of `cluster`), runs `body`, and closes them whatever happens. */
+  async function withNodes(count: number, body: (nodes: TestNode[]) => Promise<void>, cluster = suite.cluster): Promise<void> {
+    const create = cluster();
     const nodes: TestNode[] = [];
     try {
       for (let i = 0; i < count; i++) {
@@ -77,6 +86,7 @@ export function adapterConformance(framework: ConformanceFramework, suite: Confo
           adapter,
           received: [],
           failures: [],
+          links: [],
           losses: [],
           track: async (change) => {
             applyChange(local, change);
@@ -89,7 +99,7 @@ export function adapterConformance(framework: ConformanceFramework, suite: Confo
           deliver: (message) => node.received.push(message),
           dropped: () => {},
           lost: (target, count, origin) => node.losses.push({ target, count, origin }),
-          linkChanged: () => {},
+          linkChanged: (up) => node.links.push(up),
           failed: (error) => node.failures.push(error),
         };
         await adapter.attach(port);
@@ -244,6 +254,37 @@ export function adapterConformance(framework: ConformanceFramework, suite: Confo
       timeout,
     );
 
+    const { refusing } = suite;
+    if (refusing !== undefined) {
+      it(
+        'the track of a join whose subscription the medium refuses rejects, its link up; the next join asks again; other rooms carry on',
+        () =>
+          withNodes(
+            2,
+            async ([a, b]) => {
+              const rejects = (tracked: Promise<void>) =>
+                tracked.then(
+                  () => false,
+                  (error: unknown) => error instanceof Error,
+                );
+              await a!.track({ kind: 'connect', id: 'a-1', user: undefined });
+              await a!.track({ kind: 'join', id: 'a-1', room: 'lobby' });
+              expect(await rejects(a!.track({ kind: 'join', id: 'a-1', room: refusing.room }))).toBe(true);
+              // Another member's join needs the same subscription: it is asked for again, and refused again.
+              await a!.track({ kind: 'connect', id: 'a-2', user: undefined });
+              expect(await rejects(a!.track({ kind: 'join', id: 'a-2', room: refusing.room }))).toBe(true);
+              // The link stayed up, and carries the rooms it may.
+              await b!.adapter.publish({ target: { kind: 'room', room: 'lobby' }, except: undefined, data: 'still here', binary: false });
+              await eventually(() => a!.received.length === 1, 'the broadcast to the lobby');
+              expect(a!.links).toEqual([]);
+              expect([a, b].flatMap((node) => node!.failures)).toEqual([]);
+            },
+            refusing.cluster,
+          ),
+        timeout,
+      );
+    }
+
     it(
       'runtimes on it deliver across nodes and answer runtime.presence',
       async () => {
@@ -351,20 +392,9 @@ function connect(port: number, clients: WebSocket[]): Promise<{ next(): Promise<
   const ws = new WebSocket(`ws://127.0.0.1:${port}/`);
   clients.push(ws);
   const messages: string[] = [];
-  const waiters: Array<() => void> = [];
-  ws.on('message', (data) => {
-    messages.push(String(data));
-    for (const wake of waiters.splice(0)) wake();
-  });
+  ws.on('message', (data) => void messages.push(String(data)));
   const next = async (): Promise<string> => {
-    const deadline = Date.now() + 5000;
-    while (messages.length === 0) {
-      if (Date.now() > deadline) throw new Error('timed out waiting for a message');
-      await new Promise<void>((resolve) => {
-        waiters.push(resolve);
-        setTimeout(resolve, 50);
-      });
-    }
+    await eventually(() => messages.length > 0, 'a message');
     return messages.shift()!;
   };
   return new Promise((resolve, reject) => {

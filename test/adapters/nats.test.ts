@@ -9,8 +9,14 @@ import { startNats, type TestNats } from '../helpers/nats.js';
 import { startNode } from '../cluster/nodes.js';
 
 let nats: TestNats;
+/** A server whose one user, the one a connection without credentials is, may not subscribe to the room `refused` under any prefix. */
+let guarded: TestNats;
 beforeAll(async () => {
   nats = await startNats();
+  const denied = `*.room.${tokenOf('refused')}`;
+  guarded = await startNats(
+    `no_auth_user: berth\nauthorization { users = [ { user: berth, password: berth, permissions: { subscribe: { deny: ["${denied}"] } } } ] }\n`,
+  );
 });
 
 let clusters = 0;
@@ -23,6 +29,13 @@ adapterConformance(
       // A prefix per test: nodes of one test never see another test's subjects or buckets.
       const prefix = `conformance${++clusters}`;
       return () => createNatsAdapter({ servers: nats.url, prefix });
+    },
+    refusing: {
+      room: 'refused',
+      cluster: () => {
+        const prefix = `refusing${++clusters}`;
+        return () => createNatsAdapter({ servers: guarded.url, prefix });
+      },
     },
   },
 );
@@ -106,7 +119,7 @@ describe('the NATS adapter when NATS fails', () => {
     }
   }, 30_000);
 
-  it('a stalled NATS: broadcasts past the publish backlog are dropped and counted, presence reads reject instead of hanging, close does not hang', async () => {
+  it('a stalled NATS: broadcasts past the publish backlog are dropped and counted, presence reads and a join’s subscription reject instead of hanging, close does not hang', async () => {
     const stalled = await startNats();
     const a = testNode('stall-a');
     const adapter = createNatsAdapter({ servers: stalled.url, prefix: 'stall', maxPublishBacklogBytes: 64 * 1024, presenceTimeoutMs: 300 });
@@ -120,6 +133,10 @@ describe('the NATS adapter when NATS fails', () => {
       expect(a.seen.dropped).toBeGreaterThanOrEqual(125);
       expect(a.seen.dropped).toBeLessThanOrEqual(126);
       await expect(adapter.presence!.roomSize('lobby')).rejects.toThrow(/presence read \(roomSize\) took longer than 300 ms/);
+      // A join's subscription the server does not confirm in time, the link still up: its track says so.
+      await expect(Promise.resolve(adapter.track!({ kind: 'connect', id: 's-1', user: 'stalled' }))).rejects.toThrow(
+        /^NATS did not subscribe this node to stall\.user\.\S+ with the link up: subscribing to \S+ took longer than 300 ms$/,
+      );
       // It settles (NATS could not take the presence away: the runtime reports that, and the heartbeat expires).
       await Promise.resolve(adapter.close()).catch(() => {});
     } finally {
@@ -212,7 +229,7 @@ describe('the NATS adapter’s presence limits', () => {
       }
       await settles(async () => expect(await first!.presence!.roomSize('lobby')).toBe(4));
       await expect(first!.presence!.roomMembers('lobby')).rejects.toThrow(
-        /roomMembers would answer 4 entries, more than maxPresenceEntries \(3\)/,
+        /^presence roomMembers would read 4 entries, more than maxPresenceEntries \(3\): not read$/,
       );
       await expect(first!.presence!.userConnections('bob')).rejects.toThrow(/more than maxPresenceEntries \(3\)/);
       expect(await first!.presence!.onlineUsers()).toEqual(['bob']);

@@ -15,6 +15,8 @@ import { startRedis } from '../helpers/redis.js';
 interface Backend {
   /** How an adapter reaches it (without a prefix). */
   readonly options: RedisAdapterOptions;
+  /** The same, logged in as another ACL user. */
+  as(user: string, password: string): RedisAdapterOptions;
   /** A client of the test's own, for reading Redis behind the adapter's back. */
   readonly admin: RedisClient | RedisClusterClient;
   /** Subscribers of a room's or user's channel, counted where that channel lives. */
@@ -34,6 +36,7 @@ const backends: Array<[string, () => Promise<Backend>]> = [
       await admin.connect();
       return {
         options: { url: redis.url },
+        as: (user, password) => ({ url: redis.url.replace('redis://', `redis://${user}:${password}@`) }),
         admin,
         subscribers: async (channel) => Number((await admin.pubSubNumSub(channel))[channel]),
         everyMaster: async (args) => [await admin.sendCommand(args)],
@@ -49,6 +52,7 @@ const backends: Array<[string, () => Promise<Backend>]> = [
       await admin.connect();
       return {
         options: { cluster: { rootNodes: [...cluster.rootNodes] } },
+        as: (username, password) => ({ cluster: { rootNodes: [...cluster.rootNodes], defaults: { username, password } } }),
         admin,
         // Sharded channels: counted on the master of the channel's slot.
         subscribers: async (channel) => {
@@ -97,6 +101,20 @@ for (const [name, start] of backends) {
           // A prefix per test: nodes of one test never see another test's.
           const prefix = `conformance${++prefixes}`;
           return () => createRedisAdapter({ ...backend.options, prefix });
+        },
+        // An ACL user whose channels are the prefix's channel for everyone, its users', and the lobby's.
+        refusing: {
+          room: 'refused',
+          cluster: () => {
+            const prefix = `refusing${++prefixes}`;
+            const user = `berth-${prefix}`;
+            const channels = [`&${prefix}:broadcast`, `&${prefix}:{user:*}`, `&${prefix}:{room:lobby}`];
+            const created = backend.everyMaster(['ACL', 'SETUSER', user, 'reset', 'on', '>secret', '~*', '+@all', ...channels]);
+            return async () => {
+              await created;
+              return createRedisAdapter({ ...backend.as(user, 'secret'), prefix });
+            };
+          },
         },
       },
     );
@@ -179,9 +197,9 @@ for (const [name, start] of backends) {
     });
 
     describe('presence reads are bounded', () => {
-      it('a room with more members than presenceLimit: its size answers, its members are refused with a clear error, and health is not blamed', async () => {
+      it('a room with more members than maxPresenceEntries: its size answers, its members are refused with a clear error, and health is not blamed', async () => {
         const prefix = `limit${++prefixes}`;
-        const { adapter, node } = await attached(prefix, 'limit-node', { presenceLimit: 5 });
+        const { adapter, node } = await attached(prefix, 'limit-node', { maxPresenceEntries: 5 });
         try {
           for (let i = 0; i < 6; i++) {
             void adapter.track!({ kind: 'connect', id: `c-${i}`, user: `u${i}` });
@@ -194,7 +212,7 @@ for (const [name, start] of backends) {
             await expect(read).rejects.toThrow(RangeError);
           }
           await expect(presence.roomMembers('big')).rejects.toThrow(
-            /^presence roomMembers would read 6 entries, more than presenceLimit \(5\): not read$/,
+            /^presence roomMembers would read 6 entries, more than maxPresenceEntries \(5\): not read$/,
           );
           // Under the limit, the same reads answer.
           expect(await presence.roomMembers('own1')).toEqual(['c-1']);

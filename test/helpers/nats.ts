@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll } from 'vitest';
@@ -19,19 +19,24 @@ afterAll(() => {
   for (const folder of folders.splice(0)) rmSync(folder, { recursive: true, force: true });
 });
 
-/** Starts a private nats-server with JetStream; it is killed after the test file. */
-export async function startNats(): Promise<TestNats> {
+/** Starts a private nats-server with JetStream, and with `config` (the server's configuration file's text) if given; it is killed after the test file. */
+export async function startNats(config?: string): Promise<TestNats> {
   const store = mkdtempSync(join(tmpdir(), 'berth-nats-'));
   folders.push(store);
-  const server = await startOwnServer((port, spawned) => launch(port, store, spawned));
+  const args = ['-sd', store];
+  if (config !== undefined) {
+    writeFileSync(join(store, 'nats.conf'), config);
+    args.push('-c', join(store, 'nats.conf'));
+  }
+  const server = await startOwnServer((port, spawned) => launch(port, args, spawned));
   return { ...server, url: `nats://127.0.0.1:${server.port}` };
 }
 
 /** Starts `nats-server` on `port` and resolves once it accepts connections. */
-function launch(port: number, store: string, spawned: (child: ChildProcess) => void): Promise<ChildProcess> {
+function launch(port: number, args: readonly string[], spawned: (child: ChildProcess) => void): Promise<ChildProcess> {
   // Debian installs it in /usr/sbin, which a user's PATH may not hold.
   const env = { ...process.env, PATH: [process.env.PATH, '/usr/sbin', '/usr/local/sbin'].filter(Boolean).join(':') };
-  const child = spawn('nats-server', ['-js', '-a', '127.0.0.1', '-p', String(port), '-sd', store], {
+  const child = spawn('nats-server', ['-js', '-a', '127.0.0.1', '-p', String(port), ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env,
   });

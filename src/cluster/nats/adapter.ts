@@ -1,26 +1,13 @@
-import {
-  connect,
-  Events,
-  type ConnectionOptions,
-  type Msg,
-  type NatsConnection,
-  type NatsError,
-  type QueuedIterator,
-  type Status,
-  type Subscription,
-} from 'nats';
+import { connect, Events, type ConnectionOptions, type NatsConnection, type QueuedIterator, type Status, type Subscription } from 'nats';
 import { within } from '../../util/timers.js';
-import type { Adapter, AdapterNode, BroadcastMessage, PresenceChange } from '../adapter.js';
-import { Envelopes } from '../envelope.js';
-import { Interest, interestKeyOf, type InterestKey } from '../interest.js';
-import type { Presence } from '../presence.js';
+import type { Adapter } from '../adapter.js';
+import { engineAdapter } from '../core/engine-adapter.js';
+import { CLOSE_TIMEOUT_MS, type Engine, type EngineContext } from '../core/engine.js';
+import type { InterestKey } from '../interest.js';
 import { openBuckets } from './buckets.js';
 import { Names } from './names.js';
-import { settingsOf, type NatsAdapterOptions, type NatsSettings } from './options.js';
+import { natsSettingsOf, type NatsAdapterOptions, type NatsSettings } from './options.js';
 import { NatsPresence } from './presence.js';
-
-/** How long `close()` waits for NATS to take this node's presence away before it lets go. */
-const CLOSE_TIMEOUT_MS = 2000;
 
 /** Retries quickly at first, then every 2 s, for as long as the adapter lives (before the first connection; nats.js reconnects after it). */
 const retryDelay = (attempt: number) => Math.min(50 * 2 ** attempt, 2000);
@@ -40,153 +27,118 @@ const retryDelay = (attempt: number) => Math.min(50 * 2 ** attempt, 2000);
  * NATS comes up.
  */
 export function createNatsAdapter(options: NatsAdapterOptions): Adapter {
-  return new NatsAdapter(options);
+  return engineAdapter('NATS', natsSettingsOf(options), NatsEngine);
 }
 
-class NatsAdapter implements Adapter {
+/** NATS as the shared adapter drives it: one connection, a subject per room and user, presence in key-value buckets. */
+class NatsEngine implements Engine {
+  readonly presence: NatsPresence;
   readonly #settings: NatsSettings;
+  readonly #context: EngineContext;
   readonly #names: Names;
   #nc: NatsConnection | undefined;
   readonly #owned: boolean;
-  #node: AdapterNode | undefined;
-  #envelopes: Envelopes | undefined;
-  #interest: Interest | undefined;
-  #presence: NatsPresence | undefined;
   readonly #subscriptions = new Map<InterestKey, Subscription>();
+  /** Subscriptions a `subscribe` waits on the server for, with the server's refusal of each once it came. */
+  readonly #awaited = new Map<Subscription, unknown>();
   #all: Subscription | undefined;
-  #heartbeat: NodeJS.Timeout | undefined;
   /** The connection's status events, followed until the adapter closes (a connection given outlives it). */
   #status: QueuedIterator<Status> | undefined;
   #retry: NodeJS.Timeout | undefined;
-  /** Bytes published and not yet confirmed by the server. */
-  #backlogBytes = 0;
-  /** Of those, bytes published since the last confirming PING was sent. */
-  #unconfirmedBytes = 0;
+  /** Publishes made since the last confirming PING was sent, confirmed by the next one's answer. */
+  #unconfirmed: { readonly confirmed: Promise<void>; readonly confirm: () => void } | undefined;
   #confirming = false;
   #up = false;
   /** Set when presence could not be registered with the link up. */
   #registrationDue = false;
-  #lastError: unknown;
   #closed = false;
-  /** Set once `attach` has settled: the link's state while first connecting is not news. */
-  #attached = false;
-  /** Settles `attach` once the link is first up (presence registered), or first failed. */
-  #firstLink: () => void = () => {};
 
-  constructor(options: NatsAdapterOptions) {
-    this.#settings = settingsOf(options);
-    this.#names = new Names(this.#settings.prefix);
-    this.#nc = options.connection;
-    this.#owned = options.connection === undefined;
+  constructor(settings: NatsSettings, context: EngineContext) {
+    this.#settings = settings;
+    this.#context = context;
+    this.#names = new Names(settings.prefix);
+    this.#nc = settings.connection;
+    this.#owned = settings.connection === undefined;
+    this.presence = new NatsPresence({
+      nodeId: context.node.nodeId,
+      entryTtlMs: settings.entryTtlMs,
+      readTimeoutMs: settings.presenceTimeoutMs,
+      maxEntries: settings.maxPresenceEntries,
+      failed: (error, what) => context.node.failed(error, what),
+    });
   }
 
-  /** Reads NATS; rejects until the adapter is attached, and while NATS is unreachable. */
-  readonly presence: Presence = {
-    nodes: () => this.#ask((presence) => presence.nodes(), 'nodes'),
-    rooms: () => this.#ask((presence) => presence.rooms(), 'rooms'),
-    roomSize: (room) => this.#ask((presence) => presence.roomSize(room), 'roomSize'),
-    roomMembers: (room) => this.#ask((presence) => presence.roomMembers(room), 'roomMembers'),
-    roomUsers: (room) => this.#ask((presence) => presence.roomUsers(room), 'roomUsers'),
-    userConnections: (user) => this.#ask((presence) => presence.userConnections(user), 'userConnections'),
-    onlineUsers: () => this.#ask((presence) => presence.onlineUsers(), 'onlineUsers'),
-  };
-
-  async attach(node: AdapterNode): Promise<void> {
-    this.#node = node;
-    this.#envelopes = new Envelopes(node);
-    this.#presence = new NatsPresence({
-      nodeId: node.nodeId,
-      entryTtlMs: this.#settings.entryTtlMs,
-      readTimeoutMs: this.#settings.presenceTimeoutMs,
-      maxEntries: this.#settings.maxPresenceEntries,
-      failed: (error, what) => node.failed(error, what),
-    });
-    this.#interest = new Interest(
-      this.#presence.local,
-      {
-        want: (key) => this.#want(key),
-        drop: (key) => this.#drop(key),
-      },
-      this.#settings.unsubscribeLingerMs,
-    );
-    this.#heartbeat = setInterval(() => this.#beat(), this.#settings.heartbeatIntervalMs).unref();
-    const linked = new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, this.#settings.connectTimeoutMs);
-      this.#firstLink = () => {
-        clearTimeout(timer);
-        resolve();
-      };
-    });
-    if (this.#nc !== undefined) void this.#connected(this.#nc);
-    else void this.#connect(0);
-    await linked;
-    this.#attached = true;
-    if (!this.#up) node.linkChanged(false, this.#lastError ?? new Error(`no NATS connection within ${this.#settings.connectTimeoutMs} ms`));
+  start(): void {
+    const connecting = this.#nc === undefined ? this.#connect(0) : this.#connected(this.#nc);
+    connecting.catch((error: unknown) => this.#context.link(false, error));
   }
 
-  publish(message: BroadcastMessage): void {
-    const node = this.#node;
-    const envelopes = this.#envelopes;
-    const nc = this.#nc;
-    if (node === undefined || envelopes === undefined) return;
-    // nats.js would hold a publish made while disconnected, then discard it on the next connection attempt.
-    if (nc === undefined || !this.#up || this.#backlogBytes > this.#settings.maxPublishBacklogBytes) {
-      // Its number is used up all the same: the nodes that should have received it count it as lost.
-      envelopes.skip(message.target);
-      node.dropped(1);
-      return;
-    }
-    const key = interestKeyOf(message.target);
-    const wire = envelopes.seal(message, key ?? 'all');
-    try {
-      nc.publish(key === undefined ? this.#names.all : this.#names.subjectOf(key), wire);
-    } catch (error) {
-      // Larger than the server's max_payload, say.
-      node.dropped(1);
-      node.failed(error, 'publish');
-      return;
-    }
-    this.#backlogBytes += wire.length;
-    this.#unconfirmedBytes += wire.length;
+  /** nats.js would hold a publish made while disconnected, then discard it on the next connection attempt: the adapter publishes only while the link is up. */
+  publish(key: InterestKey | undefined, wire: Buffer): Promise<undefined> {
+    const nc = this.#nc!;
+    nc.publish(key === undefined ? this.#names.all : this.#names.subjectOf(key), wire);
+    this.#unconfirmed ??= settledBy();
+    const { confirmed } = this.#unconfirmed;
     this.#confirm(nc);
+    // NATS does not say how many subscribers a publish reached.
+    return confirmed.then(() => undefined);
   }
 
-  /** Writes the change to presence; if it made a room or user wanted, resolves once that subscription is made (or failed, or took longer than `presenceTimeoutMs`). */
-  track(change: PresenceChange): Promise<void> | undefined {
-    if (this.#presence === undefined) return undefined;
-    const before = this.#presence.track(change);
-    return this.#interest?.changed(change, before);
+  /** Not connected yet: `#connected` subscribes to everything wanted; while disconnected, nats.js sends it on reconnecting. */
+  subscribe(key: InterestKey): Promise<void> | undefined {
+    const nc = this.#nc;
+    if (nc === undefined || nc.isClosed()) return undefined;
+    const subscription = this.#open(nc, key);
+    if (!this.#up) return undefined;
+    this.#awaited.set(subscription, undefined);
+    // The server answers a PING after it has processed the SUB before it, and refused it first if it did.
+    return nc.flush().then(
+      () => {
+        const refusal = this.#awaited.get(subscription);
+        this.#awaited.delete(subscription);
+        if (refusal !== undefined) throw refusal;
+      },
+      // The connection broke first: nats.js sends the subscription again once it is back.
+      () => void this.#awaited.delete(subscription),
+    );
+  }
+
+  unsubscribe(key: InterestKey): void {
+    this.#subscriptions.get(key)?.unsubscribe();
+    this.#subscriptions.delete(key);
+  }
+
+  channelOf(key: InterestKey): string {
+    return this.#names.subjectOf(key);
+  }
+
+  beat(): Promise<void> {
+    if (this.#registrationDue && this.#up && this.#nc !== undefined) return this.#register(this.#nc);
+    return this.presence.beat();
   }
 
   async close(): Promise<void> {
-    if (this.#closed) return;
     this.#closed = true;
-    clearInterval(this.#heartbeat);
+    this.#up = false;
     clearTimeout(this.#retry);
-    this.#interest?.close();
-    try {
-      if (this.#presence !== undefined && this.#up) await within(this.#presence.close(), CLOSE_TIMEOUT_MS, 'removing presence');
-    } finally {
-      this.#up = false;
-      this.#status?.stop();
-      const nc = this.#nc;
-      if (nc !== undefined && !nc.isClosed()) {
-        if (this.#owned) {
-          await within(nc.close(), CLOSE_TIMEOUT_MS, 'closing').catch(() => {});
-        } else {
-          for (const subscription of [this.#all, ...this.#subscriptions.values()]) subscription?.unsubscribe();
-          await within(nc.flush(), CLOSE_TIMEOUT_MS, 'unsubscribing').catch(() => {});
-        }
+    this.#status?.stop();
+    const nc = this.#nc;
+    if (nc !== undefined && !nc.isClosed()) {
+      if (this.#owned) {
+        await within(nc.close(), CLOSE_TIMEOUT_MS, 'closing').catch(() => {});
+      } else {
+        for (const subscription of [this.#all, ...this.#subscriptions.values()]) subscription?.unsubscribe();
+        await within(nc.flush(), CLOSE_TIMEOUT_MS, 'unsubscribing').catch(() => {});
       }
-      this.#subscriptions.clear();
     }
+    this.#subscriptions.clear();
   }
 
   /** Connects (the adapter's own connection), retrying until it succeeds or the adapter closes. */
   async #connect(attempt: number): Promise<void> {
     const options: ConnectionOptions = {
       servers: this.#settings.servers,
-      name: `berth ${this.#node?.nodeId}`,
+      name: `berth ${this.#context.node.nodeId}`,
       // Envelopes skip a node's own broadcasts anyway; the server need not send them back.
       noEcho: true,
       timeout: this.#settings.connectTimeoutMs,
@@ -196,52 +148,55 @@ class NatsAdapter implements Adapter {
       pingInterval: this.#settings.heartbeatIntervalMs,
       maxPingOut: 3,
     };
+    let nc: NatsConnection;
     try {
-      const nc = await connect(options);
-      if (this.#closed) {
-        await nc.close();
-        return;
-      }
-      this.#nc = nc;
-      await this.#connected(nc);
+      nc = await connect(options);
     } catch (error) {
-      this.#lastError = error;
       // The first failed attempt settles `attach`: the runtime starts local-only rather than wait.
-      this.#firstLink();
-      if (!this.#closed) this.#retry = setTimeout(() => void this.#connect(attempt + 1), retryDelay(attempt)).unref();
+      this.#context.link(false, error);
+      const retry = () => {
+        this.#connect(attempt + 1).catch((failure: unknown) => this.#context.link(false, failure));
+      };
+      if (!this.#closed) this.#retry = setTimeout(retry, retryDelay(attempt)).unref();
+      return;
     }
+    if (this.#closed) {
+      await nc.close();
+      return;
+    }
+    this.#nc = nc;
+    await this.#connected(nc);
   }
 
   /** A connection is open: listens for its state, subscribes, and registers presence. */
   async #connected(nc: NatsConnection): Promise<void> {
-    void this.#watch(nc);
-    this.#all = nc.subscribe(this.#names.all, { callback: this.#receive });
-    for (const key of this.#interest?.wanted ?? []) this.#subscribe(nc, key);
+    this.#watch(nc).catch((error: unknown) => this.#context.node.failed(error, 'NATS'));
+    this.#all = this.#subscribeTo(nc, this.#names.all);
+    for (const key of this.#context.wanted) this.#open(nc, key);
     try {
       // However long it takes: `attach` stops waiting after connectTimeoutMs, the link comes up when it answers.
       await nc.flush();
     } catch (error) {
       // The connection broke first: the reconnect brings the link up.
-      this.#lastError = error;
-      this.#firstLink();
+      this.#context.link(false, error);
       return;
     }
     await this.#linkUp(nc);
-    this.#firstLink();
   }
 
-  /** The link is up: presence is registered anew (the server may have restarted empty), then the runtime is told. */
+  /** The link is up: the runtime is told, and presence is registered anew (the server may have restarted empty); reads wait for it. */
   async #linkUp(nc: NatsConnection): Promise<void> {
     if (this.#closed || nc !== this.#nc) return;
     this.#up = true;
-    await this.#register(nc);
-    this.#tell();
+    const registered = this.#register(nc);
+    this.#context.link(true);
+    await registered;
   }
 
   /** Opens the buckets and registers this node; if that fails (JetStream not ready, say), the next heartbeat tries again. */
   async #register(nc: NatsConnection): Promise<void> {
     this.#registrationDue = false;
-    try {
+    const open = async () => {
       const buckets = await openBuckets(nc, this.#names, {
         nodeTimeoutMs: this.#settings.nodeTimeoutMs,
         entryTtlMs: this.#settings.entryTtlMs,
@@ -249,30 +204,30 @@ class NatsAdapter implements Adapter {
         // Longer than a read's own limit, so that a read that times out says which read it was.
         timeoutMs: 2 * this.#settings.presenceTimeoutMs,
       });
-      if (this.#up && !this.#closed) await this.#presence?.register(buckets);
+      if (!this.#up) throw new Error('the NATS link went down while presence was being registered');
+      return buckets;
+    };
+    try {
+      await this.presence.register(open);
     } catch (error) {
       if (!this.#up || this.#closed) return;
       this.#registrationDue = true;
-      this.#node?.failed(error, 'presence registration');
+      this.#context.node.failed(error, 'presence registration');
     }
   }
 
   #linkDown(error: unknown): void {
     this.#up = false;
-    this.#lastError = error;
-    this.#presence?.disconnected();
-    this.#tell();
-  }
-
-  #tell(): void {
-    if (this.#attached && !this.#closed) this.#node?.linkChanged(this.#up, this.#up ? undefined : this.#lastError);
+    this.presence.disconnected();
+    this.#context.link(false, error);
   }
 
   /** Follows the connection's state until it closes. */
   async #watch(nc: NatsConnection): Promise<void> {
-    void nc.closed().then((error) => {
+    const closed = (error: unknown) => {
       if (!this.#closed && nc === this.#nc) this.#linkDown(error ?? new Error('the NATS connection was closed'));
-    });
+    };
+    nc.closed().then(closed, closed);
     // nats.js returns a QueuedIterator, whose stop() ends the loop below.
     const statuses = nc.status() as QueuedIterator<Status>;
     this.#status = statuses;
@@ -280,82 +235,62 @@ class NatsAdapter implements Adapter {
       if (this.#closed) return;
       if (status.type === Events.Disconnect) this.#linkDown(new Error(`disconnected from NATS ${String(status.data)}`));
       // nats.js has sent every subscription again before it says so.
-      else if (status.type === Events.Reconnect) void this.#linkUp(nc);
-      else if (status.type === Events.Error) this.#node?.failed(status.data, 'NATS');
+      else if (status.type === Events.Reconnect) this.#linkUp(nc).catch((error: unknown) => this.#context.node.failed(error, 'NATS'));
+      // A refused subscription is told to the subscription itself (`#callback`).
+      else if (status.type === Events.Error && status.permissionContext?.operation !== 'subscription') {
+        this.#context.node.failed(status.data, 'NATS');
+      }
     }
   }
 
-  #ask<T>(read: (presence: NatsPresence) => Promise<T>, what: string): Promise<T> {
-    const presence = this.#presence;
-    if (presence === undefined) return Promise.reject(new Error('the NATS adapter is not attached to a runtime'));
-    // Fail at once rather than wait for a NATS that is gone.
-    if (!this.#up) return Promise.reject(new Error('not connected to NATS'));
-    const pending = within(read(presence), this.#settings.presenceTimeoutMs, `presence read (${what})`);
-    pending.catch((error: unknown) => {
-      // A cap is the caller's question being too large, not NATS failing.
-      if (!(error instanceof RangeError)) this.#node?.failed(error, 'presence read');
+  /** The subscription of a room or user, opened unless it is (a refused one is closed: it is opened again). */
+  #open(nc: NatsConnection, key: InterestKey): Subscription {
+    const open = this.#subscriptions.get(key);
+    if (open !== undefined && !open.isClosed()) return open;
+    const subscription = this.#subscribeTo(nc, this.#names.subjectOf(key));
+    this.#subscriptions.set(key, subscription);
+    return subscription;
+  }
+
+  /**
+   * Subscribes to `subject`. The server echoes nothing to a connection opened with `noEcho`; on a
+   * connection given, `Envelopes` skips this node's own broadcasts undecoded. A refusal (the server's
+   * permissions; nats.js then closes the subscription) goes to the `subscribe` waiting for it, or is reported.
+   */
+  #subscribeTo(nc: NatsConnection, subject: string): Subscription {
+    const subscription: Subscription = nc.subscribe(subject, {
+      callback: (error, message) => {
+        if (error === null) this.#context.receive(message.data, message.subject);
+        else if (this.#awaited.has(subscription)) this.#awaited.set(subscription, error);
+        else this.#context.node.failed(error, `subscribing to ${subject}`);
+      },
     });
-    return pending;
+    return subscription;
   }
 
-  #subscribe(nc: NatsConnection, key: InterestKey): void {
-    if (!this.#subscriptions.has(key)) this.#subscriptions.set(key, nc.subscribe(this.#names.subjectOf(key), { callback: this.#receive }));
-  }
-
-  /** Subscribes to the subject of a room or user this node now hosts someone of; settles once the server has it (or `presenceTimeoutMs` passed). */
-  #want(key: InterestKey): Promise<void> | undefined {
-    const nc = this.#nc;
-    // Not connected yet: `#connected` subscribes to everything wanted. While disconnected, nats.js sends it on reconnecting.
-    if (nc === undefined || nc.isClosed()) return undefined;
-    this.#subscribe(nc, key);
-    if (!this.#up) return undefined;
-    // The server answers a PING after it has processed the SUB before it.
-    return within(nc.flush(), this.#settings.presenceTimeoutMs, `subscribing to ${this.#names.subjectOf(key)}`).catch(() => {});
-  }
-
-  #drop(key: InterestKey): void {
-    this.#envelopes?.forget(key);
-    this.#subscriptions.get(key)?.unsubscribe();
-    this.#subscriptions.delete(key);
-  }
-
-  /** Sends a PING after what was published since the last one; its answer confirms those bytes, and another follows if more were published meanwhile. */
+  /** Sends a PING after what was published since the last one; its answer confirms those, and another follows if more were published meanwhile. */
   #confirm(nc: NatsConnection): void {
-    if (this.#confirming) return;
+    const unconfirmed = this.#unconfirmed;
+    if (this.#confirming || unconfirmed === undefined) return;
     this.#confirming = true;
-    const bytes = this.#unconfirmedBytes;
-    this.#unconfirmedBytes = 0;
-    // A link that breaks rejects it: what was in flight may be lost, and the backlog is free again.
-    void nc
-      .flush()
-      .catch(() => {})
-      .then(() => {
-        this.#backlogBytes -= bytes;
-        this.#confirming = false;
-        if (this.#unconfirmedBytes > 0 && this.#nc === nc && !nc.isClosed()) this.#confirm(nc);
-        else {
-          this.#backlogBytes -= this.#unconfirmedBytes;
-          this.#unconfirmedBytes = 0;
-        }
-      });
+    this.#unconfirmed = undefined;
+    // A link that breaks rejects it: what was in flight may be lost (receivers count the gap), and the backlog is free again.
+    const confirmed = () => {
+      this.#confirming = false;
+      unconfirmed.confirm();
+      if (this.#nc === nc && !nc.isClosed()) this.#confirm(nc);
+      else {
+        this.#unconfirmed?.confirm();
+        this.#unconfirmed = undefined;
+      }
+    };
+    nc.flush().then(confirmed, confirmed);
   }
+}
 
-  /** The server echoes nothing to a connection opened with `noEcho`; on a connection given, `Envelopes` skips this node's own broadcasts undecoded. */
-  readonly #receive = (error: NatsError | null, message: Msg): void => {
-    if (error !== null) {
-      this.#node?.failed(error, 'receive');
-      return;
-    }
-    this.#envelopes?.open(message.data, message.subject);
-  };
-
-  #beat(): void {
-    if (this.#registrationDue && this.#up && this.#nc !== undefined) {
-      void this.#register(this.#nc);
-      return;
-    }
-    this.#presence?.beat().catch((error: unknown) => {
-      if (this.#up) this.#node?.failed(error, 'heartbeat');
-    });
-  }
+/** A promise, and what settles it. */
+function settledBy(): { readonly confirmed: Promise<void>; readonly confirm: () => void } {
+  let confirm!: () => void;
+  const confirmed = new Promise<void>((resolve) => (confirm = resolve));
+  return { confirmed, confirm };
 }

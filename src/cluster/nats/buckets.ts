@@ -1,4 +1,5 @@
 import { StorageType, type JetStreamManager, type KV, type KvEntry, type NatsConnection, type QueuedIterator } from 'nats';
+import { PresenceLimitError } from '../core/engine.js';
 import type { Names } from './names.js';
 
 /** The four buckets presence lives in, open on one connection. */
@@ -63,8 +64,15 @@ export async function openBuckets(nc: NatsConnection, names: Names, options: Buc
   };
 }
 
+/** A whole read of a bucket: for `what` read of presence, at most `limit` keys, within `timeoutMs`. */
+export interface ReadAllOptions {
+  readonly what: string;
+  readonly limit: number;
+  readonly timeoutMs: number;
+}
+
 /** The last value of every key of a bucket, or rejects once there are more than `limit` of them (or after `timeoutMs`). */
-export async function readAll(bucket: KV, limit: number, timeoutMs: number): Promise<KvEntry[]> {
+export async function readAll(bucket: KV, { what, limit, timeoutMs }: ReadAllOptions): Promise<KvEntry[]> {
   const entries = new Map<string, KvEntry>();
   let initialized = false;
   let failure: Error | undefined;
@@ -88,7 +96,7 @@ export async function readAll(bucket: KV, limit: number, timeoutMs: number): Pro
       if (entry.operation === 'PUT') entries.set(entry.key, entry);
       else entries.delete(entry.key);
       if (entries.size > limit) {
-        failure = new RangeError(`more than ${limit} entries (maxPresenceEntries)`);
+        failure = new PresenceLimitError(`presence ${what} would read more entries than maxPresenceEntries (${limit}): not read`);
         iterator!.stop();
       }
     }

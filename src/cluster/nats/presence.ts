@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import type { KV } from 'nats';
+import type { KV, KvEntry } from 'nats';
+import { PresenceLimitError, refuseOverLimit } from '../core/engine.js';
 import { NodePresence } from '../node-presence.js';
 import { sortedRecord, type Presence, type PresenceChange } from '../presence.js';
 import { isStale, readAll, valueOf, type Buckets } from './buckets.js';
@@ -11,11 +12,11 @@ type Kind = 'room' | 'user' | 'members';
 export interface NatsPresenceOptions {
   readonly nodeId: string;
   readonly entryTtlMs: number;
-  /** A read not answered within this long rejects. */
+  /** A whole read of a bucket not done within this long stops, and rejects. */
   readonly readTimeoutMs: number;
-  /** A read whose answer would pass this many entries rejects. */
+  /** A read whose answer would pass this many entries rejects (`maxPresenceEntries`). */
   readonly maxEntries: number;
-  /** A write failed while the link was up, or a read failed or timed out. */
+  /** A write failed while the link was up. */
   readonly failed: (error: unknown, what: string) => void;
 }
 
@@ -91,13 +92,17 @@ export class NatsPresence implements Presence {
   }
 
   /**
-   * The link is (back) up with these buckets: registers this node anew and writes every entry of it.
-   * The server may have restarted empty, or kept what this node wrote before the link dropped and
-   * missed what changed since; a fresh registration makes both cases one.
+   * The link is (back) up: opens the buckets (`open`), registers this node anew and writes every entry
+   * of it; reads wait for it. The server may have restarted empty, or kept what this node wrote before
+   * the link dropped and missed what changed since; a fresh registration makes both cases one.
    */
-  register(buckets: Buckets): Promise<void> {
-    this.#buckets = buckets;
-    this.#registering ??= this.#register(buckets).finally(() => {
+  register(open: () => Promise<Buckets>): Promise<void> {
+    this.#registering ??= (async () => {
+      const buckets = await open();
+      if (this.#closed) return;
+      this.#buckets = buckets;
+      await this.#register(buckets);
+    })().finally(() => {
       this.#registering = undefined;
       this.#schedule();
     });
@@ -113,12 +118,12 @@ export class NatsPresence implements Presence {
   async beat(): Promise<void> {
     const buckets = this.#buckets;
     if (buckets === undefined || this.#owner === '' || this.#registering !== undefined || this.#closed) return;
-    if (this.#stale) return this.register(buckets);
+    if (this.#stale) return this.register(async () => buckets);
     try {
       this.#revision = await buckets.nodes.update(this.#owner, this.#options.nodeId, this.#revision);
     } catch (error) {
       // Lapsed (this process stalled past nodeTimeoutMs, or the server lost it): everyone has left it out.
-      if (isStale(error)) return this.register(buckets);
+      if (isStale(error)) return this.register(async () => buckets);
       throw error;
     }
     const due = Date.now() - this.#options.entryTtlMs / 2;
@@ -148,7 +153,7 @@ export class NatsPresence implements Presence {
   }
 
   async nodes(): Promise<string[]> {
-    const entries = await this.#read((buckets) => readAll(buckets.nodes, this.#options.maxEntries, this.#options.readTimeoutMs));
+    const entries = await this.#read((buckets) => this.#readAll(buckets.nodes, 'nodes'));
     const ids = new Set(entries.filter((entry) => entry.key !== this.#owner).map((entry) => entry.string()));
     ids.add(this.#options.nodeId);
     return [...ids].sort();
@@ -156,7 +161,7 @@ export class NatsPresence implements Presence {
 
   async rooms(): Promise<Record<string, number>> {
     const [entries, live] = await this.#read((buckets) =>
-      Promise.all([readAll(buckets.rooms, this.#options.maxEntries, this.#options.readTimeoutMs), this.#allLive(buckets)]),
+      Promise.all([this.#readAll(buckets.rooms, 'rooms'), this.#allLive(buckets, 'rooms')]),
     );
     const sizes: Record<string, number> = {};
     for (const [room, ids] of this.#local.rooms) sizes[room] = ids.size;
@@ -188,13 +193,14 @@ export class NatsPresence implements Presence {
   async userConnections(user: string): Promise<string[]> {
     const others = await this.#read((buckets) => this.#others(buckets, buckets.users, user));
     const ids = [...(this.#local.users.get(user) ?? [])];
-    this.#cap(
-      others.reduce((sum, [, part]) => sum + part.n, ids.length),
+    refuseOverLimit(
       'userConnections',
+      others.reduce((sum, [, part]) => sum + part.n, ids.length),
+      this.#options.maxEntries,
     );
     for (const [, part] of others) {
       if (part.ids === undefined)
-        throw new RangeError(`user ${JSON.stringify(user)} has more connections on one node than its index lists`);
+        throw new PresenceLimitError(`user ${JSON.stringify(user)} has more connections on one node than its index lists`);
       ids.push(...part.ids);
     }
     return ids.sort();
@@ -202,7 +208,7 @@ export class NatsPresence implements Presence {
 
   async onlineUsers(): Promise<string[]> {
     const [entries, live] = await this.#read((buckets) =>
-      Promise.all([readAll(buckets.users, this.#options.maxEntries, this.#options.readTimeoutMs), this.#allLive(buckets)]),
+      Promise.all([this.#readAll(buckets.users, 'onlineUsers'), this.#allLive(buckets, 'onlineUsers')]),
     );
     const users = new Set(this.#local.users.keys());
     for (const entry of entries) {
@@ -217,9 +223,10 @@ export class NatsPresence implements Presence {
     const here = [...(this.#local.rooms.get(room) ?? [])].map((id) => [id, this.#local.connections.get(id)?.user ?? null] as const);
     const lists = await this.#read(async (buckets) => {
       const others = await this.#others(buckets, buckets.rooms, room);
-      this.#cap(
-        others.reduce((sum, [, part]) => sum + part.n, here.length),
+      refuseOverLimit(
         what,
+        others.reduce((sum, [, part]) => sum + part.n, here.length),
+        this.#options.maxEntries,
       );
       const values = await Promise.all(others.map(([owner]) => valueOf(buckets.members, `${tokenOf(room)}.${owner}`)));
       return values.flatMap((entry) => {
@@ -228,17 +235,11 @@ export class NatsPresence implements Presence {
         const list = entry.json<MemberList>();
         if (list.name !== room) return [];
         if (list.members === undefined)
-          throw new RangeError(`room ${JSON.stringify(room)} has more members on one node than its lists hold`);
+          throw new PresenceLimitError(`room ${JSON.stringify(room)} has more members on one node than its lists hold`);
         return [list.members];
       });
     });
     return [here, ...lists];
-  }
-
-  #cap(size: number, what: string): void {
-    if (size > this.#options.maxEntries) {
-      throw new RangeError(`${what} would answer ${size} entries, more than maxPresenceEntries (${this.#options.maxEntries})`);
-    }
   }
 
   /** The parts of other live owners in the index of `name`. */
@@ -253,14 +254,20 @@ export class NatsPresence implements Presence {
   }
 
   /** Every live owner but this one. */
-  async #allLive(buckets: Buckets): Promise<Set<string>> {
-    const entries = await readAll(buckets.nodes, this.#options.maxEntries, this.#options.readTimeoutMs);
+  async #allLive(buckets: Buckets, what: string): Promise<Set<string>> {
+    const entries = await this.#readAll(buckets.nodes, what);
     return new Set(entries.map((entry) => entry.key).filter((owner) => owner !== this.#owner));
   }
 
-  #read<T>(read: (buckets: Buckets) => Promise<T>): Promise<T> {
+  #readAll(bucket: KV, what: string): Promise<KvEntry[]> {
+    return readAll(bucket, { what, limit: this.#options.maxEntries, timeoutMs: this.#options.readTimeoutMs });
+  }
+
+  /** Reads once this node is registered: a registration under way (the link just came back) lands first. */
+  async #read<T>(read: (buckets: Buckets) => Promise<T>): Promise<T> {
+    await this.#registering?.catch(() => {});
     const buckets = this.#buckets;
-    if (buckets === undefined || !this.ready) return Promise.reject(new Error('presence is not registered on NATS'));
+    if (buckets === undefined || !this.ready) throw new Error('presence is not registered on NATS');
     return read(buckets);
   }
 

@@ -1,68 +1,14 @@
-import { createClient, createCluster, type RedisClusterOptions } from 'redis';
+import { createClient, createCluster } from 'redis';
 import { within } from '../../util/timers.js';
-import { duration, integer, object, positive, text } from '../../util/validate.js';
-import type { Adapter, AdapterNode, BroadcastMessage, PresenceChange } from '../adapter.js';
-import { Envelopes } from '../envelope.js';
-import { Receipts } from '../receipts.js';
-import { Interest, interestKeyOf } from '../interest.js';
-import type { Presence } from '../presence.js';
+import type { Adapter } from '../adapter.js';
+import { engineAdapter } from '../core/engine-adapter.js';
+import { CLOSE_TIMEOUT_MS, type Engine, type EngineContext } from '../core/engine.js';
+import type { InterestKey } from '../interest.js';
 import type { RedisClient, RedisClusterClient } from './client.js';
 import { Keys } from './keys.js';
 import { linkOf, type LinkEvent, type RedisLink } from './link.js';
+import { redisSettingsOf, type RedisAdapterOptions, type RedisSettings } from './options.js';
 import { RedisPresence } from './presence.js';
-
-/** Options of `createRedisAdapter`: a `url`, a `cluster`, or a `client` you own. */
-export interface RedisAdapterOptions {
-  /** One Redis server to connect to; the adapter creates, owns and closes its two connections. */
-  readonly url?: string;
-  /**
-   * A Redis Cluster to connect to, as node-redis `createCluster()` takes it
-   * (`{ rootNodes: [{ url: 'redis://10.0.0.1:7000' }, …] }`); the adapter creates, owns and closes
-   * its clients. Room and user channels are then sharded (`SSUBSCRIBE`, `SPUBLISH`).
-   */
-  readonly cluster?: RedisClusterOptions;
-  /**
-   * A node-redis client to use instead of a URL, from `createClient()` or `createCluster()`: the
-   * adapter connects it if it is not open, never closes it, and subscribes on `subscriber` (default
-   * `client.duplicate()`, which the adapter owns).
-   */
-  readonly client?: RedisClient | RedisClusterClient;
-  readonly subscriber?: RedisClient | RedisClusterClient;
-  /** Namespace of keys and channel, so several applications can share one Redis. [default 'berth'] */
-  readonly prefix?: string;
-  /** A node that stops renewing its heartbeat for this long is left out of presence, then removed. [default 10000] */
-  readonly nodeTimeoutMs?: number;
-  /** How often the heartbeat is renewed (one field, and one other node's looked at). [default nodeTimeoutMs / 4] */
-  readonly heartbeatIntervalMs?: number;
-  /** How long `runtime.ready` waits for a first connection before starting local-only (health `degraded`). [default 5000] */
-  readonly connectTimeoutMs?: number;
-  /**
-   * How long a presence read waits for Redis before it rejects with `ERR_ADAPTER` (a stalled Redis
-   * answers nothing; the read is not left hanging). [default 2000]
-   */
-  readonly presenceTimeoutMs?: number;
-  /**
-   * Most entries a presence read collects: `roomMembers`, `roomUsers` and `userConnections` count
-   * the members they would return, `rooms` and `onlineUsers` every node's entries they would read.
-   * A read past it rejects with `ERR_ADAPTER` (its cause a `RangeError`) before reading them; it is
-   * not counted as an adapter failure. [default 10000]
-   */
-  readonly presenceLimit?: number;
-  /**
-   * Bytes of broadcasts handed to Redis and not yet acknowledged. Past it (Redis
-   * slow or stalled) broadcasts are dropped and counted instead of queued in
-   * memory. [default 16777216]
-   */
-  readonly maxPublishBacklogBytes?: number;
-  /**
-   * How long a node stays subscribed to a room's (or user's) channel after its last local member
-   * left, so that one leaving and coming back does not make the subscription flap. [default 2000]
-   */
-  readonly unsubscribeLingerMs?: number;
-}
-
-/** How long `close()` waits for Redis to take this node's presence away before it lets go. */
-const CLOSE_TIMEOUT_MS = 2000;
 
 /**
  * Between attempts to reach a Redis that is gone: short, because every broadcast published between
@@ -93,223 +39,109 @@ const reconnectStrategy = (retries: number) => Math.min(25 * 2 ** retries, RECON
  * comes up.
  */
 export function createRedisAdapter(options: RedisAdapterOptions): Adapter {
-  return new RedisAdapter(options);
+  return engineAdapter('Redis', redisSettingsOf(options), RedisEngine);
 }
 
-class RedisAdapter implements Adapter {
-  readonly #prefix: string;
+/** Redis as the shared adapter drives it: two links (commands, subscriptions), presence in hashes written by scripts. */
+class RedisEngine implements Engine {
+  readonly presence: RedisPresence;
+  readonly #context: EngineContext;
   readonly #keys: Keys;
-  readonly #nodeTimeoutMs: number;
-  readonly #heartbeatIntervalMs: number;
-  readonly #connectTimeoutMs: number;
-  readonly #presenceTimeoutMs: number;
-  readonly #presenceLimit: number;
-  readonly #maxBacklogBytes: number;
-  readonly #lingerMs: number;
-  #backlogBytes = 0;
-  #interest: Interest | undefined;
-  #envelopes: Envelopes | undefined;
-  #receipts: Receipts | undefined;
-  /** Channels whose unsubscribe did not reach Redis (the link was down): retried when it is back. */
-  readonly #leftover = new Set<string>();
   readonly #client: RedisLink;
   readonly #subscriber: RedisLink;
   readonly #owned: RedisLink[] = [];
-  #node: AdapterNode | undefined;
-  #presence: RedisPresence | undefined;
-  #heartbeat: NodeJS.Timeout | undefined;
+  /** Channels whose unsubscribe did not reach Redis (the link was down): retried when it is back. */
+  readonly #leftover = new Set<string>();
+  /** Set once the channel for everyone is subscribed: node-redis subscribes to it again after every reconnect. */
   #subscribed = false;
-  #lastError: unknown;
   #closed = false;
-  /** Set once `attach` has settled: the link's state while first connecting is not news. */
-  #attached = false;
-  /** Settles `attach` once the link is first up. */
-  #firstLink: () => void = () => {};
 
-  constructor(options: RedisAdapterOptions) {
-    object('options', options);
-    if ([options.url, options.cluster, options.client].filter((given) => given !== undefined).length !== 1) {
-      throw new TypeError('give exactly one of options.url, options.cluster or options.client');
-    }
-    if (options.cluster !== undefined) {
-      object('options.cluster', options.cluster);
-      if (!Array.isArray(options.cluster.rootNodes) || options.cluster.rootNodes.length === 0) {
-        throw new TypeError('options.cluster.rootNodes must be a non-empty array of { url }');
-      }
-    }
-    if (options.url !== undefined) text('options.url', options.url, 'a redis:// or rediss:// URL', (url) => /^rediss?:\/\//.test(url));
-    // Braces would be a Redis Cluster hash tag; spaces would split the channel name.
-    this.#prefix = text('options.prefix', options.prefix ?? 'berth', 'non-empty, without spaces or braces', (prefix) =>
-      /^[^\s{}]+$/.test(prefix),
-    );
-    this.#keys = new Keys(this.#prefix);
-    // 0: unsubscribe as soon as the last member leaves.
-    this.#lingerMs = integer('options.unsubscribeLingerMs', options.unsubscribeLingerMs ?? 2000, 0, 2_147_483_647);
-    this.#nodeTimeoutMs = positive('options.nodeTimeoutMs', options.nodeTimeoutMs ?? 10_000, 1000);
-    this.#heartbeatIntervalMs = duration('options.heartbeatIntervalMs', options.heartbeatIntervalMs ?? Math.round(this.#nodeTimeoutMs / 4));
-    if (this.#heartbeatIntervalMs > this.#nodeTimeoutMs / 2) {
-      throw new RangeError(`options.heartbeatIntervalMs must be at most half of options.nodeTimeoutMs, got ${this.#heartbeatIntervalMs}`);
-    }
-    this.#connectTimeoutMs = duration('options.connectTimeoutMs', options.connectTimeoutMs ?? 5000);
-    this.#presenceTimeoutMs = positive('options.presenceTimeoutMs', options.presenceTimeoutMs ?? 2000, 1);
-    this.#presenceLimit = integer('options.presenceLimit', options.presenceLimit ?? 10_000, 1, Number.MAX_SAFE_INTEGER);
-    this.#maxBacklogBytes = integer(
-      'options.maxPublishBacklogBytes',
-      options.maxPublishBacklogBytes ?? 16 * 1024 * 1024,
-      1,
-      Number.MAX_SAFE_INTEGER,
-    );
+  constructor(settings: RedisSettings, context: EngineContext) {
+    this.#context = context;
+    this.#keys = new Keys(settings.prefix);
     // No offline queue: while Redis is away a publish is dropped and counted, not held.
-    if (options.url !== undefined) {
-      this.#client = this.#own(createClient({ url: options.url, disableOfflineQueue: true, socket: { reconnectStrategy } }) as RedisClient);
-    } else if (options.cluster !== undefined) {
-      const defaults = options.cluster.defaults ?? {};
+    if (settings.url !== undefined) {
+      this.#client = this.#own(
+        createClient({ url: settings.url, disableOfflineQueue: true, socket: { reconnectStrategy } }) as RedisClient,
+      );
+    } else if (settings.cluster !== undefined) {
+      const defaults = settings.cluster.defaults ?? {};
       const cluster = createCluster({
-        ...options.cluster,
+        ...settings.cluster,
         defaults: { ...defaults, disableOfflineQueue: true, socket: { ...defaults.socket, reconnectStrategy } },
       });
       this.#client = this.#own(cluster as unknown as RedisClusterClient);
     } else {
-      this.#client = linkOf(options.client!, reconnectStrategy);
+      this.#client = linkOf(settings.client!, reconnectStrategy);
     }
     this.#subscriber =
-      options.subscriber === undefined ? this.#ownLink(this.#client.duplicate()) : linkOf(options.subscriber, reconnectStrategy);
+      settings.subscriber === undefined ? this.#ownLink(this.#client.duplicate()) : linkOf(settings.subscriber, reconnectStrategy);
+    this.presence = new RedisPresence(this.#client, {
+      prefix: settings.prefix,
+      nodeId: context.node.nodeId,
+      nodeTimeoutMs: settings.nodeTimeoutMs,
+      maxEntries: settings.maxPresenceEntries,
+      failed: (error, what) => context.node.failed(error, what),
+    });
   }
 
-  /** Reads Redis; rejects until the adapter is attached, and while Redis is unreachable. */
-  readonly presence: Presence = {
-    nodes: () => this.#ask((presence) => presence.nodes()),
-    rooms: () => this.#ask((presence) => presence.rooms()),
-    roomSize: (room) => this.#ask((presence) => presence.roomSize(room)),
-    roomMembers: (room) => this.#ask((presence) => presence.roomMembers(room)),
-    roomUsers: (room) => this.#ask((presence) => presence.roomUsers(room)),
-    userConnections: (user) => this.#ask((presence) => presence.userConnections(user)),
-    onlineUsers: () => this.#ask((presence) => presence.onlineUsers()),
-  };
-
-  async attach(node: AdapterNode): Promise<void> {
-    this.#node = node;
-    this.#envelopes = new Envelopes(node);
-    this.#presence = new RedisPresence(this.#client, {
-      prefix: this.#prefix,
-      nodeId: node.nodeId,
-      nodeTimeoutMs: this.#nodeTimeoutMs,
-      readTimeoutMs: this.#presenceTimeoutMs,
-      limit: this.#presenceLimit,
-      failed: (error, what) => node.failed(error, what),
-    });
-    const presence = this.#presence;
-    this.#receipts = new Receipts({
-      othersHost: async (target) => {
-        const { local } = presence;
-        if (target.kind === 'all') return (await presence.nodes()).length > 1;
-        if (target.kind === 'room') return (await presence.roomSize(target.room)) > (local.rooms.get(target.room)?.size ?? 0);
-        return (await presence.userConnections(target.user)).length > (local.users.get(target.user)?.size ?? 0);
-      },
-      // Counted as dropped: it left this node and reached no other.
-      unreceived: (_target, count) => node.dropped(count),
-    });
-    this.#interest = new Interest(
-      this.#presence.local,
-      {
-        want: (key) => this.#want(this.#keys.channel(key)),
-        drop: (key) => {
-          this.#envelopes?.forget(key);
-          this.#drop(this.#keys.channel(key));
-        },
-      },
-      this.#lingerMs,
-    );
+  start(): void {
     this.#listen('on');
-    this.#heartbeat = setInterval(() => this.#beat(), this.#heartbeatIntervalMs).unref();
-    const linked = new Promise<void>((resolve) => {
-      const settle = () => {
-        clearTimeout(timer);
-        for (const client of [this.#client, this.#subscriber]) client.off('error', settle);
-        resolve();
-      };
-      const timer = setTimeout(settle, this.#connectTimeoutMs);
-      this.#firstLink = settle;
-      // The first failed attempt settles too: the runtime starts local-only rather than wait.
-      for (const client of [this.#client, this.#subscriber]) client.on('error', settle);
-    });
     for (const link of [this.#client, this.#subscriber]) link.connect();
-    void this.#subscribe();
+    this.#subscribeToAll().catch((error: unknown) => this.#onError(error));
     if (this.#client.isReady) this.#onClientReady();
-    await linked;
-    this.#attached = true;
-    if (!this.#linkUp()) node.linkChanged(false, this.#lastError ?? new Error(`no Redis connection within ${this.#connectTimeoutMs} ms`));
   }
 
-  publish(message: BroadcastMessage): void {
-    const node = this.#node;
-    const envelopes = this.#envelopes;
-    if (node === undefined || envelopes === undefined) return;
-    if (!this.#client.isReady || this.#backlogBytes > this.#maxBacklogBytes) {
-      // Its number is used up all the same: the nodes that should have received it count it as lost.
-      envelopes.skip(message.target);
-      node.dropped(1);
-      return;
-    }
-    const key = interestKeyOf(message.target);
-    const wire = envelopes.seal(message, key ?? 'all');
-    this.#backlogBytes += wire.length;
-    const published =
-      key === undefined
-        ? this.#client.publish(this.#keys.broadcast, wire, false)
-        : this.#client.publish(this.#keys.channel(key), wire, this.#client.sharded);
-    published.then(
-      (receivers) => {
-        this.#backlogBytes -= wire.length;
-        // A cluster's classic PUBLISH counts only the subscribers of the master it went to: no receipt.
-        if (key === undefined && this.#client.sharded) return;
-        // Redis counts this node's own subscriber among them while it hosts someone of the target.
-        const own = key === undefined || this.#interest?.wanted.has(key) === true ? 1 : 0;
-        this.#receipts?.published(message.target, key ?? 'all', Number(receivers) - own);
-      },
-      (error: unknown) => {
-        this.#backlogBytes -= wire.length;
-        node.dropped(1);
-        if (this.#linkUp()) node.failed(error, 'publish');
-      },
-    );
+  async publish(key: InterestKey | undefined, wire: Buffer): Promise<number | undefined> {
+    const receivers = await (key === undefined
+      ? this.#client.publish(this.#keys.broadcast, wire, false)
+      : this.#client.publish(this.#keys.channel(key), wire, this.#client.sharded));
+    // A cluster's classic PUBLISH counts only the subscribers of the master it went to: no receipt.
+    if (key === undefined && this.#client.sharded) return undefined;
+    // Redis counts this node's own subscriber among them while it hosts someone of the target.
+    const own = key === undefined || this.#context.wanted.has(key) ? 1 : 0;
+    return Number(receivers) - own;
   }
 
-  /** Writes the change to presence; if it made a room or user wanted, resolves once that subscription is made (or failed, or took longer than `presenceTimeoutMs`). */
-  track(change: PresenceChange): Promise<void> | undefined {
-    if (this.#presence === undefined) return undefined;
-    const before = this.#presence.track(change);
-    return this.#interest?.changed(change, before);
+  /** While the link is down, `#resubscribe` makes it once it is back. */
+  subscribe(key: InterestKey): Promise<void> | undefined {
+    const channel = this.#keys.channel(key);
+    this.#leftover.delete(channel);
+    if (!this.#subscriber.isReady) return undefined;
+    return this.#subscriber.subscribe(channel, this.#receive, this.#subscriber.sharded);
+  }
+
+  unsubscribe(key: InterestKey): void {
+    this.#drop(this.#keys.channel(key));
+  }
+
+  channelOf(key: InterestKey): string {
+    return this.#keys.channel(key);
+  }
+
+  beat(): Promise<void> {
+    return this.presence.beat();
   }
 
   async close(): Promise<void> {
-    if (this.#closed) return;
     this.#closed = true;
-    clearInterval(this.#heartbeat);
-    this.#interest?.close();
-    try {
-      if (this.#presence !== undefined) await within(this.#presence.close(), CLOSE_TIMEOUT_MS, 'removing presence');
-    } finally {
-      this.#listen('off');
-      if (!this.#owned.includes(this.#subscriber) && this.#subscribed) {
-        const subscriber = this.#subscriber;
-        const unsubscribed = [
-          subscriber.unsubscribe(this.#keys.broadcast, this.#receive, false),
-          ...[...(this.#interest?.wanted ?? [])].map((key) =>
-            subscriber.unsubscribe(this.#keys.channel(key), this.#receive, subscriber.sharded),
-          ),
-        ];
-        await within(Promise.all(unsubscribed), CLOSE_TIMEOUT_MS, 'unsubscribing').catch(() => {});
-      }
-      // A client that is not connected would retry forever, and one that is may wait on a stalled
-      // Redis: close gracefully when that is quick, destroy otherwise.
-      for (const link of this.#owned) {
-        link.on('error', () => {});
-        if (link.isReady) await within(link.close(), CLOSE_TIMEOUT_MS, 'closing').catch(() => link.destroy());
-        else if (link.isOpen) link.destroy();
-      }
-      for (const link of [this.#client, this.#subscriber]) if (!this.#owned.includes(link)) link.release();
+    this.#listen('off');
+    if (!this.#owned.includes(this.#subscriber) && this.#subscribed) {
+      const subscriber = this.#subscriber;
+      const unsubscribed = [
+        subscriber.unsubscribe(this.#keys.broadcast, this.#receive, false),
+        ...[...this.#context.wanted].map((key) => subscriber.unsubscribe(this.#keys.channel(key), this.#receive, subscriber.sharded)),
+      ];
+      await within(Promise.all(unsubscribed), CLOSE_TIMEOUT_MS, 'unsubscribing').catch(() => {});
     }
+    // A client that is not connected would retry forever, and one that is may wait on a stalled
+    // Redis: close gracefully when that is quick, destroy otherwise.
+    for (const link of this.#owned) {
+      link.on('error', () => {});
+      if (link.isReady) await within(link.close(), CLOSE_TIMEOUT_MS, 'closing').catch(() => link.destroy());
+      else if (link.isOpen) link.destroy();
+    }
+    for (const link of [this.#client, this.#subscriber]) if (!this.#owned.includes(link)) link.release();
   }
 
   #listen(how: 'on' | 'off'): void {
@@ -323,11 +155,6 @@ class RedisAdapter implements Adapter {
     }
   }
 
-  #ask<T>(read: (presence: RedisPresence) => Promise<T>): Promise<T> {
-    if (this.#presence === undefined) return Promise.reject(new Error('the Redis adapter is not attached to a runtime'));
-    return read(this.#presence);
-  }
-
   #own(client: RedisClient | RedisClusterClient): RedisLink {
     return this.#ownLink(linkOf(client, reconnectStrategy));
   }
@@ -335,20 +162,6 @@ class RedisAdapter implements Adapter {
   #ownLink(link: RedisLink): RedisLink {
     this.#owned.push(link);
     return link;
-  }
-
-  /** Subscribes to a channel this node now hosts someone of; while the link is down, `#resubscribe` does it once it is back. */
-  /** Settles once Redis has the subscription, or could not make it, or took longer than `presenceTimeoutMs`. */
-  #want(channel: string): Promise<void> | undefined {
-    this.#leftover.delete(channel);
-    if (!this.#subscriber.isReady) return undefined;
-    const subscribed = within(
-      this.#subscriber.subscribe(channel, this.#receive, this.#subscriber.sharded),
-      this.#presenceTimeoutMs,
-      `subscribing to ${channel}`,
-    );
-    // Not made: the link's state says so; once it is back, `#resubscribe` makes it.
-    return subscribed.catch(() => {});
   }
 
   #drop(channel: string): void {
@@ -365,9 +178,12 @@ class RedisAdapter implements Adapter {
    * already made changes nothing).
    */
   readonly #resubscribe = (): void => {
-    const interest = this.#interest;
-    if (interest === undefined || this.#closed) return;
-    for (const key of interest.wanted) void this.#want(this.#keys.channel(key));
+    if (this.#closed) return;
+    for (const key of this.#context.wanted) {
+      this.subscribe(key)?.catch((error: unknown) => {
+        if (this.#linkUp()) this.#context.node.failed(error, `subscribing to ${this.#keys.channel(key)}`);
+      });
+    }
     for (const channel of [...this.#leftover]) {
       this.#leftover.delete(channel);
       this.#drop(channel);
@@ -378,46 +194,32 @@ class RedisAdapter implements Adapter {
     return this.#client.isReady && this.#subscriber.isReady && this.#subscribed;
   }
 
-  async #subscribe(): Promise<void> {
+  async #subscribeToAll(): Promise<void> {
     // node-redis resubscribes by itself after a reconnect; this runs once.
     while (!this.#subscriber.isReady && !this.#closed)
       await new Promise<void>((resolve) => this.#subscriber.once('ready', () => resolve()));
     if (this.#closed) return;
-    try {
-      await this.#subscriber.subscribe(this.#keys.broadcast, this.#receive, false);
-      this.#subscribed = true;
-      this.#onLinkChange();
-    } catch (error) {
-      this.#onError(error);
-    }
+    await this.#subscriber.subscribe(this.#keys.broadcast, this.#receive, false);
+    this.#subscribed = true;
+    this.#onLinkChange();
   }
 
   /** Redis echoes a node's own publications to it when it hosts members of the target: `Envelopes` skips those undecoded. */
   readonly #receive = (bytes: Buffer, channel: Buffer | string): void => {
-    this.#envelopes?.open(bytes, String(channel));
+    this.#context.receive(bytes, String(channel));
   };
 
   readonly #onError = (error: unknown): void => {
-    this.#lastError = error;
-    this.#onLinkChange();
+    if (!this.#closed) this.#context.link(this.#linkUp(), error);
   };
 
   readonly #onClientReady = (): void => {
     // A new connection: Redis may have restarted empty, so this node's entries are written again.
-    void this.#presence?.rebuild();
+    void this.presence.rebuild();
     this.#onLinkChange();
   };
 
   readonly #onLinkChange = (): void => {
-    if (this.#closed || this.#node === undefined) return;
-    const up = this.#linkUp();
-    if (up) this.#firstLink();
-    if (this.#attached) this.#node.linkChanged(up, up ? undefined : this.#lastError);
+    if (!this.#closed) this.#context.link(this.#linkUp());
   };
-
-  #beat(): void {
-    this.#presence?.beat().catch((error: unknown) => {
-      if (this.#client.isReady) this.#node?.failed(error, 'heartbeat');
-    });
-  }
 }

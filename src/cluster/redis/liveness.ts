@@ -52,7 +52,7 @@ export class Liveness {
     const instance = `${this.#options.nodeId}.${++this.#generation}`;
     await register.run(this.#link, [this.#keys.live], [instance, String(this.#options.nodeTimeoutMs), previous ?? '']);
     this.#instance = instance;
-    if (previous !== undefined) void this.reap(previous);
+    if (previous !== undefined) this.reap(previous);
     return instance;
   }
 
@@ -64,7 +64,7 @@ export class Liveness {
       number,
       string,
     ];
-    if (dead !== '') void this.reap(String(dead));
+    if (dead !== '') this.reap(String(dead));
     return renewed === 1;
   }
 
@@ -82,39 +82,42 @@ export class Liveness {
 
   /** A read found `instance` among `key`'s hosts in `state`: its entry there goes, or the whole instance does. */
   found(key: InterestKey, instance: string, state: InstanceState): void {
-    if (state === 0) void this.reap(instance);
+    if (state === 0) this.reap(instance);
     // Gone from the liveness table, yet still listed here (written while it was being removed): only this entry is left.
-    else if (state === -1) void this.#forget(key, instance).catch(() => {});
+    // Should removing it fail, every read ignores it all the same, and the next that finds it tries again.
+    else if (state === -1) this.#forget(key, instance).catch(() => {});
   }
 
   /**
-   * Removes a dead instance's entries, if no one else is: one call per room and user it was in,
-   * found by walking its index in chunks, then its index and its field.
+   * Removes a dead instance's entries in the background, if no one else is: one call per room and user
+   * it was in, found by walking its index in chunks, then its index and its field. A failure is reported.
    */
-  async reap(instance: string): Promise<void> {
+  reap(instance: string): void {
     if (this.#reaping.has(instance) || instance === this.#instance) return;
     this.#reaping.add(instance);
-    try {
-      if ((await claim.run(this.#link, [this.#keys.live], [instance, String(CLAIM_MS)])) !== 1) return;
-      for (const [kind, prefix] of [
-        ['rooms', 'room'],
-        ['users', 'user'],
-      ] as const) {
-        await scanHash(this.#link, this.#keys.index(instance, kind), async (flat) => {
-          await Promise.all([...pairs(flat)].map(([name]) => this.#forget(`${prefix}:${name}`, instance)));
-        });
-      }
-      await this.#link.send(this.#keys.index(instance, 'rooms'), [
-        'UNLINK',
-        this.#keys.index(instance, 'rooms'),
-        this.#keys.index(instance, 'users'),
-      ]);
-      await this.#link.send(this.#keys.live, ['HDEL', this.#keys.live, instance]);
-    } catch (error) {
-      if (this.#link.isReady) this.#options.failed(error, 'removing a dead node from presence');
-    } finally {
-      this.#reaping.delete(instance);
+    this.#reap(instance)
+      .finally(() => this.#reaping.delete(instance))
+      .catch((error: unknown) => {
+        if (this.#link.isReady) this.#options.failed(error, 'removing a dead node from presence');
+      });
+  }
+
+  async #reap(instance: string): Promise<void> {
+    if ((await claim.run(this.#link, [this.#keys.live], [instance, String(CLAIM_MS)])) !== 1) return;
+    for (const [kind, prefix] of [
+      ['rooms', 'room'],
+      ['users', 'user'],
+    ] as const) {
+      await scanHash(this.#link, this.#keys.index(instance, kind), async (flat) => {
+        await Promise.all([...pairs(flat)].map(([name]) => this.#forget(`${prefix}:${name}`, instance)));
+      });
     }
+    await this.#link.send(this.#keys.index(instance, 'rooms'), [
+      'UNLINK',
+      this.#keys.index(instance, 'rooms'),
+      this.#keys.index(instance, 'users'),
+    ]);
+    await this.#link.send(this.#keys.live, ['HDEL', this.#keys.live, instance]);
   }
 
   /**

@@ -1,3 +1,4 @@
+import { refuseOverLimit } from '../core/engine.js';
 import type { InterestKey } from '../interest.js';
 import { sortedRecord } from '../presence.js';
 import { nodeOf, type Keys } from './keys.js';
@@ -18,7 +19,7 @@ import { pairs, scanHash } from './scan.js';
  *   them;
  * - `nodes()` reads the liveness table, one field per node.
  *
- * A read that would collect more than `limit` entries rejects with a
+ * A read that would collect more than `limit` entries (`maxPresenceEntries`) rejects with a
  * `PresenceLimitError` (a `RangeError`) before reading them: an answer is complete or refused, never
  * silently cut short.
  */
@@ -39,7 +40,7 @@ export class PresenceReads {
     const live: string[] = [];
     for (const [instance, state] of await this.#liveness.all()) {
       if (state === 1) live.push(nodeOf(instance));
-      else if (state === 0) void this.#liveness.reap(instance);
+      else if (state === 0) this.#liveness.reap(instance);
     }
     return live.sort();
   }
@@ -93,9 +94,10 @@ export class PresenceReads {
   /** Connection id → value of every live member of `key`, refused past the limit before it is read. */
   async #members(key: InterestKey, what: string): Promise<Map<string, string>> {
     const hosts = await this.#hosts(key);
-    this.#bound(
+    refuseOverLimit(
       what,
       hosts.reduce((sum, [, count]) => sum + count, 0),
+      this.#limit,
     );
     const members = new Map<string, string>();
     await Promise.all(
@@ -115,9 +117,10 @@ export class PresenceReads {
     const sizes = await Promise.all(
       live.map((instance) => this.#link.send(this.#keys.index(instance, kind), ['HLEN', this.#keys.index(instance, kind)])),
     );
-    this.#bound(
+    refuseOverLimit(
       kind === 'rooms' ? 'rooms' : 'onlineUsers',
       sizes.reduce((sum: number, size) => sum + Number(size), 0),
+      this.#limit,
     );
     return Promise.all(
       live.map(async (instance) => {
@@ -128,18 +131,5 @@ export class PresenceReads {
         return entries;
       }),
     );
-  }
-
-  #bound(what: string, entries: number): void {
-    if (entries > this.#limit) throw new PresenceLimitError(what, entries, this.#limit);
-  }
-}
-
-/** A read refused for its size: the caller's to handle (look at the size first, or raise the limit), not a failure of the cluster. */
-export class PresenceLimitError extends RangeError {
-  override readonly name = 'PresenceLimitError';
-
-  constructor(what: string, entries: number, limit: number) {
-    super(`presence ${what} would read ${entries} entries, more than presenceLimit (${limit}): not read`);
   }
 }

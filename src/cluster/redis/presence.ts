@@ -1,11 +1,10 @@
 import type { InterestKey } from '../interest.js';
 import { NodePresence } from '../node-presence.js';
 import type { Presence, PresenceChange } from '../presence.js';
-import { within } from '../../util/timers.js';
 import { Keys } from './keys.js';
 import type { RedisLink } from './link.js';
 import { Liveness } from './liveness.js';
-import { PresenceLimitError, PresenceReads } from './presence-reads.js';
+import { PresenceReads } from './presence-reads.js';
 import { apply, index, isNoScript, SCRIPTS } from './scripts.js';
 
 /** Connections per script call when a room's or user's entries are written; more make several calls. */
@@ -15,11 +14,9 @@ export interface RedisPresenceOptions {
   readonly prefix: string;
   readonly nodeId: string;
   readonly nodeTimeoutMs: number;
-  /** A read that Redis has not answered within this long rejects. */
-  readonly readTimeoutMs: number;
-  /** Most entries a read collects; a larger answer is refused. */
-  readonly limit: number;
-  /** A write failed while the link was up, or a read failed or timed out. */
+  /** Most entries a read collects (`maxPresenceEntries`); a larger answer is refused. */
+  readonly maxEntries: number;
+  /** A write failed while the link was up, or removing a dead node did. */
   readonly failed: (error: unknown, what: string) => void;
 }
 
@@ -56,7 +53,7 @@ export class RedisPresence implements Presence {
     this.#options = options;
     this.#keys = new Keys(options.prefix);
     this.#liveness = new Liveness(link, this.#keys, options);
-    this.#reads = new PresenceReads(link, this.#keys, this.#liveness, options.limit);
+    this.#reads = new PresenceReads(link, this.#keys, this.#liveness, options.maxEntries);
   }
 
   /** This node's own presence, as every change tracked so far left it. */
@@ -93,10 +90,17 @@ export class RedisPresence implements Presence {
     return before;
   }
 
-  /** Registers a new instance of this node and writes its entries whole. Called when the link comes (back) up. */
+  /**
+   * Registers a new instance of this node and writes its entries whole. Called when the link comes (back)
+   * up. Never rejects: a failure with the link up is reported, and the next heartbeat tries again.
+   */
   rebuild(): Promise<void> {
     this.#stale = true;
-    this.#rebuilding ??= this.#rebuild().finally(() => (this.#rebuilding = undefined));
+    this.#rebuilding ??= this.#rebuild()
+      .finally(() => (this.#rebuilding = undefined))
+      .catch((error: unknown) => {
+        if (this.#link.isReady) this.#options.failed(error, 'presence rebuild');
+      });
     return this.#rebuilding;
   }
 
@@ -120,48 +124,38 @@ export class RedisPresence implements Presence {
   }
 
   nodes(): Promise<string[]> {
-    return this.#ask('nodes', () => this.#reads.nodes());
+    return this.#ask(() => this.#reads.nodes());
   }
 
   rooms(): Promise<Record<string, number>> {
-    return this.#ask('rooms', () => this.#reads.rooms());
+    return this.#ask(() => this.#reads.rooms());
   }
 
   roomSize(room: string): Promise<number> {
-    return this.#ask('roomSize', () => this.#reads.roomSize(room));
+    return this.#ask(() => this.#reads.roomSize(room));
   }
 
   roomMembers(room: string): Promise<string[]> {
-    return this.#ask('roomMembers', () => this.#reads.roomMembers(room));
+    return this.#ask(() => this.#reads.roomMembers(room));
   }
 
   roomUsers(room: string): Promise<string[]> {
-    return this.#ask('roomUsers', () => this.#reads.roomUsers(room));
+    return this.#ask(() => this.#reads.roomUsers(room));
   }
 
   userConnections(user: string): Promise<string[]> {
-    return this.#ask('userConnections', () => this.#reads.userConnections(user));
+    return this.#ask(() => this.#reads.userConnections(user));
   }
 
   onlineUsers(): Promise<string[]> {
-    return this.#ask('onlineUsers', () => this.#reads.onlineUsers());
+    return this.#ask(() => this.#reads.onlineUsers());
   }
 
-  #ask<T>(question: string, read: () => Promise<T>): Promise<T> {
-    // Fail at once rather than wait in the client's queue for a Redis that is gone.
-    if (!this.#link.isReady) return Promise.reject(new Error('not connected to Redis'));
-    const answer = async () => {
-      // A node reads its own writes: a rebuild under way lands first, then what waits for the end of the turn.
-      await this.#rebuilding;
-      void this.#flush();
-      return read();
-    };
-    // A stalled Redis (paused, or swamped) answers nothing: the read gives up, and says so.
-    const pending = within(answer(), this.#options.readTimeoutMs, `presence read (${question})`);
-    pending.catch((error: unknown) => {
-      if (!(error instanceof PresenceLimitError)) this.#options.failed(error, 'presence read');
-    });
-    return pending;
+  /** A node reads its own writes: a rebuild under way lands first, then what waits for the end of the turn. */
+  async #ask<T>(read: () => Promise<T>): Promise<T> {
+    await this.#rebuilding;
+    void this.#flush();
+    return read();
   }
 
   #touch(key: InterestKey, id: string): void {
@@ -177,6 +171,7 @@ export class RedisPresence implements Presence {
   /**
    * Writes every room and user touched since the last flush, as the local copy says they are now.
    * Every call is queued in this same turn, so on each shard they run in the order changes were made.
+   * Never rejects: a failed write marks the copy stale (the next heartbeat rewrites it whole) and is reported.
    */
   #flush(): Promise<void> {
     this.#flushQueued = false;
@@ -229,15 +224,10 @@ export class RedisPresence implements Presence {
 
   async #rebuild(): Promise<void> {
     if (!this.#link.isReady || this.#closed) return;
-    try {
-      // Loaded on every master first, on the connections the writes below take: they find the scripts there.
-      await Promise.all(SCRIPTS.map((script) => this.#link.everyMaster(['SCRIPT', 'LOAD', script.source])));
-      // Registered before anything is written, so that no reader takes the new instance's entries for a dead one's.
-      await this.#liveness.register();
-    } catch (error) {
-      if (this.#link.isReady) this.#options.failed(error, 'presence rebuild');
-      return;
-    }
+    // Loaded on every master first, on the connections the writes below take: they find the scripts there.
+    await Promise.all(SCRIPTS.map((script) => this.#link.everyMaster(['SCRIPT', 'LOAD', script.source])));
+    // Registered before anything is written, so that no reader takes the new instance's entries for a dead one's.
+    await this.#liveness.register();
     if (this.#closed) return;
     // Changes tracked while this was under way are in the local copy: everything is written as it is now.
     this.#dirty = new Map();
