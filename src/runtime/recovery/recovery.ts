@@ -15,13 +15,7 @@ import type { CloseCause, Target } from '../../../machines/types.js';
 import { CloseCode } from '../../connection/close-codes.js';
 import type { DropReason, ServerConnection } from '../../connection/connection.js';
 import type { HistoryRead, HistoryStore, StreamPosition } from '../../history/store.js';
-import {
-  connectionStream,
-  resumedFrame,
-  streamOf,
-  type LostStream,
-  type ResumeFailure,
-} from '../../protocol/v1.js';
+import { connectionStream, resumedFrame, streamOf, type LostStream, type ResumeFailure } from '../../protocol/v1.js';
 import type { Timers } from '../../util/timers.js';
 import { Replay, type ReplaySource } from './replay.js';
 import { ReplayFrames } from './replay-frames.js';
