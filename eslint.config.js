@@ -84,11 +84,18 @@ export default tseslint.config(
   {
     // The transport alone speaks ws (and the testing side, which drives ws clients).
     files: ['src/**/*.ts'],
-    ignores: ['src/connection/transport.ts', 'src/testing/**', 'src/client/**'],
+    ignores: ['src/connection/transport.ts', 'src/connection/transport/**', 'src/testing/**', 'src/client/**'],
     rules: {
       'no-restricted-imports': [
         'error',
-        { paths: [{ name: 'ws', message: 'Only src/connection/transport.ts (and the client and testing sides) import ws.' }] },
+        {
+          paths: [
+            {
+              name: 'ws',
+              message: 'Only the transport (src/connection/transport.ts and transport/), the client and the testing side import ws.',
+            },
+          ],
+        },
       ],
     },
   },
