@@ -10,16 +10,18 @@ import tseslint from 'typescript-eslint';
  * `machines/` and itself. A lower layer never imports a higher one.
  */
 const layers = {
+  wire: [],
   util: [],
   delivery: ['util'],
-  connection: ['util', 'delivery', 'history', 'protocol'],
+  connection: ['util', 'delivery', 'history', 'protocol', 'wire'],
   cluster: ['util'],
   observability: ['util'],
   history: ['util'],
-  protocol: ['util', 'delivery', 'history'],
-  runtime: ['util', 'delivery', 'connection', 'cluster', 'observability', 'history', 'protocol'],
-  client: ['util'],
+  protocol: ['util', 'delivery', 'history', 'wire'],
+  runtime: ['util', 'delivery', 'connection', 'cluster', 'observability', 'history', 'protocol', 'wire'],
+  client: ['util', 'wire'],
   testing: [
+    'wire',
     'util',
     'delivery',
     'connection',
@@ -96,6 +98,16 @@ export default tseslint.config(
             },
           ],
         },
+      ],
+    },
+  },
+  {
+    // What browsers run: berth/client and the codec it shares with the server use no Node globals.
+    files: ['src/wire/**/*.ts', 'src/client/**/*.ts', 'src/client.ts'],
+    rules: {
+      'no-restricted-globals': [
+        'error',
+        { name: 'Buffer', message: 'berth/client runs in browsers: Uint8Array and TextEncoder/TextDecoder.' },
       ],
     },
   },
