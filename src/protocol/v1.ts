@@ -131,14 +131,19 @@ function requestId(message: Record<string, unknown>): RequestId {
   throw new InvalidMessage(`"req" needs "id": an integer ≥ 0 or a string of 1–${MAX_ID_LENGTH} characters`);
 }
 
-/** Decodes one frame a `berth.v1` client sent; throws `InvalidMessage`. */
+/**
+ * Decodes one frame a `berth.v1` client sent; throws `InvalidMessage`, with the request's `id` when
+ * the frame is a request whose id is valid, so that the error answers that request.
+ */
 export function decodeClientFrame(data: string | Buffer, binary: boolean): ClientMessage {
   if (!binary) {
     const message = decodeText(data as string);
     if (message.t === 'msg' || message.t === 'req') {
-      if (typeof message.d !== 'string') throw new InvalidMessage(`"${message.t}" needs "d", a string (send bytes as a binary message)`);
-      if (message.t === 'req') return { kind: 'req', id: requestId(message), data: message.d, binary: false };
-      return { kind: 'msg', data: message.d, binary: false };
+      const id = message.t === 'req' ? requestId(message) : undefined;
+      if (typeof message.d !== 'string') {
+        throw new InvalidMessage(`"${message.t}" needs "d", a string (send bytes as a binary message)`, id);
+      }
+      return id === undefined ? { kind: 'msg', data: message.d, binary: false } : { kind: 'req', id, data: message.d, binary: false };
     }
     if (message.t === 'resume') return resumeOf(message);
     throw new InvalidMessage(`unknown message kind ${shown(message.t)}`);

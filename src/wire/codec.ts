@@ -7,11 +7,23 @@
  * - A binary frame holds a 16-bit big-endian header length, that many bytes
  *   of JSON header (the object without `d`), then the payload bytes.
  */
+import type { RequestId } from './v1.js';
+
 /** Longest JSON header of a binary message, in bytes. */
 export const MAX_HEADER = 0xffff;
 
-/** Thrown for a frame that is not a `berth.v1` message; the message says what is wrong with it. */
-export class InvalidMessage extends Error {}
+/**
+ * Thrown for a frame that is not a `berth.v1` message; the message says what is wrong with it.
+ * `id` is the request's, when the frame is a request whose id is valid: the error answers it.
+ */
+export class InvalidMessage extends Error {
+  readonly id: RequestId | undefined;
+
+  constructor(message: string, id?: RequestId) {
+    super(message);
+    this.id = id;
+  }
+}
 
 /** A frame decoded: its JSON object (with `t` unchecked), and in the binary form the payload after the header. */
 export interface DecodedFrame<Bytes extends Uint8Array> {

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import type { Connection } from '../../src/index.js';
+import { decodeClientFrame, InvalidMessage } from '../../src/protocol/v1.js';
 import { connect, eventually } from '../helpers/client.js';
 import { nextConnection, startRuntime } from '../helpers/runtime.js';
 
@@ -245,6 +246,24 @@ describe('berth.v1: request and reply', () => {
     expect(await client.next()).toEqual({ t: 'error', id: 9, code: 'no-handler', message: 'this server answers no requests' });
     for (const id of [-1, 1.5, '', 'x'.repeat(65), null]) client.ws.send(JSON.stringify({ t: 'req', id, d: 'x' }));
     for (let i = 0; i < 5; i++) expect(await client.next()).toMatchObject({ t: 'error', code: 'invalid-message' });
+  });
+
+  it('a request whose id is valid but whose d is not is refused with its id, so that the error can answer it', () => {
+    const refusal = (frame: object) => {
+      try {
+        decodeClientFrame(JSON.stringify(frame), false);
+      } catch (error) {
+        if (error instanceof InvalidMessage) return { id: error.id, why: error.message };
+      }
+      throw new Error(`${JSON.stringify(frame)} was decoded`);
+    };
+    const badData = '"req" needs "d", a string (send bytes as a binary message)';
+    expect(refusal({ t: 'req', id: 7, d: 5 })).toEqual({ id: 7, why: badData });
+    expect(refusal({ t: 'req', id: 'seven' })).toEqual({ id: 'seven', why: badData });
+    // No id to answer: an invalid one, or none.
+    expect(refusal({ t: 'req', id: -1, d: 5 }).id).toBeUndefined();
+    expect(refusal({ t: 'req', d: 5 }).id).toBeUndefined();
+    expect(refusal({ t: 'msg', id: 7, d: 5 }).id).toBeUndefined();
   });
 
   it('a raw client’s frames are never requests', async () => {
