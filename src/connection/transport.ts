@@ -36,7 +36,7 @@ export interface TransportOptions {
   closeTimeoutMs: number;
   /** How long berth's own server waits for an upgrade request's headers. */
   handshakeTimeoutMs: number;
-  /** The subprotocol chosen whenever a client offers it. */
+  /** The subprotocol chosen whenever a client offers it; a socket's `protocol` is it or ''. */
   protocol: string;
   /** permessage-deflate, when on (`deflateOption`). */
   compression: CompressionSettings | undefined;
@@ -142,7 +142,7 @@ export class Transport<Grant> {
       limitOffer(request, this.#options.compression);
       this.#wss.handleUpgrade(request, socket, head, (ws) => {
         handedOver();
-        ws.sink = this.#hooks.open(new WsSocket(ws), request, decision);
+        ws.sink = this.#hooks.open(new WsSocket(ws, this.#options.protocol), request, decision);
       });
     };
     const fail = (error: unknown) => {

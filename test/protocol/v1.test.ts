@@ -50,19 +50,30 @@ describe('berth.v1: negotiated with Sec-WebSocket-Protocol', () => {
     expect(welcome.session).toMatch(/^[A-Za-z0-9_-]{24}$/);
   });
 
-  it('a raw client is unchanged: no envelope, no welcome; another offered subprotocol is still chosen as before', async () => {
+  it('a raw client is unchanged: no envelope, no welcome', async () => {
     const { runtime, url } = await startRuntime();
     const opened = nextConnection(runtime);
-    const raw = await connect(url, { protocol: 'chat' } as never);
-    const offered = new WebSocket(url, ['chat', 'other']);
-    await new Promise((resolve) => offered.once('open', resolve));
-    expect(offered.protocol).toBe('chat');
-    const connection = await opened;
-    expect(connection.protocol).toBe('');
+    const raw = await connect(url);
+    expect((await opened).protocol).toBe('');
     runtime.sendToAll('plain');
     expect(await raw.next()).toBe('plain');
     expect(raw.messages).toEqual(['plain']);
-    offered.close();
+  });
+
+  it('a client that offers other subprotocols gets the first echoed, as ws does, and is a raw client: its protocol is ""', async () => {
+    const { runtime, url } = await startRuntime();
+    const opened = nextConnection(runtime);
+    const chat = new WebSocket(url, ['chat', 'other']);
+    const received: string[] = [];
+    chat.on('message', (data) => void received.push(String(data)));
+    await new Promise((resolve, reject) => chat.once('open', resolve).once('error', reject));
+    expect(chat.protocol).toBe('chat');
+    const connection = await opened;
+    expect(connection.protocol).toBe('');
+    connection.send('plain');
+    await eventually(() => received.length === 1, 'the message');
+    expect(received).toEqual(['plain']);
+    chat.close();
   });
 });
 

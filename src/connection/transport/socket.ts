@@ -22,7 +22,10 @@ export interface SocketSink {
 
 /** What the runtime may do with an open socket. */
 export interface TransportSocket extends OutboxSocket {
-  /** The subprotocol the handshake settled on, or '' for none. */
+  /**
+   * The transport's own subprotocol (`berth.v1`) if the handshake settled on it, else '': a raw
+   * client, whatever other subprotocol the handshake echoed to it.
+   */
   readonly protocol: string;
   /**
    * What this peer's permessage-deflate settled for the server's side, if it negotiated the extension;
@@ -128,16 +131,16 @@ export class SinkWebSocket extends WebSocket {
 export class WsSocket implements TransportSocket {
   readonly #ws: SinkWebSocket;
   readonly #socket: Duplex;
+  readonly protocol: string;
   readonly deflate: PeerDeflateParams | undefined;
 
-  constructor(ws: SinkWebSocket) {
+  /** `ownProtocol` is the subprotocol berth speaks: the socket's `protocol` is it, or ''. */
+  constructor(ws: SinkWebSocket, ownProtocol: string) {
     this.#ws = ws;
     this.#socket = rawSocketOf(ws);
+    // Another subprotocol the handshake echoed (a raw client's `chat`) means nothing to the runtime.
+    this.protocol = ws.protocol === ownProtocol ? ownProtocol : '';
     this.deflate = deflateParamsOf(ws);
-  }
-
-  get protocol(): string {
-    return this.#ws.protocol;
   }
 
   get isOpen(): boolean {
