@@ -10,6 +10,7 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer, type ServerOptions, type Server as WsServer } from 'ws';
 import { Refusal } from './admission.js';
 import type { CompressionSettings } from '../delivery/deflate.js';
+import { chooseSubprotocol } from '../protocol/v1.js';
 import { deflateOption, limitOffer } from './transport/deflate-offer.js';
 import { refuseUpgrade, standaloneServer } from './transport/http.js';
 import { MAX_PENDING_AUTO_PONGS, SinkWebSocket, WsSocket, type SocketSink, type TransportSocket } from './transport/socket.js';
@@ -74,8 +75,7 @@ export class Transport<Grant> {
       // One close timeout governs: the documented closeTimeoutMs, not ws's own 30 s.
       closeTimeout: options.closeTimeoutMs,
       maxPendingAutoPongs: MAX_PENDING_AUTO_PONGS,
-      // berth's own protocol when offered; otherwise ws's choice, the first offered, as before it existed.
-      handleProtocols: (offered) => (offered.has(options.protocol) ? options.protocol : (offered.values().next().value ?? false)),
+      handleProtocols: (offered) => chooseSubprotocol(offered, options.protocol),
     };
     this.#wss = new WebSocketServer(serverOptions) as WsServer<typeof SinkWebSocket>;
     this.#ownsServer = options.port !== undefined;

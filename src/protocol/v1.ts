@@ -9,10 +9,23 @@ import type { Target } from '../../machines/types.js';
 import { Frame, type Payload } from '../delivery/frame.js';
 import type { StreamPosition } from '../history/store.js';
 import { decodeBinary, decodeText, encodeBinary, InvalidMessage, shown } from '../wire/codec.js';
-import { MAX_EARLIER_TOKENS, PROTOCOL_V1, RESUME_INTENT, type RequestId } from '../wire/v1.js';
+import { BERTH_PREFIX, MAX_EARLIER_TOKENS, PROTOCOL_V1, RESUME_INTENT, type RequestId } from '../wire/v1.js';
 
 export type { Payload, RequestId };
 export { InvalidMessage, PROTOCOL_V1, RESUME_INTENT };
+
+/**
+ * The subprotocol the server answers an offer with: `own` whenever it is offered; else the first
+ * offered name that is not berth's (a raw client's own, echoed as ws would: a WebSocket client that
+ * offered subprotocols fails a handshake that selects none); else none. A `berth.*` name other than
+ * `own` (`berth.v2`, `berth.resume` alone) is never chosen: the server does not speak it, and a client
+ * that offered only such names gets no subprotocol, which its WebSocket reports as a failed handshake.
+ */
+export function chooseSubprotocol(offered: ReadonlySet<string>, own: string): string | false {
+  if (offered.has(own)) return own;
+  for (const name of offered) if (!name.startsWith(BERTH_PREFIX)) return name;
+  return false;
+}
 
 /** The stream a broadcast belongs to: `room:<name>`, `user:<name>`, or `all`. */
 export function streamOf(target: Target): string {

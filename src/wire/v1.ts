@@ -13,6 +13,9 @@ export const PROTOCOL_V1 = 'berth.v1';
  */
 export const RESUME_INTENT = 'berth.resume';
 
+/** What the name of every berth subprotocol starts with. */
+export const BERTH_PREFIX = 'berth.';
+
 /** A request's correlation id: chosen by the client, echoed in its reply or error. */
 export type RequestId = number | string;
 

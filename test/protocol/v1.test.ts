@@ -77,6 +77,40 @@ describe('berth.v1: negotiated with Sec-WebSocket-Protocol', () => {
   });
 });
 
+describe('berth.v1: the server never chooses a berth subprotocol it does not speak', () => {
+  /** How a ws client that offers `protocols` fares: the subprotocol it got, or the error its handshake failed with. */
+  function offering(url: string, protocols: string[]): Promise<{ protocol: string } | { error: string }> {
+    const ws = new WebSocket(url, protocols);
+    return new Promise((resolve) => {
+      ws.once('open', () => {
+        resolve({ protocol: ws.protocol });
+        ws.close();
+      });
+      ws.once('error', (error) => resolve({ error: error.message }));
+    });
+  }
+
+  it.each([[['berth.v2']], [['berth.resume']], [['berth.v2', 'berth.resume']]])(
+    'a client offering only %j gets no subprotocol: its handshake fails, and the server saw a raw client',
+    async (protocols) => {
+      const { runtime, url } = await startRuntime();
+      const opened = nextConnection(runtime);
+      expect(await offering(url, protocols)).toEqual({ error: 'Server sent no subprotocol' });
+      expect((await opened).protocol).toBe('');
+    },
+  );
+
+  it('beside a name of its own, that name is chosen; beside berth.v1, berth.v1', async () => {
+    const { runtime, url } = await startRuntime();
+    const protocols: string[] = [];
+    runtime.on('connection', (connection) => void protocols.push(connection.protocol));
+    expect(await offering(url, ['berth.v2', 'chat'])).toEqual({ protocol: 'chat' });
+    expect(await offering(url, ['berth.resume', 'berth.v2', 'berth.v1'])).toEqual({ protocol: 'berth.v1' });
+    await eventually(() => protocols.length === 2, 'both connections');
+    expect(protocols).toEqual(['', 'berth.v1']);
+  });
+});
+
 describe('berth.v1: every message belongs to a stream, with an offset and an epoch', () => {
   it('a room is a stream: joined says where it stands, each message takes the next offset in one epoch', async () => {
     const { runtime, url } = await startRuntime();
