@@ -21,6 +21,7 @@ export interface ClientSocket {
   onerror: ((event: unknown) => void) | null;
 }
 
+/** What `createClient` takes besides the URL. */
 export interface ClientOptions {
   /** The WebSocket class. [default globalThis.WebSocket, or `ws` in Node] */
   readonly WebSocket?: WebSocketClass;
@@ -93,6 +94,7 @@ export class ClientRequestError extends Error {
 /** The code of the `error` event for a frame from the server that is no `berth.v1` message. */
 export const INVALID_SERVER_MESSAGE = 'invalid-server-message';
 
+/** The events of a client, by name, and what each carries (`client.on`). */
 export interface ClientEvents<M extends MessageMap = RawMessages> extends Record<string, unknown> {
   state: ClientState;
   message: StreamMessage<M['receive']>;

@@ -25,10 +25,10 @@ export class InvalidMessage extends Error {
   }
 }
 
-/** A frame decoded: its JSON object (with `t` unchecked), and in the binary form the payload after the header. */
-export interface DecodedFrame<Bytes extends Uint8Array> {
+/** A binary frame decoded: its header's JSON object (with `t` unchecked) and the payload after it. */
+export interface BinaryFrame<Bytes extends Uint8Array> {
   readonly message: Record<string, unknown>;
-  readonly payload: Bytes | undefined;
+  readonly payload: Bytes;
 }
 
 const encoder = new TextEncoder();
@@ -51,7 +51,7 @@ export function decodeText(text: string): Record<string, unknown> {
  * Decodes a binary frame into its header's JSON object and the payload, a view of `bytes` (a Buffer's
  * is a Buffer); throws `InvalidMessage`.
  */
-export function decodeBinary<Bytes extends Uint8Array>(bytes: Bytes): DecodedFrame<Bytes> & { readonly payload: Bytes } {
+export function decodeBinary<Bytes extends Uint8Array>(bytes: Bytes): BinaryFrame<Bytes> {
   if (bytes.byteLength < 2) throw new InvalidMessage('a binary frame starts with a 16-bit header length');
   const end = 2 + ((bytes[0]! << 8) | bytes[1]!);
   if (end > bytes.byteLength) throw new InvalidMessage('binary header longer than the frame');
@@ -63,11 +63,6 @@ export function decodeBinary<Bytes extends Uint8Array>(bytes: Bytes): DecodedFra
   }
   // A typed array's subarray is of its own class: a Buffer's payload is a Buffer.
   return { message: object(header), payload: bytes.subarray(end) as Bytes };
-}
-
-/** Decodes a frame of either form (`decodeText`, `decodeBinary`); throws `InvalidMessage`. */
-export function decodeFrame<Bytes extends Uint8Array>(data: string | Bytes): DecodedFrame<Bytes> {
-  return typeof data === 'string' ? { message: decodeText(data), payload: undefined } : decodeBinary(data);
 }
 
 /**

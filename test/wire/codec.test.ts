@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decodeBinary, decodeFrame, decodeText, encodeBinary, InvalidMessage, MAX_HEADER } from '../../src/wire/codec.js';
+import { decodeBinary, decodeText, encodeBinary, InvalidMessage, MAX_HEADER } from '../../src/wire/codec.js';
 
 describe('the berth.v1 codec', () => {
   it('a binary message: header length, JSON header, payload, and back', () => {
@@ -45,10 +45,5 @@ describe('the berth.v1 codec', () => {
     ['whose header is not an object', [0, 1, 49], 'a message must be a JSON object with "t"'],
   ])('a binary frame %s is an InvalidMessage', (_, bytes, why) => {
     expect(() => decodeBinary(new Uint8Array(bytes))).toThrow(new InvalidMessage(why));
-  });
-
-  it('decodeFrame takes either form', () => {
-    expect(decodeFrame('{"t":"left","s":"all"}')).toEqual({ message: { t: 'left', s: 'all' }, payload: undefined });
-    expect(decodeFrame(encodeBinary({ t: 'msg' }, new Uint8Array([1]))).payload).toEqual(new Uint8Array([1]));
   });
 });
