@@ -9,7 +9,7 @@ import type { CompressionSettings } from '../../delivery/deflate.js';
 
 /**
  * ws's `perMessageDeflate` option for `compression`: offers are accepted with `client_no_context_takeover`,
- * and with `server_no_context_takeover` when targets share no contexts (`contexts: 0`) or the client asks.
+ * and with `server_no_context_takeover` when targets share no contexts (`compression.contexts` is 0) or the client asks.
  */
 export function deflateOption(compression: CompressionSettings | undefined): PerMessageDeflateOptions | false {
   if (compression === undefined) return false;
