@@ -10,16 +10,18 @@ import tseslint from 'typescript-eslint';
  * `machines/` and itself. A lower layer never imports a higher one.
  */
 const layers = {
+  wire: [],
   util: [],
   delivery: ['util'],
-  connection: ['util', 'delivery', 'history', 'protocol'],
+  connection: ['util', 'delivery', 'history', 'protocol', 'wire'],
   cluster: ['util'],
   observability: ['util'],
   history: ['util'],
-  protocol: ['util', 'delivery', 'history'],
-  runtime: ['util', 'delivery', 'connection', 'cluster', 'observability', 'history', 'protocol'],
-  client: ['util'],
+  protocol: ['util', 'delivery', 'history', 'wire'],
+  runtime: ['util', 'delivery', 'connection', 'cluster', 'observability', 'history', 'protocol', 'wire'],
+  client: ['util', 'wire'],
   testing: [
+    'wire',
     'util',
     'delivery',
     'connection',
@@ -84,11 +86,28 @@ export default tseslint.config(
   {
     // The transport alone speaks ws (and the testing side, which drives ws clients).
     files: ['src/**/*.ts'],
-    ignores: ['src/connection/transport.ts', 'src/testing/**', 'src/client/**'],
+    ignores: ['src/connection/transport.ts', 'src/connection/transport/**', 'src/testing/**', 'src/client/**'],
     rules: {
       'no-restricted-imports': [
         'error',
-        { paths: [{ name: 'ws', message: 'Only src/connection/transport.ts (and the client and testing sides) import ws.' }] },
+        {
+          paths: [
+            {
+              name: 'ws',
+              message: 'Only the transport (src/connection/transport.ts and transport/), the client and the testing side import ws.',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    // What browsers run: berth/client and the codec it shares with the server use no Node globals.
+    files: ['src/wire/**/*.ts', 'src/client/**/*.ts', 'src/client.ts'],
+    rules: {
+      'no-restricted-globals': [
+        'error',
+        { name: 'Buffer', message: 'berth/client runs in browsers: Uint8Array and TextEncoder/TextDecoder.' },
       ],
     },
   },

@@ -1,5 +1,6 @@
 /** `berth/client`: the berth.v1 client for browsers and Node. */
-export { createClient, BerthClient, ClientRequestError } from './client/client.js';
+export { createClient, BerthClient } from './client/client.js';
+export { ClientRequestError } from './client/api.js';
 export type {
   ClientEvents,
   ClientOptions,
@@ -9,6 +10,6 @@ export type {
   RawMessages,
   StreamMessage,
   WebSocketClass,
-} from './client/client.js';
+} from './client/api.js';
 export { clientMachine, reconnectDelay } from '../machines/client.machine.js';
 export type { Backoff, ClientContext, ClientEvent, ClientInput } from '../machines/client.machine.js';

@@ -252,12 +252,16 @@ describe('demo chat', () => {
     expect([...seen].filter((url) => url.startsWith('/modules/berth/')).sort()).toEqual([
       '/modules/berth/machines/client.machine.js',
       '/modules/berth/src/client.js',
+      '/modules/berth/src/client/api.js',
       '/modules/berth/src/client/client.js',
+      '/modules/berth/src/client/messages.js',
       '/modules/berth/src/util/compiled-machine.js',
       '/modules/berth/src/util/event-hub.js',
       '/modules/berth/src/util/mitt.js',
       '/modules/berth/src/util/thenable.js',
       '/modules/berth/src/util/timers.js',
+      '/modules/berth/src/wire/codec.js',
+      '/modules/berth/src/wire/v1.js',
     ]);
     expect(seen.has('/modules/mitt/dist/mitt.mjs')).toBe(true);
   });

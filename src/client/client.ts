@@ -7,121 +7,30 @@
  */
 import { CompiledMachine, type MachineInstance } from '../util/compiled-machine.js';
 import { realTimers } from '../util/timers.js';
-import {
-  clientMachine,
-  clientStateOf,
-  type Backoff,
-  type ClientContext,
-  type ClientEvent,
-  type ClientInput,
-} from '../../machines/client.machine.js';
+import { clientMachine, clientStateOf, type ClientContext, type ClientEvent, type ClientInput } from '../../machines/client.machine.js';
 import { EventHub } from '../util/event-hub.js';
+import { InvalidMessage } from '../wire/codec.js';
+import { MAX_EARLIER_TOKENS, PROTOCOL_V1, RESUME_INTENT } from '../wire/v1.js';
+import {
+  ClientRequestError,
+  INVALID_SERVER_MESSAGE,
+  type ClientEvents,
+  type ClientOptions,
+  type ClientSocket,
+  type ClientState,
+  type MessageMap,
+  type RawMessages,
+  type ReplyOf,
+  type RequestOf,
+  type WebSocketClass,
+} from './api.js';
+import { clientFrame, readServerFrame, resumeFrame, type ServerFrame } from './messages.js';
 
-/** Most earlier tokens a resume names (the server takes as many). */
-const MAX_EARLIER_TOKENS = 4;
-
-/** Where a client is. */
-export type ClientState = ReturnType<typeof clientStateOf>;
-
-/** The WebSocket class the client uses: the browser's, or `ws`'s in Node. */
-export interface WebSocketClass {
-  new (url: string, protocols: string[]): ClientSocket;
-}
-
-/** What the client needs of a WebSocket (the browser's and `ws`'s both fit). */
-export interface ClientSocket {
-  binaryType: string;
-  readonly readyState: number;
-  send(data: string | Uint8Array): void;
-  close(code?: number, reason?: string): void;
-  onopen: ((event: unknown) => void) | null;
-  onmessage: ((event: { data: unknown }) => void) | null;
-  onclose: ((event: { code: number; reason: string }) => void) | null;
-  onerror: ((event: unknown) => void) | null;
-}
-
-export interface ClientOptions {
-  /** The WebSocket class. [default globalThis.WebSocket, or `ws` in Node] */
-  readonly WebSocket?: WebSocketClass;
-  /** [default { initialMs: 250, maxMs: 30000 }] */
-  readonly backoff?: Partial<Backoff>;
-  /** Messages `send` queues while the client is not open; past it `send` returns false and drops nothing already queued. [default 1000] */
-  readonly maxQueue?: number;
-  /** How long `request` waits for its reply. [default 10000] */
-  readonly requestTimeoutMs?: number;
-  /** How long `close` waits for the server's close. [default 5000] */
-  readonly closeTimeoutMs?: number;
-  /** How long a connection attempt waits for the server's welcome before it is dropped and retried with backoff. [default 10000] */
-  readonly connectTimeoutMs?: number;
-  /**
-   * Whether to reconnect after a close with this code. [default: after 1001, 1005, 1006, 1011–1014,
-   * 4001 and other berth codes marked reconnect in the catalog; never after 1000, 1002, 1003, 1007–1010
-   * or an application's 4100–4999]
-   */
-  readonly reconnect?: (code: number) => boolean;
-}
-
-/** A message of a stream, as the client received it. */
-export interface StreamMessage<T = string | Uint8Array> {
-  readonly stream: string;
-  readonly offset: number;
-  readonly epoch: string;
-  /** Text as a string, bytes as a Uint8Array; with `json: true`, text parsed as JSON. */
-  readonly data: T;
-}
-
-/**
- * What a client sends and receives: `createClient<Chat>(url, { json: true })` types `send`, `request`
- * and every `message`'s `data` with it, and carries them as JSON text.
- */
-export interface MessageMap {
-  /** What the server sends: each `message` event's `data`. */
-  readonly receive: unknown;
-  /** What `send` takes. */
-  readonly send: unknown;
-  /** What `request` takes. [default: `send`] */
-  readonly request?: unknown;
-  /** What a `request` resolves with. [default: `receive`] */
-  readonly reply?: unknown;
-}
-
-/** Without a message map: text as strings, bytes as `Uint8Array`s, both ways. */
-export interface RawMessages {
-  readonly receive: string | Uint8Array;
-  readonly send: string | Uint8Array;
-  readonly request: string | Uint8Array;
-  readonly reply: string | Uint8Array;
-}
-
-type RequestOf<M extends MessageMap> = M extends { readonly request: infer R } ? R : M['send'];
-type ReplyOf<M extends MessageMap> = M extends { readonly reply: infer R } ? R : M['receive'];
-
-/** A request the server answered with an error, or that got no answer. */
-export class ClientRequestError extends Error {
-  override readonly name = 'ClientRequestError';
-  /** The server's code (`no-handler`, `handler-failed`, the application's own), or `timeout` / `disconnected` / `closed`. */
-  readonly code: string;
-  constructor(code: string, message: string) {
-    super(message);
-    this.code = code;
-  }
-}
-
-export interface ClientEvents<M extends MessageMap = RawMessages> extends Record<string, unknown> {
-  state: ClientState;
-  message: StreamMessage<M['receive']>;
-  welcome: { id: string };
-  close: { code: number; reason: string };
-  /**
-   * Back after a drop: `recovered` with every message missed replayed (before this event, in order), or
-   * not — then `lost` names the streams, `reason` says why, and the client starts fresh.
-   */
-  resumed: { recovered: boolean; lost: ReadonlyArray<{ stream: string; reason: string }>; reason: string | undefined };
-  /**
-   * The server answered something the client sent with an error (not a request's), or, with `json: true`,
-   * a text message was not JSON (`code` `invalid-json`: the message is skipped, its position kept).
-   */
-  error: { code: string; message: string };
+/** A request waiting for its answer. */
+interface PendingRequest<Reply> {
+  resolve(value: Reply): void;
+  reject(error: Error): void;
+  timer: ReturnType<typeof setTimeout>;
 }
 
 /** Codes worth reconnecting after, from berth's close-code catalog (docs/close-codes.md). */
@@ -144,10 +53,7 @@ export class BerthClient<M extends MessageMap = RawMessages> {
   readonly #machine: MachineInstance<ClientContext, ClientEvent>;
   readonly #events = new EventHub<ClientEvents<M>>();
   readonly #queue: Array<string | Uint8Array> = [];
-  readonly #pending = new Map<
-    number,
-    { resolve(value: ReplyOf<M>): void; reject(error: Error): void; timer: ReturnType<typeof setTimeout> }
-  >();
+  readonly #pending = new Map<number, PendingRequest<ReplyOf<M>>>();
   readonly #positions = new Map<string, { offset: number; epoch: string }>();
   #socket: ClientSocket | undefined;
   #nextId = 0;
@@ -251,7 +157,7 @@ export class BerthClient<M extends MessageMap = RawMessages> {
 
   /** Sends a message to the application; queued while not open. False if the queue is full or the client closed. */
   send(data: M['send']): boolean {
-    const frame = this.#frame({ t: 'msg' }, data);
+    const frame = clientFrame({ t: 'msg' }, data, this.#json);
     // Open, but its socket may already be closing while its close event is on its way: then it is queued.
     if (this.#state === 'open' && this.#write(frame)) return true;
     if (this.#state === 'closing' || this.#state === 'closed') return false;
@@ -265,7 +171,7 @@ export class BerthClient<M extends MessageMap = RawMessages> {
     const disconnected = () => new ClientRequestError('disconnected', `the client is ${this.#state}`);
     if (this.#state !== 'open' || this.#socket?.readyState !== OPEN) return Promise.reject(disconnected());
     const id = this.#nextId++;
-    const frame = this.#frame({ t: 'req', id }, data);
+    const frame = clientFrame({ t: 'req', id }, data, this.#json);
     return new Promise((resolve, reject) => {
       const timeoutMs = options.timeoutMs ?? this.#options.requestTimeoutMs ?? 10_000;
       const timer = setTimeout(() => {
@@ -293,7 +199,7 @@ export class BerthClient<M extends MessageMap = RawMessages> {
       if (clientStateOf(this.#machine.state ?? 'closed') !== 'connecting') return;
     }
     // With a session to resume, it says so in the handshake, so that nothing live comes before the replay.
-    const socket = new WebSocketClass(this.url, this.#session === undefined ? ['berth.v1'] : ['berth.v1', 'berth.resume']);
+    const socket = new WebSocketClass(this.url, this.#session === undefined ? [PROTOCOL_V1] : [PROTOCOL_V1, RESUME_INTENT]);
     socket.binaryType = 'arraybuffer';
     this.#socket = socket;
     socket.onmessage = (event) => {
@@ -305,18 +211,6 @@ export class BerthClient<M extends MessageMap = RawMessages> {
       this.#socket = undefined;
       this.#machine.send({ type: 'socket.closed', code: event.code, reason: event.reason });
     };
-  }
-
-  /** A `msg` or `req` frame of `data`: bytes go binary; a string, or with `json` any other value as JSON, goes as text. */
-  #frame(header: { t: 'msg' } | { t: 'req'; id: number }, data: unknown): string | Uint8Array {
-    if (data instanceof Uint8Array) return binaryFrame(header, data);
-    if (this.#json) {
-      const text = JSON.stringify(data);
-      if (text === undefined) throw new TypeError('data has no JSON form (undefined, a function or a symbol)');
-      return JSON.stringify({ ...header, d: text });
-    }
-    if (typeof data !== 'string') throw new TypeError('data must be a string or a Uint8Array (or pass json: true)');
-    return JSON.stringify({ ...header, d: data });
   }
 
   /** What the application gets of a text payload: the text, or with `json` its value; undefined if that is not JSON. */
@@ -338,22 +232,23 @@ export class BerthClient<M extends MessageMap = RawMessages> {
   }
 
   #receive(data: unknown): void {
-    let message: Record<string, unknown>;
-    let payload: Uint8Array | undefined;
-    if (typeof data === 'string') {
-      message = JSON.parse(data) as Record<string, unknown>;
-    } else {
-      const bytes = new Uint8Array(data as ArrayBuffer);
-      const end = 2 + ((bytes[0]! << 8) | bytes[1]!);
-      message = JSON.parse(new TextDecoder().decode(bytes.subarray(2, end))) as Record<string, unknown>;
-      payload = bytes.subarray(end);
+    let frame: ServerFrame | undefined;
+    try {
+      frame = readServerFrame(data);
+    } catch (error) {
+      if (!(error instanceof InvalidMessage)) throw error;
+      this.#invalid(error);
+      return;
     }
+    // A kind of a later version of berth.v1: ignored, as the protocol's versioning rule says.
+    if (frame === undefined) return;
+    const { message, payload } = frame;
     switch (message.t) {
       case 'welcome': {
-        this.id = message.id as string;
+        this.id = message.id;
         this.#emit('welcome', { id: this.id });
         const previous = this.#session;
-        this.#session = typeof message.session === 'string' ? message.session : undefined;
+        this.#session = message.session;
         if (previous === undefined || this.#session === undefined) {
           this.#machine.send({ type: 'server.welcome' });
           return;
@@ -361,27 +256,19 @@ export class BerthClient<M extends MessageMap = RawMessages> {
         // Back after a drop: ask for the session, and be open once its replay is in.
         // A resume that got no answer before this connection dropped too still counts what it knew.
         const known = new Map([...(this.#resuming ?? []), ...this.#positions]);
-        const positions: Record<string, { o: number; e: string }> = {};
-        for (const [stream, { offset, epoch }] of known) positions[stream] = { o: offset, e: epoch };
         // What the new connection says of its streams (rooms the application joined it to as it
         // arrived) holds whatever the outcome; what the old one knew holds only if it is recovered.
         const earlier = this.#resuming === undefined ? [] : this.#resumingTokens.slice(0, MAX_EARLIER_TOKENS);
         this.#resuming = known;
         this.#resumingTokens = [previous, ...earlier];
         this.#positions.clear();
-        this.#write(
-          JSON.stringify(
-            earlier.length === 0 ? { t: 'resume', token: previous, positions } : { t: 'resume', token: previous, positions, earlier },
-          ),
-        );
+        this.#write(resumeFrame(previous, known, earlier));
         this.#machine.send({ type: 'server.resuming' });
         return;
       }
       case 'resumed': {
-        const recovered = message.recovered === true;
-        const lost = Array.isArray(message.lost)
-          ? (message.lost as Array<{ s: string; reason: string }>).map(({ s, reason }) => ({ stream: s, reason }))
-          : [];
+        const { recovered } = message;
+        const lost = (message.lost ?? []).map(({ s, reason }) => ({ stream: s, reason }));
         // Not recovered: the connection started fresh, and what the old one knew of its streams no longer holds.
         const before = this.#resuming;
         this.#resuming = undefined;
@@ -389,21 +276,19 @@ export class BerthClient<M extends MessageMap = RawMessages> {
         if (recovered && before !== undefined) {
           for (const [stream, position] of before) if (!this.#positions.has(stream)) this.#positions.set(stream, position);
         }
-        this.#emit('resumed', { recovered, lost, reason: recovered ? undefined : (message.reason as string) });
+        this.#emit('resumed', { recovered, lost, reason: recovered ? undefined : message.reason });
         this.#machine.send({ type: 'server.welcome' });
         return;
       }
       case 'msg': {
         // The hot path of a busy client: the event is built whole, not spread, and text needs no wrapper.
-        const stream = message.s as string;
-        const offset = message.o as number;
-        const epoch = message.e as string;
+        const { s: stream, o: offset, e: epoch } = message;
         this.#positions.set(stream, { offset, epoch });
         let data: unknown = payload;
         if (data === undefined) {
           if (!this.#json) data = message.d;
           else {
-            const decoded = this.#decode(message.d as string);
+            const decoded = this.#decode(message.d!);
             if (decoded === undefined) return;
             data = decoded.value;
           }
@@ -413,34 +298,49 @@ export class BerthClient<M extends MessageMap = RawMessages> {
       }
       case 'joined':
       case 'skip':
-        this.#positions.set(message.s as string, { offset: message.o as number, epoch: message.e as string });
+        this.#positions.set(message.s, { offset: message.o, epoch: message.e });
         return;
       case 'left':
-        this.#positions.delete(message.s as string);
-        this.#resuming?.delete(message.s as string);
+        this.#positions.delete(message.s);
+        this.#resuming?.delete(message.s);
         return;
       case 'reply':
       case 'error': {
-        const pending = typeof message.id === 'number' ? this.#pending.get(message.id) : undefined;
+        const pending = this.#take(message.id);
         if (pending === undefined) {
-          if (message.t === 'error') this.#emit('error', { code: message.code as string, message: message.message as string });
+          if (message.t === 'error') this.#emit('error', { code: message.code, message: message.message });
           return;
         }
-        this.#pending.delete(message.id as number);
-        clearTimeout(pending.timer);
         if (message.t === 'error') {
-          pending.reject(new ClientRequestError(message.code as string, message.message as string));
+          pending.reject(new ClientRequestError(message.code, message.message));
           return;
         }
-        const decoded = payload !== undefined ? { value: payload } : this.#decode(message.d as string);
+        const decoded = payload !== undefined ? { value: payload } : this.#decode(message.d!);
         if (decoded === undefined) pending.reject(new ClientRequestError('invalid-json', 'the reply is not JSON'));
         else pending.resolve(decoded.value as ReplyOf<M>);
         return;
       }
-      default:
-        // A kind of a later version of berth.v1: ignored, as the protocol's versioning rule says.
-        return;
     }
+  }
+
+  /**
+   * The server sent a frame that is no `berth.v1` message: it is skipped. One that names a request
+   * still waiting fails that request; any other is an `error` event.
+   */
+  #invalid(error: InvalidMessage): void {
+    const why = `the server sent no berth.v1 message: ${error.message}`;
+    const pending = this.#take(error.id);
+    if (pending !== undefined) pending.reject(new ClientRequestError(INVALID_SERVER_MESSAGE, why));
+    else this.#emit('error', { code: INVALID_SERVER_MESSAGE, message: why });
+  }
+
+  /** The request still waiting under `id`, no longer waiting; undefined if none is. */
+  #take(id: unknown): PendingRequest<ReplyOf<M>> | undefined {
+    const pending = typeof id === 'number' ? this.#pending.get(id) : undefined;
+    if (pending === undefined) return undefined;
+    this.#pending.delete(id as number);
+    clearTimeout(pending.timer);
+    return pending;
   }
 
   #failPending(code: string, why: string): void {
@@ -459,17 +359,6 @@ export class BerthClient<M extends MessageMap = RawMessages> {
       }),
     );
   }
-}
-
-/** The binary form of a message: 16-bit header length, JSON header, payload. */
-function binaryFrame(header: Record<string, unknown>, payload: Uint8Array): Uint8Array {
-  const head = new TextEncoder().encode(JSON.stringify(header));
-  const out = new Uint8Array(2 + head.length + payload.byteLength);
-  out[0] = head.length >> 8;
-  out[1] = head.length & 0xff;
-  out.set(head, 2);
-  out.set(payload, 2 + head.length);
-  return out;
 }
 
 /** Node 20 has no global WebSocket: `ws` stands in. */

@@ -1,30 +1,31 @@
 /**
  * `berth.v1`, the wire protocol a client asks for with
- * `Sec-WebSocket-Protocol: berth.v1` (docs/protocol.md). This file holds the
- * encoding of every message, both ways; nothing here touches a socket.
- *
- * - Text messages are JSON objects whose `t` names the kind.
- * - A message with a binary payload is a binary frame: a 16-bit big-endian
- *   header length, that many bytes of JSON header (the same object without
- *   `d`), then the payload bytes.
+ * `Sec-WebSocket-Protocol: berth.v1` (docs/protocol.md), as the server
+ * speaks it: the subprotocol it chooses, the messages it sends, framed once,
+ * and the decoding of what clients send. The frame itself, which
+ * `berth/client` shares, is src/wire/codec.ts; nothing here touches a socket.
  */
 import type { Target } from '../../machines/types.js';
 import { Frame, type Payload } from '../delivery/frame.js';
-
-export type { Payload };
 import type { StreamPosition } from '../history/store.js';
+import { decodeBinary, decodeText, encodeBinary, InvalidMessage, shown } from '../wire/codec.js';
+import { BERTH_PREFIX, MAX_EARLIER_TOKENS, PROTOCOL_V1, RESUME_INTENT, type RequestId } from '../wire/v1.js';
 
-/** The subprotocol name. */
-export const PROTOCOL_V1 = 'berth.v1';
+export type { Payload, RequestId };
+export { InvalidMessage, PROTOCOL_V1, RESUME_INTENT };
+
 /**
- * Offered beside `berth.v1` by a client that will send `resume` as its first
- * message: the server then holds the connection's live messages from the
- * start, so that none comes before, or twice with, the replay. Never chosen.
+ * The subprotocol the server answers an offer with: `own` whenever it is offered; else the first
+ * offered name that is not berth's (a raw client's own, echoed as ws would: a WebSocket client that
+ * offered subprotocols fails a handshake that selects none); else none. A `berth.*` name other than
+ * `own` (`berth.v2`, `berth.resume` alone) is never chosen: the server does not speak it, and a client
+ * that offered only such names gets no subprotocol, which its WebSocket reports as a failed handshake.
  */
-export const RESUME_INTENT = 'berth.resume';
-
-/** Longest JSON header of a binary message. */
-const MAX_HEADER = 0xffff;
+export function chooseSubprotocol(offered: ReadonlySet<string>, own: string): string | false {
+  if (offered.has(own)) return own;
+  for (const name of offered) if (!name.startsWith(BERTH_PREFIX)) return name;
+  return false;
+}
 
 /** The stream a broadcast belongs to: `room:<name>`, `user:<name>`, or `all`. */
 export function streamOf(target: Target): string {
@@ -56,7 +57,7 @@ export function messageFrame(stream: string, position: StreamPosition, payload: 
 
 /** A message carrying a payload: its text in `d` (text form), or its bytes after the header (binary form). */
 function payloadFrame(header: Record<string, unknown>, payload: Payload): Frame {
-  if (payload.binary) return Frame.bytes(binaryMessage(header, payload.data as Uint8Array), true);
+  if (payload.binary) return Frame.bytes(encodeBinary(header, payload.data as Uint8Array, Buffer.allocUnsafe), true);
   const { data } = payload;
   const text = typeof data === 'string' ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('utf8');
   return Frame.text(JSON.stringify({ ...header, d: text }));
@@ -112,9 +113,6 @@ export const ProtocolErrorCode = {
   HANDLER_FAILED: 'handler-failed',
 } as const;
 
-/** A request's correlation id: chosen by the client, echoed in its reply or error. */
-export type RequestId = number | string;
-
 /** An error the server answers a client's message with (with the id of the request it answers, if any); the connection stays open. */
 export function errorFrame(code: string, message: string, id?: RequestId): Frame {
   return Frame.text(JSON.stringify(id === undefined ? { t: 'error', code, message } : { t: 'error', id, code, message }));
@@ -146,55 +144,39 @@ function requestId(message: Record<string, unknown>): RequestId {
   throw new InvalidMessage(`"req" needs "id": an integer ≥ 0 or a string of 1–${MAX_ID_LENGTH} characters`);
 }
 
-/** Thrown for a frame that is not a `berth.v1` message; the message says what is wrong with it. */
-export class InvalidMessage extends Error {}
-
-/** Decodes one frame a `berth.v1` client sent; throws `InvalidMessage`. */
+/**
+ * Decodes one frame a `berth.v1` client sent; throws `InvalidMessage`, with the request's `id` when
+ * the frame is a request whose id is valid, so that the error answers that request.
+ */
 export function decodeClientFrame(data: string | Buffer, binary: boolean): ClientMessage {
   if (!binary) {
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(data as string);
-    } catch {
-      throw new InvalidMessage('a text frame must be a JSON object');
-    }
-    const message = object(parsed);
+    const message = decodeText(data as string);
     if (message.t === 'msg' || message.t === 'req') {
-      if (typeof message.d !== 'string') throw new InvalidMessage(`"${message.t}" needs "d", a string (send bytes as a binary message)`);
-      if (message.t === 'req') return { kind: 'req', id: requestId(message), data: message.d, binary: false };
-      return { kind: 'msg', data: message.d, binary: false };
+      const id = message.t === 'req' ? requestId(message) : undefined;
+      if (typeof message.d !== 'string') {
+        throw new InvalidMessage(`"${message.t}" needs "d", a string (send bytes as a binary message)`, id);
+      }
+      return id === undefined ? { kind: 'msg', data: message.d, binary: false } : { kind: 'req', id, data: message.d, binary: false };
     }
     if (message.t === 'resume') return resumeOf(message);
     throw new InvalidMessage(`unknown message kind ${shown(message.t)}`);
   }
-  const bytes = data as Buffer;
-  if (bytes.length < 2) throw new InvalidMessage('a binary frame starts with a 16-bit header length');
-  const end = 2 + bytes.readUInt16BE(0);
-  if (end > bytes.length) throw new InvalidMessage('binary header longer than the frame');
-  let header: unknown;
-  try {
-    header = JSON.parse(bytes.toString('utf8', 2, end));
-  } catch {
-    throw new InvalidMessage('a binary header must be a JSON object');
-  }
-  const message = object(header);
-  if (message.t === 'msg') return { kind: 'msg', data: bytes.subarray(end), binary: true };
-  if (message.t === 'req') return { kind: 'req', id: requestId(message), data: bytes.subarray(end), binary: true };
+  const { message, payload } = decodeBinary(data as Buffer);
+  if (message.t === 'msg') return { kind: 'msg', data: payload, binary: true };
+  if (message.t === 'req') return { kind: 'req', id: requestId(message), data: payload, binary: true };
   throw new InvalidMessage(`unknown message kind ${shown(message.t)}`);
 }
 
 /** Most positions a resume may name. */
 const MAX_POSITIONS = 1000;
-/** Most earlier tokens a resume may name. */
-const MAX_EARLIER = 4;
 
 const isToken = (token: unknown): token is string => typeof token === 'string' && token.length > 0 && token.length <= 64;
 
 function resumeOf(message: Record<string, unknown>): ClientMessage {
   const { token, positions, earlier } = message;
   if (!isToken(token)) throw new InvalidMessage('"resume" needs "token", the session token of a welcome');
-  if (earlier !== undefined && (!Array.isArray(earlier) || earlier.length > MAX_EARLIER || !earlier.every(isToken))) {
-    throw new InvalidMessage(`"earlier" must be a list of at most ${MAX_EARLIER} session tokens`);
+  if (earlier !== undefined && (!Array.isArray(earlier) || earlier.length > MAX_EARLIER_TOKENS || !earlier.every(isToken))) {
+    throw new InvalidMessage(`"earlier" must be a list of at most ${MAX_EARLIER_TOKENS} session tokens`);
   }
   const out = new Map<string, StreamPosition>();
   if (positions !== undefined) {
@@ -212,27 +194,4 @@ function resumeOf(message: Record<string, unknown>): ClientMessage {
     }
   }
   return { kind: 'resume', tokens: [token, ...((earlier as string[] | undefined) ?? [])], positions: out };
-}
-
-/** A value of the client's, short enough to echo back and to log. */
-function shown(value: unknown): string {
-  const text = JSON.stringify(value) ?? String(value);
-  return text.length > 40 ? `${text.slice(0, 40)}…` : text;
-}
-
-function object(value: unknown): Record<string, unknown> {
-  if (typeof value !== 'object' || value === null || Array.isArray(value))
-    throw new InvalidMessage('a message must be a JSON object with "t"');
-  return value as Record<string, unknown>;
-}
-
-/** A binary message: header length, JSON header, payload. */
-export function binaryMessage(header: Record<string, unknown>, payload: Uint8Array): Buffer {
-  const head = Buffer.from(JSON.stringify(header));
-  if (head.length > MAX_HEADER) throw new RangeError(`a berth.v1 header is at most ${MAX_HEADER} bytes (stream name too long)`);
-  const out = Buffer.allocUnsafe(2 + head.length + payload.byteLength);
-  out.writeUInt16BE(head.length, 0);
-  head.copy(out, 2);
-  out.set(payload, 2 + head.length);
-  return out;
 }

@@ -4,7 +4,8 @@
  * sees — states, welcomes, resumes, every stream message, its close — kept
  * for the steps that expect them and written to the timeline.
  */
-import { createClient, type BerthClient, type ClientEvents, type StreamMessage } from '../client/client.js';
+import type { ClientEvents, StreamMessage } from '../client/api.js';
+import { createClient, type BerthClient } from '../client/client.js';
 import { decodeClientFrame, InvalidMessage } from '../protocol/v1.js';
 import { ClientNetwork, type Dial } from './client-network.js';
 import type { Received } from './matching.js';

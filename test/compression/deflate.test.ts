@@ -2,7 +2,7 @@ import zlib from 'node:zlib';
 import { describe, expect, it, vi } from 'vitest';
 import { connect, eventually } from '../helpers/client.js';
 import { nextConnection, startRuntime } from '../helpers/runtime.js';
-import { limitClientWindow } from '../../src/connection/transport.js';
+import { limitClientWindow } from '../../src/connection/transport/deflate-offer.js';
 import { bytesRead, json, negotiated } from './helpers.js';
 
 describe('permessage-deflate: compressed once per message', () => {

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import type { Connection } from '../../src/index.js';
+import { decodeClientFrame, InvalidMessage } from '../../src/protocol/v1.js';
 import { connect, eventually } from '../helpers/client.js';
 import { nextConnection, startRuntime } from '../helpers/runtime.js';
 
@@ -49,19 +50,64 @@ describe('berth.v1: negotiated with Sec-WebSocket-Protocol', () => {
     expect(welcome.session).toMatch(/^[A-Za-z0-9_-]{24}$/);
   });
 
-  it('a raw client is unchanged: no envelope, no welcome; another offered subprotocol is still chosen as before', async () => {
+  it('a raw client is unchanged: no envelope, no welcome', async () => {
     const { runtime, url } = await startRuntime();
     const opened = nextConnection(runtime);
-    const raw = await connect(url, { protocol: 'chat' } as never);
-    const offered = new WebSocket(url, ['chat', 'other']);
-    await new Promise((resolve) => offered.once('open', resolve));
-    expect(offered.protocol).toBe('chat');
-    const connection = await opened;
-    expect(connection.protocol).toBe('');
+    const raw = await connect(url);
+    expect((await opened).protocol).toBe('');
     runtime.sendToAll('plain');
     expect(await raw.next()).toBe('plain');
     expect(raw.messages).toEqual(['plain']);
-    offered.close();
+  });
+
+  it('a client that offers other subprotocols gets the first echoed, as ws does, and is a raw client: its protocol is ""', async () => {
+    const { runtime, url } = await startRuntime();
+    const opened = nextConnection(runtime);
+    const chat = new WebSocket(url, ['chat', 'other']);
+    const received: string[] = [];
+    chat.on('message', (data) => void received.push(String(data)));
+    await new Promise((resolve, reject) => chat.once('open', resolve).once('error', reject));
+    expect(chat.protocol).toBe('chat');
+    const connection = await opened;
+    expect(connection.protocol).toBe('');
+    connection.send('plain');
+    await eventually(() => received.length === 1, 'the message');
+    expect(received).toEqual(['plain']);
+    chat.close();
+  });
+});
+
+describe('berth.v1: the server never chooses a berth subprotocol it does not speak', () => {
+  /** How a ws client that offers `protocols` fares: the subprotocol it got, or the error its handshake failed with. */
+  function offering(url: string, protocols: string[]): Promise<{ protocol: string } | { error: string }> {
+    const ws = new WebSocket(url, protocols);
+    return new Promise((resolve) => {
+      ws.once('open', () => {
+        resolve({ protocol: ws.protocol });
+        ws.close();
+      });
+      ws.once('error', (error) => resolve({ error: error.message }));
+    });
+  }
+
+  it.each([[['berth.v2']], [['berth.resume']], [['berth.v2', 'berth.resume']]])(
+    'a client offering only %j gets no subprotocol: its handshake fails, and the server saw a raw client',
+    async (protocols) => {
+      const { runtime, url } = await startRuntime();
+      const opened = nextConnection(runtime);
+      expect(await offering(url, protocols)).toEqual({ error: 'Server sent no subprotocol' });
+      expect((await opened).protocol).toBe('');
+    },
+  );
+
+  it('beside a name of its own, that name is chosen; beside berth.v1, berth.v1', async () => {
+    const { runtime, url } = await startRuntime();
+    const protocols: string[] = [];
+    runtime.on('connection', (connection) => void protocols.push(connection.protocol));
+    expect(await offering(url, ['berth.v2', 'chat'])).toEqual({ protocol: 'chat' });
+    expect(await offering(url, ['berth.resume', 'berth.v2', 'berth.v1'])).toEqual({ protocol: 'berth.v1' });
+    await eventually(() => protocols.length === 2, 'both connections');
+    expect(protocols).toEqual(['', 'berth.v1']);
   });
 });
 
@@ -245,6 +291,24 @@ describe('berth.v1: request and reply', () => {
     expect(await client.next()).toEqual({ t: 'error', id: 9, code: 'no-handler', message: 'this server answers no requests' });
     for (const id of [-1, 1.5, '', 'x'.repeat(65), null]) client.ws.send(JSON.stringify({ t: 'req', id, d: 'x' }));
     for (let i = 0; i < 5; i++) expect(await client.next()).toMatchObject({ t: 'error', code: 'invalid-message' });
+  });
+
+  it('a request whose id is valid but whose d is not is refused with its id, so that the error can answer it', () => {
+    const refusal = (frame: object) => {
+      try {
+        decodeClientFrame(JSON.stringify(frame), false);
+      } catch (error) {
+        if (error instanceof InvalidMessage) return { id: error.id, why: error.message };
+      }
+      throw new Error(`${JSON.stringify(frame)} was decoded`);
+    };
+    const badData = '"req" needs "d", a string (send bytes as a binary message)';
+    expect(refusal({ t: 'req', id: 7, d: 5 })).toEqual({ id: 7, why: badData });
+    expect(refusal({ t: 'req', id: 'seven' })).toEqual({ id: 'seven', why: badData });
+    // No id to answer: an invalid one, or none.
+    expect(refusal({ t: 'req', id: -1, d: 5 }).id).toBeUndefined();
+    expect(refusal({ t: 'req', d: 5 }).id).toBeUndefined();
+    expect(refusal({ t: 'msg', id: 7, d: 5 }).id).toBeUndefined();
   });
 
   it('a raw client’s frames are never requests', async () => {
