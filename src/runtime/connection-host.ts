@@ -87,8 +87,8 @@ export function connectionHost<TData>(runtime: HostRuntime<TData>): ConnectionHo
     invalidMessage: (connection, error, first) => {
       recovery.received(connection as ServerConnection<unknown>);
       metrics.dropped('invalid-message', 1);
-      const { id } = error as { id?: string | number };
-      connection.deliver(errorFrame(ProtocolErrorCode.INVALID_MESSAGE, error.message, id));
+      // A request whose id was valid is answered by that id, so that the client can fail it.
+      connection.deliver(errorFrame(ProtocolErrorCode.INVALID_MESSAGE, error.message, error.id));
       // Reported once per connection (every one is counted): a client looping on a bad frame must not flood the log.
       if (first)
         runtime.report(toBerthError(ErrorCode.PROTOCOL, `connection ${connection.id} sent no berth.v1 message`, error.message), connection);

@@ -311,6 +311,20 @@ describe('berth.v1: request and reply', () => {
     expect(refusal({ t: 'msg', id: 7, d: 5 }).id).toBeUndefined();
   });
 
+  it('a request with a valid id but a bad d is answered invalid-message with its id; without a valid id, with none', async () => {
+    const { url } = await startRuntime();
+    const client = await requester(url);
+    client.ws.send(JSON.stringify({ t: 'req', id: 7, d: 5 }));
+    expect(await client.next()).toEqual({
+      t: 'error',
+      id: 7,
+      code: 'invalid-message',
+      message: '"req" needs "d", a string (send bytes as a binary message)',
+    });
+    client.ws.send(JSON.stringify({ t: 'req', id: -1, d: 5 }));
+    expect(await client.next()).not.toHaveProperty('id');
+  });
+
   it('a raw client’s frames are never requests', async () => {
     const { runtime, url } = await startRuntime();
     const seen: string[] = [];
