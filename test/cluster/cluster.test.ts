@@ -1,23 +1,13 @@
-import { createClient } from 'redis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Health } from '../../src/index.js';
 import { eventually, settles } from '../helpers/client.js';
-import { heartbeatOf, redisNow, redisPassed, startRedis, type TestRedis } from '../helpers/redis.js';
+import { heartbeatOf, redisNow, redisPassed, redisWithAdmin } from '../helpers/redis.js';
 import { ask, member, startNodes, type ClusterNode, type Member, type MemberRequest } from './nodes.js';
 
-let redis: TestRedis;
-let admin: ReturnType<typeof createClient>;
-beforeAll(async () => {
-  redis = await startRedis();
-  admin = createClient({ url: redis.url });
-  await admin.connect();
-});
-afterAll(async () => {
-  await admin.close();
-});
+const own = redisWithAdmin();
 
 async function startCluster(count: number): Promise<{ nodes: ClusterNode[]; prefix: string }> {
-  return startNodes(count, 'cluster', { REDIS_URL: redis.url });
+  return startNodes(count, 'cluster', { REDIS_URL: own.redis.url });
 }
 
 /** A member and what it asked for: the ground truth presence is checked against. */
@@ -146,9 +136,9 @@ describe('a cluster of berth nodes in separate processes on one Redis', () => {
 
     await victim.kill();
     // What its last heartbeat wrote: a deadline on Redis's clock no further than nodeTimeoutMs from now.
-    const { deadline } = await heartbeatOf(admin, prefix, victim.nodeId);
-    expect(deadline - (await redisNow(admin))).toBeLessThanOrEqual(nodeTimeout);
-    await redisPassed(admin, deadline, nodeTimeout + 5000);
+    const { deadline } = await heartbeatOf(own.admin, prefix, victim.nodeId);
+    expect(deadline - (await redisNow(own.admin))).toBeLessThanOrEqual(nodeTimeout);
+    await redisPassed(own.admin, deadline, nodeTimeout + 5000);
     // The first reads after it leave the dead node out, before anyone has removed its entries.
     expect(await survivor.presence('roomMembers', 'lobby')).toEqual([here.id]);
     expect(await survivor.presence('userConnections', 'ada')).toEqual([here.id]);

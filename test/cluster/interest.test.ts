@@ -4,29 +4,19 @@
  * member of it (then for a linger). Nodes in separate processes on a Redis
  * of the test's own; the channels' subscribers are read from Redis itself.
  */
-import { createClient } from 'redis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { eventually, settles, type TestClient } from '../helpers/client.js';
-import { startRedis, type TestRedis } from '../helpers/redis.js';
+import { redisWithAdmin } from '../helpers/redis.js';
 import { ask, member, received, startPair, type ClusterNode } from './nodes.js';
 
-let redis: TestRedis;
-let admin: ReturnType<typeof createClient>;
-beforeAll(async () => {
-  redis = await startRedis();
-  admin = createClient({ url: redis.url });
-  await admin.connect();
-});
-afterAll(async () => {
-  await admin.close();
-});
+const own = redisWithAdmin();
 
 const LINGER_MS = 300;
-const pair = () => startPair('interest', { REDIS_URL: redis.url, UNSUBSCRIBE_LINGER_MS: String(LINGER_MS) });
+const pair = () => startPair('interest', { REDIS_URL: own.redis.url, UNSUBSCRIBE_LINGER_MS: String(LINGER_MS) });
 /** A member's client: these tests need not its id. */
 const clientOn = async (node: ClusterNode): Promise<TestClient> => (await member(node)).client;
 
-const subscribers = async (channel: string) => (await admin.pubSubNumSub(channel))[channel];
+const subscribers = async (channel: string) => (await own.admin.pubSubNumSub(channel))[channel];
 
 describe('a node receives only what it hosts', () => {
   it('a room’s broadcasts reach only the nodes with a member in it; a node skips its own, echoed back', async () => {

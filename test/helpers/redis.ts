@@ -1,3 +1,5 @@
+import { createClient } from 'redis';
+import { afterAll, beforeAll } from 'vitest';
 import { launchRedisServer } from '../../bench/redis-process.js';
 import { settles } from '../../src/testing/wait.js';
 import { startOwnServer, type OwnServer } from './own-server.js';
@@ -13,7 +15,27 @@ export async function startRedis(): Promise<TestRedis> {
   return { ...server, url: `redis://127.0.0.1:${server.port}` };
 }
 
-/** A plain client of a test's Redis (RESP2, as `createClient` makes one), for reading what berth wrote there. */
+/** A test file's own Redis and a plain client of it, for reading what berth wrote there; both set before its tests run. */
+export interface RedisWithAdmin {
+  readonly redis: TestRedis;
+  readonly admin: ReturnType<typeof createClient>;
+}
+
+/** Starts a private redis-server and connects a client to it before the file's tests; closes the client after them. */
+export function redisWithAdmin(): RedisWithAdmin {
+  const own = {} as { redis: TestRedis; admin: ReturnType<typeof createClient> };
+  beforeAll(async () => {
+    own.redis = await startRedis();
+    own.admin = createClient({ url: own.redis.url });
+    await own.admin.connect();
+  });
+  afterAll(async () => {
+    await own.admin?.close();
+  });
+  return own;
+}
+
+/** What the readers below need of a client (RESP2, as `createClient` makes one). */
 interface Admin {
   sendCommand(args: string[]): Promise<unknown>;
 }
