@@ -17,6 +17,8 @@ describe('per-connection order', () => {
     await connection.setUser('ada');
     await otherConnection.join('room');
 
+    // What `other` shares with the target: the room and global sends, by number.
+    const shared: string[] = [];
     const next = random(0x5eed);
     const total = 4000;
     const binaryEvery = 7;
@@ -29,22 +31,23 @@ describe('per-connection order', () => {
           break;
         case 1:
           runtime.sendToRoom('room', payload, { binary: false });
+          shared.push(text);
           break;
         case 2:
           runtime.sendToUser('ada', payload, { binary: false });
           break;
         default:
           runtime.sendToAll(payload, { binary: false });
+          shared.push(text);
       }
       // Yield now and then so writes interleave with socket I/O.
       if (i % 97 === 0) await new Promise((resolve) => setImmediate(resolve));
     }
     const received = await target.received(total, 15_000);
     expect(received).toEqual(Array.from({ length: total }, (_, i) => `${i}`));
-    // The other connection only shares room and global sends, still in order.
-    await new Promise((resolve) => setTimeout(resolve, 50));
-    const otherNumbers = other.messages.map(Number);
-    expect(otherNumbers).toEqual([...otherNumbers].sort((a, b) => a - b));
+    // The other connection only shares room and global sends, still in order; a last one to all marks the end.
+    runtime.sendToAll('end');
+    expect(await other.received(shared.length + 1, 15_000)).toEqual([...shared, 'end']);
   });
 
   it('sends made from inside event handlers keep their order too', async () => {

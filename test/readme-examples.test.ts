@@ -1,11 +1,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
-import { connect, eventually } from './helpers/client.js';
-import { rawUpgrade } from './helpers/raw.js';
+import { connect, eventually, pingOrClose } from './helpers/client.js';
+import { halfSentUpgrade, rawUpgrade, trickledRequest } from './helpers/raw.js';
 import { freePort } from '../bench/redis-process.js';
 import { startNats } from './helpers/nats.js';
 import { startRedis } from './helpers/redis.js';
@@ -285,31 +284,34 @@ describe('README and docs/ examples run as pasted', () => {
     await bob.next();
     ada.ws.close();
     expect(await bob.next()).toBe(`${adaJoined.id} left lobby`);
-    // Nobody is left in ada's private room to hear of it; bob hears nothing more.
-    await new Promise((resolve) => setTimeout(resolve, 200));
-    expect(bob.messages).toHaveLength(2);
+    // Nobody is left in ada's private room to hear of it: the next thing bob hears is the next close.
+    const cy = await connect(url);
+    const cyJoined = JSON.parse(await cy.next()) as { id: string };
+    cy.ws.close();
+    expect(await bob.next()).toBe(`${cyJoined.id} left lobby`);
+    expect(bob.messages).toHaveLength(3);
   });
 
   it('attach-timeouts.mjs: a trickled upgrade is cut after headersTimeout, an open WebSocket outlives requestTimeout', async () => {
     const attached = await run('attach-timeouts.mjs', 8089);
     await attached.line(/^listening on ws:/);
     const client = await connect(`ws://127.0.0.1:${attached.port}/ws`);
-    const opened = Date.now();
     expect(await client.next()).toBe('hello');
-    const started = Date.now();
-    // An upgrade request whose headers never end.
-    const slow = net.connect(attached.port, '127.0.0.1', () => slow.write('GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n'));
-    let answer = '';
-    slow.on('data', (chunk: Buffer) => (answer += chunk.toString('latin1')));
-    await new Promise((resolve) => slow.once('close', resolve));
-    expect(answer).toMatch(/^HTTP\/1\.1 408 /);
-    // headersTimeout 5 s, checked every second.
-    expect(Date.now() - started).toBeGreaterThanOrEqual(4900);
-    expect(Date.now() - started).toBeLessThan(7500);
-    // Past requestTimeout (10 s, checked every second) the WebSocket is still open: it is no longer one of the server's requests.
-    await new Promise((resolve) => setTimeout(resolve, opened + 11_500 - Date.now()));
+    // A plain request begun after the WebSocket opened, whose body trickles in: only requestTimeout cuts it.
+    const request = await trickledRequest(attached.port);
+    // Two of its bytes later, more than the server's one check a second apart from it: an upgrade whose headers never end.
+    await request.sent(2);
+    const upgrade = halfSentUpgrade(attached.port, '/ws');
+    // Cut by headersTimeout (5 s), not requestTimeout (10 s): before the request begun earlier is.
+    const first = await Promise.race([upgrade.then(() => 'upgrade'), request.closed.then(() => 'request')]);
+    expect(first).toBe('upgrade');
+    expect(await upgrade).toMatch(/^HTTP\/1\.1 408 /);
+    await request.closed;
+    // requestTimeout has passed for every request begun before that one, the upgrade that opened the WebSocket
+    // among them: the WebSocket still answers a ping.
+    expect(await pingOrClose(client.ws)).toBe('pong');
     expect(client.ws.readyState).toBe(client.ws.OPEN);
-  }, 20_000);
+  }, 30_000);
 
   it('reconnect.mjs: prints the catalog’s advice for three codes', async () => {
     const reconnect = await run('reconnect.mjs', null);

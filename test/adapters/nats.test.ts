@@ -4,9 +4,9 @@ import { encodeWire } from '../../src/cluster/envelope.js';
 import type { AdapterNode, BroadcastMessage } from '../../src/index.js';
 import { createNatsAdapter, tokenOf } from '../../src/nats.js';
 import { adapterConformance } from '../../src/testing/index.js';
-import { connect, eventually, settles } from '../helpers/client.js';
+import { eventually, settles } from '../helpers/client.js';
 import { startNats, type TestNats } from '../helpers/nats.js';
-import { startNode } from '../cluster/nodes.js';
+import { ask, member, startNode } from '../cluster/nodes.js';
 
 let nats: TestNats;
 /** A server whose one user, the one a connection without credentials is, may not subscribe to the room `refused` under any prefix. */
@@ -147,12 +147,7 @@ describe('the NATS adapter when NATS fails', () => {
   it('a node killed with SIGKILL leaves presence once its heartbeat lapses', async () => {
     const env = { NATS_URL: nats.url, BERTH_PREFIX: 'killed', NODE_TIMEOUT_MS: '2000' };
     const [doomed, survivor] = await Promise.all([startNode(env), startNode(env)]);
-    for (const node of [doomed, survivor]) {
-      const client = await connect(node.url);
-      await client.next(); // its id
-      client.ws.send(JSON.stringify({ join: 'lobby' }));
-      await client.next(); // ok
-    }
+    for (const node of [doomed, survivor]) await ask((await member(node)).client, { join: 'lobby' });
     await settles(async () => expect(await survivor.presence('roomSize', 'lobby')).toBe(2));
     await doomed.kill();
     await settles(async () => {

@@ -4,52 +4,25 @@
  * member of it (then for a linger). Nodes in separate processes on a Redis
  * of the test's own; the channels' subscribers are read from Redis itself.
  */
-import { createClient } from 'redis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connect, eventually, settles, type TestClient } from '../helpers/client.js';
-import { startRedis, type TestRedis } from '../helpers/redis.js';
-import { startNode, type ClusterNode } from './nodes.js';
+import { describe, expect, it } from 'vitest';
+import { eventually, settles, type TestClient } from '../helpers/client.js';
+import { redisWithAdmin } from '../helpers/redis.js';
+import { ask, member, received, startPair, type ClusterNode } from './nodes.js';
 
-let redis: TestRedis;
-let admin: ReturnType<typeof createClient>;
-beforeAll(async () => {
-  redis = await startRedis();
-  admin = createClient({ url: redis.url });
-  await admin.connect();
-});
-afterAll(async () => {
-  await admin.close();
-});
+const own = redisWithAdmin();
 
 const LINGER_MS = 300;
-let clusters = 0;
-function startPair(): Promise<[ClusterNode, ClusterNode, string]> {
-  const prefix = `interest${++clusters}`;
-  const env = { REDIS_URL: redis.url, BERTH_PREFIX: prefix, UNSUBSCRIBE_LINGER_MS: String(LINGER_MS) };
-  return Promise.all([startNode(env), startNode(env), prefix]) as Promise<[ClusterNode, ClusterNode, string]>;
-}
+const pair = () => startPair('interest', { REDIS_URL: own.redis.url, UNSUBSCRIBE_LINGER_MS: String(LINGER_MS) });
+/** A member's client: these tests need not its id. */
+const clientOn = async (node: ClusterNode): Promise<TestClient> => (await member(node)).client;
 
-async function member(node: ClusterNode): Promise<TestClient> {
-  const client = await connect(node.url);
-  await client.next(); // its id
-  return client;
-}
-
-/** Sends a protocol request and waits for its acknowledgement, which the node sends once the join (or leave) resolved. */
-async function ask(client: TestClient, request: { join?: string; leave?: string; user?: string }): Promise<void> {
-  const text = JSON.stringify(request);
-  client.ws.send(text);
-  expect(await client.next()).toBe(`ok ${text}`);
-}
-
-const received = async (node: ClusterNode) => (await node.request<{ received: number }>({ op: 'crossNode' })).received;
-const subscribers = async (channel: string) => (await admin.pubSubNumSub(channel))[channel];
+const subscribers = async (channel: string) => (await own.admin.pubSubNumSub(channel))[channel];
 
 describe('a node receives only what it hosts', () => {
   it('a room’s broadcasts reach only the nodes with a member in it; a node skips its own, echoed back', async () => {
-    const [a, b, prefix] = await startPair();
-    const onA = await member(a);
-    const onB = await member(b);
+    const [a, b, prefix] = await pair();
+    const onA = await clientOn(a);
+    const onB = await clientOn(b);
     await ask(onA, { join: 'here' });
     await ask(onB, { join: 'there' });
     expect(await subscribers(`${prefix}:{room:here}`)).toBe(1);
@@ -70,8 +43,8 @@ describe('a node receives only what it hosts', () => {
   });
 
   it('a user’s messages reach only the nodes where it is connected', async () => {
-    const [a, b, prefix] = await startPair();
-    const onB = await member(b);
+    const [a, b, prefix] = await pair();
+    const onB = await clientOn(b);
     await ask(onB, { user: 'ada' });
     expect(await subscribers(`${prefix}:{user:ada}`)).toBe(1);
     await a.request({ op: 'sendToUser', name: 'grace', data: 'nobody here' });
@@ -81,9 +54,9 @@ describe('a node receives only what it hosts', () => {
   });
 
   it('the subscription follows membership: kept over a quick leave and rejoin, dropped after the linger, made again before a join resolves', async () => {
-    const [a, b, prefix] = await startPair();
+    const [a, b, prefix] = await pair();
     const channel = `${prefix}:{room:there}`;
-    const onB = await member(b);
+    const onB = await clientOn(b);
     await ask(onB, { join: 'there' });
     // Out and straight back in: the subscription never went.
     await ask(onB, { leave: 'there' });

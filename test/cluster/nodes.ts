@@ -1,8 +1,9 @@
 /** The test-process side of cluster tests: forks `node.ts` processes and talks to them. */
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { afterEach } from 'vitest';
+import { afterEach, expect } from 'vitest';
 import type { Presence } from '../../src/index.js';
+import { connect, type TestClient } from '../helpers/client.js';
 import type { NodeHello, NodeReply, NodeRequest } from './node.js';
 
 const NODE = fileURLToPath(new URL('./node.ts', import.meta.url));
@@ -26,7 +27,8 @@ afterEach(() => {
   children.clear();
 });
 
-export async function startNode(env: {
+/** How a node is configured (node.ts reads it from its environment). */
+export interface NodeEnv {
   /** One of the three: the adapter the node runs on. */
   REDIS_URL?: string;
   REDIS_CLUSTER?: string;
@@ -34,7 +36,9 @@ export async function startNode(env: {
   BERTH_PREFIX: string;
   NODE_TIMEOUT_MS?: string;
   UNSUBSCRIBE_LINGER_MS?: string;
-}): Promise<ClusterNode> {
+}
+
+export async function startNode(env: NodeEnv): Promise<ClusterNode> {
   const child = fork(NODE, [], {
     execArgv: ['--import', 'tsx'],
     env: { ...process.env, ...env },
@@ -76,4 +80,54 @@ export async function startNode(env: {
       children.delete(child);
     },
   };
+}
+
+/** How many broadcasts from other nodes a node has received (its crossNode count). */
+export async function received(node: ClusterNode): Promise<number> {
+  return (await node.request<{ received: number }>({ op: 'crossNode' })).received;
+}
+
+let clusters = 0;
+
+/** `count` nodes of one cluster, on a prefix of their own (`<name><n>`), so that no other test's nodes share it. */
+export async function startNodes(
+  count: number,
+  name: string,
+  env: Omit<NodeEnv, 'BERTH_PREFIX'>,
+): Promise<{ nodes: ClusterNode[]; prefix: string }> {
+  const prefix = `${name}${++clusters}`;
+  const nodes = await Promise.all(Array.from({ length: count }, () => startNode({ ...env, BERTH_PREFIX: prefix })));
+  return { nodes, prefix };
+}
+
+/** Two nodes of one cluster, and their prefix. */
+export async function startPair(name: string, env: Omit<NodeEnv, 'BERTH_PREFIX'>): Promise<[ClusterNode, ClusterNode, string]> {
+  const { nodes, prefix } = await startNodes(2, name, env);
+  return [nodes[0]!, nodes[1]!, prefix];
+}
+
+/** A client of a node, and its connection's id (the node's first message). */
+export interface Member {
+  readonly client: TestClient;
+  readonly id: string;
+}
+
+export async function member(node: ClusterNode): Promise<Member> {
+  const client = await connect(node.url);
+  const hello = await client.next();
+  return { client, id: hello.slice('id '.length) };
+}
+
+/** A request a member sends in node.ts's protocol: join or leave a room, or bind a user. */
+export interface MemberRequest {
+  join?: string;
+  leave?: string;
+  user?: string;
+}
+
+/** Sends a protocol request and waits for its acknowledgement, which the node sends once the join (leave, binding) resolved. */
+export async function ask(client: TestClient, request: MemberRequest): Promise<void> {
+  const text = JSON.stringify(request);
+  client.ws.send(text);
+  expect(await client.next()).toBe(`ok ${text}`);
 }

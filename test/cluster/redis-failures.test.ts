@@ -3,9 +3,9 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { BerthError, type Connection, type Health } from '../../src/index.js';
 import { createRedisAdapter } from '../../src/redis.js';
 import { connect, eventually, settles } from '../helpers/client.js';
-import { startRedis, type TestRedis } from '../helpers/redis.js';
+import { heartbeatOf, redisPassed, startRedis, type TestRedis } from '../helpers/redis.js';
 import { startRuntime } from '../helpers/runtime.js';
-import { startNode } from './nodes.js';
+import { ask, member, startNode } from './nodes.js';
 
 let redis: TestRedis;
 beforeAll(async () => {
@@ -16,14 +16,8 @@ describe('Redis failures', () => {
   it('Redis restarts: nodes reconnect, rebuild presence and deliver across again; local delivery never stopped', async () => {
     const env = { REDIS_URL: redis.url, BERTH_PREFIX: 'restart' };
     const [a, b] = await Promise.all([startNode(env), startNode(env)]);
-    const onA = await connect(a.url);
-    const alsoOnA = await connect(a.url);
-    const onB = await connect(b.url);
-    for (const client of [onA, alsoOnA, onB]) {
-      await client.next(); // its id
-      client.ws.send(JSON.stringify({ join: 'lobby' }));
-      await client.next(); // ok
-    }
+    const [onA, alsoOnA, onB] = [(await member(a)).client, (await member(a)).client, (await member(b)).client];
+    for (const client of [onA, alsoOnA, onB]) await ask(client, { join: 'lobby' });
     await settles(async () => expect(await a.presence('roomSize', 'lobby')).toBe(3));
     await a.request({ op: 'sendToRoom', name: 'lobby', data: 'before' });
     for (const client of [onA, alsoOnA, onB]) expect(await client.next()).toBe('before');
@@ -87,20 +81,26 @@ describe('Redis failures', () => {
     const opened = new Promise<Connection>((resolve) => runtime.on('connection', resolve));
     await connect(url);
     await (await opened).join('lobby');
-    await new Promise((resolve) => setTimeout(resolve, 4000));
-    expect(await runtime.presence.roomSize('lobby')).toBe(1);
-
     const admin = createClient({ url: redis.url });
     await admin.connect();
-    // Its heartbeat's field taken away, as a node that found it lapsed would.
-    const instances = (await admin.hKeys('heartbeat:{nodes}')).filter((instance) => instance.startsWith(runtime.nodeId));
-    expect(instances).toHaveLength(1);
-    await admin.hDel('heartbeat:{nodes}', instances);
-    expect(await runtime.presence.nodes()).toEqual([]);
-    // The next heartbeat finds its key gone, and the node writes itself back whole.
-    await settles(async () => expect(await runtime.presence.roomSize('lobby')).toBe(1));
-    expect(await runtime.presence.nodes()).toEqual([runtime.nodeId]);
-    await admin.close();
+    try {
+      // Past the deadline it had once it joined, on Redis's clock: the heartbeats have moved it on, the same instance.
+      const joined = await heartbeatOf(admin, 'heartbeat', runtime.nodeId);
+      await redisPassed(admin, joined.deadline, 10_000);
+      expect(await runtime.presence.roomSize('lobby')).toBe(1);
+      const { instance, deadline } = await heartbeatOf(admin, 'heartbeat', runtime.nodeId);
+      expect(instance).toBe(joined.instance);
+      expect(deadline).toBeGreaterThan(joined.deadline);
+
+      // Its heartbeat's field taken away, as a node that found it lapsed would.
+      await admin.hDel('heartbeat:{nodes}', instance);
+      expect(await runtime.presence.nodes()).toEqual([]);
+      // The next heartbeat finds its key gone, and the node writes itself back whole.
+      await settles(async () => expect(await runtime.presence.roomSize('lobby')).toBe(1));
+      expect(await runtime.presence.nodes()).toEqual([runtime.nodeId]);
+    } finally {
+      await admin.close();
+    }
   });
 
   it('a stalled Redis: broadcasts past the publish backlog are dropped and counted, not queued; close does not hang', async () => {
@@ -173,10 +173,8 @@ describe('Redis failures', () => {
     try {
       const env = { REDIS_URL: redis.url, BERTH_PREFIX: 'subscriber-drop' };
       const [a, b] = await Promise.all([startNode(env), startNode(env)]);
-      const onB = await connect(b.url);
-      await onB.next(); // its id
-      onB.ws.send(JSON.stringify({ join: 'lobby' }));
-      await onB.next(); // ok
+      const onB = (await member(b)).client;
+      await ask(onB, { join: 'lobby' });
       await a.request({ op: 'sendToRoom', name: 'lobby', data: 'before' });
       expect(await onB.next()).toBe('before');
 
@@ -190,13 +188,12 @@ describe('Redis failures', () => {
       await settles(async () => expect(Number(await admin.pubSubNumSub(channel).then((n) => n[channel]))).toBe(0));
       b.process.kill('SIGCONT');
 
-      // Until b has its subscription back, what a sends there is lost too; then one arrives.
-      let sent = 2001;
-      for (let i = 0; !onB.messages.includes(`after ${i - 1}`); i++) {
-        await a.request({ op: 'sendToRoom', name: 'lobby', data: `after ${i}` });
-        sent++;
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
+      // Once b has its subscription back, the next message arrives, and shows b the gap before it.
+      await settles(async () => expect(Number(await admin.pubSubNumSub(channel).then((n) => n[channel]))).toBe(1), 10_000);
+      await a.request({ op: 'sendToRoom', name: 'lobby', data: 'after' });
+      const sent = 2002;
+      await eventually(() => onB.messages.includes('after'), 'the message after the drop');
+      expect(onB.messages.at(-1)).toBe('after');
       const delivered = onB.messages.length - 2; // its id, ok
       const lost = await b.request<Array<{ target: unknown; count: number; origin: string }>>({ op: 'lost' });
       expect(lost.length).toBeGreaterThan(0);

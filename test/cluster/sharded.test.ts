@@ -7,9 +7,9 @@
 import { createCluster } from 'redis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RedisClusterClient } from '../../src/redis.js';
-import { connect, settles, type TestClient } from '../helpers/client.js';
+import { settles, type TestClient } from '../helpers/client.js';
 import { startRedisCluster, type TestRedisCluster } from '../helpers/redis-cluster.js';
-import { startNode, type ClusterNode } from './nodes.js';
+import { ask, member, received, startPair } from './nodes.js';
 
 let redis: TestRedisCluster;
 let admin: RedisClusterClient;
@@ -22,24 +22,8 @@ afterAll(async () => {
   await admin?.close();
 });
 
-let clusters = 0;
-function startPair(env: { NODE_TIMEOUT_MS?: string } = {}): Promise<[ClusterNode, ClusterNode, string]> {
-  const prefix = `sharded${++clusters}`;
-  const nodeEnv = { REDIS_CLUSTER: redis.rootNodes.map(({ url }) => url).join(','), BERTH_PREFIX: prefix, ...env };
-  return Promise.all([startNode(nodeEnv), startNode(nodeEnv), prefix]) as Promise<[ClusterNode, ClusterNode, string]>;
-}
-
-async function member(node: ClusterNode): Promise<{ client: TestClient; id: string }> {
-  const client = await connect(node.url);
-  const hello = await client.next();
-  return { client, id: hello.slice('id '.length) };
-}
-
-async function ask(client: TestClient, request: { join?: string; user?: string }): Promise<void> {
-  const text = JSON.stringify(request);
-  client.ws.send(text);
-  expect(await client.next()).toBe(`ok ${text}`);
-}
+const pair = (env: { NODE_TIMEOUT_MS?: string } = {}) =>
+  startPair('sharded', { REDIS_CLUSTER: redis.rootNodes.map(({ url }) => url).join(','), ...env });
 
 /** Subscribers of a sharded channel on each master, by port. */
 async function shardSubscribers(channel: string): Promise<Record<number, number>> {
@@ -50,11 +34,9 @@ async function shardSubscribers(channel: string): Promise<Record<number, number>
   return counts;
 }
 
-const received = async (node: ClusterNode) => (await node.request<{ received: number }>({ op: 'crossNode' })).received;
-
 describe('berth nodes on a Redis Cluster', () => {
   it('a room lives on one shard: a broadcast from node a reaches its member on node b; a node with no member receives none of it', async () => {
-    const [a, b, prefix] = await startPair();
+    const [a, b, prefix] = await pair();
     const onB = await member(b);
     await ask(onB.client, { join: 'there' });
     await ask(onB.client, { user: 'ada' });
@@ -100,7 +82,7 @@ describe('berth nodes on a Redis Cluster', () => {
   }, 60_000);
 
   it('a node killed with SIGKILL drops out of presence within nodeTimeoutMs, and its entries are removed', async () => {
-    const [survivor, victim, prefix] = await startPair({ NODE_TIMEOUT_MS: '2000' });
+    const [survivor, victim, prefix] = await pair({ NODE_TIMEOUT_MS: '2000' });
     const here = await member(survivor);
     const there = await member(victim);
     for (const m of [here, there]) await ask(m.client, { join: 'lobby' });

@@ -59,4 +59,17 @@ export function connect(url: string, options: ClientOptions = {}): Promise<TestC
   });
 }
 
+/**
+ * A round trip on an open socket: a ping, and whichever comes first, its pong or the close. A socket
+ * the server has let go cannot answer, so this is how a test asks "still open?" without waiting a while.
+ */
+export function pingOrClose(ws: WebSocket): Promise<'pong' | 'closed'> {
+  return new Promise((resolve) => {
+    if (ws.readyState !== ws.OPEN) return resolve('closed');
+    ws.once('pong', () => resolve('pong'));
+    ws.once('close', () => resolve('closed'));
+    ws.ping();
+  });
+}
+
 export { eventually, settles } from '../../src/testing/wait.js';

@@ -24,6 +24,22 @@ export function rawUpgrade(port: number, path = '/', headers: Record<string, str
   });
 }
 
+/**
+ * An upgrade request whose headers never end (no blank line): resolves with what the server answered
+ * once it closed the connection, as its headers timeout should.
+ */
+export function halfSentUpgrade(port: number, path = '/'): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1');
+    let answer = '';
+    socket.setEncoding('latin1');
+    socket.on('data', (chunk: string) => (answer += chunk));
+    socket.on('error', reject);
+    socket.on('close', () => resolve(answer));
+    socket.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\n`);
+  });
+}
+
 function upgradeRequest(port: number, path: string, headers: Record<string, string> = {}): string {
   const lines = [
     `GET ${path} HTTP/1.1`,
@@ -122,6 +138,18 @@ export class RawWebSocket {
     return { code: frame.payload.readUInt16BE(0), reason: frame.payload.subarray(2).toString() };
   }
 
+  /** Resolves once what was written has left for the kernel (`writable` again), or the socket closed. */
+  drained(): Promise<void> {
+    return new Promise((resolve) => {
+      if (this.#socket.writableLength === 0 || this.#socket.destroyed) return resolve();
+      const done = () => {
+        this.#socket.off('drain', done).off('close', done);
+        resolve();
+      };
+      this.#socket.on('drain', done).on('close', done);
+    });
+  }
+
   /** Stops reading: whatever the server writes backs up in the kernel's buffers. */
   pause(): void {
     this.#socket.pause();
@@ -156,4 +184,41 @@ export class RawWebSocket {
       this.#buffer = this.#buffer.subarray(offset + length);
     }
   }
+}
+
+/** A plain HTTP request whose headers are complete and whose body comes one byte every half second, never all of it. */
+export interface TrickledRequest {
+  /** Resolves once `count` bytes of the body have been written. */
+  sent(count: number): Promise<void>;
+  /** Resolves when the server closed the connection. */
+  readonly closed: Promise<void>;
+}
+
+/** Starts a trickled request: the client a server's `requestTimeout` is there to cut. */
+export function trickledRequest(port: number, path = '/'): Promise<TrickledRequest> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1');
+    let written = 0;
+    const waiters: Array<{ count: number; wake: () => void }> = [];
+    const closed = new Promise<void>((done) => socket.once('close', () => done()));
+    socket.on('data', () => {}); // the answer is not the point: the close is
+    socket.on('error', reject); // after the connect, a no-op: the close tells
+    socket.once('connect', () => {
+      socket.write(`POST ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Length: 1000000\r\n\r\n`);
+      // The trickle is the scenario: a body that keeps the connection busy, never complete.
+      const trickle = setInterval(() => {
+        socket.write('x');
+        written++;
+        for (const waiter of waiters.filter((w) => w.count <= written)) {
+          waiters.splice(waiters.indexOf(waiter), 1);
+          waiter.wake();
+        }
+      }, 500);
+      void closed.then(() => clearInterval(trickle));
+      resolve({
+        sent: (count) => (count <= written ? Promise.resolve() : new Promise((wake) => waiters.push({ count, wake }))),
+        closed,
+      });
+    });
+  });
 }

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll } from 'vitest';
 import { freePort, launchRedisServer } from '../../bench/redis-process.js';
+import { settles } from '../../src/testing/wait.js';
 
 const run = promisify(execFile);
 
@@ -58,10 +59,10 @@ export async function startRedisCluster(): Promise<TestRedisCluster> {
   const cli = async (port: number, ...args: string[]) => (await run('redis-cli', ['-h', '127.0.0.1', '-p', String(port), ...args])).stdout;
   await cli(ports[0]!, '--cluster', 'create', ...ports.map((port) => `127.0.0.1:${port}`), '--cluster-replicas', '0', '--cluster-yes');
   for (const port of ports) {
-    for (let i = 0; !(await cli(port, 'cluster', 'info')).includes('cluster_state:ok'); i++) {
-      if (i === 200) throw new Error(`the Redis Cluster on ${ports.join(', ')} did not reach cluster_state:ok`);
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
+    await settles(async () => {
+      if (!(await cli(port, 'cluster', 'info')).includes('cluster_state:ok'))
+        throw new Error(`the Redis Cluster on ${ports.join(', ')} did not reach cluster_state:ok`);
+    }, 10_000);
   }
   return {
     ports,

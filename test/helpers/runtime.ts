@@ -23,3 +23,13 @@ export async function startRuntime<TData = unknown>(
 export function nextConnection<TData>(runtime: Runtime<TData>): Promise<Connection<TData>> {
   return new Promise((resolve) => runtime.on('connection', resolve));
 }
+
+/**
+ * Waits for the next tick of the runtime's event-loop lag monitors (libuv timers every 10 ms, started
+ * with the runtime). They cannot be polled: each read empties its reader's window and restarts its
+ * measure. But libuv fires timers in the order they are due, and theirs is due at most 10 ms after
+ * the turn this is called in began, so a timer of ours due 11 ms after it fires after their tick.
+ */
+export function lagMonitorTick(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, 11));
+}

@@ -1,6 +1,6 @@
 /**
  * The test-process side of the load tests: forks `clients.ts`, talks to it
- * over IPC, kills it after each test; and memory helpers (forced GC, RSS sampling).
+ * over IPC, kills it after each test; and a forced full garbage collection.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -91,22 +91,7 @@ export function gc(): void {
 /** Resolves after the current turn's I/O, timers and flushes. */
 export const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
-/** Samples the process RSS every millisecond until `stop()`, which returns the peak seen. */
-export function sampleRss(): { stop(): number } {
-  let peak = process.memoryUsage.rss();
-  const timer = setInterval(() => {
-    peak = Math.max(peak, process.memoryUsage.rss());
-  }, 1);
-  return {
-    stop() {
-      clearInterval(timer);
-      return Math.max(peak, process.memoryUsage.rss());
-    },
-  };
-}
-
 export const MB = 1024 * 1024;
-export const mb = (bytes: number): string => `${(bytes / MB).toFixed(1)} MB`;
 
 /** Joins every new connection to `room`; the returned function counts the joins that completed. */
 export function joinEveryone(runtime: Runtime<unknown>, room = 'everyone'): () => number {

@@ -59,6 +59,7 @@ describe('overlapping rooms', () => {
         else runtime.sendToRoom(room, text);
       }
       await nextTurn();
+      // Now and then a timer, so that socket I/O runs between the turns: pacing, not a wait for anything.
       if (turn % 25 === 24) await new Promise((resolve) => setTimeout(resolve, 1));
     }
     runtime.sendToAll(END);

@@ -138,4 +138,17 @@ describe('reconnect delays: full jitter, guided by the close', () => {
       ),
     ).toBe(99);
   });
+
+  it('the machine waits out a retry-after on its clock: reconnecting until the asked time has passed, then connecting', () => {
+    const clock = new SimulatedClock();
+    // No jitter: the wait is the floor the server asked for.
+    const actor = createActor(clientMachine, { input: { ...input, random: () => 0 }, clock }).start();
+    actor.send({ type: 'socket.closed', code: 1013, reason: 'retry-after=1' });
+    expect(clientStateOf(actor.getSnapshot().value)).toBe('reconnecting');
+    clock.increment(999);
+    expect(clientStateOf(actor.getSnapshot().value)).toBe('reconnecting');
+    clock.increment(1);
+    expect(clientStateOf(actor.getSnapshot().value)).toBe('connecting');
+    actor.stop();
+  });
 });

@@ -4,37 +4,7 @@ import type { Connection } from '../../src/index.js';
 import { decodeClientFrame, InvalidMessage } from '../../src/protocol/v1.js';
 import { connect, eventually } from '../helpers/client.js';
 import { nextConnection, startRuntime } from '../helpers/runtime.js';
-
-interface V1Client {
-  readonly ws: WebSocket;
-  /** Every message received: text ones parsed, binary ones as { header, payload }. */
-  readonly received: Array<Record<string, unknown>>;
-  next(): Promise<Record<string, unknown>>;
-}
-
-/** A client that asks for berth.v1 and decodes what it gets. */
-async function v1(url: string): Promise<V1Client> {
-  const ws = new WebSocket(url, ['berth.v1']);
-  const received: Array<Record<string, unknown>> = [];
-  let taken = 0;
-  ws.on('message', (data: Buffer, binary) => {
-    if (!binary) {
-      received.push(JSON.parse(data.toString()) as Record<string, unknown>);
-      return;
-    }
-    const end = 2 + data.readUInt16BE(0);
-    received.push({ ...(JSON.parse(data.toString('utf8', 2, end)) as object), payload: data.subarray(end).toString('hex') });
-  });
-  await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
-  return {
-    ws,
-    received,
-    async next() {
-      await eventually(() => received.length > taken, 'a berth.v1 message');
-      return received[taken++]!;
-    },
-  };
-}
+import { v1 } from '../helpers/v1.js';
 
 describe('berth.v1: negotiated with Sec-WebSocket-Protocol', () => {
   it('a client that asks for it gets it, and a welcome naming its connection', async () => {
