@@ -8,8 +8,8 @@ export interface V1Client {
   readonly received: Array<Record<string, unknown>>;
   /** Resolves with the next message not yet taken by `next()`. */
   next(): Promise<Record<string, unknown>>;
-  /** Resolves with the first message received that passes `test`, once there is one; `what` names it if none comes. */
-  until(test: (message: Record<string, unknown>) => boolean, what: string): Promise<Record<string, unknown>>;
+  /** Resolves with the first message received that passes `test`, once there is one; `what` names it if none comes. [timeoutMs=5000] */
+  until(test: (message: Record<string, unknown>) => boolean, what: string, timeoutMs?: number): Promise<Record<string, unknown>>;
 }
 
 /** Opens a client that offers `protocols` (berth.v1 alone unless told). */
@@ -33,8 +33,8 @@ export async function v1(url: string, protocols: string[] = ['berth.v1']): Promi
       await eventually(() => received.length > taken, 'a berth.v1 message');
       return received[taken++]!;
     },
-    async until(test, what) {
-      await eventually(() => received.some(test), what);
+    async until(test, what, timeoutMs) {
+      await eventually(() => received.some(test), what, timeoutMs);
       return received.find(test)!;
     },
   };

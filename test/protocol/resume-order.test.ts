@@ -4,36 +4,22 @@
  * `welcome` and `resumed`; a half-open old socket taken over at once.
  */
 import { describe, expect, it } from 'vitest';
-import WebSocket from 'ws';
 import { createMemoryHistory, type Connection, type Runtime, type RuntimeOptions } from '../../src/index.js';
 import { eventually } from '../helpers/client.js';
 import { startRuntime } from '../helpers/runtime.js';
 import { startTcpProxy } from '../helpers/tcp-proxy.js';
+import { v1, type V1Client } from '../helpers/v1.js';
 
 type Message = Record<string, unknown>;
+type V1 = V1Client;
 
-interface V1 {
-  readonly ws: WebSocket;
-  readonly received: Message[];
-  until(test: (message: Message) => boolean, what: string, timeoutMs?: number): Promise<Message>;
-  resume(token: unknown, positions?: Record<string, { o: number; e: string }>): void;
+/** Sends `resume`, as a client's first message after its `welcome`. */
+function resume(client: V1, token: unknown, positions?: Record<string, { o: number; e: string }>): void {
+  client.ws.send(JSON.stringify({ t: 'resume', token, ...(positions && { positions }) }));
 }
 
-async function v1(url: string, protocols: string[] = ['berth.v1', 'berth.resume']): Promise<V1> {
-  const ws = new WebSocket(url, protocols);
-  const received: Message[] = [];
-  ws.on('message', (data: Buffer) => void received.push(JSON.parse(data.toString()) as Message));
-  await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
-  return {
-    ws,
-    received,
-    async until(test, what, timeoutMs) {
-      await eventually(() => received.some(test), what, timeoutMs);
-      return received.find(test)!;
-    },
-    resume: (token, positions) => ws.send(JSON.stringify({ t: 'resume', token, ...(positions && { positions }) })),
-  };
-}
+/** A client that comes back: it offers `berth.resume` beside `berth.v1`. */
+const returning = (url: string) => v1(url, ['berth.v1', 'berth.resume']);
 
 function track(runtime: Runtime): Connection[] {
   const seen: Connection[] = [];
@@ -62,7 +48,7 @@ async function dropped(rooms: string[], options: RuntimeOptions = {}) {
   const { runtime, url, port } = await startRuntime(options);
   const connections = track(runtime);
   // The first connection is a fresh one: it resumes nothing, so nothing of it waits for a resume.
-  const first = await v1(url, ['berth.v1']);
+  const first = await v1(url);
   const welcome = await first.until((m) => m.t === 'welcome', 'welcome');
   for (const room of rooms) await connections[0]!.join(room);
   await first.until((m) => m.t === 'joined' && m.s === `room:${rooms.at(-1)}`, 'joined');
@@ -84,8 +70,8 @@ describe('resume: a replay larger than the outbox', () => {
       runtime.sendToRoom('a', `a${i}`);
       runtime.sendToRoom('b', `b${i}`);
     }
-    const second = await v1(url);
-    second.resume(session, seen);
+    const second = await returning(url);
+    resume(second, session, seen);
     const resumed = await second.until((m) => m.t === 'resumed', 'resumed', 10_000);
     expect(resumed).toMatchObject({ recovered: true, replayed: 1400 });
     const { replay } = phases(second);
@@ -105,11 +91,12 @@ describe('resume: a replay larger than the outbox', () => {
       const seen = positions(first);
       await drop(runtime, connections[0]!);
       for (let i = 1; i <= missed; i++) runtime.sendToRoom('a', `m${i}`);
-      const second = await v1(url);
+      const second = await returning(url);
       // The reader stops reading at once, and starts again a little later: the replay waits for it.
       const socket = (second.ws as unknown as { _socket: { pause(): void; resume(): void } })._socket;
       socket.pause();
-      second.resume(session, seen);
+      resume(second, session, seen);
+      // The slow reader is the scenario: it reads nothing for a while, whatever the server does meanwhile.
       await new Promise((resolve) => setTimeout(resolve, 50));
       socket.resume();
       const resumed = await second.until((m) => m.t === 'resumed', 'resumed', 10_000);
@@ -133,8 +120,8 @@ describe('resume: skip where live delivery gave one', () => {
     runtime.sendToRoom('a', 'one');
     runtime.sendToRoom('a', 'relayed', { except: old.id });
     runtime.sendToRoom('a', 'three');
-    const second = await v1(url);
-    second.resume(session, seen);
+    const second = await returning(url);
+    resume(second, session, seen);
     await second.until((m) => m.t === 'resumed', 'resumed');
     expect(phases(second).replay.map((m) => `${m.t as string}:${(m.d as string) ?? m.o}`)).toEqual(['msg:one', 'skip:2', 'msg:three']);
   });
@@ -147,8 +134,8 @@ describe('resume: skip where live delivery gave one', () => {
     terminate(old);
     runtime.sendToRoom('a', 'relayed', { except: old.id });
     await eventually(() => runtime.metrics.snapshot().sessions.detached === 1, 'the session kept');
-    const second = await v1(url);
-    second.resume(session, seen);
+    const second = await returning(url);
+    resume(second, session, seen);
     await second.until((m) => m.t === 'resumed', 'resumed');
     expect(phases(second).replay.map((m) => m.t)).toEqual(['skip']);
   });
@@ -159,8 +146,8 @@ describe('resume: skip where live delivery gave one', () => {
     runtime.sendToRoom('a', 'relayed', { except: connections[0]!.id });
     await first.until((m) => m.t === 'skip', 'the live skip');
     await drop(runtime, connections[0]!);
-    const second = await v1(url);
-    second.resume(session);
+    const second = await returning(url);
+    resume(second, session);
     await second.until((m) => m.t === 'resumed', 'resumed');
     expect(phases(second).replay.map((m) => m.t)).toEqual(['msg', 'skip']);
   });
@@ -178,8 +165,8 @@ describe('resume: what comes between welcome and resumed', () => {
       void connection.join('lobby');
       connection.send('hello');
     });
-    const second = await v1(url);
-    second.resume(session, seen);
+    const second = await returning(url);
+    resume(second, session, seen);
     await second.until((m) => m.t === 'resumed', 'resumed');
     runtime.sendToRoom('a', 'live');
     await second.until((m) => m.d === 'live', 'live');
@@ -199,9 +186,9 @@ describe('resume: what comes between welcome and resumed', () => {
       void connection.join('lobby');
       connection.send('hello');
     });
-    const client = await v1(url);
+    const client = await returning(url);
     await client.until((m) => m.t === 'welcome', 'welcome');
-    client.resume('x'.repeat(24));
+    resume(client, 'x'.repeat(24));
     await client.until((m) => m.t === 'resumed', 'resumed');
     runtime.sendToRoom('lobby', 'marker');
     await client.until((m) => m.d === 'marker', 'marker');
@@ -216,8 +203,8 @@ describe('resume: what comes between welcome and resumed', () => {
     await drop(runtime, connections[0]!);
     for (const text of ['m1', 'm2', 'm3', 'm4']) runtime.sendToRoom('a', text);
     runtime.on('connection', (connection) => void connection.join('lobby'));
-    const second = await v1(url);
-    second.resume(session, { ...seen, 'room:a': { o: 0, e: first.received.find((m) => m.t === 'joined')!.e as string } });
+    const second = await returning(url);
+    resume(second, session, { ...seen, 'room:a': { o: 0, e: first.received.find((m) => m.t === 'joined')!.e as string } });
     const answer = await second.until((m) => m.t === 'resumed', 'resumed');
     expect(answer).toMatchObject({ recovered: false, reason: 'lost', lost: [{ s: 'room:a', reason: 'trimmed' }] });
     runtime.sendToRoom('lobby', 'marker');
@@ -236,7 +223,7 @@ describe('resume: the old socket is half-open', () => {
     const closes: Array<{ code: number; cause: string }> = [];
     runtime.on('close', ({ code, cause }) => void closes.push({ code, cause }));
     const proxy = await startTcpProxy(port);
-    const first = await v1(proxy.url(), ['berth.v1']);
+    const first = await v1(proxy.url());
     const welcome = await first.until((m) => m.t === 'welcome', 'welcome');
     await connections[0]!.join('a');
     await first.until((m) => m.t === 'joined', 'joined');
@@ -247,8 +234,8 @@ describe('resume: the old socket is half-open', () => {
     runtime.sendToRoom('a', 'm2');
     expect(connections[0]!.state).toBe('open');
 
-    const second = await v1(`ws://127.0.0.1:${port}/`);
-    second.resume(welcome.session, seen);
+    const second = await returning(`ws://127.0.0.1:${port}/`);
+    resume(second, welcome.session, seen);
     const resumed = await second.until((m) => m.t === 'resumed', 'resumed');
     expect(resumed).toMatchObject({ recovered: true, previous: connections[0]!.id, replayed: 1 });
     expect(phases(second).replay.map((m) => m.d)).toEqual(['m2']);
@@ -262,10 +249,10 @@ describe('resume: the old socket is half-open', () => {
       authenticate: (request) => ({ user: new URL(request.url ?? '/', 'http://x').searchParams.get('user') ?? 'ada' }),
     });
     const connections = track(runtime);
-    const first = await v1(`${url}?user=ada`, ['berth.v1']);
+    const first = await v1(`${url}?user=ada`);
     const welcome = await first.until((m) => m.t === 'welcome', 'welcome');
-    const stranger = await v1(`${url}?user=eve`);
-    stranger.resume(welcome.session);
+    const stranger = await returning(`${url}?user=eve`);
+    resume(stranger, welcome.session);
     expect(await stranger.until((m) => m.t === 'resumed', 'resumed')).toMatchObject({ recovered: false, reason: 'unknown-session' });
     expect(connections[0]!.state).toBe('open');
   });
@@ -277,8 +264,8 @@ describe('resume: positions', () => {
     const seen = positions(first);
     await drop(runtime, connections[0]!);
     runtime.sendToRoom('a', 'missed');
-    const second = await v1(url);
-    second.resume(session, { ...seen, 'room:a': { o: 0, e: 'never-was' } });
+    const second = await returning(url);
+    resume(second, session, { ...seen, 'room:a': { o: 0, e: 'never-was' } });
     expect(await second.until((m) => m.t === 'resumed', 'resumed')).toMatchObject({
       recovered: false,
       reason: 'lost',

@@ -1,30 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import WebSocket from 'ws';
 import { SimulatedClock } from 'xstate';
 import type { Connection, Runtime, RuntimeOptions } from '../../src/index.js';
 import { eventually } from '../helpers/client.js';
 import { startRuntime } from '../helpers/runtime.js';
+import { v1, type V1Client } from '../helpers/v1.js';
 
-interface V1 {
-  readonly ws: WebSocket;
-  readonly received: Array<Record<string, unknown>>;
-  until(test: (message: Record<string, unknown>) => boolean, what: string): Promise<Record<string, unknown>>;
-}
-
-async function v1(url: string, protocols: string[] = ['berth.v1']): Promise<V1> {
-  const ws = new WebSocket(url, protocols);
-  const received: Array<Record<string, unknown>> = [];
-  ws.on('message', (data: Buffer) => void received.push(JSON.parse(data.toString()) as Record<string, unknown>));
-  await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
-  return {
-    ws,
-    received,
-    async until(test, what) {
-      await eventually(() => received.some(test), what);
-      return received.find(test)!;
-    },
-  };
-}
+type V1 = V1Client;
 
 function track(runtime: Runtime): Connection[] {
   const seen: Connection[] = [];
@@ -252,9 +233,11 @@ describe('berth.v1 sessions: resume races', () => {
     await second.until((m) => m.t === 'resumed', 'resumed');
     await second.until((m) => m.t === 'left', 'left');
     runtime.sendToRoom('lobby', 'nobody hears this');
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    // Broadcasts reach a connection in the order they were sent: once the marker is in, the lobby's would be too.
+    runtime.sendToAll('marker');
+    await second.until((m) => m.d === 'marker', 'the marker');
     expect(runtime.snapshot().rooms).toEqual({});
-    expect(second.received.filter((m) => m.t === 'msg')).toEqual([]);
+    expect(second.received.filter((m) => m.t === 'msg' && m.s === 'room:lobby')).toEqual([]);
   });
 });
 
