@@ -10,6 +10,7 @@ import tseslint from 'typescript-eslint';
  * `machines/` and itself. A lower layer never imports a higher one.
  */
 const layers = {
+  interpreter: [],
   util: [],
   delivery: ['util'],
   connection: ['util', 'delivery', 'history', 'protocol'],
@@ -17,9 +18,10 @@ const layers = {
   observability: ['util'],
   history: ['util'],
   protocol: ['util', 'delivery', 'history'],
-  runtime: ['util', 'delivery', 'connection', 'cluster', 'observability', 'history', 'protocol'],
-  client: ['util'],
+  runtime: ['interpreter', 'util', 'delivery', 'connection', 'cluster', 'observability', 'history', 'protocol'],
+  client: ['interpreter', 'util'],
   testing: [
+    'interpreter',
     'util',
     'delivery',
     'connection',

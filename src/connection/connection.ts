@@ -134,7 +134,7 @@ export class EnvelopedState {
   resumeExpected: unknown;
 }
 
-/** What drives a connection through the connection machine: its XState Actor, or the machine compiled (compiled-machine.ts). */
+/** What drives a connection through the connection machine: its XState Actor, or the machine compiled (src/interpreter/). */
 export interface ConnectionLifecycle {
   send(event: ConnectionEvent): void;
 }

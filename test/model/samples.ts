@@ -1,8 +1,8 @@
 /**
  * One sample of every event each machine handles, and the inputs the model
  * tests run them with: shared by the model-based tests of each machine and
- * by the compiled-machine equivalence test, so that both walk the same
- * events.
+ * by the interpreter's side-by-side test (test/interpreter/machine.test.ts),
+ * so that both walk the same events.
  */
 import { createActor, createMachine } from 'xstate';
 import type { ClientEvent, ClientInput } from '../../machines/client.machine.js';

@@ -1,0 +1,143 @@
+/**
+ * A compiled machine (src/interpreter/) against an XState Actor
+ * of the same machine, for each machine berth runs compiled — the connection
+ * and supervisor machines (runtimes nobody inspects) and the client machine
+ * (`berth/client`): over every sequence of events up to a length — each
+ * event the machine handles, and the clock moving on — and, for the
+ * supervisor, over random longer ones too, both must be in the same state
+ * with the same context after every event, run the same actions with the
+ * same parameters in the same order, send the same events to the same
+ * actors and stop the same ones (`sendTo`, `stopChild`) at the same points,
+ * answer the same requests the same way, fail where the other fails, and
+ * end with the same output. This is what keeps a compiled machine the
+ * machine's.
+ */
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { describe, expect, it } from 'vitest';
+import type { AnyStateMachine } from 'xstate';
+import { clientMachine } from '../../machines/client.machine.js';
+import { connectionMachine } from '../../machines/connection.machine.js';
+import { supervisorMachine } from '../../machines/supervisor.machine.js';
+import { clientEvents, clientInput, connectionEvents, connectionInput, supervisorEvents, supervisorInput } from '../model/samples.js';
+import {
+  describeStimulus,
+  randomSequences,
+  recording,
+  runActor,
+  runCompiled,
+  sequences,
+  type Run,
+  type Stimulus,
+  type Subject,
+} from './side-by-side.js';
+
+const CONNECTION_ACTIONS = ['closeSocket', 'terminateSocket', 'markLeaving', 'reportClosed', 'notifySupervisor'];
+const CLIENT_ACTIONS = ['openSocket', 'closeSocket', 'terminateSocket', 'flushQueue', 'failPending', 'reportClosed'];
+/** The supervisor's actions the runtime implements; its own (`respond`, `takeSession`, …) run as written, and answer through the events. */
+const SUPERVISOR_ACTIONS = ['deliver', 'reportExpired', 'reportLeft'];
+
+/** The supervisor's requests answer into the run's log, and its refs are the run's. */
+function bindSupervisorEvent(event: { type: string; [key: string]: unknown }, run: Run): unknown {
+  const answer = (ok: boolean) => run.log.push({ answer: event.type, ok });
+  switch (event.type) {
+    case 'connection.register':
+      return { ...event, ref: run.ref(`connection ${String(event.id)}`), respond: answer };
+    case 'session.detach':
+      return { ...event, ref: run.ref(`session ${(event.record as { token: string }).token}`), respond: answer };
+    case 'session.take':
+      return { ...event, taken: (record?: { token: string }) => run.log.push({ taken: record?.token, by: event.user }) };
+    default:
+      return 'respond' in event ? { ...event, respond: answer } : event;
+  }
+}
+
+const subjects: Subject[] = [
+  {
+    name: 'connection',
+    machine: recording(connectionMachine as AnyStateMachine, CONNECTION_ACTIONS),
+    input: connectionInput,
+    actions: CONNECTION_ACTIONS,
+    stimuli: [...connectionEvents, { tick: 300 }],
+    length: 5,
+    ends: ['disconnecting.closing', 'done', 'open'],
+  },
+  {
+    name: 'client',
+    machine: recording(clientMachine as AnyStateMachine, CLIENT_ACTIONS),
+    input: clientInput,
+    actions: CLIENT_ACTIONS,
+    stimuli: [...clientEvents, { tick: 300 }, { tick: 1000 }],
+    length: 4,
+    ends: ['closing', 'done', 'live.connecting', 'live.open', 'live.resuming', 'reconnecting'],
+  },
+  {
+    name: 'supervisor',
+    machine: recording(supervisorMachine as AnyStateMachine, SUPERVISOR_ACTIONS),
+    input: supervisorInput,
+    actions: SUPERVISOR_ACTIONS,
+    stimuli: supervisorEvents as unknown as Stimulus[],
+    length: 3,
+    ends: ['done', 'running', 'stopping'],
+    bind: bindSupervisorEvent,
+    random: { count: 3000, length: 10 },
+  },
+];
+
+describe.each(subjects)('the $name machine, compiled', (subject) => {
+  it('passes through the same states, actions and output as an XState Actor, over every sequence of events', () => {
+    let count = 0;
+    const ends = new Set<string>();
+    for (const sequence of sequences(subject)) {
+      const expected = runActor(subject, sequence);
+      expect(runCompiled(subject, sequence), sequence.map(describeStimulus).join(' → ')).toEqual(expected);
+      const last = expected.states.at(-1)!;
+      ends.add(last.state ?? last.status);
+      count++;
+    }
+    expect(count).toBeGreaterThan(1000);
+    expect([...ends].sort()).toEqual(subject.ends);
+  });
+
+  it('stops where an XState Actor stops when an action throws, and takes no more events', () => {
+    const events = subject.stimuli.filter((stimulus) => !('tick' in stimulus));
+    const ticks = subject.stimuli.filter((stimulus) => 'tick' in stimulus);
+    for (const action of subject.actions) {
+      for (const first of events) {
+        for (const second of events) {
+          const sequence = [first, ...ticks, second, ...ticks];
+          expect(runCompiled(subject, sequence, action), `${action}: ${sequence.map(describeStimulus).join(' → ')}`).toEqual(
+            runActor(subject, sequence, action),
+          );
+        }
+      }
+    }
+  });
+});
+
+describe('a compiled machine', () => {
+  it('the supervisor machine, compiled, also over random longer sequences, with and without an action that throws', () => {
+    const subject = subjects.find(({ name }) => name === 'supervisor')!;
+    const { count, length } = subject.random!;
+    const sequences = randomSequences(subject, count, length);
+    let sent = 0;
+    for (const [i, sequence] of sequences.entries()) {
+      // A third of them with one of the actions throwing.
+      const throwOn = i % 3 === 0 ? subject.actions[(i / 3) % subject.actions.length] : undefined;
+      const expected = runActor(subject, sequence, throwOn);
+      expect(runCompiled(subject, sequence, throwOn), `${throwOn ?? ''}: ${sequence.map(describeStimulus).join(' → ')}`).toEqual(expected);
+      sent += expected.log.filter((entry) => typeof entry === 'object' && entry !== null && ('to' in entry || 'stopped' in entry)).length;
+    }
+    // The walk sent events to actors and stopped some: `sendTo` and `stopChild` were compared, not just skipped.
+    expect(sent).toBeGreaterThan(100);
+  });
+
+  it('runs on the XState it was checked against: the version is pinned, and installed', () => {
+    const pinned = (
+      JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { dependencies: Record<string, string> }
+    ).dependencies.xstate;
+    expect(pinned).toMatch(/^\d+\.\d+\.\d+$/);
+    const installed = createRequire(import.meta.url)('xstate/package.json') as { version: string };
+    expect(installed.version).toBe(pinned);
+  });
+});

@@ -1,0 +1,165 @@
+/**
+ * Runs one machine two ways, side by side — as an XState Actor and compiled
+ * (src/interpreter/) — over the same stimuli, and traces what each does: the
+ * state, context, status and output after every stimulus, and a log of the
+ * actions run (with their parameters and the context they saw), the events
+ * sent to actors and the actors stopped.
+ */
+import { createActor, createMachine, SimulatedClock, type AnyStateMachine } from 'xstate';
+import { CompiledMachine } from '../../src/interpreter/machine.js';
+
+/** An event, or the simulated clock moving on by `ms`. */
+export type Stimulus = { type: string; [key: string]: unknown } | { tick: number };
+
+/** What a run gives the events it sends: its log, and an actor ref (recording what it is sent, and its stop) by name. */
+export interface Run {
+  readonly log: unknown[];
+  ref(name: string): unknown;
+}
+
+export interface Subject {
+  readonly name: string;
+  /** The machine with its actions recording into `log`; `throwOn` makes that action throw. */
+  readonly machine: (log: unknown[], throwOn?: string) => AnyStateMachine;
+  readonly input: unknown;
+  readonly actions: readonly string[];
+  readonly stimuli: readonly Stimulus[];
+  /** How long the sequences get. */
+  readonly length: number;
+  /** The states (or `done`) some sequence must end in: the walk reached them all. */
+  readonly ends: readonly string[];
+  /** The event as this run sends it: its refs and callbacks the run's own. */
+  readonly bind?: (event: { type: string; [key: string]: unknown }, run: Run) => unknown;
+  /** Also this many random sequences of this length, from a fixed seed. */
+  readonly random?: { readonly count: number; readonly length: number };
+}
+
+export function recording(machine: AnyStateMachine, names: readonly string[]) {
+  return (log: unknown[], throwOn?: string) => {
+    const actions = Object.fromEntries(
+      names.map((name) => [
+        name,
+        ({ context }: { context: unknown }, params: unknown) => {
+          log.push({ name, params, context: plain(context) });
+          if (name === throwOn) throw new Error(`${name} failed`);
+        },
+      ]),
+    );
+    return machine.provide({ actions } as never) as AnyStateMachine;
+  };
+}
+
+/** A context as data: functions (the client's `random`, `reconnectable`) left out. */
+export function plain(value: unknown): unknown {
+  return value === undefined ? undefined : (JSON.parse(JSON.stringify(value)) as unknown);
+}
+
+function leafOf(value: unknown): string {
+  if (typeof value === 'string') return value;
+  const [key, inner] = Object.entries(value as Record<string, unknown>)[0]!;
+  return `${key}.${leafOf(inner)}`;
+}
+
+export interface Trace {
+  log: unknown[];
+  states: Array<{ state: string | undefined; context: unknown; status: string; output: unknown }>;
+}
+
+export function runActor(subject: Subject, sequence: readonly Stimulus[], throwOn?: string): Trace {
+  const log: unknown[] = [];
+  const clock = new SimulatedClock();
+  const actor = createActor(subject.machine(log, throwOn), { input: subject.input, clock });
+  actor.subscribe({ error: () => {} });
+  actor.start();
+  const run: Run = {
+    log,
+    // The supervisor stops its sessions, which XState allows only for its own children.
+    ref: (name) => {
+      const sender = () => (actor.getSnapshot().status === 'active' ? leafOf(actor.getSnapshot().value) : undefined);
+      const child = createActor(recorder(log, name, sender), { parent: actor });
+      child.subscribe({ complete: () => log.push({ stopped: name }) });
+      return child.start();
+    },
+  };
+  const states: Trace['states'] = [];
+  const record = () => {
+    const snapshot = actor.getSnapshot();
+    const active = snapshot.status === 'active';
+    states.push({
+      state: active ? leafOf(snapshot.value) : undefined,
+      context: active ? plain(snapshot.context) : undefined,
+      status: snapshot.status,
+      output: snapshot.output,
+    });
+  };
+  record();
+  for (const stimulus of sequence) {
+    if ('tick' in stimulus) clock.increment(stimulus.tick as number);
+    // A stopped actor ignores events (and warns of each): the compiled machine ignores them too.
+    else if (actor.getSnapshot().status === 'active') actor.send((subject.bind?.(stimulus, run) ?? stimulus) as never);
+    record();
+  }
+  return { log, states };
+}
+
+export function runCompiled(subject: Subject, sequence: readonly Stimulus[], throwOn?: string): Trace {
+  const log: unknown[] = [];
+  const clock = new SimulatedClock();
+  let status = 'active';
+  let output: unknown;
+  const machine = new CompiledMachine(subject.machine(log, throwOn));
+  const instance = machine.start(subject.input, clock, {
+    done: (value) => {
+      status = 'done';
+      output = value;
+    },
+    failed: () => {
+      status = 'error';
+    },
+  });
+  const run: Run = {
+    log,
+    ref: (name) => ({
+      // The sender's state as the event arrives: XState sends once the transition is taken.
+      _send: (event: { type: string }) => log.push({ to: name, event: event.type, senderIn: instance.state }),
+      stop: () => log.push({ stopped: name }),
+    }),
+  };
+  const states: Trace['states'] = [];
+  const record = () =>
+    states.push({
+      state: instance.state,
+      context: instance.state === undefined ? undefined : plain(instance.context),
+      status,
+      output,
+    });
+  record();
+  for (const stimulus of sequence) {
+    if ('tick' in stimulus) clock.increment(stimulus.tick as number);
+    else instance.send((subject.bind?.(stimulus, run) ?? stimulus) as never);
+    record();
+  }
+  return { log, states };
+}
+
+/** An actor that logs every event it is sent, as a compiled run's refs do. */
+function recorder(log: unknown[], name: string, sender: () => string | undefined): AnyStateMachine {
+  return createMachine({ on: { '*': { actions: ({ event }) => log.push({ to: name, event: event.type, senderIn: sender() }) } } });
+}
+
+/** `count` sequences of `length` stimuli, the same every run (a linear congruential generator from a fixed seed). */
+export function randomSequences(subject: Subject, count: number, length: number): Stimulus[][] {
+  let seed = 20261201;
+  const next = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+  return Array.from({ length: count }, () => Array.from({ length }, () => subject.stimuli[Math.floor(next() * subject.stimuli.length)]!));
+}
+
+/** Every sequence of up to `length` stimuli, not extended past the end of the machine. */
+export function* sequences(subject: Subject, prefix: Stimulus[] = []): Generator<Stimulus[]> {
+  yield prefix;
+  if (prefix.length === subject.length) return;
+  if (runActor(subject, prefix).states.at(-1)!.status !== 'active') return;
+  for (const stimulus of subject.stimuli) yield* sequences(subject, [...prefix, stimulus]);
+}
+
+export const describeStimulus = (stimulus: Stimulus) => ('tick' in stimulus ? `+${stimulus.tick} ms` : stimulus.type);
