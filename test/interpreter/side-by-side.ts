@@ -60,9 +60,10 @@ function leafOf(value: unknown): string {
   return `${key}.${leafOf(inner)}`;
 }
 
+/** What a run did: its log, and after the start and each stimulus its state and context (also once done), status, output and error. */
 export interface Trace {
   log: unknown[];
-  states: Array<{ state: string | undefined; context: unknown; status: string; output: unknown }>;
+  states: Array<{ state: string | undefined; context: unknown; status: string; output: unknown; error: string | undefined }>;
 }
 
 export function runActor(subject: Subject, sequence: readonly Stimulus[], throwOn?: string): Trace {
@@ -84,12 +85,13 @@ export function runActor(subject: Subject, sequence: readonly Stimulus[], throwO
   const states: Trace['states'] = [];
   const record = () => {
     const snapshot = actor.getSnapshot();
-    const active = snapshot.status === 'active';
+    const settled = snapshot.status === 'active' || snapshot.status === 'done';
     states.push({
-      state: active ? leafOf(snapshot.value) : undefined,
-      context: active ? plain(snapshot.context) : undefined,
+      state: settled ? leafOf(snapshot.value) : undefined,
+      context: settled ? plain(snapshot.context) : undefined,
       status: snapshot.status,
       output: snapshot.output,
+      error: snapshot.status === 'error' ? String(snapshot.error) : undefined,
     });
   };
   record();
@@ -107,14 +109,21 @@ export function runCompiled(subject: Subject, sequence: readonly Stimulus[], thr
   const clock = new SimulatedClock();
   let status = 'active';
   let output: unknown;
+  let error: string | undefined;
+  /** The state the last event left it in: a final state is reported here, before `done`. */
+  let last: string | undefined;
   const machine = new CompiledMachine(subject.machine(log, throwOn));
   const instance = machine.start(subject.input, clock, {
+    processed: (state) => {
+      last = state;
+    },
     done: (value) => {
       status = 'done';
       output = value;
     },
-    failed: () => {
+    failed: (failure) => {
       status = 'error';
+      error = String(failure);
     },
   });
   const run: Run = {
@@ -126,13 +135,16 @@ export function runCompiled(subject: Subject, sequence: readonly Stimulus[], thr
     }),
   };
   const states: Trace['states'] = [];
-  const record = () =>
+  const record = () => {
+    const settled = status === 'active' || status === 'done';
     states.push({
-      state: instance.state,
-      context: instance.state === undefined ? undefined : plain(instance.context),
+      state: status === 'active' ? instance.state : status === 'done' ? last : undefined,
+      context: settled ? plain(instance.context) : undefined,
       status,
       output,
+      error,
     });
+  };
   record();
   for (const stimulus of sequence) {
     if ('tick' in stimulus) clock.increment(stimulus.tick as number);
@@ -154,12 +166,14 @@ export function randomSequences(subject: Subject, count: number, length: number)
   return Array.from({ length: count }, () => Array.from({ length }, () => subject.stimuli[Math.floor(next() * subject.stimuli.length)]!));
 }
 
-/** Every sequence of up to `length` stimuli, not extended past the end of the machine. */
-export function* sequences(subject: Subject, prefix: Stimulus[] = []): Generator<Stimulus[]> {
+/**
+ * Every sequence of up to `length` stimuli, not extended past the end of the machine: `ended` says whether
+ * the sequence last yielded ended it (the caller has run it by then, so each sequence is run once).
+ */
+export function* sequences(subject: Subject, ended: () => boolean, prefix: Stimulus[] = []): Generator<Stimulus[]> {
   yield prefix;
-  if (prefix.length === subject.length) return;
-  if (runActor(subject, prefix).states.at(-1)!.status !== 'active') return;
-  for (const stimulus of subject.stimuli) yield* sequences(subject, [...prefix, stimulus]);
+  if (prefix.length === subject.length || ended()) return;
+  for (const stimulus of subject.stimuli) yield* sequences(subject, ended, [...prefix, stimulus]);
 }
 
 export const describeStimulus = (stimulus: Stimulus) => ('tick' in stimulus ? `+${stimulus.tick} ms` : stimulus.type);
