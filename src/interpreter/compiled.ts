@@ -63,16 +63,22 @@ export interface Leaf {
   readonly on: ReadonlyMap<string, readonly Candidate[]>;
   /** The eventless transitions tried as soon as this state is entered. */
   readonly always: readonly Candidate[];
-  /** A top-level final state: entering it ends the machine. */
-  readonly final: boolean;
+  /** Set on a top-level final state: entering it ends the machine. */
+  readonly final: Final | undefined;
+}
+
+/** How a machine finishes, once its top-level final state is entered. */
+export interface Final {
+  /** The machine's output, resolved as XState resolves it: before the exit actions. */
+  output(args: ActionArgs): unknown;
+  /** The final state's exit actions, then the machine's, as XState runs them when a machine finishes. */
+  readonly exit: readonly Step[];
 }
 
 /** A whole machine compiled: what an instance of it runs. */
-export interface Program<TContext> {
+export interface Program {
   /** The leaf states, by number. */
   readonly leaves: readonly Leaf[];
-  /** The machine's start: the initial states entered, down to a leaf. */
+  /** The machine's start: the machine entered, then its initial states down to a leaf. */
   readonly initial: Transition;
-  /** The machine's output, from its context once it is done. */
-  output(context: TContext): unknown;
 }

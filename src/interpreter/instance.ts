@@ -8,18 +8,18 @@ import type { ActionArgs, Candidate, Delay, Program, Scope, Step, Timers, Transi
 export interface CompiledMachineHooks<TContext, TOutput> {
   /** It reached a top-level final state; `output` is the machine's output. */
   done(output: TOutput, context: TContext): void;
-  /** An action (or the output) threw: the machine stops, as an XState Actor does on an error. */
+  /**
+   * An action (or a guard, or the output) threw, or it was sent a child's `xstate.error.actor.*` that no
+   * transition takes: the machine stops, as an XState Actor does on an error.
+   */
   failed(error: unknown, context: TContext): void;
   /** An event was processed (where an Actor's subscribers would get a snapshot): the state now. */
   processed?(state: string, context: TContext): void;
 }
 
-/** The event the initial entry actions see, as XState's. */
-const INIT = { type: 'xstate.init' } as const;
-
 /** One running instance of a compiled machine. */
 export class MachineInstance<TContext extends object, TEvent extends { type: string }> implements Scope {
-  readonly #program: Program<TContext>;
+  readonly #program: Program;
   readonly #timers: Timers;
   readonly #hooks: CompiledMachineHooks<TContext, unknown>;
   readonly #self: unknown;
@@ -34,13 +34,7 @@ export class MachineInstance<TContext extends object, TEvent extends { type: str
   /** Effects of the transition being taken that run once it is taken (`sendTo`, `stopChild`). */
   #deferred: Array<() => void> | undefined;
 
-  constructor(
-    program: Program<TContext>,
-    context: TContext,
-    timers: Timers,
-    hooks: CompiledMachineHooks<TContext, unknown>,
-    self: unknown,
-  ) {
+  constructor(program: Program, context: TContext, timers: Timers, hooks: CompiledMachineHooks<TContext, unknown>, self: unknown) {
     this.#self = self;
     this.#program = program;
     this.#context = context;
@@ -86,13 +80,14 @@ export class MachineInstance<TContext extends object, TEvent extends { type: str
     this.#drain(event, undefined);
   }
 
-  /** @internal Enters the initial state. */
-  begin(): void {
-    this.#drain(INIT, this.#program.initial);
+  /** @internal Enters the initial state; the entry actions see XState's start event, which carries the input. */
+  begin(input: unknown): void {
+    const start: { type: string; input: unknown } = { type: 'xstate.init', input };
+    this.#drain(start, this.#program.initial);
   }
 
   /** Processes `event` (or takes `initial`), then every event queued meanwhile, one at a time. */
-  #drain(event: TEvent | typeof INIT, initial: Transition | undefined): void {
+  #drain(event: { type: string }, initial: Transition | undefined): void {
     this.#processing = true;
     try {
       if (initial === undefined) this.#process(event);
@@ -106,16 +101,19 @@ export class MachineInstance<TContext extends object, TEvent extends { type: str
   #process(event: TEvent | { type: string }): void {
     if (this.#state === -1) return;
     const candidates = this.#program.leaves[this.#state]!.on.get(event.type);
-    if (candidates === undefined) return;
     let transition: Transition | undefined;
-    try {
-      transition = this.#select(candidates, event);
-    } catch (error) {
-      // A guard that throws fails the machine, as an action does.
-      this.#fail(error);
-      return;
+    if (candidates !== undefined) {
+      try {
+        transition = this.#select(candidates, event);
+      } catch (error) {
+        // A guard that throws fails the machine, as an action does.
+        this.#fail(error);
+        return;
+      }
     }
     if (transition !== undefined) this.#take(transition, event);
+    // XState fails a machine on a child's error that none of its transitions takes.
+    else if (event.type.startsWith('xstate.error.actor')) this.#fail((event as { error?: unknown }).error);
   }
 
   #select(candidates: readonly Candidate[], event: { type: string }): Transition | undefined {
@@ -133,8 +131,10 @@ export class MachineInstance<TContext extends object, TEvent extends { type: str
         this.#run(next.steps, event);
         if (next.target !== -1) this.#state = next.target;
         const leaf = this.#program.leaves[this.#state]!;
-        if (leaf.final) {
-          if (this.#runDeferred()) this.#finish();
+        if (leaf.final !== undefined) {
+          const output = leaf.final.output({ context: this.#context, event, self: this.#self });
+          this.#run(leaf.final.exit, event);
+          if (this.#runDeferred()) this.#finish(output);
           return;
         }
         next = leaf.always.length === 0 ? undefined : this.#select(leaf.always, event);
@@ -199,16 +199,9 @@ export class MachineInstance<TContext extends object, TEvent extends { type: str
     return at === -1 ? undefined : delays!.splice(at, 1)[0];
   }
 
-  #finish(): void {
+  #finish(output: unknown): void {
     const final = this.#program.leaves[this.#state]!.path;
     this.#stop();
-    let output: unknown;
-    try {
-      output = this.#program.output(this.#context);
-    } catch (error) {
-      this.#hooks.failed(error, this.#context);
-      return;
-    }
     this.#hooks.processed?.(final, this.#context);
     this.#hooks.done(output, this.#context);
   }

@@ -14,26 +14,34 @@
  * (`instance.ts`). The machine stays the single source of the lifecycle:
  * nothing here names a state or an event, and `test/interpreter/` checks,
  * over every sequence of a few events of each compiled machine (connection,
- * supervisor, session, client) and random longer ones of the supervisor,
- * that a compiled machine and an XState Actor of the same machine pass
- * through the same states with the same context, run the same actions with
- * the same parameters in the same order, send to and stop the same actors,
- * and end with the same output. The supervisor and its sessions run
+ * supervisor, client; and a machine using what they do not) and random
+ * longer ones of the supervisor, that a compiled machine and an XState
+ * Actor of the same machine pass through the same states with the same
+ * context, run the same actions with the same parameters in the same order,
+ * send to and stop the same actors, and end with the same output. The supervisor and its sessions run
  * compiled too when nobody inspects the runtime (src/runtime/supervisor.ts).
  *
- * Only what the compiled machines use is supported — atomic, compound and
- * final states; transitions with or without a target, guarded by named or
+ * Supported, as XState runs it: atomic and compound states, and final
+ * states at the top level (the machine's output from the done-state event
+ * carrying the final state's own `output`; every state's exit actions as it
+ * finishes); the machine's own `entry`, `exit`, `after` and transitions;
+ * the start event `xstate.init` carrying the input; a context function of
+ * the input; transitions with or without a target, guarded by named or
  * inline guards; eventless transitions; `assign`; named actions with static
  * or computed parameters, implemented by functions, `assign` or
  * `enqueueActions` (which may enqueue named actions, `sendTo` a ref and
  * `stopChild` a ref, both run once the transition is taken, as XState
- * defers them); named or numeric `after` delays — and anything else
- * (built-in guards such as `and`, wildcard events, parallel or history
- * states, invoked or spawned actors, other built-in actions) is refused when
- * the machine is compiled (`refusals.ts`), so a change to a machine that
- * this cannot run fails at once rather than behaving differently. What an
- * `enqueueActions` enqueues is known only when it runs: anything else fails
- * the instance then, with the same "cannot run" error.
+ * defers them); named or numeric `after` delays; a child's
+ * `xstate.error.actor.*` that no transition takes failing the machine.
+ * Anything else (built-in guards such as `and`, wildcard events, parallel
+ * or history states, final states below the top level, invoked or spawned
+ * actors, other built-in actions, `self` or `spawn` in the context
+ * function) is refused when the machine is compiled (`refusals.ts`), so a
+ * change to a machine that this cannot run fails at once rather than
+ * behaving differently. What an `enqueueActions` enqueues is known only
+ * when it runs: anything else fails the instance then, with the same
+ * "cannot run" error; so does a context function that reads `self` only
+ * past what needs a real input (see `contextOf`).
  *
  * Reaches into XState's state nodes (`transitions`, `entry`, `exit`,
  * `after`, `always`, `initial`) and built-in actions (`assign`'s
@@ -43,18 +51,18 @@
 import type { AnyStateMachine } from 'xstate';
 import type { Any, Candidate, Leaf, Program, Timers, Transition } from './compiled.js';
 import { MachineInstance, type CompiledMachineHooks } from './instance.js';
-import { refuseUnsupported, refusing } from './refusals.js';
+import { contextOf, refuseUnsupported, refusing } from './refusals.js';
 import { StepCompiler } from './steps.js';
 
 /** One machine, compiled; `start` runs an instance of it. */
 export class CompiledMachine<TContext extends object, TEvent extends { type: string }, TInput, TOutput> {
-  readonly #program: Program<TContext>;
+  readonly #program: Program;
   readonly #context: (input: TInput) => TContext;
 
   /** Compiles `machine`; throws if it uses what a compiled machine cannot run as XState does. */
   constructor(machine: AnyStateMachine) {
     const root = machine.root as Any;
-    const refuse = refusing();
+    const refuse = refusing(String(root.id));
     refuseUnsupported(root, refuse);
     const leafNodes: Any[] = [];
     const collect = (node: Any) => {
@@ -79,13 +87,12 @@ export class CompiledMachine<TContext extends object, TEvent extends { type: str
         }
         for (const definition of (at.always as Any[] | undefined) ?? []) always.push(compiler.candidate(node, at, definition));
       }
-      leaves.push({ path: node.path.join('.'), on, always, final: node.type === 'final' && node.parent === root });
+      const final = node.type === 'final' ? compiler.final(node, root) : undefined;
+      leaves.push({ path: node.path.join('.'), on, always, final });
     }
     const initial: Transition = compiler.initial(root);
-    const config = machine.config as Any;
-    const context = config.context;
-    this.#context = typeof context === 'function' ? (input) => context({ input }) : () => ({ ...context });
-    this.#program = { leaves, initial, output: (value) => config.output?.({ context: value, event: undefined }) };
+    this.#context = contextOf((machine.config as Any).context, refuse);
+    this.#program = { leaves, initial };
   }
 
   /**
@@ -94,7 +101,7 @@ export class CompiledMachine<TContext extends object, TEvent extends { type: str
    */
   start(input: TInput, timers: Timers, hooks: CompiledMachineHooks<TContext, TOutput>, self?: unknown): MachineInstance<TContext, TEvent> {
     const instance = new MachineInstance<TContext, TEvent>(this.#program, this.#context(input), timers, hooks as never, self);
-    instance.begin();
+    instance.begin(input);
     return instance;
   }
 }

@@ -5,7 +5,7 @@
  * the `after` delays those entries start and exits cancel.
  */
 import { ActionCompiler } from './actions.js';
-import type { ActionArgs, Any, Candidate, Delay, Step, Transition } from './compiled.js';
+import type { ActionArgs, Any, Candidate, Delay, Final, Step, Transition } from './compiled.js';
 import type { Refuse } from './refusals.js';
 
 /** Builds the steps of transitions between the leaves of one machine. */
@@ -25,11 +25,34 @@ export class StepCompiler {
     this.#refuse = refuse;
   }
 
-  /** The machine's start: the root's initial states entered, down to a leaf. */
+  /** The machine's start: the root entered (its own entry actions and delays), then its initial states down to a leaf. */
   initial(root: Any): Transition {
     const steps: Step[] = [];
-    const leaf = this.#enter(root, [], steps, true);
+    const leaf = this.#enter(root, [], steps);
     return { target: this.#index.get(leaf)!, steps };
+  }
+
+  /**
+   * The machine finishing in `leaf`, a top-level final state of `root`: its output as XState's
+   * (`getMachineOutput`: the machine's `output` given the done-state event, which carries the final
+   * state's own `output`; neither is resolved if the machine has none), then the exit actions of every
+   * state still active, the final state's first.
+   */
+  final(leaf: Any, root: Any): Final {
+    const exit: Step[] = [];
+    this.#exit(leaf, exit);
+    this.#exit(root, exit);
+    const machineOutput = root.output;
+    const finalOutput = leaf.output;
+    const type = `xstate.done.state.${String(leaf.id)}`;
+    if (machineOutput === undefined) return { exit, output: () => undefined };
+    return {
+      exit,
+      output: ({ context, event, self }) => {
+        const done = { type, output: finalOutput === undefined ? undefined : resolveOutput(finalOutput, context, event, self) };
+        return resolveOutput(machineOutput, context, done, self);
+      },
+    };
   }
 
   /** `definition`, defined on `source` (the leaf `from` or an ancestor), with its guard. */
@@ -70,23 +93,21 @@ export class StepCompiler {
     for (const action of definition.actions) steps.push(this.#action(action));
     const path: Any[] = [];
     for (let node = target; node !== domain; node = node.parent) path.unshift(node);
-    const leaf = this.#enter(path[0], path.slice(1), steps, false);
+    const leaf = this.#enter(path[0], path.slice(1), steps);
     return { target: this.#index.get(leaf)!, steps };
   }
 
   /** Enters `node`, then `below` (its descendants on the way to a target), then initial states down to a leaf; returns the leaf. */
-  #enter(node: Any, below: Any[], steps: Step[], isRoot: boolean): Any {
-    if (!isRoot) {
-      const delays = delayedEvents(node);
-      for (const action of node.entry as Any[]) {
-        const delay = delays.get(delayIdOf(action, 'xstate.raise'));
-        if (delay !== undefined) steps.push({ kind: 'start', delay: this.#delay(delay.delay, delay.eventType) });
-        else steps.push(this.#action(action));
-      }
+  #enter(node: Any, below: Any[], steps: Step[]): Any {
+    const delays = delayedEvents(node);
+    for (const action of node.entry as Any[]) {
+      const delay = delays.get(delayIdOf(action, 'xstate.raise'));
+      if (delay !== undefined) steps.push({ kind: 'start', delay: this.#delay(delay.delay, delay.eventType) });
+      else steps.push(this.#action(action));
     }
     const next = below.length > 0 ? below[0] : this.#initialChild(node);
     if (next === undefined) return node;
-    return this.#enter(next, below.slice(1), steps, false);
+    return this.#enter(next, below.slice(1), steps);
   }
 
   #exit(node: Any, steps: Step[]): void {
@@ -128,6 +149,11 @@ export class StepCompiler {
     if (domain === undefined) throw this.#refuse(`a transition from ${source.id} to ${target.id} leaving the machine`);
     return domain;
   }
+}
+
+/** An output as XState resolves one: a function of `{ context, event, self }`, or the value itself. */
+function resolveOutput(mapper: Any, context: Any, event: Any, self: unknown): unknown {
+  return typeof mapper === 'function' ? mapper({ context, event, self }) : mapper;
 }
 
 /** A state's `after` delays, by the id its entry raise and exit cancel use. */

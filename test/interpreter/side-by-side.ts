@@ -26,6 +26,8 @@ export interface Subject {
   readonly stimuli: readonly Stimulus[];
   /** How long the sequences get. */
   readonly length: number;
+  /** How many sequences the walk must take at least (it stops extending one where the machine ends). */
+  readonly atLeast: number;
   /** The states (or `done`) some sequence must end in: the walk reached them all. */
   readonly ends: readonly string[];
   /** The event as this run sends it: its refs and callbacks the run's own. */
