@@ -1,16 +1,16 @@
 /**
- * A compiled machine (src/interpreter/) against an XState Actor
- * of the same machine, for each machine berth runs compiled — the connection
- * and supervisor machines (runtimes nobody inspects) and the client machine
- * (`berth/client`): over every sequence of events up to a length — each
- * event the machine handles, and the clock moving on — and, for the
- * supervisor, over random longer ones too, both must be in the same state
- * with the same context after every event, run the same actions with the
- * same parameters in the same order, send the same events to the same
- * actors and stop the same ones (`sendTo`, `stopChild`) at the same points,
- * answer the same requests the same way, fail where the other fails, and
- * end with the same output. This is what keeps a compiled machine the
- * machine's.
+ * A compiled machine (src/interpreter/) against an XState Actor of the same
+ * machine, for each machine berth runs compiled — the connection, supervisor
+ * and session machines (runtimes nobody inspects) and the client machine
+ * (`berth/client`) — and for one that uses what they do not: over every
+ * sequence of events up to a length — each event the machine handles, and
+ * the clock moving on — and, for the supervisor, over random longer ones
+ * too, both must be in the same state with the same context after every
+ * event, run the same actions with the same parameters in the same order,
+ * send the same events to the same actors and stop the same ones (`sendTo`,
+ * `stopChild`) at the same points, answer the same requests the same way,
+ * fail where the other fails, and end in the same final state with the same
+ * output. This is what keeps a compiled machine the machine's.
  */
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -18,8 +18,18 @@ import { describe, expect, it } from 'vitest';
 import { assign, setup, type AnyStateMachine } from 'xstate';
 import { clientMachine } from '../../machines/client.machine.js';
 import { connectionMachine } from '../../machines/connection.machine.js';
+import { sessionMachine } from '../../machines/session.machine.js';
 import { supervisorMachine } from '../../machines/supervisor.machine.js';
-import { clientEvents, clientInput, connectionEvents, connectionInput, supervisorEvents, supervisorInput } from '../model/samples.js';
+import {
+  clientEvents,
+  clientInput,
+  connectionEvents,
+  connectionInput,
+  sessionEvents,
+  sessionInput,
+  supervisorEvents,
+  supervisorInput,
+} from '../model/samples.js';
 import {
   describeStimulus,
   randomSequences,
@@ -105,7 +115,7 @@ const subjects: Subject[] = [
     stimuli: [...connectionEvents, { tick: 300 }],
     length: 5,
     atLeast: 1000,
-    ends: ['disconnecting.closing', 'done', 'open'],
+    ends: ['closed (done)', 'disconnecting.closing', 'open'],
   },
   {
     name: 'client',
@@ -115,7 +125,7 @@ const subjects: Subject[] = [
     stimuli: [...clientEvents, { tick: 300 }, { tick: 1000 }],
     length: 4,
     atLeast: 1000,
-    ends: ['closing', 'done', 'live.connecting', 'live.open', 'live.resuming', 'reconnecting'],
+    ends: ['closed (done)', 'closing', 'live.connecting', 'live.open', 'live.resuming', 'reconnecting'],
   },
   {
     name: 'supervisor',
@@ -125,9 +135,20 @@ const subjects: Subject[] = [
     stimuli: supervisorEvents as unknown as Stimulus[],
     length: 3,
     atLeast: 1000,
-    ends: ['done', 'running', 'stopping'],
+    ends: ['running', 'stopped (done)', 'stopping'],
     bind: bindSupervisorEvent,
     random: { count: 3000, length: 10 },
+  },
+  {
+    name: 'session',
+    machine: recording(sessionMachine as AnyStateMachine, []),
+    input: sessionInput,
+    actions: [],
+    // Steps short of the window (1000 ms), which add up to it or past it.
+    stimuli: [...sessionEvents, { tick: 250 }, { tick: 600 }],
+    length: 6,
+    atLeast: 20,
+    ends: ['detached', 'expired (done)', 'resumed (done)'],
   },
   {
     name: 'features',
@@ -145,7 +166,7 @@ const subjects: Subject[] = [
     ],
     length: 5,
     atLeast: 1000,
-    ends: ['a', 'b', 'done', 'error'],
+    ends: ['a', 'b', 'error', 'finished (done)', 'quit (done)'],
   },
 ];
 
@@ -158,13 +179,15 @@ describe.each(subjects)('the $name machine, compiled', (subject) => {
       expected = runActor(subject, sequence);
       expect(runCompiled(subject, sequence), sequence.map(describeStimulus).join(' → ')).toEqual(expected);
       const last = expected.states.at(-1)!;
-      ends.add(last.status === 'active' ? last.state! : last.status);
+      ends.add(last.status === 'active' ? last.state! : last.status === 'done' ? `${last.state!} (done)` : last.status);
       count++;
     }
     expect(count).toBeGreaterThanOrEqual(subject.atLeast);
     expect([...ends].sort()).toEqual(subject.ends);
   });
+});
 
+describe.each(subjects.filter(({ actions }) => actions.length > 0))('the $name machine, compiled, when an action throws', (subject) => {
   it('stops where an XState Actor stops when an action throws, and takes no more events', () => {
     const events = subject.stimuli.filter((stimulus) => !('tick' in stimulus));
     const ticks = subject.stimuli.filter((stimulus) => 'tick' in stimulus);

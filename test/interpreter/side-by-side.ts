@@ -19,8 +19,8 @@ export interface Run {
 
 export interface Subject {
   readonly name: string;
-  /** The machine with its actions recording into `log`; `throwOn` makes that action throw. */
-  readonly machine: (log: unknown[], throwOn?: string) => AnyStateMachine;
+  /** The machine with its actions recording into the log of the run in progress (`recording`). */
+  readonly machine: AnyStateMachine;
   readonly input: unknown;
   readonly actions: readonly string[];
   readonly stimuli: readonly Stimulus[];
@@ -28,7 +28,7 @@ export interface Subject {
   readonly length: number;
   /** How many sequences the walk must take at least (it stops extending one where the machine ends). */
   readonly atLeast: number;
-  /** The states (or `done`) some sequence must end in: the walk reached them all. */
+  /** The states some sequence must end in (a final one as `<state> (done)`, or `error`): the walk reached them all. */
   readonly ends: readonly string[];
   /** The event as this run sends it: its refs and callbacks the run's own. */
   readonly bind?: (event: { type: string; [key: string]: unknown }, run: Run) => unknown;
@@ -36,20 +36,34 @@ export interface Subject {
   readonly random?: { readonly count: number; readonly length: number };
 }
 
-export function recording(machine: AnyStateMachine, names: readonly string[]) {
-  return (log: unknown[], throwOn?: string) => {
-    const actions = Object.fromEntries(
-      names.map((name) => [
-        name,
-        ({ context }: { context: unknown }, params: unknown) => {
-          log.push({ name, params, context: plain(context) });
-          if (name === throwOn) throw new Error(`${name} failed`);
-        },
-      ]),
-    );
-    return machine.provide({ actions } as never) as AnyStateMachine;
-  };
+/**
+ * The run in progress: where the recording actions log, and which of them throws. Runs are synchronous
+ * (the clock is simulated), so one at a time; a machine is then provided, and compiled, once per subject.
+ */
+const running: { log: unknown[]; throwOn: string | undefined } = { log: [], throwOn: undefined };
+
+/** `machine` with the actions `names` recording into the run in progress; its `throwOn` throws. */
+export function recording(machine: AnyStateMachine, names: readonly string[]): AnyStateMachine {
+  const actions = Object.fromEntries(
+    names.map((name) => [
+      name,
+      ({ context }: { context: unknown }, params: unknown) => {
+        running.log.push({ name, params, context: plain(context) });
+        if (name === running.throwOn) throw new Error(`${name} failed`);
+      },
+    ]),
+  );
+  return machine.provide({ actions } as never) as AnyStateMachine;
 }
+
+/** Starts a run: its log, and the action that throws. */
+function begin(throwOn: string | undefined): unknown[] {
+  running.log = [];
+  running.throwOn = throwOn;
+  return running.log;
+}
+
+const compiledMachines = new WeakMap<AnyStateMachine, CompiledMachine<object, { type: string }, unknown, unknown>>();
 
 /** A context as data: functions (the client's `random`, `reconnectable`) left out. */
 export function plain(value: unknown): unknown {
@@ -69,9 +83,9 @@ export interface Trace {
 }
 
 export function runActor(subject: Subject, sequence: readonly Stimulus[], throwOn?: string): Trace {
-  const log: unknown[] = [];
+  const log = begin(throwOn);
   const clock = new SimulatedClock();
-  const actor = createActor(subject.machine(log, throwOn), { input: subject.input, clock });
+  const actor = createActor(subject.machine, { input: subject.input, clock });
   actor.subscribe({ error: () => {} });
   actor.start();
   const run: Run = {
@@ -107,14 +121,15 @@ export function runActor(subject: Subject, sequence: readonly Stimulus[], throwO
 }
 
 export function runCompiled(subject: Subject, sequence: readonly Stimulus[], throwOn?: string): Trace {
-  const log: unknown[] = [];
+  const log = begin(throwOn);
   const clock = new SimulatedClock();
   let status = 'active';
   let output: unknown;
   let error: string | undefined;
   /** The state the last event left it in: a final state is reported here, before `done`. */
   let last: string | undefined;
-  const machine = new CompiledMachine(subject.machine(log, throwOn));
+  let machine = compiledMachines.get(subject.machine);
+  if (machine === undefined) compiledMachines.set(subject.machine, (machine = new CompiledMachine(subject.machine)));
   const instance = machine.start(subject.input, clock, {
     processed: (state) => {
       last = state;
