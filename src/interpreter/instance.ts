@@ -71,7 +71,10 @@ export class MachineInstance<TContext extends object, TEvent extends { type: str
     (this.#deferred ??= []).push(effect);
   }
 
-  /** Processes an event, after any it is already processing; ignored once stopped or where the state has no transition for it. */
+  /**
+   * Processes an event, after any it is already processing; ignored once stopped or where the state has no
+   * transition for it, but for a child's `xstate.error.actor.*`, which fails it as it fails an Actor.
+   */
   send(event: TEvent): void {
     if (this.#processing) {
       (this.#queue ??= []).push(event);

@@ -96,8 +96,9 @@ export class CompiledMachine<TContext extends object, TEvent extends { type: str
   }
 
   /**
-   * Starts an instance in its initial state, running the initial entry actions. `self` is given to its
-   * actions as `self`: one compiled machine can then serve many owners.
+   * Starts an instance in its initial state, running the entry actions on the way (the machine's own
+   * first), which see the start event `xstate.init` with the input. `self` is given to its actions, guards,
+   * delays and output as `self`: one compiled machine can then serve many owners.
    */
   start(input: TInput, timers: Timers, hooks: CompiledMachineHooks<TContext, TOutput>, self?: unknown): MachineInstance<TContext, TEvent> {
     const instance = new MachineInstance<TContext, TEvent>(this.#program, this.#context(input), timers, hooks as never, self);
