@@ -32,7 +32,7 @@ export function refuseUnsupported(node: Any, refuse: Refuse): void {
  * `{ input, self, spawn }`, or an object), except that `self` and `spawn` are refused: a compiled
  * machine has no actor ref of its own to give, and spawns nothing. To refuse them when the machine is
  * compiled, the context function is called once then with no input, and its `self` and `spawn` trapped
- * (context functions are meant to be pure, as XState may call them at any time); one that reads them
+ * (context functions are meant to be pure: all it costs is what it allocates); one that reads them
  * only past what needs a real input fails there, when an instance is started, with the same error.
  */
 export function contextOf<TInput, TContext>(context: Any, refuse: Refuse): (input: TInput) => TContext {
