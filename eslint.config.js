@@ -10,6 +10,7 @@ import tseslint from 'typescript-eslint';
  * `machines/` and itself. A lower layer never imports a higher one.
  */
 const layers = {
+  interpreter: [],
   wire: [],
   util: [],
   delivery: ['util'],
@@ -18,9 +19,10 @@ const layers = {
   observability: ['util'],
   history: ['util'],
   protocol: ['util', 'delivery', 'history', 'wire'],
-  runtime: ['util', 'delivery', 'connection', 'cluster', 'observability', 'history', 'protocol', 'wire'],
-  client: ['util', 'wire'],
+  runtime: ['interpreter', 'util', 'delivery', 'connection', 'cluster', 'observability', 'history', 'protocol', 'wire'],
+  client: ['interpreter', 'util', 'wire'],
   testing: [
+    'interpreter',
     'wire',
     'util',
     'delivery',

@@ -12,7 +12,7 @@
 import { createActor, enqueueActions, setup, type AnyActorRef } from 'xstate';
 import { CONNECTION_ACTOR_ID, connectionMachine } from '../machines/connection.machine.js';
 import { supervisorMachine } from '../machines/supervisor.machine.js';
-import { indexScheduledEvents } from '../src/connection/actor-scheduler.js';
+import { indexScheduledEvents } from '../src/interpreter/actor-scheduler.js';
 
 const SIZES = [100, 10_000];
 const BATCH = 100;

@@ -5,7 +5,8 @@
  * server's pacing, queues what is sent while it is away (bounded), tracks
  * the position of every stream it receives, and does request/reply.
  */
-import { CompiledMachine, type MachineInstance } from '../util/compiled-machine.js';
+import type { MachineInstance } from '../interpreter/instance.js';
+import { CompiledMachine } from '../interpreter/machine.js';
 import { realTimers } from '../util/timers.js';
 import { clientMachine, clientStateOf, type ClientContext, type ClientEvent, type ClientInput } from '../../machines/client.machine.js';
 import { EventHub } from '../util/event-hub.js';
@@ -103,8 +104,8 @@ export class BerthClient<M extends MessageMap = RawMessages> {
   }
 
   /**
-   * The client machine, compiled once for every client (src/util/compiled-machine.ts, held to the
-   * machine by test/model/compiled-machine.test.ts): a client holds its state and context, not an
+   * The client machine, compiled once for every client (src/interpreter/, held to the
+   * machine by test/interpreter/): a client holds its state and context, not an
    * XState Actor. Its actions reach the client they run for as `self`.
    */
   static #compiledMachine: CompiledMachine<ClientContext, ClientEvent, ClientInput, undefined> | undefined;

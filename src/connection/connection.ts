@@ -101,7 +101,7 @@ export interface FrameHold {
   hold(frame: EncodedFrame, stream?: string, offset?: number, joined?: StreamPosition): void;
 }
 
-/** What drives a connection through the connection machine: its XState Actor, or the machine compiled (compiled-machine.ts). */
+/** What drives a connection through the connection machine: its XState Actor, or the machine compiled (src/interpreter/). */
 export interface ConnectionLifecycle {
   send(event: ConnectionEvent): void;
 }

@@ -3,7 +3,7 @@
  * whether the runtime is inspected: XState Actors — the supervisor, its
  * session actors and every connection's, its children — so the inspector
  * sees them and every event; otherwise the same machines compiled
- * (src/util/compiled-machine.ts), the same states and actions without an
+ * (src/interpreter/), the same states and actions without an
  * Actor's snapshots, mailbox and inspection events, which were most of a
  * connection's cost to open, register, join and close (`churn`). Either way
  * the machines decide: one event at a time, in arrival order.
@@ -25,10 +25,12 @@ import {
   type SessionOutput,
 } from '../../machines/session.machine.js';
 import type { SupervisorContext, SupervisorEvent, SupervisorInput } from '../../machines/supervisor.machine.js';
-import { indexScheduledEvents } from '../connection/actor-scheduler.js';
 import type { SupervisorMachine } from '../connection/actors.js';
 import type { ConnectionLifecycle } from '../connection/connection.js';
-import { CompiledMachine, type CompiledMachineHooks, type MachineInstance } from '../util/compiled-machine.js';
+import { doneActorEvent, errorActorEvent } from '../interpreter/actor-events.js';
+import { indexScheduledEvents } from '../interpreter/actor-scheduler.js';
+import type { CompiledMachineHooks, MachineInstance } from '../interpreter/instance.js';
+import { CompiledMachine } from '../interpreter/machine.js';
 import type { Timers } from '../util/timers.js';
 import type { Clock, RuntimeOptions } from './options.js';
 import type { SessionKeeper } from './recovery/recovery.js';
@@ -238,7 +240,7 @@ function compiledSupervisor(
   );
   const compiledConnection = new CompiledMachine<ConnectionContext, ConnectionEvent, ConnectionInput, ConnectionOutput>(connectionLogic);
   const connectionHooks: CompiledMachineHooks<ConnectionContext, ConnectionOutput> = {
-    done: (output) => instance.send({ type: `xstate.done.actor.${CONNECTION_ACTOR_ID}`, output, actorId: CONNECTION_ACTOR_ID }),
+    done: (output) => instance.send(doneActorEvent(CONNECTION_ACTOR_ID, output)),
     failed: (error, context) => connectionFailed(context.id, error),
   };
   const view: SupervisorView = Object.freeze({
@@ -293,9 +295,9 @@ function compiledSupervisor(
         start: () => {
           if (stop || session !== undefined) return;
           session = compiledSession!.start(sessionInput, timers, {
-            done: (output) => instance.send({ type: `xstate.done.actor.${SESSION_ACTOR_ID}`, output, actorId: SESSION_ACTOR_ID }),
+            done: (output) => instance.send(doneActorEvent(SESSION_ACTOR_ID, output)),
             // A session machine has nothing that can fail; as an Actor's, its error is the supervisor's to ignore.
-            failed: (error) => instance.send({ type: `xstate.error.actor.${SESSION_ACTOR_ID}`, error, actorId: SESSION_ACTOR_ID }),
+            failed: (error) => instance.send(errorActorEvent(SESSION_ACTOR_ID, error)),
           });
         },
       };

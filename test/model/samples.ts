@@ -1,12 +1,13 @@
 /**
  * One sample of every event each machine handles, and the inputs the model
  * tests run them with: shared by the model-based tests of each machine and
- * by the compiled-machine equivalence test, so that both walk the same
- * events.
+ * by the interpreter's side-by-side test (test/interpreter/machine.test.ts),
+ * so that both walk the same events.
  */
 import { createActor, createMachine } from 'xstate';
 import type { ClientEvent, ClientInput } from '../../machines/client.machine.js';
 import type { ConnectionEvent, ConnectionInput } from '../../machines/connection.machine.js';
+import type { SessionEvent, SessionInput } from '../../machines/session.machine.js';
 import type { SupervisorEvent, SupervisorInput } from '../../machines/supervisor.machine.js';
 
 export const connectionInput: ConnectionInput = { id: 'c', closeTimeoutMs: 300 };
@@ -39,6 +40,11 @@ export const clientEvents: readonly ClientEvent[] = [
   { type: 'socket.closed', code: 1013, reason: 'retry-after=2' },
   { type: 'client.close', code: 1000, reason: 'bye' },
 ];
+
+export const sessionInput: SessionInput = { token: 't', windowMs: 1000 };
+
+/** Every event of the session machine but its delayed one. */
+export const sessionEvents: readonly SessionEvent[] = [{ type: 'session.resume' }];
 
 /** Room for one session: a second detach is refused. */
 export const supervisorInput: SupervisorInput = { maxSessions: 1 };

@@ -4,8 +4,8 @@ import { createActor, SimulatedClock, type AnyStateMachine } from 'xstate';
 import { getShortestPaths } from 'xstate/graph';
 import { sessionMachine } from '../../machines/session.machine.js';
 import { Coverage } from './coverage.js';
+import { sessionInput as input } from './samples.js';
 
-const input = { token: 't', windowMs: 1000 };
 const events = [{ type: 'session.resume' }, { type: 'xstate.after.recoveryWindow.session.detached' }];
 const paths = getShortestPaths(sessionMachine as AnyStateMachine, {
   input,
