@@ -197,7 +197,8 @@ describe('the NATS adapter subscribes per room and user', () => {
       adapter.publish({ target: { kind: 'user', user: 'ada' }, except: undefined, data: 'own', binary: false });
       other.publish({ target: { kind: 'user', user: 'ada' }, except: undefined, data: 'to ada', binary: false });
       await eventually(() => a.text().join() === 'to ada', 'the broadcast to ada');
-      expect(await other.presence!.userConnections('ada')).toEqual(['a-1']);
+      // Presence is written beside the subscription, not before the track resolves: read once it is in.
+      await settles(async () => expect(await other.presence!.userConnections('ada')).toEqual(['a-1']));
     } finally {
       await adapter.close();
       await other.close();
