@@ -78,7 +78,7 @@ describe('the rate limiter follows the runtime’s clock', () => {
     const received: string[] = [];
     let drops = 0;
     runtime.on('message', ({ data }) => void received.push(String(data)));
-    runtime.on('drop', ({ count }) => void (drops += count));
+    runtime.on('dropped', ({ count }) => void (drops += count));
     const client = await connect(url);
     client.ws.send('one');
     client.ws.send('two');

@@ -120,7 +120,7 @@ export interface ServerAssertion {
   readonly closed?: Readonly<Record<string, { readonly code?: number; readonly reason?: string; readonly cause?: string }>>;
   /** Client → how many `close` events its connection had (cleanup runs exactly once: 1). */
   readonly closeEvents?: Readonly<Record<string, number>>;
-  /** Client → at least this many messages were dropped for it (the `drop` events' counts). */
+  /** Client → at least this many messages were dropped for it (the `dropped` events' counts). */
   readonly minDropped?: Readonly<Record<string, number>>;
   /** Connections the server holds. */
   readonly connections?: number;
