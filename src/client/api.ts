@@ -83,7 +83,7 @@ export type ReplyOf<M extends MessageMap> = M extends { readonly reply: infer R 
 /** A request the server answered with an error, or that got no answer. */
 export class ClientRequestError extends Error {
   override readonly name = 'ClientRequestError';
-  /** The server's code (`no-handler`, `handler-failed`, the application's own), or `timeout` / `disconnected` / `closed`. */
+  /** The server's code (`no-handler`, `handler-failed`, the application's own), or `timeout`, `disconnected`, `invalid-json`, `invalid-server-message`. */
   readonly code: string;
   constructor(code: string, message: string) {
     super(message);
