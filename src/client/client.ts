@@ -46,6 +46,7 @@ export function createClient<M extends MessageMap>(url: string, options: ClientO
   return new BerthClient<M>(url, options);
 }
 
+/** A `berth.v1` client, as `createClient` makes it (docs/client.md). */
 export class BerthClient<M extends MessageMap = RawMessages> {
   readonly url: string;
   readonly #options: ClientOptions;
