@@ -362,7 +362,7 @@ function attachChat(runtime: Runtime): void {
   });
 
   // Not recovered, the connection starts fresh: the page joins its rooms again itself.
-  runtime.on('resume', ({ connection, recovered }) => (recovered ? enqueue(connection, () => resumed(connection)) : undefined));
+  runtime.on('resumed', ({ connection, recovered }) => (recovered ? enqueue(connection, () => resumed(connection)) : undefined));
 
   runtime.on('close', ({ connection, code, cause, rooms }) => {
     if (!queues.delete(connection.id)) return;

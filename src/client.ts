@@ -11,5 +11,4 @@ export type {
   StreamMessage,
   WebSocketClass,
 } from './client/api.js';
-export { clientMachine, reconnectDelay } from '../machines/client.machine.js';
-export type { Backoff, ClientContext, ClientEvent, ClientInput } from '../machines/client.machine.js';
+export type { Backoff } from '../machines/client.machine.js';

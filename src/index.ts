@@ -23,8 +23,6 @@ export type { MemoryBus } from './cluster/memory-adapter.js';
 export type { Health, HealthThresholds } from './observability/health.js';
 export type { MetricsSnapshot } from './observability/metrics.js';
 export type { CloseCause, Target } from '../machines/types.js';
-export { connectionMachine } from '../machines/connection.machine.js';
-export { supervisorMachine } from '../machines/supervisor.machine.js';
 export { createMemoryHistory } from './history/memory-store.js';
 export type { MemoryHistoryOptions } from './history/memory-store.js';
 export type { HistoryLimits, HistoryLoss, HistoryMessage, HistoryRead, HistoryStore, StreamPosition } from './history/store.js';

@@ -193,7 +193,7 @@ describe('maxPayload and rate limits', () => {
     let received = 0;
     let dropped = 0;
     runtime.on('message', () => received++);
-    runtime.on('drop', (event) => {
+    runtime.on('dropped', (event) => {
       expect(event.reason).toBe('rate-limit');
       dropped++;
     });

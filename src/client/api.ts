@@ -83,7 +83,7 @@ export type ReplyOf<M extends MessageMap> = M extends { readonly reply: infer R 
 /** A request the server answered with an error, or that got no answer. */
 export class ClientRequestError extends Error {
   override readonly name = 'ClientRequestError';
-  /** The server's code (`no-handler`, `handler-failed`, the application's own), or `timeout` / `disconnected` / `closed`. */
+  /** The server's code (`no-handler`, `handler-failed`, the application's own), or `timeout`, `disconnected`, `invalid-json`, `invalid-server-message`. */
   readonly code: string;
   constructor(code: string, message: string) {
     super(message);
@@ -94,8 +94,11 @@ export class ClientRequestError extends Error {
 /** The code of the `error` event for a frame from the server that is no `berth.v1` message. */
 export const INVALID_SERVER_MESSAGE = 'invalid-server-message';
 
-/** The events of a client, by name, and what each carries (`client.on`). */
-export interface ClientEvents<M extends MessageMap = RawMessages> extends Record<string, unknown> {
+/**
+ * The events of a client, by name, and what each carries (`client.on`): nouns for what arrives, `close`,
+ * and a past participle for every other outcome.
+ */
+export interface ClientEvents<M extends MessageMap = RawMessages> {
   state: ClientState;
   message: StreamMessage<M['receive']>;
   welcome: { id: string };
@@ -113,3 +116,13 @@ export interface ClientEvents<M extends MessageMap = RawMessages> extends Record
    */
   error: { code: string; message: string };
 }
+
+/** Every client event by name: subscribing to any other name throws. */
+export const CLIENT_EVENTS: { readonly [K in keyof ClientEvents]: true } = {
+  state: true,
+  message: true,
+  welcome: true,
+  close: true,
+  resumed: true,
+  error: true,
+};

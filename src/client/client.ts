@@ -13,6 +13,7 @@ import { EventHub } from '../util/event-hub.js';
 import { InvalidMessage } from '../wire/codec.js';
 import { MAX_EARLIER_TOKENS, PROTOCOL_V1, RESUME_INTENT } from '../wire/v1.js';
 import {
+  CLIENT_EVENTS,
   ClientRequestError,
   INVALID_SERVER_MESSAGE,
   type ClientEvents,
@@ -46,13 +47,14 @@ export function createClient<M extends MessageMap>(url: string, options: ClientO
   return new BerthClient<M>(url, options);
 }
 
+/** A `berth.v1` client, as `createClient` makes it (docs/client.md). */
 export class BerthClient<M extends MessageMap = RawMessages> {
   readonly url: string;
   readonly #options: ClientOptions;
   /** Text messages are JSON: values are stringified as they are sent and parsed as they arrive. */
   readonly #json: boolean;
   readonly #machine: MachineInstance<ClientContext, ClientEvent>;
-  readonly #events = new EventHub<ClientEvents<M>>();
+  readonly #events = new EventHub<ClientEvents<M>>(CLIENT_EVENTS);
   readonly #queue: Array<string | Uint8Array> = [];
   readonly #pending = new Map<number, PendingRequest<ReplyOf<M>>>();
   readonly #positions = new Map<string, { offset: number; epoch: string }>();
@@ -150,10 +152,9 @@ export class BerthClient<M extends MessageMap = RawMessages> {
     return this.#positions;
   }
 
-  /** Subscribes; returns the unsubscribe. */
+  /** Subscribes; returns the unsubscribe. A name that is no event throws `TypeError`. */
   on<K extends keyof ClientEvents<M>>(type: K, handler: (event: ClientEvents<M>[K]) => void): () => void {
-    this.#events.on(type, handler);
-    return () => this.#events.off(type, handler);
+    return this.#events.on(type, handler);
   }
 
   /** Sends a message to the application; queued while not open. False if the queue is full or the client closed. */

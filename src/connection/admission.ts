@@ -32,6 +32,7 @@ export interface AuthGrant<TData> {
   readonly data?: TData;
 }
 
+/** What `authenticate` returns (or resolves with): a grant, a refusal, or nothing, which accepts. */
 export type AuthDecision<TData> = AuthGrant<TData> | AuthRefusal | undefined | void;
 
 /** Decides an upgrade from its request: accept (with user and data) or refuse with 401/403. */

@@ -41,6 +41,7 @@ export const CloseCode = {
   REPLACED: 4002,
 } as const;
 
+/** The name of a close code of the catalog (`NORMAL`, `SLOW_CONSUMER` …): a key of `CloseCode`. */
 export type CloseCodeName = keyof typeof CloseCode;
 
 /** One row of the catalog. */

@@ -6,7 +6,7 @@ export interface RateLimitOptions {
   readonly messagesPerSecond: number;
   /** Messages allowed in a burst. [default messagesPerSecond] */
   readonly burst?: number;
-  /** `drop` discards messages over the limit (emitting `drop`); `close` closes with 1008. [default 'close'] */
+  /** `drop` discards messages over the limit (emitting `dropped`); `close` closes with 1008. [default 'close'] */
   readonly policy?: 'drop' | 'close';
 }
 

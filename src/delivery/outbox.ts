@@ -11,7 +11,7 @@ export interface OutboxOptions {
   readonly maxMessages?: number;
   /** Bytes waiting at most; frames are shared between recipients, so this bounds references, not copies. [default 8388608] */
   readonly maxBytes?: number;
-  /** Past a bound: `close` closes with 4001 (slow consumer), `drop-oldest` and `drop-newest` discard frames and emit `drop`. [default 'close'] */
+  /** Past a bound: `close` closes with 4001 (slow consumer), `drop-oldest` and `drop-newest` discard frames and emit `dropped`. [default 'close'] */
   readonly overflow?: OverflowPolicy;
 }
 

@@ -14,8 +14,11 @@ import type { Presence } from '../cluster/presence.js';
 import type { MetricsSnapshot } from '../observability/metrics.js';
 import type { SupervisorView } from './supervisor-view.js';
 
-/** Events a runtime emits. Handlers run outside every actor, so they may call any API. */
-export interface RuntimeEvents<TData = unknown> extends Record<string, unknown> {
+/**
+ * Events a runtime emits: nouns for what arrives (`connection`, `message`, `error`), `close`, and a past
+ * participle for every other outcome. Handlers run outside every actor, so they may call any API.
+ */
+export interface RuntimeEvents<TData = unknown> {
   /** A connection completed its handshake and is registered (its user, if any, already bound). */
   connection: Connection<TData>;
   /** A message arrived: text as a string, binary as a Buffer. */
@@ -26,7 +29,7 @@ export interface RuntimeEvents<TData = unknown> extends Record<string, unknown> 
    * A `berth.v1` client asked to resume a session: `recovered` with its rooms back and what it missed
    * replayed, or not, with the streams that could not be recovered (`lost`).
    */
-  resume: {
+  resumed: {
     connection: Connection<TData>;
     recovered: boolean;
     /** The connection whose session it resumed. */
@@ -41,7 +44,7 @@ export interface RuntimeEvents<TData = unknown> extends Record<string, unknown> 
    * Messages were discarded: an incoming one under the `drop` rate-limit
    * policy, or `count` outgoing ones under a `drop-oldest`/`drop-newest` outbox.
    */
-  drop: { connection: Connection<TData>; reason: DropReason; count: number };
+  dropped: { connection: Connection<TData>; reason: DropReason; count: number };
   /**
    * Broadcasts another node published never reached this node (its link to the bus dropped, the
    * publisher could not send them, the bus discarded them): `count` of them, from node `origin`, to
@@ -50,6 +53,18 @@ export interface RuntimeEvents<TData = unknown> extends Record<string, unknown> 
    */
   lost: { target: Target; count: number; origin: string };
 }
+
+/** Every runtime event by name: subscribing to any other name throws. */
+export const RUNTIME_EVENTS: { readonly [K in keyof RuntimeEvents]: true } = {
+  connection: true,
+  message: true,
+  close: true,
+  resumed: true,
+  error: true,
+  refused: true,
+  dropped: true,
+  lost: true,
+};
 
 /** A request from a `berth.v1` client, as its handler gets it. */
 export interface Request<TData = unknown> {
@@ -83,7 +98,9 @@ export interface Runtime<TData = unknown> {
   readonly ready: Promise<void>;
   /** The supervisor, read-only: its state and a subscription (the `inspect` option shows the live actors). */
   readonly supervisor: SupervisorView;
-  on<K extends keyof RuntimeEvents<TData>>(type: K, handler: (event: RuntimeEvents<TData>[K]) => unknown): void;
+  /** Subscribes to an event; returns the unsubscribe. A name that is no event throws `TypeError`. */
+  on<K extends keyof RuntimeEvents<TData>>(type: K, handler: (event: RuntimeEvents<TData>[K]) => unknown): () => void;
+  /** Unsubscribes `handler`, or every handler of the event without one. */
   off<K extends keyof RuntimeEvents<TData>>(type: K, handler?: (event: RuntimeEvents<TData>[K]) => unknown): void;
   /**
    * Answers the requests of `berth.v1` clients (docs/protocol.md); one handler per runtime, a later

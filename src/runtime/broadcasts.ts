@@ -78,7 +78,7 @@ export class Broadcasts {
       except,
       frame,
       // Answered when the supervisor processes the broadcast: at once, or later in this same call when a
-      // broadcast is sent from inside another (a `drop` handler, an adapter's `track`) and waits its turn.
+      // broadcast is sent from inside another (a `dropped` handler, an adapter's `track`) and waits its turn.
       delivered: (recipients, enveloped) => {
         metrics.broadcast(recipients, startedAt, sentHere);
         // A stream a dropped connection's session holds goes on being numbered and kept, for its resume;

@@ -95,7 +95,7 @@ export function connectionHost<TData>(runtime: HostRuntime<TData>): ConnectionHo
     },
     dropped: (connection, reason, count) => {
       metrics.dropped(reason, count);
-      if (runtime.hasListener('drop')) runtime.emit('drop', { connection, reason, count }, connection);
+      if (runtime.hasListener('dropped')) runtime.emit('dropped', { connection, reason, count }, connection);
     },
     socketFailed: (connection, error, closeCode) => {
       runtime.report(toBerthError(ErrorCode.SOCKET, `connection ${connection.id} closed with ${closeCode}`, error), connection);

@@ -21,6 +21,7 @@ import { PROTOCOL_V1, RESUME_INTENT, welcomeFrame } from '../protocol/v1.js';
 import { BerthError, ErrorCode, toBerthError, type ErrorCodeValue } from '../util/errors.js';
 import { EventHub } from '../util/event-hub.js';
 import { assertName } from '../util/validate.js';
+import { RUNTIME_EVENTS } from './api.js';
 import type { BroadcastOptions, RequestHandler, Runtime, RuntimeEvents, RuntimeMetrics, RuntimeSnapshot } from './api.js';
 import { Broadcasts } from './broadcasts.js';
 import { ClusterBridge } from './cluster-bridge.js';
@@ -62,7 +63,7 @@ class BerthRuntime<TData> implements Runtime<TData> {
   readonly #supervisor: SupervisorRunner;
   readonly #host: ConnectionHost<TData>;
   readonly #options: ResolvedOptions<TData>;
-  readonly #events = new EventHub<RuntimeEvents<TData>>();
+  readonly #events = new EventHub<RuntimeEvents<TData>>(RUNTIME_EVENTS);
   readonly #connections = new Map<string, ServerConnection<TData>>();
   readonly #transport: Transport<Grant<TData>>;
   readonly #started = performance.now();
@@ -151,7 +152,7 @@ class BerthRuntime<TData> implements Runtime<TData> {
       outcome: (outcome) => metrics.session(outcome),
       resumed: (connection, { recovered, previous, lost }) =>
         this.#emit(
-          'resume',
+          'resumed',
           {
             connection: connection as ServerConnection<TData>,
             recovered,
@@ -213,8 +214,8 @@ class BerthRuntime<TData> implements Runtime<TData> {
     this.ready.catch(() => {});
   }
 
-  on<K extends keyof RuntimeEvents<TData>>(type: K, handler: (event: RuntimeEvents<TData>[K]) => unknown): void {
-    this.#events.on(type, handler);
+  on<K extends keyof RuntimeEvents<TData>>(type: K, handler: (event: RuntimeEvents<TData>[K]) => unknown): () => void {
+    return this.#events.on(type, handler);
   }
 
   off<K extends keyof RuntimeEvents<TData>>(type: K, handler?: (event: RuntimeEvents<TData>[K]) => unknown): void {
@@ -393,7 +394,7 @@ class BerthRuntime<TData> implements Runtime<TData> {
         return;
       }
       this.#report(toBerthError(ErrorCode.HANDLER_FAILED, `${String(type)} handler failed`, error), connection);
-      if (connection !== undefined && (type === 'connection' || type === 'message' || type === 'drop')) {
+      if (connection !== undefined && (type === 'connection' || type === 'message' || type === 'dropped')) {
         connection.closeFor('handler-error', CloseCode.INTERNAL_ERROR, 'internal error');
       }
     });

@@ -45,6 +45,7 @@ export interface AppOptions extends Record<string, unknown> {
 /** Creates your application's runtime with these options (call `createRuntime({ ...options, …yours })`). */
 export type AppFactory = (options: AppOptions) => Runtime | Promise<Runtime>;
 
+/** How `runScenario` runs a scenario: against which application, on which transport, in which orders. */
 export interface RunOptions {
   readonly app: AppFactory;
   /** [default 'memory'] */
@@ -57,6 +58,7 @@ export interface RunOptions {
   readonly seed?: number;
 }
 
+/** What `runScenario` resolves with; `formatResult` prints it. */
 export interface ScenarioResult {
   readonly name: string;
   readonly transport: TransportName;

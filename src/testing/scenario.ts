@@ -19,6 +19,7 @@ export interface LostStream {
   readonly reason: string;
 }
 
+/** One step of a scenario: an object with exactly one of the keys below (docs/testing.md lists them). */
 export type Step =
   /** Opens a client named `connect`. `user` goes in the `x-scenario-user` header for the app's `authenticate`. */
   | {
@@ -110,6 +111,7 @@ export type Step =
   /** The steps again, `repeat` times. */
   | { readonly repeat: number; readonly steps: readonly Step[] };
 
+/** What an `assert` step expects of the server, eventually; every field is optional. */
 export interface ServerAssertion {
   /** Room → the clients in it, in any order; a room absent here may exist unless `rooms` lists it. */
   readonly rooms?: Readonly<Record<string, readonly string[]>>;
@@ -120,7 +122,7 @@ export interface ServerAssertion {
   readonly closed?: Readonly<Record<string, { readonly code?: number; readonly reason?: string; readonly cause?: string }>>;
   /** Client → how many `close` events its connection had (cleanup runs exactly once: 1). */
   readonly closeEvents?: Readonly<Record<string, number>>;
-  /** Client → at least this many messages were dropped for it (the `drop` events' counts). */
+  /** Client → at least this many messages were dropped for it (the `dropped` events' counts). */
   readonly minDropped?: Readonly<Record<string, number>>;
   /** Connections the server holds. */
   readonly connections?: number;
@@ -133,8 +135,10 @@ export interface ServerAssertion {
   readonly maxLive?: Readonly<Record<string, number>>;
 }
 
+/** `ws`: real sockets on loopback; `memory`: in-memory sockets through the same `ws` and HTTP code. */
 export type TransportName = 'ws' | 'memory';
 
+/** Named clients and their steps, with the runtime options and transports to run them on (docs/testing.md). */
 export interface Scenario {
   readonly name: string;
   readonly description?: string;

@@ -56,7 +56,7 @@ export class ServerRecord {
       timeline.add(nameOf(tag), 'server', `closed ${code}${reason ? ` "${reason}"` : ''} (${cause})`);
       changed();
     });
-    runtime.on('drop', ({ connection, count }) => {
+    runtime.on('dropped', ({ connection, count }) => {
       const tag = this.#tags.get(connection.id);
       if (tag !== undefined) this.#drops.set(tag, (this.#drops.get(tag) ?? 0) + count);
     });
@@ -66,7 +66,7 @@ export class ServerRecord {
       this.#received.set(tag, this.received(tag) + 1);
       changed();
     });
-    runtime.on('resume', ({ connection, recovered, previous, lost }) => {
+    runtime.on('resumed', ({ connection, recovered, previous, lost }) => {
       const tag = this.#tags.get(connection.id);
       if (tag === undefined) return;
       this.#resumes.set(tag, { recovered });

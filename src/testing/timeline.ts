@@ -5,6 +5,7 @@
  * scenario fails, and writable as a Mermaid sequence diagram.
  */
 
+/** What an entry of the timeline records. */
 export type TimelineKind =
   | 'connect'
   | 'refused'
@@ -24,6 +25,7 @@ export type TimelineKind =
   /** A dropped client's network came back. */
   | 'network';
 
+/** One thing a client (or the server) did or saw. */
 export interface TimelineEntry {
   /** Milliseconds since the scenario started (real time). */
   readonly at: number;
@@ -35,6 +37,7 @@ export interface TimelineEntry {
 
 const MAX_DETAIL = 80;
 
+/** A scenario run's timeline (`ScenarioResult.timeline`): `format()` prints it, `toMermaid(title)` draws it. */
 export class Timeline {
   readonly entries: TimelineEntry[] = [];
   readonly #started = performance.now();

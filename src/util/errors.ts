@@ -27,6 +27,7 @@ export const ErrorCode = {
   CLOSED: 'ERR_CLOSED',
 } as const;
 
+/** A code of `ErrorCode` (`'ERR_ADAPTER'` …): what `BerthError.code` holds. */
 export type ErrorCodeValue = (typeof ErrorCode)[keyof typeof ErrorCode];
 
 /** An error berth reports on its `error` event; `code` is stable, `cause` the original error if any. */

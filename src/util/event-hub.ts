@@ -3,26 +3,36 @@ import { mitt } from './mitt.js';
 import { isThenable } from './thenable.js';
 
 /**
- * Typed events on mitt, with one difference from `mitt.emit`: every handler
+ * Typed events on mitt, with two differences from mitt itself: every handler
  * runs even if an earlier one throws, and a handler's failure (a throw or a
- * rejected promise) goes to `onFailure` instead of up the caller's stack.
+ * rejected promise) goes to `onFailure` instead of up the caller's stack; and
+ * a name that is no event throws, so that a misspelt or renamed one fails
+ * where it is written instead of never firing.
  */
-export class EventHub<Events extends Record<string, unknown>> {
-  readonly #emitter: Emitter<Events> = mitt<Events>();
+export class EventHub<Events extends object> {
+  readonly #emitter: Emitter<Record<string, unknown>> = mitt<Record<string, unknown>>();
+  readonly #names: ReadonlySet<string>;
 
-  on<K extends keyof Events>(type: K, handler: Handler<Events[K]>): void {
-    this.#emitter.on(type, handler);
+  /** `names` holds every event, as a record so that the compiler says when one is missing. */
+  constructor(names: { readonly [K in keyof Events]: true }) {
+    this.#names = new Set(Object.keys(names));
   }
 
-  off<K extends keyof Events>(type: K, handler?: Handler<Events[K]>): void {
-    this.#emitter.off(type, handler);
+  /** Subscribes; returns the unsubscribe. */
+  on<K extends keyof Events & string>(type: K, handler: Handler<Events[K]>): () => void {
+    this.#emitter.on(this.#known(type), handler as Handler<unknown>);
+    return () => this.#emitter.off(type, handler as Handler<unknown>);
   }
 
-  has(type: keyof Events): boolean {
+  off<K extends keyof Events & string>(type: K, handler?: Handler<Events[K]>): void {
+    this.#emitter.off(this.#known(type), handler as Handler<unknown> | undefined);
+  }
+
+  has(type: keyof Events & string): boolean {
     return (this.#emitter.all.get(type)?.length ?? 0) > 0;
   }
 
-  emit<K extends keyof Events>(type: K, payload: Events[K], onFailure: (error: unknown) => void): void {
+  emit<K extends keyof Events & string>(type: K, payload: Events[K], onFailure: (error: unknown) => void): void {
     const handlers = this.#emitter.all.get(type);
     if (handlers === undefined || handlers.length === 0) return;
     // A copy, as mitt does: a handler may remove itself.
@@ -36,5 +46,12 @@ export class EventHub<Events extends Record<string, unknown>> {
       }
       if (isThenable(result)) Promise.resolve(result).catch(onFailure);
     }
+  }
+
+  #known(type: string): string {
+    if (!this.#names.has(type)) {
+      throw new TypeError(`unknown event ${JSON.stringify(type)}: the events are ${[...this.#names].join(', ')}`);
+    }
+    return type;
   }
 }

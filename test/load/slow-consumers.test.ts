@@ -60,7 +60,7 @@ async function overload(overflow: OverflowPolicy) {
   runtime.on('connection', (connection) => {
     (clientOf(connection).slow ? slow : fast).push(connection);
   });
-  runtime.on('drop', ({ connection, reason, count }) => {
+  runtime.on('dropped', ({ connection, reason, count }) => {
     if (reason === 'outbox-overflow') drops.set(connection.id, (drops.get(connection.id) ?? 0) + count);
   });
   runtime.on('close', (event) => closes.push(event));

@@ -29,7 +29,7 @@ describe('berth.v1 sessions: resume after a drop', () => {
     const connections = track(runtime);
     runtime.on('connection', (connection) => void connection.join('lobby'));
     const resumes: Array<{ recovered: boolean; previous?: string }> = [];
-    runtime.on('resume', ({ recovered, previous }) => void resumes.push({ recovered, previous }));
+    runtime.on('resumed', ({ recovered, previous }) => void resumes.push({ recovered, previous }));
     const first = await v1(url);
     const welcome = await first.until((m) => m.t === 'welcome', 'welcome');
     expect(typeof welcome.session).toBe('string');
@@ -226,7 +226,7 @@ describe('berth.v1 sessions: resume races', () => {
 
   it('a resume racing a leave of the same room leaves no ghost', async () => {
     const { runtime, url, session } = await droppedInLobby();
-    runtime.on('resume', ({ connection }) => void connection.leave('lobby'));
+    runtime.on('resumed', ({ connection }) => void connection.leave('lobby'));
     const second = await v1(url);
     await second.until((m) => m.t === 'welcome', 'welcome');
     second.ws.send(JSON.stringify({ t: 'resume', token: session }));

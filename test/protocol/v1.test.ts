@@ -367,7 +367,7 @@ describe('berth.v1: no silent gap, no lost message', () => {
     // The raw client's outbox takes one frame a turn: the second broadcast overflows it, inside the supervisor.
     opened[0]!.setOutboxLimits({ maxMessages: 1, overflow: 'drop-newest' });
     let sent = false;
-    runtime.on('drop', () => {
+    runtime.on('dropped', () => {
       // Once: its own broadcast overflows the raw outbox again.
       if (sent) return;
       sent = true;

@@ -126,12 +126,12 @@ const faults: Fault[] = [
     options: (a) => ({ inspect: (event) => void (a() && event.type === '@xstate.event' ? boom('inspect')() : undefined) }),
     trigger: async (runtime) => runtime.sendToRoom('r', 'inspected'),
   },
-  ...(['connection', 'close', 'resume', 'error'] as const).map((event): Fault => ({
+  ...(['connection', 'close', 'resumed', 'error'] as const).map((event): Fault => ({
     name: `the ${event} handler`,
     install: (runtime) => runtime.on(event, () => void (fired ? boom(`${event} handler`)() : undefined)),
     trigger: async (runtime, url) => {
       if (event === 'error') return void runtime.sendToRoom('\u0000', 'x');
-      if (event === 'resume') return dropAndResume(runtime, url);
+      if (event === 'resumed') return dropAndResume(runtime, url);
       const client = await v1(url);
       if (event === 'close') client.ws.close(1000);
     },

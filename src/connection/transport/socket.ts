@@ -39,8 +39,8 @@ export interface TransportSocket extends OutboxSocket {
   ping(): void;
 }
 
-/** ws's own termination of a peer that sent more pings than it read pongs; its limit is ws's `maxPendingAutoPongs`. */
-export const PONG_FLOOD = 'BERTH_ERR_PONG_FLOOD';
+/** The `code` of an `ERR_SOCKET` error's `cause` when ws terminated a peer that sent more pings than it read pongs (ws's `maxPendingAutoPongs`). */
+export const PONG_FLOOD = 'ERR_PONG_FLOOD';
 /** What the server gives ws as `maxPendingAutoPongs`. */
 export const MAX_PENDING_AUTO_PONGS = 60;
 

@@ -32,7 +32,7 @@ export interface SessionKeeper {
   readonly holdsAny: boolean;
 }
 
-/** What the application's `resume` event says. */
+/** What the application's `resumed` event says. */
 export interface ResumeOutcome {
   readonly recovered: boolean;
   readonly previous: string | undefined;
@@ -54,7 +54,7 @@ export interface RecoveryHost {
   position(stream: string): StreamPosition | undefined;
   /** `berth_sessions_total{outcome}`. */
   outcome(outcome: string): void;
-  /** The application's `resume` event. */
+  /** The application's `resumed` event. */
   resumed(connection: ServerConnection<unknown>, outcome: ResumeOutcome): void;
   dropped(connection: ServerConnection<unknown>, reason: DropReason, count: number): void;
   /** The history store failed a read: the stream is not recovered, and the failure is reported (`ERR_HISTORY`). */
