@@ -27,6 +27,11 @@ export function chooseSubprotocol(offered: ReadonlySet<string>, own: string): st
   return false;
 }
 
+/** Whether an upgrade's `Sec-WebSocket-Protocol` offered `berth.resume`: its client will send `resume` first. */
+export function offersResume(offered: string | undefined): boolean {
+  return offered !== undefined && offered.split(',').some((name) => name.trim() === RESUME_INTENT);
+}
+
 /** The stream a broadcast belongs to: `room:<name>`, `user:<name>`, or `all`. */
 export function streamOf(target: Target): string {
   switch (target.kind) {

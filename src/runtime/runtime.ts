@@ -17,7 +17,7 @@ import { OutboxLedger } from '../delivery/outbox.js';
 import { Deflater } from '../delivery/deflate.js';
 import { healthOf, type Health } from '../observability/health.js';
 import { Metrics } from '../observability/metrics.js';
-import { PROTOCOL_V1, RESUME_INTENT, welcomeFrame } from '../protocol/v1.js';
+import { PROTOCOL_V1, offersResume, welcomeFrame } from '../protocol/v1.js';
 import { BerthError, ErrorCode, toBerthError, type ErrorCodeValue } from '../util/errors.js';
 import { EventHub } from '../util/event-hub.js';
 import { assertName } from '../util/validate.js';
@@ -35,12 +35,6 @@ import { startSupervisor, supervisorSessions, type SupervisorRunner } from './su
 import type { SupervisorView } from './supervisor-view.js';
 
 type RuntimeState = 'running' | 'closing' | 'closed';
-
-/** Whether the upgrade request offered this subprotocol. */
-function offers(request: IncomingMessage, protocol: string): boolean {
-  const offered = request.headers['sec-websocket-protocol'];
-  return offered !== undefined && offered.split(',').some((name) => name.trim() === protocol);
-}
 
 const SHUTDOWN_REASON = 'server shutting down';
 
@@ -375,7 +369,10 @@ class BerthRuntime<TData> implements Runtime<TData> {
     });
     if (!registered) return connection;
     if (connection.enveloped) {
-      const token = this.#options.recovery === null ? undefined : this.#recovery.open(connection, offers(request, RESUME_INTENT));
+      const token =
+        this.#options.recovery === null
+          ? undefined
+          : this.#recovery.open(connection, offersResume(request.headers['sec-websocket-protocol']));
       // Written ahead of anything held for a resume: the welcome is always first.
       connection.write(welcomeFrame(id, token));
     }
