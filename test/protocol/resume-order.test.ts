@@ -243,6 +243,24 @@ describe('resume: the old socket is half-open', () => {
     expect(runtime.snapshot().rooms.a).toEqual([connections[1]!.id]);
   });
 
+  it('two resumes racing to take one half-open connection over: one recovers, the other is told unknown-session', async () => {
+    const { runtime, port } = await startRuntime({ heartbeat: false });
+    const connections = track(runtime);
+    const closes: Array<{ code: number; cause: string }> = [];
+    runtime.on('close', ({ code, cause }) => void closes.push({ code, cause }));
+    const proxy = await startTcpProxy(port);
+    const first = await v1(proxy.url());
+    const welcome = await first.until((m) => m.t === 'welcome', 'welcome');
+    proxy.cut('half-open');
+    const racers = await Promise.all([returning(`ws://127.0.0.1:${port}/`), returning(`ws://127.0.0.1:${port}/`)]);
+    for (const racer of racers) resume(racer, welcome.session);
+    const answers = await Promise.all(racers.map((racer) => racer.until((m) => m.t === 'resumed', 'resumed')));
+    expect(answers.map((answer) => answer.recovered).sort()).toEqual([false, true]);
+    expect(answers.find((answer) => !answer.recovered)).toMatchObject({ reason: 'unknown-session' });
+    expect(closes).toEqual([{ code: 4002, cause: 'replaced' }]);
+    expect(connections[0]!.state).toBe('closed');
+  });
+
   it('a live connection is taken over only by its own user', async () => {
     const { runtime, url } = await startRuntime({
       heartbeat: false,

@@ -101,8 +101,8 @@ export class Recovery {
   readonly #sessions = new Map<string, Session>();
   /** Open connections by their session token: a resume may take one over whose socket is half-open. */
   readonly #byToken = new Map<string, ServerConnection<unknown>>();
-  /** Resumes waiting for the session of a connection they replaced to be kept, by its token. */
-  readonly #replacing = new Map<string, () => void>();
+  /** Resumes waiting for the session of a connection they replaced to be kept, by its token (two may race: one gets it). */
+  readonly #replacing = new Map<string, Array<() => void>>();
   /** Streams of connections on their way out that may leave a session, and how many hold each. */
   readonly #leavingStreams = new Map<string, number>();
   /** Replayed messages' frames, shared by every client that resumes: 8 MiB at most. */
@@ -189,9 +189,9 @@ export class Recovery {
     if (owedResume) this.#host.timers.clearTimeout(session.resumeExpected);
     this.#detach(connection, session, code, cause, owedResume, () => {
       this.#holdStreams(session, false);
-      const waiting = this.#replacing.get(session.token);
+      const waiting = this.#replacing.get(session.token) ?? [];
       this.#replacing.delete(session.token);
-      waiting?.();
+      for (const retry of waiting) retry();
     });
   }
 
@@ -217,7 +217,9 @@ export class Recovery {
         // (half-open), or is another of its own. The resume takes it over once its session is kept.
         const holder = this.#byToken.get(token);
         if (!replaced && holder !== undefined && holder !== connection && holder.user === connection.user) {
-          this.#replacing.set(token, () => take(index, true));
+          const waiting = this.#replacing.get(token) ?? [];
+          waiting.push(() => take(index, true));
+          this.#replacing.set(token, waiting);
           holder.replace();
           return;
         }
