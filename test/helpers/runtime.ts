@@ -33,3 +33,15 @@ export function nextConnection<TData>(runtime: Runtime<TData>): Promise<Connecti
 export function lagMonitorTick(): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, 11));
 }
+
+/** Every connection the runtime registers from now on, in order. */
+export function track<TData>(runtime: Runtime<TData>): Array<Connection<TData>> {
+  const seen: Array<Connection<TData>> = [];
+  runtime.on('connection', (connection) => void seen.push(connection));
+  return seen;
+}
+
+/** Cuts a connection's socket from the server's side, without a closing handshake: a drop. */
+export function terminate(connection: Connection<unknown>): void {
+  (connection as unknown as { socket: { terminate(): void } }).socket.terminate();
+}

@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { createMemoryHistory, type Connection, type Runtime, type RuntimeOptions } from '../../src/index.js';
 import { eventually } from '../helpers/client.js';
-import { startRuntime } from '../helpers/runtime.js';
+import { startRuntime, terminate, track } from '../helpers/runtime.js';
 import { startTcpProxy } from '../helpers/tcp-proxy.js';
 import { v1, type V1Client } from '../helpers/v1.js';
 
@@ -20,14 +20,6 @@ function resume(client: V1, token: unknown, positions?: Record<string, { o: numb
 
 /** A client that comes back: it offers `berth.resume` beside `berth.v1`. */
 const returning = (url: string) => v1(url, ['berth.v1', 'berth.resume']);
-
-function track(runtime: Runtime): Connection[] {
-  const seen: Connection[] = [];
-  runtime.on('connection', (connection) => void seen.push(connection));
-  return seen;
-}
-
-const terminate = (connection: Connection) => (connection as unknown as { socket: { terminate(): void } }).socket.terminate();
 
 /** The client's last position of each stream it got a message of. */
 function positions(client: V1): Record<string, { o: number; e: string }> {
@@ -216,15 +208,21 @@ describe('resume: what comes between welcome and resumed', () => {
   });
 });
 
+/** A runtime with a berth.v1 client through a proxy, welcomed; `closes` records every close. */
+async function behindProxy() {
+  const { runtime, port } = await startRuntime({ heartbeat: false });
+  const connections = track(runtime);
+  const closes: Array<{ code: number; cause: string }> = [];
+  runtime.on('close', ({ code, cause }) => void closes.push({ code, cause }));
+  const proxy = await startTcpProxy(port);
+  const first = await v1(proxy.url());
+  const welcome = await first.until((m) => m.t === 'welcome', 'welcome');
+  return { runtime, connections, closes, proxy, first, session: welcome.session, direct: `ws://127.0.0.1:${port}/` };
+}
+
 describe('resume: the old socket is half-open', () => {
   it('the resume takes the session over at once; the old connection is closed as replaced', async () => {
-    const { runtime, port } = await startRuntime({ heartbeat: false });
-    const connections = track(runtime);
-    const closes: Array<{ code: number; cause: string }> = [];
-    runtime.on('close', ({ code, cause }) => void closes.push({ code, cause }));
-    const proxy = await startTcpProxy(port);
-    const first = await v1(proxy.url());
-    const welcome = await first.until((m) => m.t === 'welcome', 'welcome');
+    const { runtime, connections, closes, proxy, first, session, direct } = await behindProxy();
     await connections[0]!.join('a');
     await first.until((m) => m.t === 'joined', 'joined');
     runtime.sendToRoom('a', 'm1');
@@ -234,8 +232,8 @@ describe('resume: the old socket is half-open', () => {
     runtime.sendToRoom('a', 'm2');
     expect(connections[0]!.state).toBe('open');
 
-    const second = await returning(`ws://127.0.0.1:${port}/`);
-    resume(second, welcome.session, seen);
+    const second = await returning(direct);
+    resume(second, session, seen);
     const resumed = await second.until((m) => m.t === 'resumed', 'resumed');
     expect(resumed).toMatchObject({ recovered: true, previous: connections[0]!.id, replayed: 1 });
     expect(phases(second).replay.map((m) => m.d)).toEqual(['m2']);
@@ -244,16 +242,10 @@ describe('resume: the old socket is half-open', () => {
   });
 
   it('two resumes racing to take one half-open connection over: one recovers, the other is told unknown-session', async () => {
-    const { runtime, port } = await startRuntime({ heartbeat: false });
-    const connections = track(runtime);
-    const closes: Array<{ code: number; cause: string }> = [];
-    runtime.on('close', ({ code, cause }) => void closes.push({ code, cause }));
-    const proxy = await startTcpProxy(port);
-    const first = await v1(proxy.url());
-    const welcome = await first.until((m) => m.t === 'welcome', 'welcome');
+    const { connections, closes, proxy, session, direct } = await behindProxy();
     proxy.cut('half-open');
-    const racers = await Promise.all([returning(`ws://127.0.0.1:${port}/`), returning(`ws://127.0.0.1:${port}/`)]);
-    for (const racer of racers) resume(racer, welcome.session);
+    const racers = await Promise.all([returning(direct), returning(direct)]);
+    for (const racer of racers) resume(racer, session);
     const answers = await Promise.all(racers.map((racer) => racer.until((m) => m.t === 'resumed', 'resumed')));
     expect(answers.map((answer) => answer.recovered).sort()).toEqual([false, true]);
     expect(answers.find((answer) => !answer.recovered)).toMatchObject({ reason: 'unknown-session' });

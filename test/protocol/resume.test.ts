@@ -1,19 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { SimulatedClock } from 'xstate';
-import type { Connection, Runtime, RuntimeOptions } from '../../src/index.js';
+import type { RuntimeOptions } from '../../src/index.js';
 import { eventually } from '../helpers/client.js';
-import { startRuntime } from '../helpers/runtime.js';
+import { startRuntime, terminate, track } from '../helpers/runtime.js';
 import { v1, type V1Client } from '../helpers/v1.js';
 
 type V1 = V1Client;
-
-function track(runtime: Runtime): Connection[] {
-  const seen: Connection[] = [];
-  runtime.on('connection', (connection) => void seen.push(connection));
-  return seen;
-}
-
-const terminate = (connection: Connection) => (connection as unknown as { socket: { terminate(): void } }).socket.terminate();
 
 /** The client's last position of each stream, as it would send them in `resume`. */
 function positions(client: V1): Record<string, { o: number; e: string }> {
