@@ -36,33 +36,27 @@ const boom = (what: string) => () => {
   throw new Error(`injected: ${what}`);
 };
 
-/** A history store that throws from `method` once `armed` says so. */
-function faultyHistory(method: 'append' | 'position' | 'read', armed: () => boolean): HistoryStore {
-  const store = createMemoryHistory();
-  return new Proxy(store, {
-    get(target, name) {
-      const value = Reflect.get(target, name) as unknown;
-      if (name === method)
+/**
+ * `real`, except that its `method` throws once `armed` says so. A method `real` lacks (the in-memory
+ * adapter's `track`) is there all the same, doing nothing until armed.
+ */
+function faulty<T extends object>(real: T, name: string, method: string, armed: () => boolean): T {
+  return new Proxy(real, {
+    get(target, key) {
+      const value = Reflect.get(target, key) as unknown;
+      if (key === method)
         return (...args: unknown[]) =>
-          armed() ? boom(`history.${method}`)() : (value as (...a: unknown[]) => unknown).apply(target, args);
+          armed() ? boom(`${name}.${method}`)() : (value as ((...a: unknown[]) => unknown) | undefined)?.apply(target, args);
       return typeof value === 'function' ? value.bind(target) : value;
     },
   });
 }
 
-function faultyAdapter(method: 'publish' | 'track', armed: () => boolean): Adapter {
-  const adapter = createMemoryAdapter();
-  return new Proxy(adapter, {
-    get(target, name) {
-      const value = Reflect.get(target, name) as unknown;
-      // The in-memory adapter has no `track`: this one has, and does nothing until armed.
-      if (name === method)
-        return (...args: unknown[]) =>
-          armed() ? boom(`adapter.${method}`)() : (value as ((...a: unknown[]) => unknown) | undefined)?.apply(target, args);
-      return typeof value === 'function' ? value.bind(target) : value;
-    },
-  });
-}
+const faultyHistory = (method: 'append' | 'position' | 'read', armed: () => boolean): HistoryStore =>
+  faulty(createMemoryHistory(), 'history', method, armed);
+
+const faultyAdapter = (method: 'publish' | 'track', armed: () => boolean): Adapter =>
+  faulty(createMemoryAdapter(), 'adapter', method, armed);
 
 interface Fault {
   readonly name: string;
