@@ -195,7 +195,8 @@ function engineHistory(durable: DurableStreams): HistoryStore {
         if (range.status === 'trimmed') return { recovered: false, position, reason: 'trimmed' };
         messages.push(...range.messages);
         const last = range.messages.at(-1)?.offset ?? from.offset;
-        if (last >= range.top || range.messages.length === 0) return { recovered: true, position: { offset: last, epoch: range.epoch }, messages };
+        if (last >= range.top || range.messages.length === 0)
+          return { recovered: true, position: { offset: last, epoch: range.epoch }, messages };
         from = { offset: last, epoch: range.epoch };
       }
     },

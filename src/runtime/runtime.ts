@@ -38,6 +38,8 @@ import type { SupervisorView } from './supervisor-view.js';
 type RuntimeState = 'running' | 'closing' | 'closed';
 
 const SHUTDOWN_REASON = 'server shutting down';
+/** How long a `berth.v1` client closed by a shutdown waits before it comes back (spread over up to twice that). */
+const DRAIN_RETRY_AFTER_SECONDS = 1;
 
 /** Creates a runtime; with `port` it starts listening at once (await `ready`). */
 export function createRuntime<TData = unknown>(options: RuntimeOptions<TData> = {}): Runtime<TData> {
@@ -448,6 +450,10 @@ class BerthRuntime<TData> implements Runtime<TData> {
     const stopped = new Promise<void>((resolve) => {
       this.#supervisor.onStopped(resolve);
     });
+    // `berth.v1` clients are told to come back in a moment, to another node (this one admits no one
+    // now): with durable streams their sessions are kept in the engine and resume there.
+    for (const connection of this.#connections.values())
+      if (connection.enveloped) connection.shutdown(CloseCode.SERVICE_RESTART, `retry-after=${DRAIN_RETRY_AFTER_SECONDS}`);
     this.#supervisor.send({ type: 'runtime.shutdown', code: CloseCode.GOING_AWAY, reason: SHUTDOWN_REASON });
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<'timeout'>((resolve) => {
@@ -462,6 +468,7 @@ class BerthRuntime<TData> implements Runtime<TData> {
     clearTimeout(timer);
     await this.#transport.close();
     await this.#bridge.close();
+    this.#durable?.close();
     this.#heartbeat?.stop();
     this.#metrics.stop();
     this.#deflater?.close();

@@ -134,7 +134,8 @@ export function supervisorSessions(supervisor: SupervisorRunner): SessionKeeper 
         },
       });
     },
-    take: (token, user, taken) => supervisor.send({ type: 'session.take', token: sessionKey(token), user, taken: (record) => taken(record) }),
+    take: (token, user, taken) =>
+      supervisor.send({ type: 'session.take', token: sessionKey(token), user, taken: (record) => taken(record) }),
     holds: (stream) => supervisor.context.sessions.interested(stream),
     get holdsAny() {
       return supervisor.context.sessions.holdsAny;

@@ -48,7 +48,6 @@ export function durableSettingsOf(options: DurableOptions | true): DurableSettin
   };
 }
 
-
 export class RedisDurable implements DurableStreams {
   readonly sessions: DurableSessions;
   readonly #link: RedisLink;
@@ -104,21 +103,18 @@ export class RedisDurable implements DurableStreams {
   }
 
   async position(stream: string): Promise<StreamPosition> {
-    const [offset, epoch] = (await position.run(this.#link, this.#keys(stream), [freshEpoch(), String(META_TTL_MS)])) as [
-      number,
-      string,
-    ];
+    const [offset, epoch] = (await position.run(this.#link, this.#keys(stream), [freshEpoch(), String(META_TTL_MS)])) as [number, string];
     return { offset: Number(offset), epoch: String(epoch) };
   }
 
   async range(stream: string, since: StreamPosition): Promise<StreamRange> {
     const count = String(this.#settings.maxMessages * 2);
-    const answer = (await read.run(
-      this.#link,
-      this.#keys(stream),
-      [String(since.offset), since.epoch, freshEpoch(), count],
-      true,
-    )) as [Buffer, number, Buffer, Array<[Buffer, Buffer[]]>?];
+    const answer = (await read.run(this.#link, this.#keys(stream), [String(since.offset), since.epoch, freshEpoch(), count], true)) as [
+      Buffer,
+      number,
+      Buffer,
+      Array<[Buffer, Buffer[]]>?,
+    ];
     const [epoch, top, status, entries = []] = answer;
     const messages: HistoryMessage[] = entries.map(([id, fields]) => {
       const { message } = decodeWire(fields[1]!);

@@ -30,12 +30,7 @@ export interface SessionKeeper {
    * (a keeper shared by nodes) the connection that still holds it on another node, `live`.
    * `gone`: that connection is known to be gone, and its session is taken all the same.
    */
-  take(
-    token: string,
-    user: string | undefined,
-    taken: (record: SessionRecord | undefined, live?: string) => void,
-    gone?: string,
-  ): void;
+  take(token: string, user: string | undefined, taken: (record: SessionRecord | undefined, live?: string) => void, gone?: string): void;
   /** Whether a kept session holds this stream; cheap while none is kept (`holdsAny`). */
   holds(stream: string): boolean;
   readonly holdsAny: boolean;
@@ -436,7 +431,14 @@ export class Recovery {
     // their replay had not yet delivered (`#restore` attached them from where that replay began).
     for (const id of session.identities) keep.add(connectionStream(id));
     const streams = new Map([...session.attached].filter(([stream]) => keep.has(stream)));
-    return { token: session.token, previous: connection.id, resumedFrom: session.identities.slice(1), user: connection.user, rooms, streams };
+    return {
+      token: session.token,
+      previous: connection.id,
+      resumedFrom: session.identities.slice(1),
+      user: connection.user,
+      rooms,
+      streams,
+    };
   }
 
   /** A live session changed: a keeper shared by nodes is told, once per turn, while its connection is open. */
