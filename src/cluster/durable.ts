@@ -6,7 +6,7 @@
  * offset order; recovery keeps and takes sessions through it.
  */
 import { randomBytes } from 'node:crypto';
-import type { BroadcastMessage } from './adapter.js';
+import type { Target } from '../../machines/types.js';
 
 /** A fresh epoch: random, so that no two lives of a stream share one. */
 export function freshEpoch(): string {
@@ -17,6 +17,14 @@ export function freshEpoch(): string {
 export interface StreamPosition {
   readonly offset: number;
   readonly epoch: string;
+}
+
+/** A message to append to a stream (the adapter's `BroadcastMessage`, without its position). */
+export interface DurableMessage {
+  readonly target: Target;
+  readonly except?: string | undefined;
+  readonly data: string | Uint8Array;
+  readonly binary: boolean;
 }
 
 /** A message as the engine keeps it (the history store's `HistoryMessage`). */
@@ -80,7 +88,7 @@ export interface DurableStreams {
    * publishes it, with its position, to the nodes that host the stream (this one included).
    * `epoch`: the epoch to start the stream in if it has none.
    */
-  append(stream: string, message: BroadcastMessage, publish: boolean, epoch?: string): Promise<StreamPosition>;
+  append(stream: string, message: DurableMessage, publish: boolean, epoch?: string): Promise<StreamPosition>;
   /** Where a stream stands; a new stream is created, in a fresh epoch. */
   position(stream: string): Promise<StreamPosition>;
   /** The messages after `since`, as far as the engine still holds them. */

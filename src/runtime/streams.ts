@@ -105,8 +105,8 @@ export class Streams {
     for (const port of ports as ReadonlyArray<ServerConnection<unknown>>) port.deliver(frame, stream);
   }
 
-  /** Where a stream stands now, or nothing if the store failed (reported). */
-  position(stream: string): StreamPosition | undefined {
+  /** Where a stream stands now, or nothing if the store failed (reported); `then` is told it, if known. */
+  position(stream: string, then?: (position: StreamPosition) => void): StreamPosition | undefined {
     let position: StreamPosition | PromiseLike<StreamPosition>;
     try {
       position = this.#host.history.position(stream);
@@ -120,6 +120,7 @@ export class Streams {
       this.#failed(stream, new Error('this history store answers position with a promise, which berth does not support yet'), 1);
       return undefined;
     }
+    then?.(position);
     return position;
   }
 
