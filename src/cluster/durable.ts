@@ -1,7 +1,7 @@
 /**
  * Durable streams: what an engine offers when it numbers every stream's
  * messages itself, cluster-wide, keeps their history and the sessions of
- * `berth.v1` connections, so that a client may resume on any node (S30–S34).
+ * `berth.v1` connections, so that a client may resume on any node.
  * The runtime's feeds (`src/runtime/feeds.ts`) deliver what it publishes in
  * offset order; recovery keeps and takes sessions through it.
  */
