@@ -27,6 +27,8 @@ export interface StreamsHost {
    * position): a `joined` says that, and the engine, not this node, numbers what follows.
    */
   whenKnown?(stream: string, then: (position: StreamPosition) => void): void;
+  /** With durable streams, a direct send is kept and numbered by the engine: true if it was taken. */
+  direct?(connection: ServerConnection<unknown>, payload: Payload): boolean;
 }
 
 export class Streams {
@@ -47,6 +49,7 @@ export class Streams {
 
   /** A send to one `berth.v1` connection, on its own stream; false if nothing was queued. */
   direct(connection: ServerConnection<unknown>, payload: Payload): boolean {
+    if (this.#host.direct !== undefined) return this.#host.direct(connection, payload);
     if (!this.#deliver(connectionStream(connection.id), payload, [connection])) return false;
     // Queued unless the outbox let it go (drop-newest) or the connection is no longer open.
     return connection.state === 'open';

@@ -67,11 +67,10 @@ function client(at: { url: string }) {
   clients.add(berth);
   const messages: Array<{ stream: string; offset: number; data: string }> = [];
   const events: Array<{ type: string; event: unknown }> = [];
-  let session = '';
   berth.on('message', ({ stream, offset, data }) => void messages.push({ stream, offset, data: String(data) }));
   for (const type of ['resumed', 'lost', 'welcome'] as const) berth.on(type, (event) => void events.push({ type, event }));
   const welcomed = new Promise<void>((resolve) => berth.on('welcome', () => resolve()));
-  return { berth, messages, events, welcomed, session };
+  return { berth, messages, events, welcomed };
 }
 
 /** The data of `stream`'s messages, with a check that their offsets follow one another. */
