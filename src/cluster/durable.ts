@@ -98,7 +98,7 @@ export interface DurableStreams {
 
 /** How durable streams are kept. */
 export interface DurableOptions {
-  /** Messages kept per stream (approximately: Redis trims whole blocks). [default 1000] */
+  /** Messages kept per stream. [default 1000] */
   readonly maxMessages?: number;
   /** A stream's history is dropped this long after its last message. [default 300000] */
   readonly maxAgeMs?: number;
