@@ -9,9 +9,12 @@ import { settles } from '../../src/testing/wait.js';
 
 const run = promisify(execFile);
 
-/** A Redis Cluster of the test's own: three masters, no replicas, on free loopback ports, no persistence. */
+/** A Redis Cluster of the test's own: three masters (and a replica of each, if asked), on free loopback ports, no persistence. */
 export interface TestRedisCluster {
+  /** Every server's port: the masters first. */
   readonly ports: readonly number[];
+  /** SIGKILLs the server on `port`. */
+  kill(port: number): void;
   /** One `{ url }` per master, as `createCluster({ rootNodes })` takes them. */
   readonly rootNodes: ReadonlyArray<{ url: string }>;
   /** Runs `redis-cli` against one master (`-c`, so a key's command follows its slot), and returns its output. */
@@ -29,12 +32,17 @@ afterAll(() => {
   for (const directory of directories.splice(0)) rmSync(directory, { recursive: true, force: true });
 });
 
-/** Starts three cluster-enabled `redis-server`s, joins them with `redis-cli --cluster create`, and waits for `cluster_state:ok` on all; they are killed after the test file. */
-export async function startRedisCluster(): Promise<TestRedisCluster> {
+/**
+ * Starts three cluster-enabled `redis-server`s (six with `replicas`, a replica of each master), joins
+ * them with `redis-cli --cluster create`, and waits for `cluster_state:ok` on all; they are killed
+ * after the test file. `nodeTimeoutMs` is the cluster's `cluster-node-timeout`.
+ */
+export async function startRedisCluster(options: { replicas?: boolean; nodeTimeoutMs?: number } = {}): Promise<TestRedisCluster> {
   const directory = mkdtempSync(join(tmpdir(), 'berth-cluster-'));
   directories.push(directory);
   const ports: number[] = [];
-  for (let i = 0; i < 3; i++) {
+  const children = new Map<number, ChildProcess>();
+  for (let i = 0; i < (options.replicas === true ? 6 : 3); i++) {
     for (let attempt = 0; ; attempt++) {
       const port = await freePort();
       // The cluster bus listens on port + 10000: both must be free.
@@ -45,9 +53,17 @@ export async function startRedisCluster(): Promise<TestRedisCluster> {
           '127.0.0.1',
           (child) => {
             started.add(child);
+            children.set(port, child);
             child.once('exit', () => started.delete(child));
           },
-          ['--cluster-enabled', 'yes', '--cluster-config-file', join(directory, `nodes-${port}.conf`), '--cluster-node-timeout', '5000'],
+          [
+            '--cluster-enabled',
+            'yes',
+            '--cluster-config-file',
+            join(directory, `nodes-${port}.conf`),
+            '--cluster-node-timeout',
+            String(options.nodeTimeoutMs ?? 5000),
+          ],
         );
         ports.push(port);
         break;
@@ -57,7 +73,8 @@ export async function startRedisCluster(): Promise<TestRedisCluster> {
     }
   }
   const cli = async (port: number, ...args: string[]) => (await run('redis-cli', ['-h', '127.0.0.1', '-p', String(port), ...args])).stdout;
-  await cli(ports[0]!, '--cluster', 'create', ...ports.map((port) => `127.0.0.1:${port}`), '--cluster-replicas', '0', '--cluster-yes');
+  const replicas = options.replicas === true ? '1' : '0';
+  await cli(ports[0]!, '--cluster', 'create', ...ports.map((port) => `127.0.0.1:${port}`), '--cluster-replicas', replicas, '--cluster-yes');
   for (const port of ports) {
     await settles(async () => {
       if (!(await cli(port, 'cluster', 'info')).includes('cluster_state:ok'))
@@ -66,6 +83,7 @@ export async function startRedisCluster(): Promise<TestRedisCluster> {
   }
   return {
     ports,
+    kill: (port) => void children.get(port)?.kill('SIGKILL'),
     rootNodes: ports.map((port) => ({ url: `redis://127.0.0.1:${port}` })),
     cli: (port, ...args) => cli(port, '-c', ...args),
     portOf: async (key) => {
