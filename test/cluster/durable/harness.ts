@@ -177,12 +177,19 @@ export function owedOfDead(cluster: Cluster, publisher: string): Record<string, 
 }
 
 /** Waits (up to `timeoutMs`) until every member has what it is owed, then checks every record; logs the summary. */
-export async function verdict(cluster: Cluster, owed: Owed, label: string, timeoutMs = 15_000): Promise<Verdict> {
+export async function verdict(
+  cluster: Cluster,
+  owed: Owed,
+  label: string,
+  options: { unpublished?: boolean; timeoutMs?: number } = {},
+): Promise<Verdict> {
+  const timeoutMs = options.timeoutMs ?? 15_000;
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline && !cluster.members.every((m) => complete(m.log, owed))) await sleep(100);
   const result = check(
     cluster.members.map((m) => m.log),
     owed,
+    options,
   );
   console.log(`[${label}] owed ${JSON.stringify(owed)}; ${summary(result)}`);
   if (result.problems.length > 0) console.log(`[${label}] ${result.problems.slice(0, 25).join('\n  ')}`);

@@ -54,6 +54,16 @@ describe('ledger check', () => {
     expect(check([log({ ...lost, stream: 'room:b' }, msg(0), msg(2))], owed).problems).toHaveLength(2);
   });
 
+  test('with unpublished, a gap no client saw any of passes, counted; one another client saw does not', () => {
+    const verdict = check([log(msg(0), msg(2, 2))], owed, { unpublished: true });
+    expect(verdict).toMatchObject({ problems: [], unpublished: 1 });
+    const other: ClientLog = { name: 'd', seen: [msg(0), msg(1), msg(2)] };
+    expect(check([log(msg(0), msg(2, 3)), other], owed, { unpublished: true }).problems).toEqual([
+      'c: room:a skipped offsets 2…2 unexplained',
+      'c: room:a from n0 missed seq 1…1 (1) untold',
+    ]);
+  });
+
   test('one (stream, epoch, offset) with two payloads across clients is named', () => {
     const other: ClientLog = { name: 'd', seen: [msg(0), msg(1, 2, 'e1', 'n0', 'other'), msg(2)] };
     expect(check([log(msg(0), msg(1), msg(2)), other], owed).problems).toEqual(['room:a e1 2 carried n0/1 to c and other to d']);
