@@ -73,6 +73,9 @@ export async function startRedisCluster(options: RedisClusterOptions = {}): Prom
           [
             '--cluster-enabled',
             'yes',
+            // A master writes its RDB here for a replica's full sync, not in the working directory.
+            '--dir',
+            directory,
             '--cluster-config-file',
             join(directory, `nodes-${port}.conf`),
             '--cluster-node-timeout',
