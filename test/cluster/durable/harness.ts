@@ -105,14 +105,7 @@ export async function member(name: string, node: DurableNode, rooms: readonly st
     seen.push({ kind: 'msg', stream, offset, epoch, p, q, data: text });
   });
   client.on('resumed', ({ recovered, reason, lost }) => void seen.push({ kind: 'resumed', recovered, reason, lost }));
-  try {
-    // The `lost` event of durable berth; a client without it throws, and then there is nothing to record.
-    (client.on as (type: string, handler: (event: { stream: string; reason: string }) => void) => void)('lost', ({ stream, reason }) =>
-      seen.push({ kind: 'lost', stream, reason }),
-    );
-  } catch {
-    // berth/client has no `lost` event yet.
-  }
+  client.on('lost', ({ stream, reason }) => void seen.push({ kind: 'lost', stream, reason }));
   await eventually(() => client.state === 'open', `${name} open`, 10_000);
   for (const room of rooms) await client.request(JSON.stringify({ join: room }));
   return { log: { name, seen }, client, proxy, node };
@@ -192,8 +185,33 @@ export async function verdict(
     options,
   );
   console.log(`[${label}] owed ${JSON.stringify(owed)}; ${summary(result)}`);
-  if (result.problems.length > 0) console.log(`[${label}] ${result.problems.slice(0, 25).join('\n  ')}`);
+  if (result.problems.length > 0) {
+    console.log(`[${label}] ${result.problems.slice(0, 25).join('\n  ')}`);
+    // What the first client with a problem saw of that stream, around it.
+    const [, name, stream] = /^([^:\s]+): (\S+)/.exec(result.problems[0]!) ?? [];
+    const log = cluster.members.find((m) => m.log.name === name)?.log;
+    if (log !== undefined) console.log(`[${label}] ${name} saw of ${stream}, in order:\n${excerpt(log, stream!)}`);
+  }
   return result;
+}
+
+/** A client's record of one stream (and every resume), a line each, around its first repeat or reversal (the whole of it if none). */
+function excerpt(log: ClientLog, stream: string): string {
+  const events = log.seen.filter((event) => event.kind === 'resumed' || event.stream === stream);
+  const at = events.findIndex((event, i) => {
+    const before = events.slice(0, i).findLast((e) => e.kind === 'msg');
+    return event.kind === 'msg' && before?.kind === 'msg' && before.epoch === event.epoch && event.offset <= before.offset;
+  });
+  const shown = at < 0 ? events : events.slice(Math.max(0, at - 12), at + 8);
+  return shown
+    .map((event) =>
+      event.kind === 'msg'
+        ? `    #${event.offset} ${event.epoch} ${event.p}/${event.q}`
+        : event.kind === 'lost'
+          ? `    lost (${event.reason})`
+          : `    resumed ${event.recovered ? 'recovered' : `not recovered (${event.reason})`}`,
+    )
+    .join('\n');
 }
 
 /** Closes every member for good. */

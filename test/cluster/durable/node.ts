@@ -30,7 +30,7 @@ const adapterOptions = {
   ...(cluster === undefined ? { url: process.env.REDIS_URL! } : { cluster: { rootNodes: cluster.split(',').map((url) => ({ url })) } }),
   prefix: process.env.BERTH_PREFIX ?? 'berth',
   ...(process.env.BERTH_DURABLE === '1' && { durable: true }),
-} as Parameters<typeof createRedisAdapter>[0];
+};
 
 const runtime = createRuntime({
   port: 0,

@@ -6,7 +6,6 @@
  */
 import { readFileSync } from 'node:fs';
 import { beforeAll, expect, test } from 'vitest';
-import type { RedisAdapterOptions } from '../../../src/redis.js';
 import { createRedisAdapter } from '../../../src/redis.js';
 import { formatResult, parseScenario, runScenario, type AppOptions, type Scenario } from '../../../src/testing/index.js';
 import { startRedis, type TestRedis } from '../../helpers/redis.js';
@@ -25,7 +24,7 @@ const durableApp = (options: AppOptions) =>
       url: redis.url,
       prefix: `move-${process.pid}-${options.scenarioNode!.run}`,
       durable: true,
-    } as RedisAdapterOptions),
+    }),
   });
 
 const scenario: Scenario = {
