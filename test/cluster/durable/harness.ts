@@ -7,7 +7,8 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterEach } from 'vitest';
-import { createClient, type BerthClient } from '../../../src/client.js';
+import WebSocket from 'ws';
+import { createClient, type BerthClient, type WebSocketClass } from '../../../src/client.js';
 import { eventually } from '../../../src/testing/wait.js';
 import { startTcpProxy, type TcpProxy } from '../../helpers/tcp-proxy.js';
 import { check, complete, summary, type ClientLog, type Owed, type Seen, type Verdict } from './ledger.js';
@@ -89,6 +90,8 @@ export interface Member {
   readonly log: ClientLog;
   readonly client: BerthClient;
   readonly proxy: TcpProxy;
+  /** How each of its connections closed, as its socket saw it (berth/client's own `close` event is only for good). */
+  readonly closes: Array<{ code: number; reason: string }>;
   /** The node its proxy sends it to now. */
   node: DurableNode;
 }
@@ -97,7 +100,17 @@ export interface Member {
 export async function member(name: string, node: DurableNode, rooms: readonly string[]): Promise<Member> {
   const proxy = await startTcpProxy(node.port);
   const seen: Seen[] = [];
-  const client = createClient(proxy.url(), { backoff: { initialMs: 20, maxMs: 300 } });
+  const closes: Member['closes'] = [];
+  class Recorded extends WebSocket {
+    constructor(url: string, protocols: string[]) {
+      super(url, protocols);
+      this.on('close', (code: number, reason: Buffer) => void closes.push({ code, reason: reason.toString() }));
+    }
+  }
+  const client = createClient(proxy.url(), {
+    backoff: { initialMs: 20, maxMs: 300 },
+    WebSocket: Recorded as unknown as WebSocketClass,
+  });
   client.on('message', ({ stream, offset, epoch, data }) => {
     if (!stream.startsWith('room:')) return;
     const text = String(data);
@@ -108,7 +121,7 @@ export async function member(name: string, node: DurableNode, rooms: readonly st
   client.on('lost', ({ stream, reason }) => void seen.push({ kind: 'lost', stream, reason }));
   await eventually(() => client.state === 'open', `${name} open`, 10_000);
   for (const room of rooms) await client.request(JSON.stringify({ join: room }));
-  return { log: { name, seen }, client, proxy, node };
+  return { log: { name, seen }, client, proxy, closes, node };
 }
 
 /** Sends a member to another node, as a load balancer does: new connections go there, and its link now is cut. */
