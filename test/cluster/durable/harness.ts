@@ -118,7 +118,10 @@ export async function member(name: string, node: DurableNode, rooms: readonly st
     seen.push({ kind: 'msg', stream, offset, epoch, p, q, data: text });
   });
   client.on('resumed', ({ recovered, reason, lost }) => void seen.push({ kind: 'resumed', recovered, reason, lost }));
-  client.on('lost', ({ stream, reason }) => void seen.push({ kind: 'lost', stream, reason }));
+  client.on('lost', ({ stream, reason }) => {
+    const position = client.positions.get(stream);
+    seen.push({ kind: 'lost', stream, reason, offset: position?.offset ?? -1, epoch: position?.epoch ?? '' });
+  });
   await eventually(() => client.state === 'open', `${name} open`, 10_000);
   for (const room of rooms) await client.request(JSON.stringify({ join: room }));
   return { log: { name, seen }, client, proxy, closes, node };

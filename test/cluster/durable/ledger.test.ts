@@ -40,18 +40,28 @@ describe('ledger check', () => {
     ]);
   });
 
-  test('a loss told by a lost event, or by a resume not recovered that names the stream, explains what follows it', () => {
-    const lost: Seen = { kind: 'lost', stream: 'room:a', reason: 'epoch-changed' };
-    const told = check([log(msg(0), lost, msg(2, 1, 'e2'))], owed);
+  test('a loss told by a lost event, or by a resume not recovered that names the stream, explains the gap before it', () => {
+    // The stream now stands at #1 of e2: what lay before is lost, and the next message is #2.
+    const lost: Seen = { kind: 'lost', stream: 'room:a', reason: 'epoch-changed', offset: 1, epoch: 'e2' };
+    const told = check([log(msg(0), lost, msg(2, 2, 'e2'))], owed);
     expect(told.problems).toEqual([]);
     expect(told).toMatchObject({ told: 1, toldMissing: 1 });
     const resumed: Seen = { kind: 'resumed', recovered: false, reason: 'lost', lost: [{ stream: 'room:a', reason: 'trimmed' }] };
-    expect(check([log(msg(0), resumed)], owed)).toMatchObject({ problems: [], told: 1, toldMissing: 2 });
+    expect(check([log(msg(0), resumed, msg(2, 3))], owed)).toMatchObject({ problems: [], told: 1, toldMissing: 1 });
     // A resume not recovered that names no stream explains nothing.
     const silent: Seen = { kind: 'resumed', recovered: false, reason: 'unknown-session', lost: [] };
-    expect(check([log(msg(0), silent)], owed).problems).toEqual(['c: room:a from n0 missed seq 1…2 (2) at the end, untold']);
+    expect(check([log(msg(0), silent, msg(2, 3))], owed).problems).toEqual([
+      'c: room:a skipped offsets 2…2 unexplained',
+      'c: room:a from n0 missed seq 1…1 (1) untold',
+    ]);
     // A notice of another stream, or one before the gap's last message, explains nothing either.
     expect(check([log({ ...lost, stream: 'room:b' }, msg(0), msg(2))], owed).problems).toHaveLength(2);
+  });
+
+  test('what comes after a lost must come: a skip past where it said the stream stands, or a missing tail, is named', () => {
+    const lost: Seen = { kind: 'lost', stream: 'room:a', reason: 'trimmed', offset: 1, epoch: 'e1' };
+    expect(check([log(msg(0), lost, msg(2, 3))], owed).problems).toEqual(['c: room:a skipped offsets 2…2 unexplained']);
+    expect(check([log(msg(0), lost)], owed).problems).toEqual(['c: room:a from n0 missed seq 1…2 (2) at the end, untold']);
   });
 
   test('with unpublished, a gap no client saw any of passes, counted; one another client saw does not', () => {
