@@ -49,7 +49,10 @@ afterAll(() => {
   for (const directory of directories.splice(0)) rmSync(directory, { recursive: true, force: true });
 });
 
-/** Starts three cluster-enabled `redis-server`s, joins them with `redis-cli --cluster create`, and waits for `cluster_state:ok` on all; they are killed after the test file. */
+/**
+ * Starts three cluster-enabled `redis-server`s (and their replicas), joins them with `redis-cli --cluster create`,
+ * and waits for `cluster_state:ok` on all and every replica in sync; they are killed after the test file.
+ */
 export async function startRedisCluster(options: RedisClusterOptions = {}): Promise<TestRedisCluster> {
   const replicas = options.replicas ?? 0;
   const directory = mkdtempSync(join(tmpdir(), 'berth-cluster-'));
@@ -103,7 +106,11 @@ export async function startRedisCluster(options: RedisClusterOptions = {}): Prom
     await settles(async () => {
       if (!(await cli(port, 'cluster', 'info')).includes('cluster_state:ok'))
         throw new Error(`the Redis Cluster on ${ports.join(', ')} did not reach cluster_state:ok`);
-    }, 10_000);
+      // A replica that never synced with its master cannot take over from it.
+      const replication = await cli(port, 'info', 'replication');
+      if (replication.includes('role:slave') && !replication.includes('master_link_status:up'))
+        throw new Error(`the replica on ${port} has not synced with its master`);
+    }, 20_000);
   }
   return {
     ports,

@@ -43,7 +43,12 @@ test('a Redis Cluster master SIGKILLed: no offset delivered with two payloads, n
   await settles(async () => {
     expect((await roleOf(replica))[0]).toBe('master');
     expect(await redis.cli(replica, 'cluster', 'info')).toContain('cluster_state:ok');
-  }, 20_000);
+  }, 20_000).catch(async (error: unknown) => {
+    console.log(
+      `no failover: killed ${master}, its replica ${replica} says\n${await redis.cli(replica, 'cluster', 'nodes')}\n${await redis.cli(replica, 'info', 'replication')}`,
+    );
+    throw error;
+  });
   await sleep(2000);
   const owed = await stopPublishers(cluster.nodes);
   const result = await verdict(cluster, owed, 'failover', { unpublished: true });
