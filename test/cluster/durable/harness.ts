@@ -141,6 +141,8 @@ export function resumesOf(member: Member): number {
 
 /** The cluster of a test: nodes, members spread over them, all in `rooms`. */
 export interface Cluster {
+  /** The Redis prefix its nodes share: a node started on it later joins the cluster. */
+  readonly prefix: string;
   readonly nodes: DurableNode[];
   readonly members: Member[];
   readonly rooms: readonly string[];
@@ -158,7 +160,7 @@ export async function startCluster(
   const nodes = await Promise.all(Array.from({ length: options.nodes ?? 3 }, (_, i) => startDurableNode(`n${i}`, prefix, env)));
   const members: Member[] = [];
   for (const node of nodes) for (let i = 0; i < (options.perNode ?? 3); i++) members.push(await member(`${node.name}.${i}`, node, rooms));
-  return { nodes, members, rooms };
+  return { prefix, nodes, members, rooms };
 }
 
 /** Starts every node's publisher at `rate` messages a second over the rooms. */
