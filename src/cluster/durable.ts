@@ -1,7 +1,7 @@
 /**
  * Durable streams: what an engine offers when it numbers every stream's
  * messages itself, cluster-wide, keeps their history and the sessions of
- * `berth.v1` connections, so that a client may resume on any node (S30–S34).
+ * `berth.v1` connections, so that a client may resume on any node.
  * The runtime's feeds (`src/runtime/feeds.ts`) deliver what it publishes in
  * offset order; recovery keeps and takes sessions through it.
  */
@@ -98,7 +98,7 @@ export interface DurableStreams {
 
 /** How durable streams are kept. */
 export interface DurableOptions {
-  /** Messages kept per stream (approximately: Redis trims whole blocks). [default 1000] */
+  /** Messages kept per stream. [default 1000] */
   readonly maxMessages?: number;
   /** A stream's history is dropped this long after its last message. [default 300000] */
   readonly maxAgeMs?: number;

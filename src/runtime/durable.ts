@@ -1,5 +1,5 @@
 /**
- * A runtime on durable streams (S30–S34): its broadcasts numbered by the
+ * A runtime on durable streams: its broadcasts numbered by the
  * engine for the whole cluster and delivered to its `berth.v1` members by
  * feeds, in offset order, once their position is known; its direct sends
  * kept in the engine too; its sessions kept there, written as they change,

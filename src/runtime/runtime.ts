@@ -167,6 +167,7 @@ class BerthRuntime<TData> implements Runtime<TData> {
       attached: (connection, stream, position) =>
         position === undefined ? this.#recovery.detached(connection, stream) : this.#recovery.attached(connection, stream, position),
       whenKnown: durable && ((stream, then) => durable.feeds.whenKnown(stream, then)),
+      direct: durable && ((connection, payload) => durable.direct(connection, payload)),
     });
     this.#recovery = new Recovery({
       windowMs: options.recovery?.windowMs ?? 0,

@@ -238,18 +238,23 @@ export class Recovery {
     session.identities = [connection.id, record.previous, ...(record.resumedFrom ?? [])].slice(0, MAX_IDENTITIES);
     // Rooms the connection is in already (the application joined them as it connected) stay, whatever the outcome.
     const restoring = record.rooms.filter((room) => !connection.rooms.has(room));
-    const joins = restoring.map((room) => connection.join(room));
-    const reads = [...record.streams].map(([stream, attachedAt]) => {
+    // Each restored room is joined and its `joined` given before its history is read: the read then
+    // reaches at least as far as this node's delivery of the room had when the connection joined it.
+    const joins = restoring.map((room) =>
+      connection.join(room).then(() => new Promise<void>((known) => this.#host.position(streamOf({ kind: 'room', room }), () => known()))),
+    );
+    const from = [...record.streams].map(([stream, attachedAt]): [string, StreamPosition] => {
       const known = positions.get(stream);
       // A position in another epoch is the store's to judge (`epoch-changed` if the stream never had it).
       const since = known === undefined || (known.epoch === attachedAt.epoch && known.offset < attachedAt.offset) ? attachedAt : known;
       // This connection owes the client the stream from `since` on: if it drops before its replay is
       // through, its own session must replay from there, not from where it joined the room.
       session.attached.set(stream, since);
-      return this.#read(stream, since);
+      return [stream, since];
     });
-    void Promise.all([Promise.all(joins), Promise.all(reads)])
-      .then(([, results]) => {
+    void Promise.all(joins)
+      .then(() => Promise.all(from.map(([stream, since]) => this.#read(stream, since))))
+      .then((results) => {
         const lost = results.flatMap(({ stream, read }) => (read.recovered ? [] : [{ s: stream, reason: read.reason }]));
         if (lost.length === 0) return this.#replay(connection, session, record, results);
         // Starts fresh: none of the session's rooms, none of what waited for them, and its streams count from now.
