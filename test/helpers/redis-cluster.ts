@@ -4,23 +4,40 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll } from 'vitest';
-import { freePort, launchRedisServer } from '../../bench/redis-process.js';
+import { launchRedisServer } from '../../bench/redis-process.js';
 import { settles } from '../../src/testing/wait.js';
 
 const run = promisify(execFile);
 
-/** A Redis Cluster of the test's own: three masters (and a replica of each, if asked), on free loopback ports, no persistence. */
+/** A Redis Cluster of the test's own: three masters (each with `replicas` replicas), on free loopback ports, no persistence. */
 export interface TestRedisCluster {
-  /** Every server's port: the masters first. */
+  /** Every server's port; the first three are the masters as created. */
   readonly ports: readonly number[];
-  /** SIGKILLs the server on `port`. */
-  kill(port: number): void;
   /** One `{ url }` per master, as `createCluster({ rootNodes })` takes them. */
   readonly rootNodes: ReadonlyArray<{ url: string }>;
   /** Runs `redis-cli` against one master (`-c`, so a key's command follows its slot), and returns its output. */
   cli(port: number, ...args: string[]): Promise<string>;
   /** The master that holds `key`'s slot. */
   portOf(key: string): Promise<number>;
+  /** SIGKILLs the server on `port`, as a crash would; its replica takes over after the node timeout. */
+  kill(port: number): Promise<void>;
+}
+
+/** How `startRedisCluster` builds the cluster. */
+export interface RedisClusterOptions {
+  /** Replicas per master. [default 0] */
+  readonly replicas?: number;
+  /** `cluster-node-timeout`: how long a master is unreachable before its replica is promoted. [default 5000] */
+  readonly nodeTimeoutMs?: number;
+}
+
+/**
+ * A port for a cluster node, below the kernel's ephemeral range (32768 on): a port another test's server had
+ * a moment ago is one its clients still dial, and a fresh node they reach is not empty when the cluster is created.
+ * Its bus port (+10000) stays below the range too.
+ */
+function lowPort(): number {
+  return 20_000 + Math.floor(Math.random() * 2700);
 }
 
 const started = new Set<ChildProcess>();
@@ -33,32 +50,35 @@ afterAll(() => {
 });
 
 /**
- * Starts three cluster-enabled `redis-server`s (six with `replicas`, a replica of each master), joins
- * them with `redis-cli --cluster create`, and waits for `cluster_state:ok` on all; they are killed
- * after the test file. `nodeTimeoutMs` is the cluster's `cluster-node-timeout`.
+ * Starts three cluster-enabled `redis-server`s (and their replicas), joins them with `redis-cli --cluster create`,
+ * and waits for `cluster_state:ok` on all and every replica in sync; they are killed after the test file.
  */
-export async function startRedisCluster(options: { replicas?: boolean; nodeTimeoutMs?: number } = {}): Promise<TestRedisCluster> {
+export async function startRedisCluster(options: RedisClusterOptions = {}): Promise<TestRedisCluster> {
+  const replicas = options.replicas ?? 0;
   const directory = mkdtempSync(join(tmpdir(), 'berth-cluster-'));
   directories.push(directory);
   const ports: number[] = [];
-  const children = new Map<number, ChildProcess>();
-  for (let i = 0; i < (options.replicas === true ? 6 : 3); i++) {
+  const servers = new Map<number, ChildProcess>();
+  for (let i = 0; i < 3 * (1 + replicas); i++) {
     for (let attempt = 0; ; attempt++) {
-      const port = await freePort();
-      // The cluster bus listens on port + 10000: both must be free.
-      if (ports.includes(port) || port + 10_000 > 65_535) continue;
+      const port = lowPort();
+      // The cluster bus listens on port + 10000: both must be free (a taken one makes the launch fail, and another is tried).
+      if (ports.includes(port)) continue;
       try {
         await launchRedisServer(
           port,
           '127.0.0.1',
           (child) => {
+            servers.set(port, child);
             started.add(child);
-            children.set(port, child);
             child.once('exit', () => started.delete(child));
           },
           [
             '--cluster-enabled',
             'yes',
+            // A master writes its RDB here for a replica's full sync, not in the working directory.
+            '--dir',
+            directory,
             '--cluster-config-file',
             join(directory, `nodes-${port}.conf`),
             '--cluster-node-timeout',
@@ -73,19 +93,35 @@ export async function startRedisCluster(options: { replicas?: boolean; nodeTimeo
     }
   }
   const cli = async (port: number, ...args: string[]) => (await run('redis-cli', ['-h', '127.0.0.1', '-p', String(port), ...args])).stdout;
-  const replicas = options.replicas === true ? '1' : '0';
-  await cli(ports[0]!, '--cluster', 'create', ...ports.map((port) => `127.0.0.1:${port}`), '--cluster-replicas', replicas, '--cluster-yes');
+  await cli(
+    ports[0]!,
+    '--cluster',
+    'create',
+    ...ports.map((port) => `127.0.0.1:${port}`),
+    '--cluster-replicas',
+    String(replicas),
+    '--cluster-yes',
+  );
   for (const port of ports) {
     await settles(async () => {
       if (!(await cli(port, 'cluster', 'info')).includes('cluster_state:ok'))
         throw new Error(`the Redis Cluster on ${ports.join(', ')} did not reach cluster_state:ok`);
-    }, 10_000);
+      // A replica that never synced with its master cannot take over from it.
+      const replication = await cli(port, 'info', 'replication');
+      if (replication.includes('role:slave') && !replication.includes('master_link_status:up'))
+        throw new Error(`the replica on ${port} has not synced with its master`);
+    }, 20_000);
   }
   return {
     ports,
-    kill: (port) => void children.get(port)?.kill('SIGKILL'),
     rootNodes: ports.map((port) => ({ url: `redis://127.0.0.1:${port}` })),
     cli: (port, ...args) => cli(port, '-c', ...args),
+    kill: async (port) => {
+      const child = servers.get(port)!;
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.kill('SIGKILL');
+      await exited;
+    },
     portOf: async (key) => {
       const slot = Number((await cli(ports[0]!, 'cluster', 'keyslot', key)).trim());
       return (await clusterSlots(cli, ports[0]!)).find(([from, to]) => slot >= from && slot <= to)![2];
