@@ -151,6 +151,7 @@ class BerthRuntime<TData> implements Runtime<TData> {
     this.presence = this.#bridge.presence;
     const durable = (this.#durable = durableDelivery(options.adapter, {
       nodeId: this.nodeId,
+      maxSessions: options.recovery?.maxSessions ?? 0,
       supervisor: this.#supervisor,
       streams: () => this.#streams,
       metrics,

@@ -34,11 +34,11 @@ interface Node {
 }
 
 /** A node on the test's Redis with durable streams; a client's `{"join":room}` joins it. */
-async function node(prefix: string, durable: object = { positionCheckMs: 100 }, inspected?: unknown[]): Promise<Node> {
+async function node(prefix: string, durable: object = { positionCheckMs: 100 }, inspected?: unknown[], maxSessions = 100): Promise<Node> {
   const runtime = createRuntime({
     port: 0,
     host: '127.0.0.1',
-    recovery: { windowMs: 30_000 },
+    recovery: { windowMs: 30_000, maxSessions },
     adapter: createRedisAdapter({ url: own.redis.url, prefix, durable }),
     ...(inspected && { inspect: (event: unknown) => void inspected.push(event) }),
   });
@@ -208,6 +208,22 @@ describe('durable streams across nodes (Redis)', () => {
     }
     expect(dump.join('\n')).toContain(`{s:`);
     for (const token of tokens) expect(dump.join('\n')).not.toContain(token);
+  });
+
+  it('recovery.maxSessions bounds the sessions a node keeps in the engine: past it, a dropped connection’s is not kept', async () => {
+    const p = prefix();
+    const [a, b] = [await node(p, undefined, undefined, 1), await node(p)];
+    const at = { url: a.url };
+    const first = client(at);
+    const second = client(at);
+    await Promise.all([first.welcomed, second.welcomed]);
+    await eventually(() => a.connections.length === 2, 'both connected');
+    at.url = b.url;
+    for (const connection of a.connections) terminate(connection);
+    await eventually(() => [first, second].every((c) => c.events.some((e) => e.type === 'resumed')), 'both answered');
+    const outcomes = [first, second].map((c) => (c.events.find((e) => e.type === 'resumed')!.event as { recovered: boolean }).recovered);
+    expect(outcomes.sort()).toEqual([false, true]);
+    expect(a.runtime.metrics.snapshot().sessions).toMatchObject({ overflow: 1 });
   });
 
   it('NATS refuses durable streams, saying which adapter keeps them', () => {
