@@ -162,18 +162,22 @@ describe('durable streams across nodes (Redis)', () => {
     await eventually(() => b.runtime.snapshot().rooms.t?.length === 1, 'joined on B');
     a.runtime.sendToRoom('t', 'before');
     await eventually(() => c.messages.length === 1, 'the first message');
-    // B's subscriber is gone while 300 messages pass; its history keeps about one block of them.
-    await own.admin.sendCommand(['CLIENT', 'KILL', 'TYPE', 'pubsub']);
-    for (let i = 1; i <= 300; i++) a.runtime.sendToRoom('t', `m${i}`);
-    await eventually(() => c.messages.at(-1)?.data === 'm300', 'the last message', 10_000);
+    // B's subscriber is dropped as 300 messages pass; the history keeps the last one only. Whether B is
+    // back before some of them is a race: bursts go on until one left B a gap (at most five).
+    let sent = 1;
+    for (let burst = 1; burst <= 5 && b.lost.length === 0; burst++) {
+      await own.admin.sendCommand(['CLIENT', 'KILL', 'TYPE', 'pubsub']);
+      for (let i = 1; i <= 300; i++) a.runtime.sendToRoom('t', `b${burst}m${i}`);
+      sent += 300;
+      await eventually(() => c.messages.at(-1)?.data === `b${burst}m300`, 'the burst’s last message', 10_000);
+    }
     const lost = c.events.filter((e) => e.type === 'lost').map((e) => e.event);
     const received = c.messages.filter((m) => m.stream === 'room:t');
-    // B missed what passed while its subscriber was gone; the history had kept the last one alone.
-    expect(received.length).toBeLessThan(301);
     expect(lost).toEqual([{ stream: 'room:t', reason: 'trimmed' }]);
     expect(b.lost).toEqual([expect.objectContaining({ target: { kind: 'room', room: 't' }, reason: 'trimmed' })]);
     const told = (b.lost[0] as { count: number }).count;
-    expect(received.length + told).toBe(301);
+    expect(told).toBeGreaterThan(0);
+    expect(received.length + told).toBe(sent);
     // Its offsets go on from where the `lost` said the stream stood: every gap is explained.
     const offsets = received.map((m) => m.offset);
     const jumps = offsets.slice(1).filter((offset, i) => offset !== offsets[i]! + 1);
