@@ -13,6 +13,8 @@ import { createRedisAdapter } from '../../src/redis.js';
 import { eventually } from '../../src/testing/wait.js';
 import { redisWithAdmin } from '../helpers/redis.js';
 import { terminate } from '../helpers/runtime.js';
+import { startTcpProxy } from '../helpers/tcp-proxy.js';
+import { v1 } from '../helpers/v1.js';
 
 const own = redisWithAdmin();
 const runtimes = new Set<Runtime>();
@@ -39,6 +41,8 @@ async function node(prefix: string, durable: object = { positionCheckMs: 100 }, 
     port: 0,
     host: '127.0.0.1',
     recovery: { windowMs: 30_000, maxSessions },
+    // `?user=<name>` binds the connection to that user; without it, none.
+    authenticate: (request) => ({ user: new URL(request.url ?? '/', 'http://x').searchParams.get('user') ?? undefined }),
     adapter: createRedisAdapter({ url: own.redis.url, prefix, durable }),
     ...(inspected && { inspect: (event: unknown) => void inspected.push(event) }),
   });
@@ -228,6 +232,53 @@ describe('durable streams across nodes (Redis)', () => {
     const outcomes = [first, second].map((c) => (c.events.find((e) => e.type === 'resumed')!.event as { recovered: boolean }).recovered);
     expect(outcomes.sort()).toEqual([false, true]);
     expect(a.runtime.metrics.snapshot().sessions).toMatchObject({ overflow: 1 });
+  });
+
+  it('a token is claimed once, cluster-wide: another user’s try on another node does not burn it', async () => {
+    const p = prefix();
+    const [a, b] = [await node(p), await node(p)];
+    const owner = await v1(`${a.url}/?user=ada`);
+    const { session } = (await owner.until((m) => m.t === 'welcome', 'welcome')) as { session: string };
+    await eventually(() => a.connections.length === 1, 'connected');
+    terminate(a.connections[0]!);
+    await eventually(() => a.connections[0]!.state === 'closed', 'closed on A');
+    const stranger = await v1(`${b.url}/?user=eve`);
+    await stranger.until((m) => m.t === 'welcome', 'welcome');
+    stranger.ws.send(JSON.stringify({ t: 'resume', token: session, positions: {} }));
+    expect(await stranger.until((m) => m.t === 'resumed', 'the stranger’s answer')).toMatchObject({
+      recovered: false,
+      reason: 'unknown-session',
+    });
+    const back = await v1(`${b.url}/?user=ada`);
+    await back.until((m) => m.t === 'welcome', 'welcome');
+    back.ws.send(JSON.stringify({ t: 'resume', token: session, positions: {} }));
+    expect(await back.until((m) => m.t === 'resumed', 'the owner’s answer')).toMatchObject({ recovered: true });
+    const again = await v1(`${b.url}/?user=ada`);
+    await again.until((m) => m.t === 'welcome', 'welcome');
+    again.ws.send(JSON.stringify({ t: 'resume', token: session, positions: {} }));
+    expect(await again.until((m) => m.t === 'resumed', 'a second claim')).toMatchObject({ recovered: false, reason: 'unknown-session' });
+  });
+
+  it('a resume on another node takes over a connection still half-open on the first: closed there with 4002, recovered here', async () => {
+    const p = prefix();
+    const [a, b] = [await node(p), await node(p)];
+    const proxy = await startTcpProxy(a.runtime.address()!.port);
+    const c = client({ url: proxy.url() });
+    await c.welcomed;
+    c.berth.send(JSON.stringify({ join: 'h' }));
+    await eventually(() => a.runtime.snapshot().rooms.h?.length === 1, 'joined on A');
+    a.runtime.sendToRoom('h', 'one');
+    await eventually(() => c.messages.length === 1, 'the first message');
+    const closed = new Promise<number>((resolve) => a.runtime.on('close', ({ code }) => resolve(code)));
+    proxy.retarget(b.runtime.address()!.port);
+    // The client's side goes; A's socket stays open and silent.
+    proxy.cut('half-open');
+    a.runtime.sendToRoom('h', 'two');
+    expect(await closed).toBe(4002);
+    await eventually(() => c.events.some((e) => e.type === 'resumed'), 'resumed on B');
+    expect(c.events.find((e) => e.type === 'resumed')!.event).toMatchObject({ recovered: true });
+    await eventually(() => c.messages.length === 2, 'the second message');
+    expect(contiguous(c.messages, 'room:h')).toEqual(['one', 'two']);
   });
 
   it('NATS refuses durable streams, saying which adapter keeps them', () => {
