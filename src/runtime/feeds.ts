@@ -126,6 +126,9 @@ export class Feeds {
         if (this.#feeds.get(feed.stream) !== feed) return;
         this.#healed(feed, since, range);
         this.#settle(feed);
+        // More than one read's worth was missing, or a new epoch already has messages: read on.
+        const at = feed.position!;
+        if (!feed.busy && at.epoch === range.epoch && at.offset < range.top) this.#heal(feed);
       },
       (error: unknown) => {
         feed.busy = false;
@@ -136,9 +139,18 @@ export class Feeds {
 
   #healed(feed: Feed, since: StreamPosition, range: StreamRange): void {
     const { stream } = feed;
-    if (range.status === 'epoch-changed' || range.status === 'unknown' || range.status === 'ahead') {
+    if (range.status === 'epoch-changed' || range.status === 'unknown') {
       // The stream's history was lost (Redis restarted, failed over, or the stream expired): it goes on in a new epoch.
       const position = { offset: 0, epoch: range.epoch };
+      feed.position = position;
+      this.#host.lost(stream, position, 'epoch-changed', undefined);
+      return;
+    }
+    if (range.status === 'ahead') {
+      // Behind what this node delivered, in the same epoch: the engine lost writes without changing the
+      // epoch, which the scripts rule out. Told as a new epoch; delivery goes on from the engine's top.
+      this.#host.failed(new Error(`${stream} stands at ${range.top}, behind ${since.offset} delivered here`), 'a stream position');
+      const position = { offset: range.top, epoch: range.epoch };
       feed.position = position;
       this.#host.lost(stream, position, 'epoch-changed', undefined);
       return;
