@@ -54,6 +54,8 @@ export class DurableDelivery {
   readonly #host: DurableHost;
   /** The epoch of each live connection's own stream, until its first message created it. */
   readonly #direct = new Map<string, { epoch: string; started: boolean }>();
+  /** Set from a publish the engine refused until one it takes: reported once. */
+  #refusing = false;
 
   constructor(host: DurableHost) {
     this.#host = host;
@@ -72,11 +74,19 @@ export class DurableDelivery {
   /** The application's broadcast: numbered and published by the engine; every node delivers it to its `berth.v1` members from there. */
   send(message: BroadcastMessage): void {
     this.#host.metrics.crossNode('published');
-    this.#host.durable.append(streamOf(message.target), message, true).then(undefined, (error: unknown) => {
-      this.#host.metrics.crossNode('dropped');
-      this.#host.metrics.dropped('history-unavailable', 1);
-      this.#failed(error, `publishing to ${streamOf(message.target)}`);
-    });
+    this.#host.durable.append(streamOf(message.target), message, true).then(
+      () => {
+        this.#refusing = false;
+      },
+      (error: unknown) => {
+        this.#host.metrics.crossNode('dropped');
+        this.#host.metrics.dropped('history-unavailable', 1);
+        // Every refusal is counted; one is reported per outage, not one per message it refuses.
+        if (this.#refusing) return;
+        this.#refusing = true;
+        this.#failed(error, `publishing to ${streamOf(message.target)}`);
+      },
+    );
   }
 
   /** A message the engine published, with its position. */
