@@ -1,13 +1,15 @@
 /**
  * A client child: holds its share of a scenario's connections (receiver.ts),
  * runs churn cycles (churn.ts), or holds real clients that drop and resume
- * (resume.ts) against the server child, as the
+ * (resume.ts) or real clients of a cluster whose node goes away
+ * (cluster-resume.ts) against the server children, as the
  * orchestrator asks over IPC. Started by bench/children.ts as
  * `node --import tsx bench/client-process.ts <system>`; it dies with its
  * parent's IPC channel.
  */
 import { join } from 'node:path';
 import { churn } from './clients/churn.js';
+import { ClusterResumeClients } from './clients/cluster-resume.js';
 import { profiling, startProfile, stopProfile } from './cpu-profile.js';
 import { plainDialect, type Dialect } from './clients/dialect.js';
 import { Receiver } from './clients/receiver.js';
@@ -21,6 +23,7 @@ process.on('disconnect', () => process.exit(0));
 
 let receiver: Receiver | undefined;
 let resumers: ResumeClients | undefined;
+let cluster: ClusterResumeClients | undefined;
 
 const cpuUs = () => {
   const { user, system: sys } = process.cpuUsage();
@@ -30,6 +33,11 @@ const cpuUs = () => {
 function need(): Receiver {
   if (receiver === undefined) throw new Error('no connections yet: send connect first');
   return receiver;
+}
+
+function needCluster(): ClusterResumeClients {
+  if (cluster === undefined) throw new Error('no cluster clients yet: send cr-open first');
+  return cluster;
 }
 
 function needResumers(): ResumeClients {
@@ -75,6 +83,18 @@ async function handle(command: ClientCommand): Promise<ClientReply> {
     }
     case 'resume-report':
       return { id: command.id, type: 'resume-report', report: needResumers().report(command.upTo) };
+    case 'cr-open': {
+      if (system !== 'berth' && system !== 'socketio') throw new Error(`${system} has no resume`);
+      cluster?.closeAll();
+      cluster = new ClusterResumeClients(system, command.ports, command.groups, command.publishers, command.messages);
+      return { id: command.id, type: 'cr-open', report: await cluster.open(command.concurrency) };
+    }
+    case 'cr-received':
+      return { id: command.id, type: 'cr-received', report: await needCluster().waitReceived(command.upTo, command.timeoutMs) };
+    case 'cr-back':
+      return { id: command.id, type: 'cr-back', report: await needCluster().waitBack(command.node, command.at, command.timeoutMs) };
+    case 'cr-report':
+      return { id: command.id, type: 'cr-report', report: needCluster().report(command.bounds) };
   }
 }
 

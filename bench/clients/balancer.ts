@@ -1,0 +1,53 @@
+/**
+ * The load balancer in front of a cluster's nodes as cluster-resume's clients
+ * see it: each client has a home node and connects there while it is up; a
+ * node found down sends its clients round-robin to the nodes still up. A
+ * node is found down as a load balancer's health check finds it: a TCP
+ * connection to it refused. The check runs when one of the clients'
+ * connections to a node ends or fails (at most one check per node at a
+ * time), so it costs nothing while the cluster is quiet. berth/client and
+ * socket.io-client consult the same balancer before every connection
+ * attempt, so the two systems are routed alike.
+ */
+import { connect } from 'node:net';
+import { HOST } from '../protocol.js';
+
+export class Balancer {
+  readonly #ports: readonly number[];
+  readonly #down: boolean[];
+  readonly #checking: boolean[];
+  #next = 0;
+
+  constructor(ports: readonly number[]) {
+    this.#ports = ports;
+    this.#down = ports.map(() => false);
+    this.#checking = ports.map(() => false);
+  }
+
+  /** The node a client whose home is `home` connects to now. */
+  route(home: number): number {
+    if (!this.#down[home]) return home;
+    const up: number[] = [];
+    for (let node = 0; node < this.#ports.length; node++) if (!this.#down[node]) up.push(node);
+    if (up.length === 0) return home;
+    return up[this.#next++ % up.length]!;
+  }
+
+  port(node: number): number {
+    return this.#ports[node]!;
+  }
+
+  /** A connection to `node` ended or failed: is the node still there? */
+  check(node: number): void {
+    if (this.#checking[node]) return;
+    this.#checking[node] = true;
+    const socket = connect(this.#ports[node]!, HOST);
+    const done = (down: boolean) => {
+      this.#down[node] = down;
+      this.#checking[node] = false;
+      socket.destroy();
+    };
+    socket.once('connect', () => done(false));
+    socket.once('error', (error: NodeJS.ErrnoException) => done(error.code === 'ECONNREFUSED'));
+  }
+}
