@@ -4,7 +4,7 @@ import { assign, setup } from 'xstate';
 export const SESSION_ACTOR_ID = 'session';
 
 export interface SessionInput {
-  /** The session's token: what a reconnecting client names it by. */
+  /** The hash of the session's token (the runtime's `sessionKey`), never the token: a snapshot or inspector sees only this. */
   readonly token: string;
   /** How long a detached session waits for its client. */
   readonly windowMs: number;

@@ -6,6 +6,7 @@ export interface SessionStreamPosition {
 
 /** What a dropped `berth.v1` connection leaves behind. */
 export interface SessionRecord {
+  /** The hash of the session's token, never the token (a credential). */
   readonly token: string;
   /** The connection it was. */
   readonly previous: string;

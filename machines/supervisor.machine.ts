@@ -39,7 +39,7 @@ export type SupervisorEvent =
   | { type: 'user.bind'; id: string; user: string | undefined; respond?: Respond }
   | ConnectionLeavingEvent
   /** `delivered` learns how many local recipients there were, and which of them take an envelope instead of `frame`. */
-  | { type: 'broadcast'; target: Target; except?: string; frame: EncodedFrame; delivered?: Delivered }
+  | { type: 'broadcast'; target: Target; except?: string; frame: EncodedFrame; delivered?: Delivered; envelopedOnly?: boolean }
   | { type: 'runtime.shutdown'; code: number; reason: string }
   /**
    * A dropped connection's session, with its actor (created, not started: `respond(true)` means the
@@ -63,6 +63,8 @@ export interface Deliver {
   readonly except: string | undefined;
   readonly frame: EncodedFrame;
   readonly delivered: Delivered | undefined;
+  /** The recipients without an envelope had it already (a durable stream's message published here): only those with one are found. */
+  readonly envelopedOnly?: boolean;
 }
 
 /** Told of a broadcast's recipients: how many, and those that take an envelope (`DeliveryPort.enveloped`), which were not given the raw frame. */
@@ -200,7 +202,13 @@ export const supervisorMachine = setup({
     broadcast: {
       actions: {
         type: 'deliver',
-        params: ({ event }) => ({ target: event.target, except: event.except, frame: event.frame, delivered: event.delivered }),
+        params: ({ event }) => ({
+          target: event.target,
+          except: event.except,
+          frame: event.frame,
+          delivered: event.delivered,
+          envelopedOnly: event.envelopedOnly,
+        }),
       },
     },
     [`xstate.done.actor.${CONNECTION_ACTOR_ID}`]: {

@@ -115,6 +115,12 @@ export interface ClientEvents<M extends MessageMap = RawMessages> {
    * is skipped, and `message` says what is wrong with it).
    */
   error: { code: string; message: string };
+  /**
+   * Messages of `stream` were lost while the connection stayed open (durable streams: its server's node
+   * missed them, and the cluster's history no longer holds them): `reason` is `trimmed` or
+   * `epoch-changed`. What follows on the stream is delivered as usual.
+   */
+  lost: { stream: string; reason: string };
 }
 
 /** Every client event by name: subscribing to any other name throws. */
@@ -123,6 +129,7 @@ export const CLIENT_EVENTS: { readonly [K in keyof ClientEvents]: true } = {
   message: true,
   welcome: true,
   close: true,
+  lost: true,
   resumed: true,
   error: true,
 };

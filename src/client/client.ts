@@ -302,6 +302,12 @@ export class BerthClient<M extends MessageMap = RawMessages> {
       case 'skip':
         this.#positions.set(message.s, { offset: message.o, epoch: message.e });
         return;
+      case 'lost':
+        // Messages of the stream were lost on their way to the server's node and its history no longer
+        // has them: the stream goes on from here, and the application is told which stream and why.
+        this.#positions.set(message.s, { offset: message.o, epoch: message.e });
+        this.#emit('lost', { stream: message.s, reason: message.reason });
+        return;
       case 'left':
         this.#positions.delete(message.s);
         this.#resuming?.delete(message.s);

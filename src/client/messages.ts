@@ -18,6 +18,7 @@ export type ServerMessage =
     }
   | { readonly t: 'msg'; readonly s: string; readonly o: number; readonly e: string; readonly d?: string }
   | { readonly t: 'joined' | 'skip'; readonly s: string; readonly o: number; readonly e: string }
+  | { readonly t: 'lost'; readonly s: string; readonly o: number; readonly e: string; readonly reason: string }
   | { readonly t: 'left'; readonly s: string }
   | { readonly t: 'reply'; readonly id: RequestId; readonly d?: string }
   | { readonly t: 'error'; readonly id?: RequestId; readonly code: string; readonly message: string };
@@ -42,6 +43,7 @@ const SHAPES: Record<ServerMessage['t'], string> = {
   msg: '"s", "o" (an integer ≥ 0) and "e", and "d", a string, or a binary payload',
   joined: '"s", "o" (an integer ≥ 0) and "e"',
   skip: '"s", "o" (an integer ≥ 0) and "e"',
+  lost: '"s", "o" (an integer ≥ 0), "e" and "reason"',
   left: '"s", a string',
   reply: '"id", and "d", a string, or a binary payload',
   error: '"code" and "message", strings (and "id")',
@@ -77,6 +79,9 @@ export function readServerFrame(data: unknown): ServerFrame | undefined {
     case 'joined':
     case 'skip':
       valid = isPosition(message);
+      break;
+    case 'lost':
+      valid = isPosition(message) && isString(message.reason);
       break;
     case 'left':
       valid = isString(message.s);

@@ -1,4 +1,5 @@
 import type { Target } from '../../machines/types.js';
+import type { DurableStreams, StreamPosition } from './durable.js';
 import type { Presence, PresenceChange } from './presence.js';
 
 export type { PresenceChange };
@@ -10,6 +11,10 @@ export interface BroadcastMessage {
   readonly except?: string | undefined;
   readonly data: string | Uint8Array;
   readonly binary: boolean;
+  /** With durable streams: where the engine numbered it on its stream. */
+  readonly position?: StreamPosition;
+  /** With durable streams: the node that published it (whose own recipients without an envelope had it at once). */
+  readonly origin?: string;
 }
 
 /** The node an adapter serves: what an adapter may tell its runtime. */
@@ -35,6 +40,8 @@ export interface AdapterNode {
   failed(error: unknown, what: string): void;
   /** This node's own presence, read from its registry (an in-process adapter can answer from it). */
   readonly presence: Presence;
+  /** With durable streams: another node's resume takes over the session of this node's connection `id` (closed `REPLACED`). */
+  replace?(id: string): void;
 }
 
 /**
@@ -72,6 +79,12 @@ export interface Adapter {
    * `runtime.presence` answers for this node alone.
    */
   readonly presence?: Presence;
+  /**
+   * Durable streams (S30–S34), once attached, if the adapter keeps them: then every room, user and
+   * `all` message is published through `durable.append` rather than `publish`, and sessions are
+   * kept in the engine.
+   */
+  readonly durable?: DurableStreams;
   /** Detaches from the cluster and removes this node's presence; called once by `runtime.close()`. */
   close(): void | Promise<void>;
 }

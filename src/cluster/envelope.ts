@@ -175,6 +175,28 @@ export class Envelopes {
     this.#node.deliver(wire.message);
   }
 
+  /**
+   * A message of a durable stream, `<offset> <epoch> <broadcast>` as the engine published it: delivered
+   * with its position, this node's own included (its recipients with an envelope get it from here).
+   */
+  openDurable(bytes: Uint8Array, channel: string): void {
+    let delivered: BroadcastMessage;
+    try {
+      const first = bytes.indexOf(0x20);
+      const second = bytes.indexOf(0x20, first + 1);
+      if (first < 1 || second < first + 2) throw new TypeError('durable message without its position');
+      const text = Buffer.from(bytes.buffer, bytes.byteOffset, second).toString('latin1');
+      const offset = Number(text.slice(0, first));
+      if (!Number.isSafeInteger(offset) || offset < 1) throw new TypeError(`durable message offset malformed (${text.slice(0, first)})`);
+      const { origin, message } = decodeWire(bytes.subarray(second + 1));
+      delivered = { ...message, position: { offset, epoch: text.slice(first + 1) }, origin };
+    } catch (error) {
+      this.#node.failed(error, `receive on ${channel}`);
+      return;
+    }
+    this.#node.deliver(delivered);
+  }
+
   /** This node no longer receives `target`'s broadcasts: what it saw of them is forgotten. */
   forget(key: string): void {
     this.#seen.delete(key);

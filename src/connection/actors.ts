@@ -39,13 +39,13 @@ export function provideSupervisorMachine(hooks: {
   return supervisorMachine.provide({
     actions: {
       reportExpired: () => hooks.sessionExpired(),
-      deliver: ({ context }, { target, except, frame, delivered }) => {
+      deliver: ({ context }, { target, except, frame, delivered, envelopedOnly }) => {
         const atOnce = hooks.broadcasting(target);
         let enveloped: DeliveryPort[] | undefined;
         const recipients = context.directory.forEachRecipient(target, except, ({ port }) => {
           // Enveloped recipients share one frame of their own, built once they are known.
           if (port.enveloped === true) (enveloped ??= []).push(port);
-          else {
+          else if (envelopedOnly !== true) {
             try {
               port.deliver(frame);
             } catch (error) {

@@ -255,6 +255,11 @@ export class ServerConnection<TData = unknown> implements Connection<TData>, Del
     this.#toActor({ type: 'server.close', code, reason, cause });
   }
 
+  /** The runtime is shutting down: closed with `code` and `reason` (a `berth.v1` client is sent elsewhere, its session kept). */
+  shutdown(code: number, reason: string): void {
+    this.#toActor({ type: 'runtime.shutdown', code, reason });
+  }
+
   /**
    * Another connection resumed this one's session while its socket still looked open (half-open: the
    * client is gone, and no FIN reached the server). What waits for it is given up (the session's

@@ -103,6 +103,15 @@ export function skipFrame(stream: string, position: StreamPosition): Frame {
   return Frame.text(JSON.stringify({ t: 'skip', s: stream, o: position.offset, e: position.epoch }));
 }
 
+/**
+ * Messages of the stream were lost on their way to this node and its history no longer holds them:
+ * the stream now stands at this position, and what lay between the client's position and it is
+ * gone (`trimmed`), or the stream's history was lost and it goes on in a new epoch (`epoch-changed`).
+ */
+export function lostFrame(stream: string, position: StreamPosition, reason: 'trimmed' | 'epoch-changed'): Frame {
+  return Frame.text(JSON.stringify({ t: 'lost', s: stream, o: position.offset, e: position.epoch, reason }));
+}
+
 /** The connection no longer receives this stream. */
 export function leftFrame(stream: string): Frame {
   return Frame.text(JSON.stringify({ t: 'left', s: stream }));

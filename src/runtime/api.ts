@@ -50,8 +50,13 @@ export interface RuntimeEvents<TData = unknown> {
    * publisher could not send them, the bus discarded them): `count` of them, from node `origin`, to
    * `target` (a room, a user, or everyone). Its members here missed them; `berth_cross_node_lost_total`
    * counts them and `health()` says `degraded` for `health.clusterTroubleMs`.
+   *
+   * With durable streams a gap is healed from the engine's history first; only what it no longer
+   * holds is told, with `reason`: `trimmed` (`count` messages past the history's bounds) or
+   * `epoch-changed` (the stream's history was lost, by a Redis restart or failover: how many is not
+   * known, `count` is undefined). `origin` is then ''. Each `berth.v1` member is told too (a `lost` frame).
    */
-  lost: { target: Target; count: number; origin: string };
+  lost: { target: Target; count: number | undefined; origin: string; reason?: 'missed' | 'trimmed' | 'epoch-changed' };
 }
 
 /** Every runtime event by name: subscribing to any other name throws. */

@@ -13,12 +13,15 @@ import { streamOf, type Payload } from '../protocol/v1.js';
 import { ErrorCode, toBerthError, type BerthError } from '../util/errors.js';
 import type { BroadcastOptions } from './api.js';
 import type { ClusterBridge } from './cluster-bridge.js';
+import type { DurableDelivery } from './durable.js';
 import type { Recovery } from './recovery/recovery.js';
 import type { Streams } from './streams.js';
 import type { SupervisorRunner } from './supervisor.js';
 
 /** What broadcasting needs of its runtime. */
 export interface BroadcastsHost {
+  /** With durable streams: the engine numbers every broadcast, and feeds deliver it to `berth.v1` recipients. */
+  readonly durable: DurableDelivery | undefined;
   readonly supervisor: SupervisorRunner;
   readonly streams: Streams;
   readonly recovery: Recovery;
@@ -41,12 +44,15 @@ export class Broadcasts {
     const frame = encode(data, options?.binary);
     const except = typeof options?.except === 'object' ? options.except.id : options?.except;
     const message: BroadcastMessage = { target, except, ...toPayload(data, options?.binary) };
-    this.#deliver(target, except, frame, true, message);
-    this.#host.bridge.publish(message);
+    const { durable } = this.#host;
+    this.#deliver(target, except, frame, true, message, durable === undefined);
+    if (durable === undefined) this.#host.bridge.publish(message);
+    else durable.send(message);
   }
 
   /** A broadcast another node published: framed once here, for this node's recipients. */
   received(message: BroadcastMessage): void {
+    if (this.#host.durable !== undefined) return this.#host.durable.received(message);
     this.#host.metrics.crossNode('received');
     let frame: EncodedFrame;
     try {
@@ -61,8 +67,9 @@ export class Broadcasts {
   /**
    * One supervisor event per broadcast, whatever the number of recipients.
    * `sentHere`: the broadcast was sent from this node, rather than received from another.
+   * `numberHere`: its `berth.v1` recipients are given it here (not by the durable feeds).
    */
-  #deliver(target: Target, except: string | undefined, frame: EncodedFrame, sentHere: boolean, payload: Payload): void {
+  #deliver(target: Target, except: string | undefined, frame: EncodedFrame, sentHere: boolean, payload: Payload, numberHere = true): void {
     const { supervisor, streams, recovery, deflater, metrics } = this.#host;
     // Once the supervisor has stopped (shut down, or failed) nobody local is left to receive it.
     if (!supervisor.active) {
@@ -83,6 +90,7 @@ export class Broadcasts {
         metrics.broadcast(recipients, startedAt, sentHere);
         // A stream a dropped connection's session holds goes on being numbered and kept, for its resume;
         // and a member left out by `except` is owed its `skip` even when nobody else here takes it.
+        if (!numberHere) return;
         if (enveloped.length > 0 || recovery.holds(target) || (except !== undefined && streams.skips(except, target))) {
           streams.broadcast(target, except, payload, enveloped);
         }

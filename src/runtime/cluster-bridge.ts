@@ -25,6 +25,8 @@ export interface ClusterBridgeHost {
   report(error: BerthError): void;
   /** The supervisor's directory, for this node's own presence. */
   directory(): SupervisorDirectory;
+  /** Another node's resume takes over the session of this node's connection `id`. */
+  replace(id: string): void;
 }
 
 export class ClusterBridge {
@@ -47,6 +49,7 @@ export class ClusterBridge {
       linkChanged: (up, error) => this.#linkChanged(up, error),
       failed: (error, what) => this.#failed(error, what),
       presence: directoryPresence(host.nodeId, () => host.directory()),
+      replace: (id) => host.replace(id),
     };
     this.presence = guardPresence(host.adapter.presence ?? node.presence);
     // A throwing attach rejects like a failing one, rather than escaping with the port already bound.

@@ -25,6 +25,7 @@ import { RUNTIME_EVENTS } from './api.js';
 import type { BroadcastOptions, RequestHandler, Runtime, RuntimeEvents, RuntimeMetrics, RuntimeSnapshot } from './api.js';
 import { Broadcasts } from './broadcasts.js';
 import { ClusterBridge } from './cluster-bridge.js';
+import { durableDelivery, type DurableDelivery } from './durable.js';
 import { connectionHost, hostNow, type HostRuntime } from './connection-host.js';
 import { resolveOptions, type ResolvedOptions, type RuntimeOptions } from './options.js';
 import { HeartbeatSweep } from '../connection/heartbeat.js';
@@ -37,6 +38,8 @@ import type { SupervisorView } from './supervisor-view.js';
 type RuntimeState = 'running' | 'closing' | 'closed';
 
 const SHUTDOWN_REASON = 'server shutting down';
+/** How long a `berth.v1` client closed by a shutdown waits before it comes back (spread over up to twice that). */
+const DRAIN_RETRY_AFTER_SECONDS = 1;
 
 /** Creates a runtime; with `port` it starts listening at once (await `ready`). */
 export function createRuntime<TData = unknown>(options: RuntimeOptions<TData> = {}): Runtime<TData> {
@@ -72,6 +75,8 @@ class BerthRuntime<TData> implements Runtime<TData> {
   readonly #recovery: Recovery;
   readonly #broadcasts: Broadcasts;
   readonly #bridge: ClusterBridge;
+  /** With an adapter that keeps durable streams: the engine numbers, keeps and delivers them. */
+  readonly #durable: DurableDelivery | undefined;
   /** The runtime's clock's timers (simulated in scenarios), for what is not an actor's delay. */
   readonly #timers: Timers;
   /** Pings every open connection and reports its missed pongs; none when `heartbeat` is off. */
@@ -126,6 +131,26 @@ class BerthRuntime<TData> implements Runtime<TData> {
       },
     );
     this.supervisor = this.#supervisor.view;
+    this.#bridge = new ClusterBridge({
+      nodeId: this.nodeId,
+      adapter: options.adapter,
+      metrics,
+      deliver: (message) => this.#broadcasts.received(message),
+      lost: (target, count, origin) => this.#emit('lost', { target, count, origin }),
+      report: (error) => this.#report(error),
+      directory: () => this.#directory(),
+      replace: (id) => this.#connections.get(id)?.replace(),
+    });
+    this.presence = this.#bridge.presence;
+    const durable = (this.#durable = durableDelivery(options.adapter, {
+      nodeId: this.nodeId,
+      supervisor: this.#supervisor,
+      streams: () => this.#streams,
+      metrics,
+      directory: () => this.#directory(),
+      report: (error) => this.#report(error),
+      lost: (target, count, reason) => this.#emit('lost', { target, count, origin: '', reason }),
+    }));
     this.#streams = new Streams({
       history: options.history,
       connection: lookup,
@@ -134,15 +159,21 @@ class BerthRuntime<TData> implements Runtime<TData> {
       share: (frame, stream) => this.#deflater?.share(frame, `v1 ${stream}`),
       attached: (connection, stream, position) =>
         position === undefined ? this.#recovery.detached(connection, stream) : this.#recovery.attached(connection, stream, position),
+      whenKnown: durable && ((stream, then) => durable.feeds.whenKnown(stream, then)),
     });
     this.#recovery = new Recovery({
       windowMs: options.recovery?.windowMs ?? 0,
       resumeTimeoutMs: options.recovery?.resumeTimeoutMs ?? 0,
-      history: options.history,
-      sessions: supervisorSessions(this.#supervisor),
+      history: durable?.history ?? options.history,
+      sessions: durable?.sessions ?? supervisorSessions(this.#supervisor),
+      shared: durable !== undefined,
       timers: this.#timers,
       running: () => this.#state === 'running',
-      position: (stream) => this.#streams.position(stream),
+      position: (stream, then) => {
+        if (durable !== undefined) return durable.position(stream, then);
+        const position = this.#streams.position(stream);
+        if (position !== undefined) then(position);
+      },
       outcome: (outcome) => metrics.session(outcome),
       resumed: (connection, { recovered, previous, lost }) =>
         this.#emit(
@@ -161,17 +192,8 @@ class BerthRuntime<TData> implements Runtime<TData> {
       historyFailed: (stream, error) =>
         this.#report(toBerthError(ErrorCode.HISTORY, `reading the history of ${stream} for a resume failed`, error)),
     });
-    this.#bridge = new ClusterBridge({
-      nodeId: this.nodeId,
-      adapter: options.adapter,
-      metrics,
-      deliver: (message) => this.#broadcasts.received(message),
-      lost: (target, count, origin) => this.#emit('lost', { target, count, origin }),
-      report: (error) => this.#report(error),
-      directory: () => this.#directory(),
-    });
-    this.presence = this.#bridge.presence;
     this.#broadcasts = new Broadcasts({
+      durable,
       supervisor: this.#supervisor,
       streams: this.#streams,
       recovery: this.#recovery,
@@ -324,7 +346,10 @@ class BerthRuntime<TData> implements Runtime<TData> {
       requests: this.#requests,
       metrics: this.#metrics,
       connection: (id) => this.#connections.get(id),
-      forget: (id) => this.#connections.delete(id),
+      forget: (id) => {
+        this.#connections.delete(id);
+        this.#durable?.closed(id);
+      },
       emit: (type, payload, connection) => this.#emit(type, payload, connection),
       hasListener: (type) => this.#events.has(type),
       report: (error, connection) => this.#report(error, connection),
@@ -369,6 +394,7 @@ class BerthRuntime<TData> implements Runtime<TData> {
     });
     if (!registered) return connection;
     if (connection.enveloped) {
+      this.#durable?.opened(id);
       const token =
         this.#options.recovery === null
           ? undefined
@@ -424,6 +450,10 @@ class BerthRuntime<TData> implements Runtime<TData> {
     const stopped = new Promise<void>((resolve) => {
       this.#supervisor.onStopped(resolve);
     });
+    // `berth.v1` clients are told to come back in a moment, to another node (this one admits no one
+    // now): with durable streams their sessions are kept in the engine and resume there.
+    for (const connection of this.#connections.values())
+      if (connection.enveloped) connection.shutdown(CloseCode.SERVICE_RESTART, `retry-after=${DRAIN_RETRY_AFTER_SECONDS}`);
     this.#supervisor.send({ type: 'runtime.shutdown', code: CloseCode.GOING_AWAY, reason: SHUTDOWN_REASON });
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<'timeout'>((resolve) => {
@@ -438,6 +468,7 @@ class BerthRuntime<TData> implements Runtime<TData> {
     clearTimeout(timer);
     await this.#transport.close();
     await this.#bridge.close();
+    this.#durable?.close();
     this.#heartbeat?.stop();
     this.#metrics.stop();
     this.#deflater?.close();

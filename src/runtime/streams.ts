@@ -6,7 +6,7 @@
 import type { DeliveryPort, EncodedFrame, Target } from '../../machines/types.js';
 import type { ServerConnection } from '../connection/connection.js';
 import type { HistoryStore, StreamPosition } from '../history/store.js';
-import { connectionStream, joinedFrame, leftFrame, messageFrame, skipFrame, streamOf, type Payload } from '../protocol/v1.js';
+import { connectionStream, joinedFrame, leftFrame, lostFrame, messageFrame, skipFrame, streamOf, type Payload } from '../protocol/v1.js';
 import { ErrorCode, toBerthError, type BerthError } from '../util/errors.js';
 import { isThenable } from '../util/thenable.js';
 
@@ -22,6 +22,11 @@ export interface StreamsHost {
   share?(frame: EncodedFrame, stream: string): void;
   /** A connection was attached to a room's stream (it joined), standing at `position`; or detached (it left). */
   attached?(connection: ServerConnection<unknown>, stream: string, position: StreamPosition | undefined): void;
+  /**
+   * With durable streams, where a stream stands on this node, at once or once known (its feed's
+   * position): a `joined` says that, and the engine, not this node, numbers what follows.
+   */
+  whenKnown?(stream: string, then: (position: StreamPosition) => void): void;
 }
 
 export class Streams {
@@ -60,10 +65,44 @@ export class Streams {
       connection.deliver(leftFrame(stream), stream);
       return;
     }
-    const position = this.position(stream);
-    if (position === undefined) return;
-    this.#host.attached?.(connection, stream, position);
-    connection.deliver(joinedFrame(stream, position), stream, position.offset, position);
+    const joined = (position: StreamPosition) => {
+      this.#host.attached?.(connection, stream, position);
+      connection.deliver(joinedFrame(stream, position), stream, position.offset, position);
+    };
+    const { whenKnown } = this.#host;
+    if (whenKnown === undefined) {
+      const position = this.position(stream);
+      if (position !== undefined) joined(position);
+      return;
+    }
+    // Told once the stream's feed knows where it stands; nothing of the room is delivered here before.
+    whenKnown(stream, (position) => {
+      if (connection.state === 'open' && connection.rooms.has(room)) joined(position);
+    });
+  }
+
+  /**
+   * A message the engine numbered, for this node's enveloped recipients as the supervisor found
+   * them, framed once; a member left out by `except` gets its `skip`.
+   */
+  numbered(target: Target, except: string | undefined, payload: Payload, position: StreamPosition, ports: readonly DeliveryPort[]): void {
+    const stream = streamOf(target);
+    const frame = messageFrame(stream, position, payload);
+    if (target.kind !== 'user') this.#host.share?.(frame, stream);
+    for (const port of ports as ReadonlyArray<ServerConnection<unknown>>) port.deliver(frame, stream, position.offset);
+    this.#skip(except, target, stream, position);
+  }
+
+  /** A direct message the engine numbered on the connection's own stream. */
+  numberedDirect(connection: ServerConnection<unknown>, payload: Payload, position: StreamPosition): void {
+    const stream = connectionStream(connection.id);
+    connection.deliver(messageFrame(stream, position, payload), stream, position.offset);
+  }
+
+  /** Messages of a stream were lost on their way here: its enveloped members (`ports`) are told where it stands now. */
+  lost(stream: string, position: StreamPosition, reason: 'trimmed' | 'epoch-changed', ports: readonly DeliveryPort[]): void {
+    const frame = lostFrame(stream, position, reason);
+    for (const port of ports as ReadonlyArray<ServerConnection<unknown>>) port.deliver(frame, stream);
   }
 
   /** Where a stream stands now, or nothing if the store failed (reported). */

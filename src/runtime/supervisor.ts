@@ -34,7 +34,7 @@ import { CompiledMachine } from '../interpreter/machine.js';
 import type { Timers } from '../util/timers.js';
 import type { Clock, RuntimeOptions } from './options.js';
 import type { SessionKeeper } from './recovery/recovery.js';
-import { createSessionActor } from './recovery/sessions.js';
+import { createSessionActor, sessionKey } from './recovery/sessions.js';
 import type { SupervisorSnapshot, SupervisorView } from './supervisor-view.js';
 
 export interface SupervisorRunner {
@@ -114,10 +114,14 @@ function guardInspect(inspect: NonNullable<RuntimeOptions<unknown>['inspect']>, 
   };
 }
 
-/** The supervisor's sessions, as recovery keeps and takes them. */
+/**
+ * The supervisor's sessions, as recovery keeps and takes them: by the hash of their token, so that
+ * no token is in an actor's context, a snapshot, or what the inspector is shown (a token is a credential).
+ */
 export function supervisorSessions(supervisor: SupervisorRunner): SessionKeeper {
   return {
-    keep: (record, windowMs, kept) => {
+    keep: (kept_, windowMs, kept) => {
+      const record = { ...kept_, token: sessionKey(kept_.token) };
       // Session actors are the supervisor's children, so the inspector shows them beside the connections.
       const session = supervisor.session({ token: record.token, windowMs });
       supervisor.send({
@@ -130,7 +134,8 @@ export function supervisorSessions(supervisor: SupervisorRunner): SessionKeeper 
         },
       });
     },
-    take: (token, user, taken) => supervisor.send({ type: 'session.take', token, user, taken }),
+    take: (token, user, taken) =>
+      supervisor.send({ type: 'session.take', token: sessionKey(token), user, taken: (record) => taken(record) }),
     holds: (stream) => supervisor.context.sessions.interested(stream),
     get holdsAny() {
       return supervisor.context.sessions.holdsAny;

@@ -48,7 +48,7 @@ const runtime = createRuntime({
         }),
 });
 runtime.on('error', () => {}); // counted in metrics; the tests read health
-const lost: Array<{ target: unknown; count: number; origin: string }> = [];
+const lost: Array<{ target: unknown; count: number | undefined; origin: string }> = [];
 runtime.on('lost', (event) => void lost.push(event));
 runtime.on('connection', (connection) => connection.send(`id ${connection.id}`));
 runtime.on('message', async ({ connection, data }) => {

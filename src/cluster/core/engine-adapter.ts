@@ -1,5 +1,6 @@
 import { within } from '../../util/timers.js';
 import type { Adapter, AdapterNode, BroadcastMessage, PresenceChange } from '../adapter.js';
+import type { DurableStreams } from '../durable.js';
 import { Envelopes } from '../envelope.js';
 import { Interest, interestKeyOf, type InterestKey } from '../interest.js';
 import type { Presence } from '../presence.js';
@@ -67,6 +68,10 @@ export class EngineAdapter implements Adapter {
     onlineUsers: () => this.#read('onlineUsers', (presence) => presence.onlineUsers()),
   };
 
+  get durable(): DurableStreams | undefined {
+    return this.#engine?.durable;
+  }
+
   async attach(node: AdapterNode): Promise<void> {
     this.#node = node;
     const envelopes = (this.#envelopes = new Envelopes(node));
@@ -85,6 +90,7 @@ export class EngineAdapter implements Adapter {
         return interest()?.wanted ?? new Set();
       },
       receive: (bytes, channel) => envelopes.open(bytes, channel),
+      receiveDurable: (bytes, channel) => envelopes.openDurable(bytes, channel),
       link: (up, error) => this.#link(up, error),
     }));
     this.#interest = new Interest(

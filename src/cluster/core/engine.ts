@@ -1,4 +1,5 @@
 import type { AdapterNode } from '../adapter.js';
+import type { DurableStreams } from '../durable.js';
 import type { InterestKey } from '../interest.js';
 import type { NodePresence } from '../node-presence.js';
 import type { Presence, PresenceChange } from '../presence.js';
@@ -28,6 +29,8 @@ export interface EnginePresence extends Presence {
  */
 export interface Engine {
   readonly presence: EnginePresence;
+  /** Durable streams, if the engine keeps them (asked for, and able to). */
+  readonly durable?: DurableStreams;
   /** Starts connecting, and keeps at it until `close`; the link's state goes to `EngineContext.link`. */
   start(): void;
   /**
@@ -61,6 +64,8 @@ export interface EngineContext {
   readonly wanted: ReadonlySet<InterestKey>;
   /** A message from the server, on `channel`: decoded, numbered and delivered by the adapter. */
   receive(bytes: Uint8Array, channel: string): void;
+  /** A message of a durable stream, numbered by the engine: delivered by the runtime's feeds, in offset order. */
+  receiveDurable(bytes: Uint8Array, channel: string): void;
   /**
    * The link's state: up when broadcasts can be published and received. `error` says why it is down
    * or why an attempt failed; the first failed attempt lets `attach` settle (local-only).

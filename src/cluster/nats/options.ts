@@ -31,6 +31,14 @@ export interface NatsSettings extends ClusterSettings {
 /** Checks the options (misuse throws `TypeError` or `RangeError` naming the option) and fills in the defaults. */
 export function natsSettingsOf(options: NatsAdapterOptions): NatsSettings {
   const settings = clusterSettingsOf(options);
+  if ((options as { durable?: unknown }).durable !== undefined && (options as { durable?: unknown }).durable !== false) {
+    // JetStream numbers a stream's messages, not a subject's: contiguous offsets per room would take a
+    // compare-and-set publish per message (docs/cluster.md, "Durable streams on NATS").
+    throw new TypeError(
+      'options.durable is not supported by the NATS adapter: its streams are at most once across nodes. ' +
+        'Use createRedisAdapter({ durable: true }) for streams numbered cluster-wide and sessions that resume on any node (docs/cluster.md)',
+    );
+  }
   exactlyOne(options, ['servers', 'connection']);
   let servers: string[] | undefined;
   if (options.servers !== undefined) {

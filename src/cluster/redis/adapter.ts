@@ -5,6 +5,7 @@ import { engineAdapter } from '../core/engine-adapter.js';
 import { CLOSE_TIMEOUT_MS, type Engine, type EngineContext } from '../core/engine.js';
 import type { InterestKey } from '../interest.js';
 import type { RedisClient, RedisClusterClient } from './client.js';
+import { RedisDurable } from './durable.js';
 import { Keys } from './keys.js';
 import { linkOf, type LinkEvent, type RedisLink } from './link.js';
 import { redisSettingsOf, type RedisAdapterOptions, type RedisSettings } from './options.js';
@@ -45,6 +46,7 @@ export function createRedisAdapter(options: RedisAdapterOptions): Adapter {
 /** Redis as the shared adapter drives it: two links (commands, subscriptions), presence in hashes written by scripts. */
 class RedisEngine implements Engine {
   readonly presence: RedisPresence;
+  readonly durable: RedisDurable | undefined;
   readonly #context: EngineContext;
   readonly #keys: Keys;
   readonly #client: RedisLink;
@@ -83,6 +85,17 @@ class RedisEngine implements Engine {
       maxEntries: settings.maxPresenceEntries,
       failed: (error, what) => context.node.failed(error, what),
     });
+    if (settings.durable !== undefined) {
+      const keys = this.#keys;
+      this.durable = new RedisDurable(
+        this.#client,
+        settings.prefix,
+        settings.durable,
+        context.node.nodeId,
+        (stream) => (stream === 'all' ? keys.broadcast : keys.channel(stream as InterestKey)),
+        (error, what) => context.node.failed(error, what),
+      );
+    }
   }
 
   start(): void {
@@ -125,6 +138,7 @@ class RedisEngine implements Engine {
 
   async close(): Promise<void> {
     this.#closed = true;
+    this.durable?.close();
     this.#listen('off');
     if (!this.#owned.includes(this.#subscriber) && this.#subscribed) {
       const subscriber = this.#subscriber;
@@ -200,13 +214,22 @@ class RedisEngine implements Engine {
       await new Promise<void>((resolve) => this.#subscriber.once('ready', () => resolve()));
     if (this.#closed) return;
     await this.#subscriber.subscribe(this.#keys.broadcast, this.#receive, false);
+    if (this.durable !== undefined)
+      await this.#subscriber.subscribe(this.durable.control(this.#context.node.nodeId), this.#control, this.#subscriber.sharded);
     this.#subscribed = true;
     this.#onLinkChange();
   }
 
   /** Redis echoes a node's own publications to it when it hosts members of the target: `Envelopes` skips those undecoded. */
   readonly #receive = (bytes: Buffer, channel: Buffer | string): void => {
-    this.#context.receive(bytes, String(channel));
+    if (this.durable !== undefined) this.#context.receiveDurable(bytes, String(channel));
+    else this.#context.receive(bytes, String(channel));
+  };
+
+  /** With durable streams: another node asks this one to close a connection whose session a resume took over. */
+  readonly #control = (bytes: Buffer): void => {
+    const text = bytes.toString();
+    if (text.startsWith('replace ')) this.#context.node.replace?.(text.slice('replace '.length));
   };
 
   readonly #onError = (error: unknown): void => {
@@ -216,6 +239,7 @@ class RedisEngine implements Engine {
   readonly #onClientReady = (): void => {
     // A new connection: Redis may have restarted empty, so this node's entries are written again.
     void this.presence.rebuild();
+    this.durable?.load().catch((error: unknown) => this.#onError(error));
     this.#onLinkChange();
   };
 

@@ -1,7 +1,11 @@
 import { EventEmitter } from 'node:events';
+import { RESP_TYPES } from 'redis';
 import type { RedisClient, RedisClusterClient } from './client.js';
 
 type Listener = (bytes: Buffer, channel: Buffer | string) => void;
+
+/** Command options under which bulk strings answer as Buffers (history payloads may be binary). */
+const AS_BUFFERS = { typeMapping: { [RESP_TYPES.BLOB_STRING]: Buffer } } as const;
 
 /** What a link tells: it is (back) up, so Redis may have lost what it held; it went down; a connection failed. */
 export type LinkEvent = 'ready' | 'down' | 'error';
@@ -22,8 +26,8 @@ export interface RedisLink {
   readonly isOpen: boolean;
   /** Starts connecting; failures arrive as `error` events, and connecting is retried until `destroy`. */
   connect(): void;
-  /** Sends one command to the server, or to the shard of `key`'s slot. */
-  send(key: string | undefined, args: ReadonlyArray<string | Buffer>): Promise<unknown>;
+  /** Sends one command to the server, or to the shard of `key`'s slot; `buffers`: bulk strings answer as Buffers. */
+  send(key: string | undefined, args: ReadonlyArray<string | Buffer>, buffers?: boolean): Promise<unknown>;
   /** Sends one command to every master (`SCRIPT LOAD`), each on the connection later commands to its slots use. */
   everyMaster(args: readonly string[]): Promise<void>;
   publish(channel: string, bytes: Buffer, sharded: boolean): Promise<unknown>;
@@ -81,8 +85,8 @@ class ServerLink extends EventEmitter implements RedisLink {
     if (!this.#client.isOpen) this.#client.connect().catch(() => {}); // failures arrive as 'error' events
   }
 
-  send(_key: string | undefined, args: ReadonlyArray<string | Buffer>): Promise<unknown> {
-    return this.#client.sendCommand(args);
+  send(_key: string | undefined, args: ReadonlyArray<string | Buffer>, buffers = false): Promise<unknown> {
+    return this.#client.sendCommand(args, buffers ? AS_BUFFERS : undefined);
   }
 
   async everyMaster(args: readonly string[]): Promise<void> {
@@ -187,8 +191,8 @@ class ClusterLink extends EventEmitter implements RedisLink {
     );
   }
 
-  send(key: string | undefined, args: ReadonlyArray<string | Buffer>): Promise<unknown> {
-    return this.#cluster.sendCommand(key, false, [...args]);
+  send(key: string | undefined, args: ReadonlyArray<string | Buffer>, buffers = false): Promise<unknown> {
+    return this.#cluster.sendCommand(key, false, [...args], buffers ? AS_BUFFERS : undefined);
   }
 
   async everyMaster(args: readonly string[]): Promise<void> {

@@ -1,6 +1,8 @@
 import type { RedisClusterOptions } from 'redis';
 import { object, text } from '../../util/validate.js';
 import { clusterSettingsOf, exactlyOne, type ClusterAdapterOptions, type ClusterSettings } from '../core/options.js';
+import type { DurableOptions } from '../durable.js';
+import { durableSettingsOf, type DurableSettings } from './durable.js';
 import type { RedisClient, RedisClusterClient } from './client.js';
 
 /** Options of `createRedisAdapter`: a `url`, a `cluster`, or a `client` you own; the rest as every engine takes them. */
@@ -22,6 +24,12 @@ export interface RedisAdapterOptions extends ClusterAdapterOptions {
   readonly subscriber?: RedisClient | RedisClusterClient;
   /** Namespace of keys and channels, so several applications can share one Redis: no spaces or braces. [default 'berth'] */
   readonly prefix?: string;
+  /**
+   * Durable streams: every room, user and `all` stream numbered once for the whole cluster by Redis, its
+   * history kept there, and sessions kept there, so that a `berth.v1` client resumes on any node after a
+   * move, a deploy or a node's death (docs/cluster.md). `true` for the defaults. [default off]
+   */
+  readonly durable?: boolean | DurableOptions;
 }
 
 /** The options as the Redis adapter runs with them: checked, defaults filled in. */
@@ -31,6 +39,7 @@ export interface RedisSettings extends ClusterSettings {
   readonly cluster: RedisClusterOptions | undefined;
   readonly client: RedisClient | RedisClusterClient | undefined;
   readonly subscriber: RedisClient | RedisClusterClient | undefined;
+  readonly durable: DurableSettings | undefined;
 }
 
 /** Checks the options (misuse throws `TypeError` or `RangeError` naming the option) and fills in the defaults. */
@@ -52,5 +61,6 @@ export function redisSettingsOf(options: RedisAdapterOptions): RedisSettings {
     cluster: options.cluster,
     client: options.client,
     subscriber: options.subscriber,
+    durable: options.durable === undefined || options.durable === false ? undefined : durableSettingsOf(options.durable),
   };
 }

@@ -30,18 +30,21 @@ export class Script {
   }
 
   /** Runs it; a shard that does not know it (restarted, failed over, flushed) rejects with `NOSCRIPT`. */
-  call(link: RedisLink, keys: readonly string[], args: readonly string[] = []): Promise<unknown> {
-    return link.send(keys[0], ['EVALSHA', this.#sha, String(keys.length), ...keys, ...args]);
+  call(link: RedisLink, keys: readonly string[], args: ReadonlyArray<string | Buffer> = [], buffers = false): Promise<unknown> {
+    return link.send(keys[0], ['EVALSHA', this.#sha, String(keys.length), ...keys, ...args], buffers);
   }
 
-  /** For calls whose order does not matter (reads, removals): on `NOSCRIPT` the shard is told to load it, and it runs again. */
-  async run(link: RedisLink, keys: readonly string[], args: readonly string[] = []): Promise<unknown> {
+  /**
+   * On `NOSCRIPT` the shard is told to load it, and it runs again. Calls that failed so keep their
+   * order: their loads are answered in order, and each runs again once its load is.
+   */
+  async run(link: RedisLink, keys: readonly string[], args: ReadonlyArray<string | Buffer> = [], buffers = false): Promise<unknown> {
     try {
-      return await this.call(link, keys, args);
+      return await this.call(link, keys, args, buffers);
     } catch (error) {
       if (!isNoScript(error)) throw error;
       await link.send(keys[0], ['SCRIPT', 'LOAD', this.source]);
-      return this.call(link, keys, args);
+      return this.call(link, keys, args, buffers);
     }
   }
 }

@@ -25,11 +25,24 @@ import { sessionToken } from './sessions.js';
 export interface SessionKeeper {
   /** Keeps a session for `windowMs`; `kept` answers whether it was (false: too many are kept, or shutting down). */
   keep(record: SessionRecord, windowMs: number, kept: (ok: boolean) => void): void;
-  /** Hands a kept session over, once, and only to its own user; `taken` gets undefined otherwise. */
-  take(token: string, user: string | undefined, taken: (record: SessionRecord | undefined) => void): void;
+  /**
+   * Hands a kept session over, once, and only to its own user; `taken` gets undefined otherwise, or
+   * (a keeper shared by nodes) the connection that still holds it on another node, `live`.
+   * `gone`: that connection is known to be gone, and its session is taken all the same.
+   */
+  take(token: string, user: string | undefined, taken: (record: SessionRecord | undefined, live?: string) => void, gone?: string): void;
   /** Whether a kept session holds this stream; cheap while none is kept (`holdsAny`). */
   holds(stream: string): boolean;
   readonly holdsAny: boolean;
+  /**
+   * A keeper shared by nodes (the engine's) is told of every live session as it changes (it opened,
+   * joined, left, was bound): a node that dies writes nothing more, and its sessions are resumable all the same.
+   */
+  live?(record: SessionRecord, windowMs: number): void;
+  /** A live session ended deliberately: forgotten. */
+  ended?(token: string, owner: string): void;
+  /** Asks the node of connection `owner` to close it (a resume takes its session over); false if that node is gone. */
+  replace?(owner: string): Promise<boolean>;
 }
 
 /** What the application's `resumed` event says. */
@@ -50,8 +63,10 @@ export interface RecoveryHost {
   readonly timers: Timers;
   /** False once the runtime is closing: no session is kept from then on. */
   running(): boolean;
-  /** Where a stream stands now; undefined if the history failed (reported there). */
-  position(stream: string): StreamPosition | undefined;
+  /** Tells where a stream stands now, at once or once known; never if the history failed (reported there). */
+  position(stream: string, then: (position: StreamPosition) => void): void;
+  /** Sessions are kept in the engine: they outlive this node, so those of connections closed by its shutdown are kept too. */
+  readonly shared: boolean;
   /** `berth_sessions_total{outcome}`. */
   outcome(outcome: string): void;
   /** The application's `resumed` event. */
@@ -65,6 +80,9 @@ export interface RecoveryHost {
 
 /** Connections a message's `except` may name for it to be a `skip` to a session: its own and those it resumed. */
 const MAX_IDENTITIES = 16;
+/** How long a resume waits between tries to take a session another node's connection still holds, and how many times. */
+const TAKE_RETRY_MS = 20;
+const MAX_TAKE_TRIES = 100;
 
 /** One `berth.v1` connection's part in recovery. */
 class Session {
@@ -81,6 +99,8 @@ class Session {
   holdingStreams = false;
   /** The deadline's timer while the client, which offered `berth.resume`, has not sent its first message. */
   resumeExpected: unknown;
+  /** Set while a write of the live session to a shared keeper is queued (changes in one turn are written once). */
+  writing = false;
 
   constructor(id: string) {
     this.identities = [id];
@@ -141,14 +161,24 @@ export class Recovery {
   }
 
   /** Notes where a stream stood as the connection was attached to it (it connected, joined, was bound), unless it is already. */
-  attached(connection: ServerConnection<unknown>, stream: string, position = this.#host.position(stream)): void {
-    const attached = this.#sessions.get(connection.id)?.attached;
-    if (position !== undefined && attached !== undefined && !attached.has(stream)) attached.set(stream, position);
+  attached(connection: ServerConnection<unknown>, stream: string, position?: StreamPosition): void {
+    const session = this.#sessions.get(connection.id);
+    if (session === undefined || session.attached.has(stream)) return;
+    if (position !== undefined) {
+      session.attached.set(stream, position);
+      return this.#changed(connection, session);
+    }
+    this.#host.position(stream, (at) => {
+      if (this.#sessions.get(connection.id) !== session || session.attached.has(stream)) return;
+      session.attached.set(stream, at);
+      this.#changed(connection, session);
+    });
   }
 
   /** The connection left a room: its session owes the client that stream no more. */
   detached(connection: ServerConnection<unknown>, stream: string): void {
-    this.#sessions.get(connection.id)?.attached.delete(stream);
+    const session = this.#sessions.get(connection.id);
+    if (session?.attached.delete(stream) === true) this.#changed(connection, session);
   }
 
   /** The connection was bound to a user (or unbound): attached to that user's stream, and no longer to the previous one's. */
@@ -157,6 +187,7 @@ export class Recovery {
     if (attached === undefined) return;
     for (const stream of attached.keys()) if (stream.startsWith('user:')) attached.delete(stream);
     if (user !== undefined) this.attached(connection, streamOf({ kind: 'user', user }));
+    this.#changed(connection, this.#sessions.get(connection.id)!);
   }
 
   /** Whether a broadcast to `target` must be numbered and kept although no live `berth.v1` connection gets it. */
@@ -209,25 +240,47 @@ export class Recovery {
     session.resumeExpected = undefined;
     // From here the live messages of its streams wait behind the replay.
     if (session.replay === undefined) this.#hold(connection, session);
-    const take = (index: number, replaced: boolean): void => {
+    const take = (index: number, replaced: boolean, gone?: string, tries = 0): void => {
       const token = tokens[index]!;
-      this.#host.sessions.take(token, connection.user, (record) => {
-        if (record !== undefined) return this.#restore(connection, session, record, positions);
-        // The token's connection is still here: its client is gone without the server seeing it yet
-        // (half-open), or is another of its own. The resume takes it over once its session is kept.
-        const holder = this.#byToken.get(token);
-        if (!replaced && holder !== undefined && holder !== connection && holder.user === connection.user) {
-          const waiting = this.#replacing.get(token) ?? [];
-          waiting.push(() => take(index, true));
-          this.#replacing.set(token, waiting);
-          holder.replace();
-          return;
-        }
-        if (index + 1 < tokens.length) return take(index + 1, false);
-        this.#answer(connection, session, { recovered: false, reason: 'unknown-session', lost: [] });
-      });
+      this.#host.sessions.take(
+        token,
+        connection.user,
+        (record, live) => {
+          if (record !== undefined) return this.#restore(connection, session, record, positions);
+          // The token's connection is still here: its client is gone without the server seeing it yet
+          // (half-open), or is another of its own. The resume takes it over once its session is kept.
+          const holder = this.#byToken.get(token);
+          if (!replaced && holder !== undefined && holder !== connection && holder.user === connection.user) {
+            const waiting = this.#replacing.get(token) ?? [];
+            waiting.push(() => take(index, true));
+            this.#replacing.set(token, waiting);
+            holder.replace();
+            return;
+          }
+          if (live !== undefined && holder === undefined && this.#host.sessions.replace !== undefined && tries < MAX_TAKE_TRIES)
+            return this.#takeOver(live, tries, (gone) => take(index, replaced, gone, tries + 1));
+          if (index + 1 < tokens.length) return take(index + 1, false);
+          this.#answer(connection, session, { recovered: false, reason: 'unknown-session', lost: [] });
+        },
+        gone,
+      );
     };
     take(0, false);
+  }
+
+  /**
+   * The session is held by a connection on another node (its client gone half-open, or just moved and
+   * the old node not yet aware): that node is asked to close it, and the take tried again once it has
+   * kept the session; a node that is gone (nobody to ask) cannot hold it, and it is taken all the same.
+   */
+  #takeOver(owner: string, tries: number, again: (gone?: string) => void): void {
+    // Its node was asked, and has not let go in time: the connection is taken over where it is.
+    if (tries === MAX_TAKE_TRIES - 1) return again(owner);
+    if (tries > 0) return void this.#host.timers.setTimeout(() => again(), TAKE_RETRY_MS);
+    this.#host.sessions.replace!(owner).then(
+      (asked) => (asked ? this.#host.timers.setTimeout(() => again(), TAKE_RETRY_MS) : again(owner)),
+      () => again(),
+    );
   }
 
   /** Puts a taken session back on a connection: its rooms, and what it missed replayed before anything new. */
@@ -350,25 +403,35 @@ export class Recovery {
     owedResume: boolean,
     then: () => void,
   ): void {
+    const shared = this.#host.shared;
     const deliberate =
       (cause === 'client' && code === CloseCode.NORMAL) ||
       cause === 'server' ||
-      cause === 'shutdown' ||
+      (cause === 'shutdown' && !shared) ||
       cause === 'rate-limit' ||
       cause === 'handler-error';
     // A client that said it would resume an earlier session, and whose resume was never read: this
     // connection owes it that session's messages and knows nothing of them. Kept, its session would
     // answer `recovered: true` without them; not kept, the client's resume of it is told it is unknown.
-    if (deliberate || owedResume || !this.#host.running()) return then();
-    const rooms = connection.roomsLeft;
+    if (deliberate || owedResume || (!shared && !this.#host.running())) {
+      this.#host.sessions.ended?.(session.token, connection.id);
+      return then();
+    }
+    this.#host.sessions.keep(this.#record(connection, session, connection.roomsLeft), this.#host.windowMs, (kept) => {
+      this.#host.outcome(kept ? 'detached' : 'overflow');
+      then();
+    });
+  }
+
+  /** The session as a keeper keeps it: its user, its rooms, and where each of the streams it is owed stood. */
+  #record(connection: ServerConnection<unknown>, session: Session, rooms: readonly string[]): SessionRecord {
     const keep = new Set([...rooms.map((room) => streamOf({ kind: 'room', room })), 'all', connectionStream(connection.id)]);
     if (connection.user !== undefined) keep.add(streamOf({ kind: 'user', user: connection.user }));
     // The direct streams of the connections whose sessions this one resumed: it owes the client what
     // their replay had not yet delivered (`#restore` attached them from where that replay began).
     for (const id of session.identities) keep.add(connectionStream(id));
-    const owed = (stream: string) => keep.has(stream);
-    const streams = new Map([...session.attached].filter(([stream]) => owed(stream)));
-    const record: SessionRecord = {
+    const streams = new Map([...session.attached].filter(([stream]) => keep.has(stream)));
+    return {
       token: session.token,
       previous: connection.id,
       resumedFrom: session.identities.slice(1),
@@ -376,9 +439,17 @@ export class Recovery {
       rooms,
       streams,
     };
-    this.#host.sessions.keep(record, this.#host.windowMs, (kept) => {
-      this.#host.outcome(kept ? 'detached' : 'overflow');
-      then();
+  }
+
+  /** A live session changed: a keeper shared by nodes is told, once per turn, while its connection is open. */
+  #changed(connection: ServerConnection<unknown>, session: Session): void {
+    const { sessions } = this.#host;
+    if (sessions.live === undefined || session.writing) return;
+    session.writing = true;
+    queueMicrotask(() => {
+      session.writing = false;
+      if (this.#sessions.get(connection.id) !== session || connection.state !== 'open') return;
+      sessions.live!(this.#record(connection, session, [...connection.rooms]), this.#host.windowMs);
     });
   }
 

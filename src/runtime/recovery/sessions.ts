@@ -4,13 +4,18 @@
  * and the session actors, which the runtime creates so that the supervisor
  * only decides whether to keep them.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { createActor, type Actor, type AnyActorRef } from 'xstate';
 import { SESSION_ACTOR_ID, sessionMachine } from '../../../machines/session.machine.js';
 
 /** A new, unguessable token (144 random bits). */
 export function sessionToken(): string {
   return randomBytes(18).toString('base64url');
+}
+
+/** What a session is kept by: the hash of its token, never the token itself (a credential). */
+export function sessionKey(token: string): string {
+  return createHash('sha256').update(token).digest('base64url');
 }
 
 /**
