@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { churn } from './clients/churn.js';
 import { ClusterResumeClients } from './clients/cluster-resume.js';
 import { profiling, startProfile, stopProfile } from './cpu-profile.js';
+import { berthV1Dialect } from './clients/berth-dialect.js';
 import { plainDialect, type Dialect } from './clients/dialect.js';
 import { Receiver } from './clients/receiver.js';
 import { ResumeClients } from './clients/resume.js';
@@ -49,7 +50,8 @@ async function handle(command: ClientCommand): Promise<ClientReply> {
   switch (command.type) {
     case 'connect':
       receiver?.destroyAll();
-      receiver = new Receiver(command.port, dialect, command.groups, command.compression);
+      if (command.v1 === true && system !== 'berth') throw new Error(`${system} does not speak berth.v1`);
+      receiver = new Receiver(command.port, command.v1 === true ? berthV1Dialect : dialect, command.groups, command.compression);
       return { id: command.id, type: 'connect', report: await receiver.connect(command.concurrency) };
     case 'expect':
       need().expect(command.perRoom);

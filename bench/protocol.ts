@@ -123,6 +123,8 @@ export type ClientCommand =
       readonly concurrency: number;
       /** Offer permessage-deflate (fanout-deflate) [default false]. */
       readonly compression?: boolean;
+      /** berth: speak `berth.v1` rather than plain WebSocket (cluster-fanout-durable) [default false]. */
+      readonly v1?: boolean;
     }
   /** Resets the counters: each connection of `room` must now receive sequence numbers 0..n-1. */
   | { readonly id: number; readonly type: 'expect'; readonly perRoom: Record<string, number> }

@@ -61,6 +61,8 @@ export interface ClusterScenario extends Base {
   readonly kind: 'cluster';
   /** Durable streams on the Redis (servers/system.ts) [default false]. */
   readonly durable?: boolean;
+  /** berth's clients speak `berth.v1` instead of plain WebSocket (clients/berth-dialect.ts) [default false]. */
+  readonly v1?: boolean;
   readonly nodes: number;
   readonly perNode: number;
   readonly plan: Omit<BroadcastPlan, 'rooms'>;

@@ -218,6 +218,7 @@ export function scenarios(quick: boolean): Scenario[] {
       title:
         'cluster-fanout with durable streams: berth `durable: true`, Socket.IO on its Redis Streams adapter with connection-state recovery',
       durable: true,
+      v1: true,
       nodes: 2,
       perNode: n / 2,
       plan: { turns: burstTurns, perTurn: 10, payloadBytes: 100, intervalMs: 0, sampleRss: false },
@@ -227,7 +228,8 @@ export function scenarios(quick: boolean): Scenario[] {
     {
       id: 'cluster-fanout-durable/non-durable',
       kind: 'cluster',
-      title: `the same without durable streams (berth's Redis adapter as it is by default, Socket.IO's classic Redis adapter): cluster-fanout's setup`,
+      title: `the same without durable streams (berth's Redis adapter as it is by default, Socket.IO's classic Redis adapter), berth's clients on berth.v1 too`,
+      v1: true,
       nodes: 2,
       perNode: n / 2,
       plan: { turns: burstTurns, perTurn: 10, payloadBytes: 100, intervalMs: 0, sampleRss: false },

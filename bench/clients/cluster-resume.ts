@@ -189,7 +189,15 @@ export class ClusterResumeClients {
         this.#balancer.check(this.#at[slot]!);
       }
     });
-    client.on('message', ({ stream: from, data }) => {
+    let lastOffset = -1;
+    let lastEpoch = '';
+    client.on('message', ({ stream: from, data, offset, epoch }) => {
+      // BENCH_DEBUG: a stream offset seen again (or going back) is the server's duplicate, not the harness's.
+      if (process.env.BENCH_DEBUG && epoch === lastEpoch && offset <= lastOffset) {
+        this.#note(`client ${slot}: ${from} offset ${offset} after ${lastOffset}${this.#since()}`);
+      }
+      lastOffset = offset;
+      lastEpoch = epoch;
       if (from !== stream || typeof data !== 'string') this.#malformed++;
       else this.#received(slot, data);
     });
@@ -266,6 +274,12 @@ export class ClusterResumeClients {
     if (count < 255) this.#counts[at] = count + 1;
     if (count > 0) {
       this.#duplicated++;
+      if (process.env.BENCH_DEBUG && this.#duplicated <= 20) {
+        const away = this.#backAt[slot]! > 0 ? ` (back at +${Math.round(this.#backAt[slot]! - this.#downAt)} ms)` : '';
+        this.#note(
+          `client ${slot} (home node ${this.#home[slot]! + 1}, on ${this.#at[slot]! + 1}) got node ${publisher + 1}'s ${k} again${this.#since()}${away}`,
+        );
+      }
       return;
     }
     if (k < this.#highest[line]!) this.#reordered++;

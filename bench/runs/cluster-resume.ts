@@ -185,7 +185,7 @@ export async function runClusterResume(system: SystemName, scenario: ClusterResu
       `${back.back.toLocaleString('en-US')}/${back.moved.toLocaleString('en-US')} back in ${(wallMs / 1000).toFixed(2)} s` +
         `${allBack ? '' : ' (the whole window: not all came back)'}, ${back.recovered.toLocaleString('en-US')} recovered; ` +
         `survivors' CPU ${(rawUs / 1000).toFixed(0)} ms (${(netUs / 1000).toFixed(0)} ms above the steady ${(rate / 10).toFixed(0)} % of a core), ` +
-        `Redis ${(redisUs / 1000).toFixed(0)} ms, client CPU ${(((back.cpuUs - clientsAtEnd.cpuUs) / 10 / (end.at - base1.at) / clients.length) | 0)} % of a core, ` +
+        `Redis ${(redisUs / 1000).toFixed(0)} ms, client CPU ${((back.cpuUs - clientsAtEnd.cpuUs) / 10 / (end.at - base1.at) / clients.length) | 0} % of a core, ` +
         `${back.failedAttempts} failed attempts` +
         (closeMs === undefined ? '' : `; the shutdown took ${closeMs.toFixed(0)} ms`),
     );

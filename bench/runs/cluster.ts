@@ -14,7 +14,7 @@ import type { BroadcastPlan, ClientCommand, ClientReply, ServerCommand, ServerRe
 import { redisCpu, type RedisCpu } from '../redis-cpu.js';
 import { startRedisServer } from '../redis-server.js';
 import type { ClusterScenario } from '../scenarios.js';
-import { deliver } from './broadcast.js';
+import { deliver, describeFaults } from './broadcast.js';
 import { closeSession, connect, serverStats, type Outcome, type Session } from './session.js';
 
 const START_TIMEOUT_MS = 20_000;
@@ -29,14 +29,19 @@ export async function runCluster(system: SystemName, scenario: ClusterScenario, 
   try {
     engine = await redisCpu(redis.url);
     for (let i = 0; i < scenario.nodes; i++) nodes.push(await openNode(system, i, redis.url, log, env));
-    for (const node of nodes) await connect(node, [{ room: ROOM, fast: scenario.perNode, slow: 0 }]);
+    // cluster-fanout-durable (both variants): berth's clients speak berth.v1, whose messages durable streams number.
+    const v1 = system === 'berth' && scenario.v1 === true;
+    for (const node of nodes) await connect(node, [{ room: ROOM, fast: scenario.perNode, slow: 0 }], false, v1);
     // Every client process of every node, driven by the first node's broadcasts.
     const all: Session = { ...nodes[0]!, clients: nodes.map((node) => node.clients[0]!) };
 
     // The warm-up also proves the path through Redis: the second node's clients must get it all.
     const warm = await deliver(all, [ROOM], WARMUP, 60_000, 'warm-up');
     if (warm.report.delivered !== warm.report.expected) {
-      throw new PhaseError(`warm-up: ${warm.report.delivered} of ${warm.report.expected} delivered across the cluster`);
+      throw new PhaseError(
+        `warm-up: ${warm.report.delivered} of ${warm.report.expected} delivered across the cluster${describeFaults(warm.report)}` +
+          `${warm.report.firstErrors.length > 0 ? `; ${warm.report.firstErrors.slice(0, 3).join('; ')}` : ''}`,
+      );
     }
     const othersBefore = await Promise.all(nodes.slice(1).map((node) => serverStats(node, [ROOM])));
     const redisBefore = await engine.read();
