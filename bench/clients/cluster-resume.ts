@@ -24,13 +24,18 @@ const TIME_END = TIME_AT + 17;
 /** The client's slot in its URL (`c=<slot>`; the servers ignore it), so the router knows whose attempt it is. */
 const SLOT_PARAM = /[?&]c=(\d+)/;
 
-/** Set by the ClusterResumeClients of this process: where a berth/client attempt connects. */
+/** Set by the ClusterResumeClients of this process: where a berth/client attempt connects, and how its sockets ended. */
 let router: ((url: string) => string) | undefined;
+let ended: ((kind: string) => void) | undefined;
 
 /** `ws`'s WebSocket, connecting where the balancer says (berth/client opens one per attempt). */
 class RoutedWebSocket extends WebSocket {
   constructor(url: string, protocols: string[]) {
     super(router === undefined ? url : router(url), protocols);
+    let open = false;
+    this.once('open', () => (open = true));
+    this.once('error', (error: NodeJS.ErrnoException) => ended?.(`socket error ${error.code ?? error.message}`));
+    this.once('close', (code: number, reason: Buffer) => ended?.(`${open ? 'close' : 'close before open'} ${code} ${reason.toString()}`));
   }
 }
 
@@ -112,6 +117,9 @@ export class ClusterResumeClients {
     this.#countedBack = new Uint8Array(total);
     this.#berth = new Array<BerthClient | undefined>(total);
     this.#socketio = new Array<Socket | undefined>(total);
+    ended = (kind) => {
+      if (this.#downAt > 0) this.#tally(kind);
+    };
     router = (url) => {
       const slot = Number(SLOT_PARAM.exec(url)?.[1] ?? -1);
       if (slot < 0 || slot >= total) return url;
@@ -250,7 +258,10 @@ export class ClusterResumeClients {
       if (this.#downAt > 0) this.#attempts++;
     });
     socket.on('connect_error', (error) => {
-      if (this.#downAt > 0) this.#failedAttempts++;
+      if (this.#downAt > 0) {
+        this.#failedAttempts++;
+        this.#tally(`connect_error ${error.message}`);
+      }
       this.#balancer.check(this.#at[slot]!);
       this.#note(`client ${slot}: connect_error ${error.message} on node ${this.#at[slot]! + 1}${this.#since()}`);
     });
@@ -407,7 +418,7 @@ export class ClusterResumeClients {
       attempts: this.#attempts,
       failedAttempts: this.#failedAttempts,
       highest,
-      firstErrors: this.#errors.slice(0, 10),
+      firstErrors: [...[...this.#ends].map(([kind, count]) => `${count} × ${kind}`), ...this.#errors.slice(0, 10)],
       cpuUs: user + system,
     };
   }
@@ -416,6 +427,13 @@ export class ClusterResumeClients {
   closeAll(): void {
     for (const client of this.#berth) client?.close();
     for (const socket of this.#socketio) socket?.disconnect();
+  }
+
+  /** How the connections and attempts ended after the node went away, by kind (in the report's notes). */
+  readonly #ends = new Map<string, number>();
+
+  #tally(kind: string): void {
+    this.#ends.set(kind, (this.#ends.get(kind) ?? 0) + 1);
   }
 
   /** ` at +N ms` after the node went away, for notes. */

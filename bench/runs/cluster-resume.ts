@@ -20,6 +20,7 @@
 import { PhaseError } from '../children.js';
 import type { MetricName } from '../metrics.js';
 import { PUBLISHER_SPAN, wallNow, type BroadcastPlan, type ClusterResumeReport, type SystemName } from '../protocol.js';
+import { listenOverflows } from '../listen-overflows.js';
 import { redisCpu, type RedisCpu } from '../redis-cpu.js';
 import { startRedisServer } from '../redis-server.js';
 import type { ClusterResumeScenario } from '../scenarios.js';
@@ -142,6 +143,7 @@ export async function runClusterResume(system: SystemName, scenario: ClusterResu
     const base1 = { cpu: await cpuOf(), redis: await engine.read(), at: performance.now() };
     const clientsAtEnd = await report(clients, []);
 
+    const overflowsBefore = listenOverflows();
     const downAt = wallNow();
     const ending =
       scenario.end === 'kill'
@@ -170,6 +172,7 @@ export async function runClusterResume(system: SystemName, scenario: ClusterResu
       clearInterval(ticker);
     }
     const end = { cpu: await cpuOf(), redis: await engine.read(), at: performance.now() };
+    const overflows = overflowsBefore === undefined ? undefined : listenOverflows()! - overflowsBefore;
     const closeMs = await ending;
     if (scenario.end === 'graceful') await nodes[victim]!.server.kill();
     const allBack = back.back === back.moved;
@@ -187,7 +190,8 @@ export async function runClusterResume(system: SystemName, scenario: ClusterResu
         `survivors' CPU ${(rawUs / 1000).toFixed(0)} ms (${(netUs / 1000).toFixed(0)} ms above the steady ${(rate / 10).toFixed(0)} % of a core), ` +
         `Redis ${(redisUs / 1000).toFixed(0)} ms, client CPU ${((back.cpuUs - clientsAtEnd.cpuUs) / 10 / (end.at - base1.at) / clients.length) | 0} % of a core, ` +
         `${back.failedAttempts} failed attempts` +
-        (closeMs === undefined ? '' : `; the shutdown took ${closeMs.toFixed(0)} ms`),
+        (closeMs === undefined ? '' : `; the shutdown took ${closeMs.toFixed(0)} ms`) +
+        (overflows === undefined ? '' : `; ${overflows} handshakes dropped by full accept queues (machine-wide)`),
     );
 
     await Promise.all(publishing.slice(0, victim));
@@ -241,7 +245,10 @@ export async function runClusterResume(system: SystemName, scenario: ClusterResu
       if (stats.errors > 0) notes.push(`node ${i + 1} reported ${stats.errors} errors: ${stats.firstErrors.join('; ')}`);
     }
     for (const note of notes) log(`${final.missing + final.duplicated + final.reordered > 0 || !allBack ? '✖' : 'note:'} ${note}`);
-    notes.push(`back after the end: ${msQuantiles(back.backMs)}; Redis CPU over the recovery ${(redisUs / 1000).toFixed(0)} ms`);
+    notes.push(
+      `back after the end: ${msQuantiles(back.backMs)}; Redis CPU over the recovery ${(redisUs / 1000).toFixed(0)} ms` +
+        (overflows === undefined ? '' : `; ${overflows} handshakes dropped by full accept queues (machine-wide)`),
+    );
 
     if (final.malformed > 0) return { metrics, notes, failure: `${final.malformed} malformed messages` };
     // Every client that is there must have the survivors' last messages (what is missing before them counts as lost).
