@@ -9,6 +9,8 @@ import { createClient } from 'redis';
 export interface RedisCpu {
   /** The redis-server process's user + system CPU since it started, µs. */
   read(): Promise<number>;
+  /** Connections Redis has accepted since it started (`INFO stats`): a node's link that reconnects adds one. */
+  connections(): Promise<number>;
   close(): Promise<void>;
 }
 
@@ -22,6 +24,7 @@ export async function redisCpu(url: string): Promise<RedisCpu> {
       const field = (name: string) => Number(new RegExp(`^${name}:([0-9.]+)`, 'm').exec(info)?.[1] ?? NaN);
       return Math.round((field('used_cpu_user') + field('used_cpu_sys')) * 1e6);
     },
+    connections: async () => Number(/^total_connections_received:(\d+)/m.exec(await client.info('stats'))?.[1] ?? NaN),
     close: async () => {
       await client.close().catch(() => {});
     },

@@ -144,6 +144,7 @@ export async function runClusterResume(system: SystemName, scenario: ClusterResu
     const clientsAtEnd = await report(clients, []);
 
     const overflowsBefore = listenOverflows();
+    const linksBefore = await engine.connections();
     const downAt = wallNow();
     const ending =
       scenario.end === 'kill'
@@ -173,6 +174,7 @@ export async function runClusterResume(system: SystemName, scenario: ClusterResu
     }
     const end = { cpu: await cpuOf(), redis: await engine.read(), at: performance.now() };
     const overflows = overflowsBefore === undefined ? undefined : listenOverflows()! - overflowsBefore;
+    const links = (await engine.connections()) - linksBefore;
     const closeMs = await ending;
     if (scenario.end === 'graceful') await nodes[victim]!.server.kill();
     const allBack = back.back === back.moved;
@@ -191,7 +193,8 @@ export async function runClusterResume(system: SystemName, scenario: ClusterResu
         `Redis ${(redisUs / 1000).toFixed(0)} ms, client CPU ${((back.cpuUs - clientsAtEnd.cpuUs) / 10 / (end.at - base1.at) / clients.length) | 0} % of a core, ` +
         `${back.failedAttempts} failed attempts` +
         (closeMs === undefined ? '' : `; the shutdown took ${closeMs.toFixed(0)} ms`) +
-        (overflows === undefined ? '' : `; ${overflows} handshakes dropped by full accept queues (machine-wide)`),
+        (overflows === undefined ? '' : `; ${overflows} handshakes dropped by full accept queues (machine-wide)`) +
+        `; ${links} new Redis connections (a survivor's link reconnecting)`,
     );
 
     await Promise.all(publishing.slice(0, victim));
@@ -247,7 +250,8 @@ export async function runClusterResume(system: SystemName, scenario: ClusterResu
     for (const note of notes) log(`${final.missing + final.duplicated + final.reordered > 0 || !allBack ? '✖' : 'note:'} ${note}`);
     notes.push(
       `back after the end: ${msQuantiles(back.backMs)}; Redis CPU over the recovery ${(redisUs / 1000).toFixed(0)} ms` +
-        (overflows === undefined ? '' : `; ${overflows} handshakes dropped by full accept queues (machine-wide)`),
+        (overflows === undefined ? '' : `; ${overflows} handshakes dropped by full accept queues (machine-wide)`) +
+        `; ${links} new Redis connections (a survivor's link reconnecting)`,
     );
 
     if (final.malformed > 0) return { metrics, notes, failure: `${final.malformed} malformed messages` };
