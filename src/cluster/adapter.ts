@@ -80,7 +80,7 @@ export interface Adapter {
    */
   readonly presence?: Presence;
   /**
-   * Durable streams (S30–S34), once attached, if the adapter keeps them: then every room, user and
+   * Durable streams, once attached, if the adapter keeps them: then every room, user and
    * `all` message is published through `durable.append` rather than `publish`, and sessions are
    * kept in the engine.
    */

@@ -1,12 +1,12 @@
 /**
  * Durable streams: what an engine offers when it numbers every stream's
  * messages itself, cluster-wide, keeps their history and the sessions of
- * `berth.v1` connections, so that a client may resume on any node (S30–S34).
+ * `berth.v1` connections, so that a client may resume on any node.
  * The runtime's feeds (`src/runtime/feeds.ts`) deliver what it publishes in
  * offset order; recovery keeps and takes sessions through it.
  */
 import { randomBytes } from 'node:crypto';
-import type { BroadcastMessage } from './adapter.js';
+import type { Target } from '../../machines/types.js';
 
 /** A fresh epoch: random, so that no two lives of a stream share one. */
 export function freshEpoch(): string {
@@ -17,6 +17,14 @@ export function freshEpoch(): string {
 export interface StreamPosition {
   readonly offset: number;
   readonly epoch: string;
+}
+
+/** A message to append to a stream (the adapter's `BroadcastMessage`, without its position). */
+export interface DurableMessage {
+  readonly target: Target;
+  readonly except?: string | undefined;
+  readonly data: string | Uint8Array;
+  readonly binary: boolean;
 }
 
 /** A message as the engine keeps it (the history store's `HistoryMessage`). */
@@ -80,7 +88,7 @@ export interface DurableStreams {
    * publishes it, with its position, to the nodes that host the stream (this one included).
    * `epoch`: the epoch to start the stream in if it has none.
    */
-  append(stream: string, message: BroadcastMessage, publish: boolean, epoch?: string): Promise<StreamPosition>;
+  append(stream: string, message: DurableMessage, publish: boolean, epoch?: string): Promise<StreamPosition>;
   /** Where a stream stands; a new stream is created, in a fresh epoch. */
   position(stream: string): Promise<StreamPosition>;
   /** The messages after `since`, as far as the engine still holds them. */
@@ -90,7 +98,7 @@ export interface DurableStreams {
 
 /** How durable streams are kept. */
 export interface DurableOptions {
-  /** Messages kept per stream (approximately: Redis trims whole blocks). [default 1000] */
+  /** Messages kept per stream. [default 1000] */
   readonly maxMessages?: number;
   /** A stream's history is dropped this long after its last message. [default 300000] */
   readonly maxAgeMs?: number;

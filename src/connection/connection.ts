@@ -129,6 +129,11 @@ export class ServerConnection<TData = unknown> implements Connection<TData>, Del
   #invalidSeen = false;
   /** Set while a resume replays: the frames of this connection wait there, behind the replay. */
   hold: FrameHold | undefined;
+  /**
+   * Where a resume's replay ended, by stream: a live frame at or below it that comes after the replay
+   * is through (this node's delivery of the stream was behind the history the replay read) is not sent again.
+   */
+  floors: Map<string, number> | undefined;
   // The heartbeat sweep's bookkeeping (HeartbeatMember).
   pingRound = 0;
   pingSentAt = 0;
@@ -207,10 +212,24 @@ export class ServerConnection<TData = unknown> implements Connection<TData>, Del
    */
   deliver(frame: EncodedFrame, stream?: string, offset?: number, joined?: StreamPosition): boolean {
     if (this.#state !== 'open') return false;
+    if (this.floors !== undefined && stream !== undefined && joined === undefined && this.#below(stream, offset)) return true;
     const hold = this.hold;
     if (hold === undefined) return this.#outbox.push(frame);
     hold.hold(frame, stream, offset, joined);
     return true;
+  }
+
+  /**
+   * Whether a live frame of `stream` was given by a replay already: its offset is at or below where
+   * the replay ended (`floors`). The first frame past it, or a `lost` (no offset), ends the check.
+   */
+  #below(stream: string, offset: number | undefined): boolean {
+    const floor = this.floors!.get(stream);
+    if (floor === undefined) return false;
+    if (offset !== undefined && offset <= floor) return true;
+    this.floors!.delete(stream);
+    if (this.floors!.size === 0) this.floors = undefined;
+    return false;
   }
 
   /** Queues a frame ahead of anything held: the replay's own writes. */

@@ -2,9 +2,9 @@
  * The history-store contract: bounded, per-stream history with offsets and
  * epochs, which a reconnecting client resumes from. `append` and `position`
  * may answer at once or with a promise, and `read` always with a promise, so
- * that a store kept elsewhere (Redis) fits it unchanged; the in-memory store
- * is the reference, and answers `append` at once: a message it numbers is
- * queued to its recipients in the same call, behind nothing.
+ * that a store kept elsewhere fits it unchanged; the in-memory store is the
+ * reference, and answers `append` at once: a message it numbers is queued to
+ * its recipients in the same call, behind nothing.
  */
 
 /** Where a stream stands: the offset of its last message, and the epoch of its history. */
@@ -59,10 +59,11 @@ export interface HistoryLimits {
 /**
  * Bounded history per stream, for one runtime: each node numbers the streams
  * it delivers itself (a store shared by several nodes would number each
- * broadcast once per node). For now the runtime needs `append` and
- * `position` to answer at once; one that answers with a promise is refused
- * (`ERR_HISTORY`, the messages counted as dropped) until outboxes can hold a
- * place for a message still being numbered.
+ * broadcast once per node; across a cluster, durable streams number them in
+ * the engine instead: `createRedisAdapter({ durable })`). `append` and
+ * `position` may answer at once or with a promise: a stream's messages (and a
+ * join's `joined`) wait for their number in order, so that none overtakes
+ * another; what a store answers at once goes out in the same call.
  */
 export interface HistoryStore {
   /** Appends a message and answers with its position: the next offset, in the stream's current epoch. */

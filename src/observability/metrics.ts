@@ -23,6 +23,36 @@ export interface LiveCounts {
   heldBytes: number;
 }
 
+/** A runtime's live counts, read from its registry, transport, directory and ledger whenever metrics are taken. */
+export function liveCounts(runtime: {
+  /** The registry's connections. */
+  connections(): ReadonlyMap<string, { readonly outbox: { readonly depth: number; readonly bytes: number } }>;
+  pending(): number;
+  directory(): { readonly rooms: { readonly size: number }; readonly users: { readonly size: number } };
+  readonly ledger: { readonly heldBytes: number };
+}): LiveCounts {
+  return {
+    get connections() {
+      return runtime.connections().size;
+    },
+    get pending() {
+      return runtime.pending();
+    },
+    get rooms() {
+      return runtime.directory().rooms.size;
+    },
+    get users() {
+      return runtime.directory().users.size;
+    },
+    *outboxes() {
+      for (const connection of runtime.connections().values()) yield connection.outbox;
+    },
+    get heldBytes() {
+      return runtime.ledger.heldBytes;
+    },
+  };
+}
+
 /** Everything measured, as plain data (`runtime.metrics.snapshot()`). */
 export interface MetricsSnapshot {
   readonly connections: { readonly current: number; readonly pending: number; readonly accepted: number };

@@ -1,5 +1,5 @@
 /**
- * A runtime on durable streams (S30–S34): its broadcasts numbered by the
+ * A runtime on durable streams: its broadcasts numbered by the
  * engine for the whole cluster and delivered to its `berth.v1` members by
  * feeds, in offset order, once their position is known; its direct sends
  * kept in the engine too; its sessions kept there, written as they change,
@@ -33,6 +33,8 @@ export interface DurableHost {
   readonly metrics: Metrics;
   directory(): SupervisorDirectory;
   report(error: BerthError): void;
+  /** Sessions this node keeps for a resume at once (`recovery.maxSessions`): past it a dropped connection's is not kept. */
+  readonly maxSessions: number;
   /** The runtime's `lost` event: `count` messages of `target` (unknown: undefined) will never reach this node. */
   lost(target: Target, count: number | undefined, reason: 'trimmed' | 'epoch-changed'): void;
 }
@@ -64,7 +66,7 @@ export class DurableDelivery {
       failed: (error, what) => this.#failed(error, what),
     });
     this.history = engineHistory(host.durable);
-    this.sessions = engineSessions(host.durable);
+    this.sessions = engineSessions(host.durable, host.maxSessions);
   }
 
   /** The application's broadcast: numbered and published by the engine; every node delivers it to its `berth.v1` members from there. */
@@ -204,15 +206,31 @@ function engineHistory(durable: DurableStreams): HistoryStore {
   };
 }
 
-/** Sessions in the engine, by the hash of their token, as JSON. */
-function engineSessions(durable: DurableStreams): SessionKeeper {
+/**
+ * Sessions in the engine, by the hash of their token, as JSON. `maxSessions` bounds those this node
+ * has kept within their window (whether or not another node has taken them since): past it, a
+ * dropped connection's session is forgotten, as the supervisor's would be.
+ */
+function engineSessions(durable: DurableStreams, maxSessions: number): SessionKeeper {
   const { sessions } = durable;
   const live = new Set<string>();
+  /** Sessions kept here, by when their window ends, oldest first. */
+  const kept = new Map<string, number>();
   return {
-    keep: (record, windowMs, kept) => {
+    keep: (record, windowMs, done) => {
       const key = sessionKey(record.token);
       live.delete(key);
-      void sessions.detach(key, record.previous, encodeRecord(record), windowMs).then(kept);
+      const now = performance.now();
+      for (const [other, until] of kept) {
+        if (until > now) break;
+        kept.delete(other);
+      }
+      if (kept.size >= maxSessions) {
+        sessions.drop(key, record.previous);
+        return done(false);
+      }
+      kept.set(key, now + windowMs);
+      void sessions.detach(key, record.previous, encodeRecord(record), windowMs).then(done);
     },
     take: (token, user, taken, gone) => {
       sessions.take(sessionKey(token), user, gone).then(

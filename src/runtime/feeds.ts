@@ -1,7 +1,7 @@
 /**
  * With durable streams, the engine numbers every message of a stream once
  * for the whole cluster; a feed delivers one stream's messages to this node
- * in offset order, exactly once (S30, S32). A message that comes before its
+ * in offset order, exactly once. A message that comes before its
  * turn waits while the feed reads what is missing from the engine's history;
  * what the history no longer holds is told (`lost`) before what follows. A
  * periodic position check finds a lost tail: a stream whose last offset stays

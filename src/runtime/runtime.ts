@@ -16,7 +16,7 @@ import type { SendData } from '../delivery/frame.js';
 import { OutboxLedger } from '../delivery/outbox.js';
 import { Deflater } from '../delivery/deflate.js';
 import { healthOf, type Health } from '../observability/health.js';
-import { Metrics } from '../observability/metrics.js';
+import { liveCounts, Metrics } from '../observability/metrics.js';
 import { PROTOCOL_V1, offersResume, welcomeFrame } from '../protocol/v1.js';
 import { BerthError, ErrorCode, toBerthError, type ErrorCodeValue } from '../util/errors.js';
 import { EventHub } from '../util/event-hub.js';
@@ -87,7 +87,14 @@ class BerthRuntime<TData> implements Runtime<TData> {
   constructor(options: ResolvedOptions<TData>) {
     this.#options = options;
     this.#deflater = options.compression === undefined ? undefined : new Deflater(options.compression);
-    this.#metrics = this.#createMetrics();
+    this.#metrics = new Metrics(
+      liveCounts({
+        connections: () => this.#connections,
+        pending: () => this.#transport.pending,
+        directory: () => this.#directory(),
+        ledger: this.#ledger,
+      }),
+    );
     const metrics = this.#metrics;
     this.metrics = {
       snapshot: () => metrics.snapshot(),
@@ -136,7 +143,7 @@ class BerthRuntime<TData> implements Runtime<TData> {
       adapter: options.adapter,
       metrics,
       deliver: (message) => this.#broadcasts.received(message),
-      lost: (target, count, origin) => this.#emit('lost', { target, count, origin }),
+      lost: (target, count, origin) => this.#emit('lost', { target, count, origin, reason: 'missed' }),
       report: (error) => this.#report(error),
       directory: () => this.#directory(),
       replace: (id) => this.#connections.get(id)?.replace(),
@@ -144,6 +151,7 @@ class BerthRuntime<TData> implements Runtime<TData> {
     this.presence = this.#bridge.presence;
     const durable = (this.#durable = durableDelivery(options.adapter, {
       nodeId: this.nodeId,
+      maxSessions: options.recovery?.maxSessions ?? 0,
       supervisor: this.#supervisor,
       streams: () => this.#streams,
       metrics,
@@ -160,6 +168,7 @@ class BerthRuntime<TData> implements Runtime<TData> {
       attached: (connection, stream, position) =>
         position === undefined ? this.#recovery.detached(connection, stream) : this.#recovery.attached(connection, stream, position),
       whenKnown: durable && ((stream, then) => durable.feeds.whenKnown(stream, then)),
+      direct: durable && ((connection, payload) => durable.direct(connection, payload)),
     });
     this.#recovery = new Recovery({
       windowMs: options.recovery?.windowMs ?? 0,
@@ -169,24 +178,10 @@ class BerthRuntime<TData> implements Runtime<TData> {
       shared: durable !== undefined,
       timers: this.#timers,
       running: () => this.#state === 'running',
-      position: (stream, then) => {
-        if (durable !== undefined) return durable.position(stream, then);
-        const position = this.#streams.position(stream);
-        if (position !== undefined) then(position);
-      },
+      position: (stream, then) => (durable ?? this.#streams).position(stream, then),
       outcome: (outcome) => metrics.session(outcome),
-      resumed: (connection, { recovered, previous, lost }) =>
-        this.#emit(
-          'resumed',
-          {
-            connection: connection as ServerConnection<TData>,
-            recovered,
-            previous,
-            // In JavaScript a stream is `stream`, as `berth/client` says too; on the wire it is `s`.
-            lost: lost.map(({ s, reason }) => ({ stream: s, reason })),
-          },
-          connection as ServerConnection<TData>,
-        ),
+      resumed: (connection, outcome) =>
+        this.#emit('resumed', { connection: connection as ServerConnection<TData>, ...outcome }, connection as ServerConnection<TData>),
       dropped: (connection, reason, count) => this.#host.dropped(connection as ServerConnection<TData>, reason, count),
       failed: (error) => this.#report(toBerthError(ErrorCode.ACTOR_FAILED, 'a resume failed', error)),
       historyFailed: (stream, error) =>
@@ -305,30 +300,6 @@ class BerthRuntime<TData> implements Runtime<TData> {
     if (this.#state === 'closed')
       throw new BerthError(ErrorCode.CLOSED, `the runtime is closed: this ${target.kind} broadcast would reach nobody`);
     this.#broadcasts.send(target, data, options);
-  }
-
-  #createMetrics(): Metrics {
-    const runtime = this;
-    return new Metrics({
-      get connections() {
-        return runtime.#connections.size;
-      },
-      get pending() {
-        return runtime.#transport.pending;
-      },
-      get rooms() {
-        return runtime.#directory().rooms.size;
-      },
-      get users() {
-        return runtime.#directory().users.size;
-      },
-      *outboxes() {
-        for (const connection of runtime.#connections.values()) yield connection.outbox;
-      },
-      get heldBytes() {
-        return runtime.#ledger.heldBytes;
-      },
-    });
   }
 
   /** What the connections' host reaches of the runtime. */

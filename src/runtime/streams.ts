@@ -27,10 +27,14 @@ export interface StreamsHost {
    * position): a `joined` says that, and the engine, not this node, numbers what follows.
    */
   whenKnown?(stream: string, then: (position: StreamPosition) => void): void;
+  /** With durable streams, a direct send is kept and numbered by the engine: true if it was taken. */
+  direct?(connection: ServerConnection<unknown>, payload: Payload): boolean;
 }
 
 export class Streams {
   readonly #host: StreamsHost;
+  /** Streams with a message (or a position) still being numbered by a store that answers later: the last one's turn. */
+  readonly #waiting = new Map<string, Promise<void>>();
 
   constructor(host: StreamsHost) {
     this.#host = host;
@@ -40,13 +44,13 @@ export class Streams {
   broadcast(target: Target, except: string | undefined, payload: Payload, recipients: readonly DeliveryPort[]): void {
     const stream = streamOf(target);
     // A user's connections are few: their messages go compressed each on its own.
-    const position = this.#deliver(stream, payload, recipients, target.kind !== 'user', except);
-    if (position !== undefined) this.#skip(except, target, stream, position);
+    this.#deliver(stream, payload, recipients, target.kind !== 'user', except, (position) => this.#skip(except, target, stream, position));
   }
 
   /** A send to one `berth.v1` connection, on its own stream; false if nothing was queued. */
   direct(connection: ServerConnection<unknown>, payload: Payload): boolean {
-    if (this.#deliver(connectionStream(connection.id), payload, [connection]) === undefined) return false;
+    if (this.#host.direct !== undefined) return this.#host.direct(connection, payload);
+    if (!this.#deliver(connectionStream(connection.id), payload, [connection])) return false;
     // Queued unless the outbox let it go (drop-newest) or the connection is no longer open.
     return connection.state === 'open';
   }
@@ -70,11 +74,7 @@ export class Streams {
       connection.deliver(joinedFrame(stream, position), stream, position.offset, position);
     };
     const { whenKnown } = this.#host;
-    if (whenKnown === undefined) {
-      const position = this.position(stream);
-      if (position !== undefined) joined(position);
-      return;
-    }
+    if (whenKnown === undefined) return void this.position(stream, joined);
     // Told once the stream's feed knows where it stands; nothing of the room is delivered here before.
     whenKnown(stream, (position) => {
       if (connection.state === 'open' && connection.rooms.has(room)) joined(position);
@@ -105,50 +105,70 @@ export class Streams {
     for (const port of ports as ReadonlyArray<ServerConnection<unknown>>) port.deliver(frame, stream);
   }
 
-  /** Where a stream stands now, or nothing if the store failed (reported). */
-  position(stream: string): StreamPosition | undefined {
+  /**
+   * Tells `then` where a stream stands now, in its turn: at once, or once the store answers and what
+   * the stream was sent before has been delivered. Nothing is told if the store failed (reported).
+   */
+  position(stream: string, then: (position: StreamPosition) => void): void {
     let position: StreamPosition | PromiseLike<StreamPosition>;
     try {
       position = this.#host.history.position(stream);
     } catch (error) {
       this.#failed(stream, error, 1);
-      return undefined;
+      return;
     }
-    if (isThenable(position)) {
-      // As for append: a position that comes later could follow the room's first message.
-      Promise.resolve(position).then(undefined, () => {});
-      this.#failed(stream, new Error('this history store answers position with a promise, which berth does not support yet'), 1);
-      return undefined;
-    }
-    return position;
+    this.#inTurn(stream, position, 1, then);
   }
 
   /**
-   * A stream's message: numbered by the history store, then framed once for
-   * all of its recipients, in this same call, in order with everything else.
-   * Answers the position it was given, or nothing if the store failed (the
-   * loss counted and reported).
+   * A stream's message: numbered by the history store, then framed once for all of its recipients —
+   * in this same call when the store answers at once (the memory store), or once it answers and every
+   * earlier message of the stream has gone, so that none overtakes another. False if the store failed
+   * at once (the loss counted and reported); `then` is told the position the message was given.
    */
-  #deliver(stream: string, payload: Payload, ports: readonly DeliveryPort[], shared = false, except?: string): StreamPosition | undefined {
+  #deliver(
+    stream: string,
+    payload: Payload,
+    ports: readonly DeliveryPort[],
+    shared = false,
+    except?: string,
+    then?: (position: StreamPosition) => void,
+  ): boolean {
     let position: StreamPosition | PromiseLike<StreamPosition>;
     try {
       position = this.#host.history.append(stream, except === undefined ? payload : { ...payload, except });
     } catch (error) {
       this.#failed(stream, error, ports.length);
-      return undefined;
+      return false;
     }
-    if (isThenable(position)) {
-      // Delivering when it settles would let later messages overtake it and a close cut it off:
-      // until outboxes can hold a place for a message still being numbered, such a store is refused.
-      Promise.resolve(position).then(undefined, () => {});
-      this.#failed(stream, new Error('this history store answers append with a promise, which berth does not support yet'), ports.length);
-      return undefined;
-    }
-    const frame = messageFrame(stream, position, payload);
-    if (shared) this.#host.share?.(frame, stream);
-    const { offset } = position;
-    for (const port of ports as ReadonlyArray<ServerConnection<unknown>>) port.deliver(frame, stream, offset);
-    return position;
+    this.#inTurn(stream, position, ports.length, (at) => {
+      const frame = messageFrame(stream, at, payload);
+      if (shared) this.#host.share?.(frame, stream);
+      const { offset } = at;
+      // A recipient that closed meanwhile is skipped by its own `deliver`.
+      for (const port of ports as ReadonlyArray<ServerConnection<unknown>>) port.deliver(frame, stream, offset);
+      then?.(at);
+    });
+    return true;
+  }
+
+  /** Runs `then` with the position once it is known and the stream's earlier messages have gone; at once when it can. */
+  #inTurn(
+    stream: string,
+    position: StreamPosition | PromiseLike<StreamPosition>,
+    lost: number,
+    then: (position: StreamPosition) => void,
+  ): void {
+    const before = this.#waiting.get(stream);
+    if (before === undefined && !isThenable(position)) return then(position);
+    const turn = (before ?? Promise.resolve())
+      .then(() => position)
+      .then(then)
+      .catch((error: unknown) => this.#failed(stream, error, lost));
+    this.#waiting.set(stream, turn);
+    void turn.then(() => {
+      if (this.#waiting.get(stream) === turn) this.#waiting.delete(stream);
+    });
   }
 
   /** Whether `except` names a live `berth.v1` member of the target: it is owed a `skip`, so the message is numbered even if nobody else here takes it. */

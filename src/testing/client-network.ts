@@ -71,6 +71,11 @@ export class ClientNetwork {
     return this.#current?.drop() ?? false;
   }
 
+  /** Cuts the client's connection without a close frame, the network staying up: it reconnects at once. False if it had none open. */
+  cut(): boolean {
+    return this.#current?.drop() ?? false;
+  }
+
   /** The network is back: a waiting reconnect goes through. With `hold`, what the client then writes waits for `release`. */
   up(hold: boolean): void {
     this.#down = false;

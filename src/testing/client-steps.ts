@@ -15,17 +15,19 @@ import { CLIENT_HEADER, type ClientView } from './server-record.js';
 
 type StepOf<K extends string> = Extract<Step, Record<K, unknown>>;
 
-/** Opens a `ws` WebSocket to the server at `path`, as the runner's transport does. */
-export type Dialer = (path: string, protocols: readonly string[], options: WebSocket.ClientOptions) => WebSocket;
+/** Opens a `ws` WebSocket to runtime `runtime` of the scenario at `path`, as the runner's transport does. */
+export type Dialer = (path: string, protocols: readonly string[], options: WebSocket.ClientOptions, runtime: number) => WebSocket;
 
 export class ClientSteps {
   readonly #run: RunContext;
   readonly #dial: Dialer;
   /** The URL a client is given for `path` (its sockets go where the dialer sends them, whatever it says). */
-  readonly #url: (path: string) => string;
+  readonly #url: (path: string, runtime: number) => string;
   readonly #drivers = new Map<string, ClientDriver>();
+  /** Which runtime each client's connections go to: where it opened, or was last moved. */
+  readonly #targets = new Map<string, number>();
 
-  constructor(run: RunContext, dial: Dialer, url: (path: string) => string) {
+  constructor(run: RunContext, dial: Dialer, url: (path: string, runtime: number) => string) {
     this.#run = run;
     this.#dial = dial;
     this.#url = url;
@@ -61,11 +63,13 @@ export class ClientSteps {
     const headers: Record<string, string> = { ...step.headers };
     if (step.user !== undefined) headers[USER_HEADER] = step.user;
     const path = step.path ?? '/';
+    const runtime = step.runtime ?? 0;
+    this.#targets.set(name, runtime);
     const dial = (protocols: readonly string[]) => {
       const tag = this.#run.nextTag(name);
-      return { tag, ws: this.#dial(path, protocols, { headers: { ...headers, [CLIENT_HEADER]: tag } }) };
+      return { tag, ws: this.#dial(path, protocols, { headers: { ...headers, [CLIENT_HEADER]: tag } }, this.#targets.get(name)!) };
     };
-    const driver = new ClientDriver(name, this.#url(path), dial, this.#run.timeline, () => this.#run.notify());
+    const driver = new ClientDriver(name, this.#url(path, runtime), dial, this.#run.timeline, () => this.#run.notify());
     this.#drivers.set(name, driver);
     const timeoutMs = step.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     await this.#run.wait(
@@ -235,6 +239,32 @@ export class ClientSteps {
       () => `${name} was not open again within ${timeoutMs} ms (it is ${driver.state})`,
     );
     if (driver.closed !== undefined) fail(`${name} closed for good (${driver.closed.code}) instead of reconnecting`);
+  }
+
+  /**
+   * Sends the client to another runtime: its connection now is cut (no close frame) and it comes back there, resuming;
+   * waits until it is open again. A dropped client only changes where its `reconnect` goes.
+   */
+  async move(step: StepOf<'move'>, fail: Fail): Promise<void> {
+    const name = step.move;
+    const driver = this.#driver(name, 'move', fail);
+    const from = this.#targets.get(name);
+    this.#targets.set(name, step.to);
+    if (driver.network.down) {
+      this.#run.timeline.add(name, 'network', `moved from runtime ${from} to ${step.to}; reconnects there once back up`);
+      return;
+    }
+    const tag = driver.network.tag;
+    if (!driver.network.cut() || tag === undefined) fail(`${name} has no connection to move (it is ${driver.state})`);
+    this.#run.timeline.add(name, 'network', `moved from runtime ${from} to ${step.to}: its connection cut, no close frame`);
+    const timeoutMs = step.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    await this.#run.wait(
+      () => (driver.state === 'open' && driver.network.tag !== tag) || driver.closed !== undefined,
+      timeoutMs,
+      fail,
+      () => `${name} was not open again on runtime ${step.to} within ${timeoutMs} ms (it is ${driver.state})`,
+    );
+    if (driver.closed !== undefined) fail(`${name} closed for good (${driver.closed.code}) instead of moving`);
   }
 
   /** Whether a dropped client is open again, on a connection other than the one it lost. */

@@ -10,7 +10,8 @@
 import http from 'node:http';
 import WebSocket from 'ws';
 import { SimulatedClock } from 'xstate';
-import type { Runtime } from '../index.js';
+import { createMemoryAdapter, createMemoryBus } from '../cluster/memory-adapter.js';
+import type { Adapter, Runtime } from '../index.js';
 import { ClientSteps } from './client-steps.js';
 import { describe, mismatch, payload } from './matching.js';
 import { memorySocketPair } from './memory-socket.js';
@@ -40,6 +41,14 @@ export interface AppOptions extends Record<string, unknown> {
   readonly host?: string;
   /** Set for the `memory` transport: attach to this server (it never listens). */
   readonly server?: http.Server;
+  /** With `runtimes` > 1: a memory adapter on the bus the scenario's runtimes share. An app may bring its own cluster adapter instead. */
+  readonly adapter?: Adapter;
+  /**
+   * With `runtimes` > 1: which of them this call makes (`index`, of `count`), and `run`, unique to this run of the
+   * scenario (each order of its concurrent steps is a run): what an app bringing its own cluster adapter names its
+   * cluster by (a Redis prefix), so that runs do not share one.
+   */
+  readonly scenarioNode?: { readonly index: number; readonly count: number; readonly run: string };
 }
 
 /** Creates your application's runtime with these options (call `createRuntime({ ...options, …yours })`). */
@@ -110,6 +119,9 @@ export function formatResult(result: ScenarioResult): string {
 
 // ---- One run -----------------------------------------------------------------
 
+/** Runs so far in this process: each names its runtimes' cluster (`scenarioNode.run`). */
+let runs = 0;
+
 /** Steps that take effect at once on the server's side, rather than travelling over a connection to it. */
 const actsAtOnce = (step: Step) => 'advance' in step || 'broadcast' in step || 'assert' in step;
 
@@ -127,9 +139,10 @@ class Run {
   readonly #clients: ClientSteps;
   readonly #run: RunContext;
   #record: ServerRecord | undefined;
-  #runtime: Runtime | undefined;
-  #server: http.Server | undefined;
-  #port = 0;
+  /** The scenario's runtimes, by index; steps act on the first unless they name another. */
+  readonly #runtimes: Runtime[] = [];
+  readonly #servers: http.Server[] = [];
+  readonly #ports: number[] = [];
   #generation = 0;
 
   constructor(scenario: Scenario, app: AppFactory, transport: TransportName, groups: Map<Step, number>, order: Order) {
@@ -141,8 +154,8 @@ class Run {
     this.#run = this.#context();
     this.#clients = new ClientSteps(
       this.#run,
-      (path, protocols, options) => this.#dial(path, protocols, options),
-      (path) => (transport === 'ws' ? `ws://127.0.0.1:${this.#port}${path}` : `ws://scenario.invalid${path}`),
+      (path, protocols, options, runtime) => this.#dial(path, protocols, options, runtime),
+      (path, runtime) => (transport === 'ws' ? `ws://127.0.0.1:${this.#ports[runtime]}${path}` : `ws://scenario.invalid${path}`),
     );
   }
 
@@ -157,8 +170,8 @@ class Run {
     } finally {
       for (const client of this.#raw.values()) client.ws.terminate();
       this.#clients.stop();
-      await this.#runtime?.close({ timeoutMs: 500 });
-      this.#server?.close();
+      await Promise.all(this.#runtimes.map((runtime) => runtime.close({ timeoutMs: 500 })));
+      for (const server of this.#servers) server.close();
     }
   }
 
@@ -176,7 +189,7 @@ class Run {
         this.#wait(done, DEFAULT_TIMEOUT_MS, fail, () => `${what} did not reach the server within ${DEFAULT_TIMEOUT_MS} ms`),
       openOnServer: (tag) => {
         const id = this.#record!.idOf(tag);
-        return id !== undefined && this.#runtime!.connection(id)?.state === 'open';
+        return id !== undefined && this.#connection(id)?.state === 'open';
       },
       nextTag: (name) => `${name}#${++this.#generation}`,
       notify: () => this.#changed.notify(),
@@ -184,23 +197,44 @@ class Run {
   }
 
   async #start(): Promise<void> {
-    const options = { ...this.#scenario.options, clock: this.#clock };
-    if (this.#transport === 'ws') {
-      this.#runtime = await this.#app({ ...options, port: 0, host: '127.0.0.1' });
-    } else {
-      this.#server = http.createServer();
-      this.#runtime = await this.#app({ ...options, server: this.#server });
+    const count = this.#scenario.runtimes ?? 1;
+    const bus = createMemoryBus();
+    const run = `run${++runs}`;
+    for (let index = 0; index < count; index++) {
+      const options = {
+        ...this.#scenario.options,
+        clock: this.#clock,
+        ...(count > 1 && { adapter: createMemoryAdapter(bus), scenarioNode: { index, count, run } }),
+      };
+      let runtime: Runtime;
+      if (this.#transport === 'ws') {
+        runtime = await this.#app({ ...options, port: 0, host: '127.0.0.1' });
+      } else {
+        const server = http.createServer();
+        this.#servers.push(server);
+        runtime = await this.#app({ ...options, server });
+      }
+      this.#runtimes.push(runtime);
+      await runtime.ready;
+      this.#ports.push(runtime.address()?.port ?? 0);
     }
-    await this.#runtime.ready;
-    this.#port = this.#runtime.address()?.port ?? 0;
-    this.#record = new ServerRecord(this.#runtime, this.timeline, () => this.#changed.notify());
+    this.#record = new ServerRecord(this.#runtimes, this.timeline, () => this.#changed.notify());
   }
 
-  /** A `ws` WebSocket to the server under test, over loopback TCP or a new in-memory socket pair. */
-  #dial(path: string, protocols: readonly string[], options: WebSocket.ClientOptions): WebSocket {
-    if (this.#transport === 'ws') return new WebSocket(`ws://127.0.0.1:${this.#port}${path}`, [...protocols], options);
+  /** A live connection by id, on whichever of the runtimes holds it. */
+  #connection(id: string): ReturnType<Runtime['connection']> {
+    for (const runtime of this.#runtimes) {
+      const connection = runtime.connection(id);
+      if (connection !== undefined) return connection;
+    }
+    return undefined;
+  }
+
+  /** A `ws` WebSocket to runtime `runtime` of the scenario, over loopback TCP or a new in-memory socket pair. */
+  #dial(path: string, protocols: readonly string[], options: WebSocket.ClientOptions, runtime = 0): WebSocket {
+    if (this.#transport === 'ws') return new WebSocket(`ws://127.0.0.1:${this.#ports[runtime]}${path}`, [...protocols], options);
     const [clientEnd, serverEnd] = memorySocketPair();
-    this.#server!.emit('connection', serverEnd);
+    this.#servers[runtime]!.emit('connection', serverEnd);
     return new WebSocket(`ws://scenario.invalid${path}`, [...protocols], { ...options, createConnection: () => clientEnd as never });
   }
 
@@ -244,6 +278,7 @@ class Run {
     if ('close' in step) return berth(step.close) ? clients.close(step, fail, land) : this.#close(step, fail, land);
     if ('drop' in step) return berth(step.drop) ? clients.drop(step.drop, fail, land) : this.#drop(step.drop, fail, land);
     if ('reconnect' in step) return clients.reconnect(step, fail, land);
+    if ('move' in step) return clients.move(step, fail);
     if ('advance' in step) {
       this.#clock.increment(step.advance);
       this.timeline.add('server', 'advanced', `${step.advance} ms of simulated time`);
@@ -251,7 +286,7 @@ class Run {
       return;
     }
     if ('broadcast' in step) return this.#broadcast(step, fail);
-    if ('assert' in step) return this.#assert(step.assert, step.timeoutMs ?? DEFAULT_TIMEOUT_MS, fail);
+    if ('assert' in step) return this.#assert(step.assert, step.runtime ?? 0, step.timeoutMs ?? DEFAULT_TIMEOUT_MS, fail);
   }
 
   /**
@@ -302,7 +337,7 @@ class Run {
     const headers: Record<string, string> = { ...step.headers, [CLIENT_HEADER]: tag };
     if (step.user !== undefined) headers[USER_HEADER] = step.user;
     const path = step.path ?? '/';
-    const ws = this.#dial(path, [], { headers, ...(step.origin !== undefined && { origin: step.origin }) });
+    const ws = this.#dial(path, [], { headers, ...(step.origin !== undefined && { origin: step.origin }) }, step.runtime);
     const client = new RawClient(name, tag, ws, this.timeline, () => this.#changed.notify());
     this.timeline.add(name, 'connect', path);
     const outcome = await client.opened();
@@ -379,7 +414,7 @@ class Run {
 
   #broadcast(step: Extract<Step, { broadcast: unknown }>, fail: Fail): void {
     const { room, user, all, count = 1 } = step.broadcast;
-    const runtime = this.#runtime!;
+    const runtime = this.#runtimes[step.broadcast.runtime ?? 0]!;
     for (let i = 0; i < count; i++) {
       const data = payload(
         step.broadcast.text !== undefined && count > 1 ? { ...step.broadcast, text: `${step.broadcast.text}#${i}` } : step.broadcast,
@@ -397,11 +432,12 @@ class Run {
     );
   }
 
-  async #assert(assertion: Extract<Step, { assert: unknown }>['assert'], timeoutMs: number, fail: Fail): Promise<void> {
+  async #assert(assertion: Extract<Step, { assert: unknown }>['assert'], index: number, timeoutMs: number, fail: Fail): Promise<void> {
     const tagOf = (name: string) => this.#raw.get(name)?.tag ?? this.#clients.tagOf(name) ?? this.#record!.newestTag(name);
     const views = this.#clients.views();
     let problem: string | undefined;
-    const holds = () => (problem = this.#record!.check(assertion, this.#runtime!, tagOf, views)) === undefined;
+    const runtime = this.#runtimes[index]!;
+    const holds = () => (problem = this.#record!.check(assertion, runtime, tagOf, views, (id) => this.#connection(id))) === undefined;
     await this.#wait(holds, timeoutMs, fail, () => `after ${timeoutMs} ms: ${problem}`);
   }
 }

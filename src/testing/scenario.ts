@@ -24,6 +24,8 @@ export type Step =
   /** Opens a client named `connect`. `user` goes in the `x-scenario-user` header for the app's `authenticate`. */
   | {
       readonly connect: string;
+      /** Which of the scenario's runtimes it connects to. [default 0] */
+      readonly runtime?: number;
       readonly path?: string;
       readonly user?: string;
       readonly origin?: string;
@@ -37,6 +39,8 @@ export type Step =
    */
   | {
       readonly client: string;
+      /** Which of the scenario's runtimes it connects to (until a `move`). [default 0] */
+      readonly runtime?: number;
       readonly path?: string;
       readonly user?: string;
       readonly headers?: Readonly<Record<string, string>>;
@@ -96,16 +100,29 @@ export type Step =
    * again (after its `resumed`). In a `concurrent` group its resume is what the group's order places.
    */
   | { readonly reconnect: string; readonly timeoutMs?: number }
+  /**
+   * A `berth/client` client is sent to runtime `to` of the scenario, as a load balancer moves a client: its
+   * connections go there from now on. A connected client's connection is cut (no close frame) and the step waits
+   * until it is open again there, after its `resumed` (whatever its outcome: `expectResumed` says which). A dropped
+   * client only changes where its `reconnect` will go.
+   */
+  | { readonly move: string; readonly to: number; readonly timeoutMs?: number }
   /** Simulated time passes for every actor delay (heartbeats, close timeouts). */
   | { readonly advance: number }
   /** The server sends `count` [default 1] broadcasts (`text` gets `#i` appended when count > 1). */
   | {
       readonly broadcast: { readonly room?: string; readonly user?: string; readonly all?: true } & MessageSpec & {
           readonly count?: number;
+          /** Which of the scenario's runtimes sends it. [default 0] */
+          readonly runtime?: number;
         };
     }
   /** The server's state, eventually (within `timeoutMs`, default 2000). Client names stand for their connections. */
-  | { readonly assert: ServerAssertion; readonly timeoutMs?: number }
+  | {
+      readonly assert: ServerAssertion;
+      readonly timeoutMs?: number;
+      /** Whose state, of the scenario's runtimes. [default 0] */ readonly runtime?: number;
+    }
   /** These steps are issued together; the runner tries their orders (see `runScenario`). */
   | { readonly concurrent: readonly Step[] }
   /** The steps again, `repeat` times. */
@@ -144,6 +161,11 @@ export interface Scenario {
   readonly description?: string;
   /** Transports it makes sense on. [default both] */
   readonly transports?: readonly TransportName[];
+  /**
+   * How many runtimes to start, each by a call of the app's factory, on one memory bus (the `adapter` the factory is
+   * given; an app may bring its own cluster adapter instead). Steps name one by its index. [default 1]
+   */
+  readonly runtimes?: number;
   /** Passed to the app's runtime factory, beside the runner's own options. */
   readonly options?: Readonly<Record<string, unknown>>;
   readonly steps: readonly Step[];
@@ -162,6 +184,7 @@ const STEP_KINDS = [
   'close',
   'drop',
   'reconnect',
+  'move',
   'advance',
   'broadcast',
   'assert',
@@ -187,11 +210,14 @@ export function parseScenario(value: unknown, source = 'scenario'): Scenario {
     if (transport !== 'ws' && transport !== 'memory')
       throw new TypeError(`${source}: unknown transport ${JSON.stringify(transport)} (ws or memory)`);
   }
-  checkSteps(scenario.steps, `${source} (${scenario.name})`, 'steps');
+  const runtimes = scenario.runtimes ?? 1;
+  if (!Number.isInteger(runtimes) || runtimes < 1 || runtimes > 16)
+    throw new TypeError(`${source}: "runtimes" must be a whole number from 1 to 16`);
+  checkSteps(scenario.steps, `${source} (${scenario.name})`, 'steps', runtimes);
   return scenario as Scenario;
 }
 
-function checkSteps(steps: readonly unknown[], source: string, where: string): void {
+function checkSteps(steps: readonly unknown[], source: string, where: string, runtimes: number): void {
   steps.forEach((step, index) => {
     const at = `${source}: ${where}[${index}]`;
     if (typeof step !== 'object' || step === null) throw new TypeError(`${at} is not an object`);
@@ -209,16 +235,16 @@ function checkSteps(steps: readonly unknown[], source: string, where: string): v
       if (typeof field !== 'object' || field === null) throw new TypeError(`${at}: "${kind}" must be an object`);
     } else if (kind === 'concurrent') {
       if (!Array.isArray(field) || field.length < 2) throw new TypeError(`${at}: "concurrent" must list at least two steps`);
-      checkSteps(field, source, `${where}[${index}].concurrent`);
+      checkSteps(field, source, `${where}[${index}].concurrent`, runtimes);
     } else if (typeof field !== 'string' || field === '') {
       throw new TypeError(`${at}: "${kind}" must name a client`);
     }
     if (kind === 'repeat') {
       const inner = (step as { steps?: unknown }).steps;
       if (!Array.isArray(inner)) throw new TypeError(`${at}: "repeat" needs "steps"`);
-      checkSteps(inner, source, `${where}[${index}].steps`);
+      checkSteps(inner, source, `${where}[${index}].steps`, runtimes);
     }
-    checkFields(kind, step as Record<string, unknown>, at);
+    checkFields(kind, step as Record<string, unknown>, at, runtimes);
   });
 }
 
@@ -227,11 +253,20 @@ const isStringMap = (value: unknown) =>
   typeof value === 'object' && value !== null && !Array.isArray(value) && Object.values(value).every(isString);
 
 /** The fields beside a step's kind that the runner reads: each of the right type, so that none is silently ignored. */
-function checkFields(kind: StepKind, step: Record<string, unknown>, at: string): void {
+function checkFields(kind: StepKind, step: Record<string, unknown>, at: string, runtimes: number): void {
   const optional = (key: string, test: (value: unknown) => boolean, what: string) => {
     if (step[key] !== undefined && !test(step[key])) throw new TypeError(`${at}: "${key}" of ${kind} must be ${what}`);
   };
   optional('timeoutMs', (value) => typeof value === 'number' && value >= 0, 'a number ≥ 0');
+  const isRuntime = (value: unknown) => Number.isInteger(value) && (value as number) >= 0 && (value as number) < runtimes;
+  const aRuntime = `the index of one of the scenario's ${runtimes} runtime${runtimes === 1 ? '' : 's'} (0 to ${runtimes - 1})`;
+  if (kind === 'connect' || kind === 'client' || kind === 'assert') optional('runtime', isRuntime, aRuntime);
+  if (
+    kind === 'broadcast' &&
+    !((step.broadcast as { runtime?: unknown }).runtime === undefined || isRuntime((step.broadcast as { runtime?: unknown }).runtime))
+  )
+    throw new TypeError(`${at}: "runtime" of broadcast must be ${aRuntime}`);
+  if (kind === 'move' && !isRuntime(step.to)) throw new TypeError(`${at}: move needs "to", ${aRuntime}`);
   if (kind === 'client') {
     optional('user', isString, 'a string');
     optional('path', (value) => isString(value) && value.startsWith('/'), 'a path starting with /');

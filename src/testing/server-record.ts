@@ -35,7 +35,12 @@ export class ServerRecord {
   readonly #live = new Map<string, number>();
   readonly #maxLive = new Map<string, number>();
 
-  constructor(runtime: Runtime, timeline: Timeline, changed: () => void) {
+  /** Records the connections of every one of `runtimes` (a scenario's runtimes: connection ids are unique across them). */
+  constructor(runtimes: readonly Runtime[], timeline: Timeline, changed: () => void) {
+    for (const runtime of runtimes) this.#watch(runtime, timeline, changed);
+  }
+
+  #watch(runtime: Runtime, timeline: Timeline, changed: () => void): void {
     runtime.on('connection', (connection) => {
       const tag = connection.request.headers[CLIENT_HEADER];
       if (typeof tag !== 'string') return;
@@ -101,12 +106,16 @@ export class ServerRecord {
     return [...this.#tags.values()].reverse().find((tag) => tag.startsWith(`${name}#`));
   }
 
-  /** What of `assertion` does not hold yet, or undefined. `tagOf` names each client's connection now. */
+  /**
+   * What of `assertion` does not hold yet on `runtime`, or undefined. `tagOf` names each client's connection now;
+   * `connection` finds a connection by id on whichever runtime holds it.
+   */
   check(
     assertion: ServerAssertion,
     runtime: Runtime,
     tagOf: (name: string) => string | undefined,
     clients: Iterable<ClientView>,
+    connection: (id: string) => ReturnType<Runtime['connection']> = (id) => runtime.connection(id),
   ): string | undefined {
     const view = runtime.snapshot();
     const shown = (id: string) => {
@@ -126,7 +135,7 @@ export class ServerRecord {
     }
     for (const [name, expected] of Object.entries(assertion.states ?? {})) {
       const id = this.idOf(tagOf(name));
-      const state = id === undefined ? 'unknown' : (runtime.connection(id)?.state ?? 'closed');
+      const state = id === undefined ? 'unknown' : (connection(id)?.state ?? 'closed');
       if (state !== expected) return `${name} is ${state}, expected ${expected}`;
     }
     for (const [name, expected] of Object.entries(assertion.closed ?? {})) {

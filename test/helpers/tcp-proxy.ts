@@ -2,6 +2,7 @@
  * A TCP proxy on loopback between a client and a server, that can cut the link the way networks do:
  * `cut('fin')` and `cut('rst')` end both sides, `cut('half-open')` drops the client's side while the
  * server's side stays open and silent, as when a client vanishes without a FIN reaching the server.
+ * `retarget(port)` sends later connections to another server, as a load balancer does when it moves a client.
  */
 import net from 'node:net';
 import { afterEach } from 'vitest';
@@ -11,6 +12,8 @@ export interface TcpProxy {
   url(path?: string): string;
   /** Cuts every link open now; later connections go through as before. */
   cut(how: 'fin' | 'rst' | 'half-open'): void;
+  /** Later connections go to `127.0.0.1:targetPort`; the links open now are left as they are (`cut` them to move them). */
+  retarget(targetPort: number): void;
   close(): Promise<void>;
 }
 
@@ -23,10 +26,11 @@ afterEach(async () => {
 
 /** A proxy to `127.0.0.1:targetPort`, closed after the test. */
 export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
+  let target = targetPort;
   const links = new Set<{ client: net.Socket; server: net.Socket }>();
   const stranded = new Set<net.Socket>();
   const server = net.createServer((client) => {
-    const upstream = net.connect(targetPort, '127.0.0.1');
+    const upstream = net.connect(target, '127.0.0.1');
     const link = { client, server: upstream };
     links.add(link);
     client.pipe(upstream);
@@ -43,6 +47,9 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
   const port = (server.address() as net.AddressInfo).port;
   const proxy: TcpProxy = {
     url: (path = '/') => `ws://127.0.0.1:${port}${path}`,
+    retarget(targetPort) {
+      target = targetPort;
+    },
     cut(how) {
       for (const link of [...links]) {
         links.delete(link);

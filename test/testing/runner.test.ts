@@ -87,7 +87,7 @@ describe('scenario runner', () => {
   it('refuses a malformed scenario file with the step that is wrong', () => {
     expect(() => parseScenario({ name: 'x', steps: [{ connect: 'a' }, { send: 'a', close: 'a' }] }, 'x.json')).toThrow(
       new TypeError(
-        'x.json (x): steps[1] must have exactly one of connect, client, send, expect, expectResumed, expectMessages, expectClose, pause, resume, close, drop, reconnect, advance, broadcast, assert, concurrent, repeat; it has send, close',
+        'x.json (x): steps[1] must have exactly one of connect, client, send, expect, expectResumed, expectMessages, expectClose, pause, resume, close, drop, reconnect, move, advance, broadcast, assert, concurrent, repeat; it has send, close',
       ),
     );
     expect(() => parseScenario({ name: 'x', steps: [{ concurrent: [{ connect: 'a' }] }] })).toThrow(
@@ -95,6 +95,15 @@ describe('scenario runner', () => {
     );
     expect(() => parseScenario({ name: 'x', steps: [{ advance: 'soon' }] })).toThrow(/"advance" must be a number/);
     expect(() => parseScenario({ steps: [] })).toThrow(/"name" must be a non-empty string/);
+    // A runtime a step names must be one of the scenario's.
+    expect(() => parseScenario({ name: 'x', steps: [{ client: 'a' }, { move: 'a', to: 1 }] })).toThrow(
+      `scenario (x): steps[1]: move needs "to", the index of one of the scenario's 1 runtime (0 to 0)`,
+    );
+    expect(() => parseScenario({ name: 'x', runtimes: 2, steps: [{ client: 'a', runtime: 2 }] })).toThrow(/"runtime" of client must be/);
+    expect(() => parseScenario({ name: 'x', runtimes: 2, steps: [{ broadcast: { all: true, text: 'x', runtime: -1 } }] })).toThrow(
+      /"runtime" of broadcast must be/,
+    );
+    expect(() => parseScenario({ name: 'x', runtimes: 0, steps: [] })).toThrow(/"runtimes" must be a whole number from 1 to 16/);
   });
 });
 

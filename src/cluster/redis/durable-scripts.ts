@@ -34,7 +34,7 @@ export const append = new Script(`${STREAM}
 local epoch, top = current(KEYS[1], KEYS[2], ARGV[1])
 top = top + 1
 redis.call('HSET', KEYS[1], 's', top)
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], top .. '-1', 'd', ARGV[5])
+redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[2], top .. '-1', 'd', ARGV[5])
 redis.call('PEXPIRE', KEYS[2], ARGV[3])
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
 if ARGV[6] ~= '' then redis.call(ARGV[7], ARGV[6], top .. ' ' .. epoch .. ' ' .. ARGV[5]) end

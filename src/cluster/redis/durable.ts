@@ -10,8 +10,8 @@
  * - `<p>:{ctl:<node>}`   channel: asks a node to close one of its connections (a resume took its session over)
  */
 import { positive } from '../../util/validate.js';
-import type { BroadcastMessage } from '../adapter.js';
 import {
+  type DurableMessage,
   type DurableOptions,
   type DurableSessions,
   type DurableStreams,
@@ -92,7 +92,7 @@ export class RedisDurable implements DurableStreams {
     return `${this.#prefix}:{ctl:${node}}`;
   }
 
-  async append(stream: string, message: BroadcastMessage, publish: boolean, epoch = freshEpoch()): Promise<StreamPosition> {
+  async append(stream: string, message: DurableMessage, publish: boolean, epoch = freshEpoch()): Promise<StreamPosition> {
     const entry = encodeWire(this.#origin, { epoch: 1, seq: 1 }, message);
     const channel = publish ? this.#channel(stream) : '';
     const command = this.#link.sharded && stream !== 'all' ? 'SPUBLISH' : 'PUBLISH';

@@ -13,70 +13,15 @@
 import type { SessionRecord } from '../../../machines/sessions.js';
 import type { CloseCause, Target } from '../../../machines/types.js';
 import { CloseCode } from '../../connection/close-codes.js';
-import type { DropReason, ServerConnection } from '../../connection/connection.js';
-import type { HistoryRead, HistoryStore, StreamPosition } from '../../history/store.js';
+import type { ServerConnection } from '../../connection/connection.js';
+import type { HistoryRead, StreamPosition } from '../../history/store.js';
 import { connectionStream, resumedFrame, streamOf, type LostStream, type ResumeFailure } from '../../protocol/v1.js';
-import type { Timers } from '../../util/timers.js';
 import { Replay, type ReplaySource } from './replay.js';
 import { ReplayFrames } from './replay-frames.js';
+import type { RecoveryHost } from './host.js';
 import { sessionToken } from './sessions.js';
 
-/** Where dropped connections' sessions are kept until their clients come back. */
-export interface SessionKeeper {
-  /** Keeps a session for `windowMs`; `kept` answers whether it was (false: too many are kept, or shutting down). */
-  keep(record: SessionRecord, windowMs: number, kept: (ok: boolean) => void): void;
-  /**
-   * Hands a kept session over, once, and only to its own user; `taken` gets undefined otherwise, or
-   * (a keeper shared by nodes) the connection that still holds it on another node, `live`.
-   * `gone`: that connection is known to be gone, and its session is taken all the same.
-   */
-  take(token: string, user: string | undefined, taken: (record: SessionRecord | undefined, live?: string) => void, gone?: string): void;
-  /** Whether a kept session holds this stream; cheap while none is kept (`holdsAny`). */
-  holds(stream: string): boolean;
-  readonly holdsAny: boolean;
-  /**
-   * A keeper shared by nodes (the engine's) is told of every live session as it changes (it opened,
-   * joined, left, was bound): a node that dies writes nothing more, and its sessions are resumable all the same.
-   */
-  live?(record: SessionRecord, windowMs: number): void;
-  /** A live session ended deliberately: forgotten. */
-  ended?(token: string, owner: string): void;
-  /** Asks the node of connection `owner` to close it (a resume takes its session over); false if that node is gone. */
-  replace?(owner: string): Promise<boolean>;
-}
-
-/** What the application's `resumed` event says. */
-export interface ResumeOutcome {
-  readonly recovered: boolean;
-  readonly previous: string | undefined;
-  readonly lost: readonly LostStream[];
-}
-
-/** What recovery needs of its runtime. */
-export interface RecoveryHost {
-  /** How long a dropped connection's session is kept. */
-  readonly windowMs: number;
-  /** How long a client that offered `berth.resume` has to send its `resume`. */
-  readonly resumeTimeoutMs: number;
-  readonly history: HistoryStore;
-  readonly sessions: SessionKeeper;
-  readonly timers: Timers;
-  /** False once the runtime is closing: no session is kept from then on. */
-  running(): boolean;
-  /** Tells where a stream stands now, at once or once known; never if the history failed (reported there). */
-  position(stream: string, then: (position: StreamPosition) => void): void;
-  /** Sessions are kept in the engine: they outlive this node, so those of connections closed by its shutdown are kept too. */
-  readonly shared: boolean;
-  /** `berth_sessions_total{outcome}`. */
-  outcome(outcome: string): void;
-  /** The application's `resumed` event. */
-  resumed(connection: ServerConnection<unknown>, outcome: ResumeOutcome): void;
-  dropped(connection: ServerConnection<unknown>, reason: DropReason, count: number): void;
-  /** The history store failed a read: the stream is not recovered, and the failure is reported (`ERR_HISTORY`). */
-  historyFailed(stream: string, error: unknown): void;
-  /** A resume failed on berth's side (a bug): reported; the connection goes on without its replay. */
-  failed(error: unknown): void;
-}
+export type { RecoveryHost, ResumeOutcome, SessionKeeper } from './host.js';
 
 /** Connections a message's `except` may name for it to be a `skip` to a session: its own and those it resumed. */
 const MAX_IDENTITIES = 16;
@@ -293,18 +238,23 @@ export class Recovery {
     session.identities = [connection.id, record.previous, ...(record.resumedFrom ?? [])].slice(0, MAX_IDENTITIES);
     // Rooms the connection is in already (the application joined them as it connected) stay, whatever the outcome.
     const restoring = record.rooms.filter((room) => !connection.rooms.has(room));
-    const joins = restoring.map((room) => connection.join(room));
-    const reads = [...record.streams].map(([stream, attachedAt]) => {
+    // Each restored room is joined and its `joined` given before its history is read: the read then
+    // reaches at least as far as this node's delivery of the room had when the connection joined it.
+    const joins = restoring.map((room) =>
+      connection.join(room).then(() => new Promise<void>((known) => this.#host.position(streamOf({ kind: 'room', room }), () => known()))),
+    );
+    const from = [...record.streams].map(([stream, attachedAt]): [string, StreamPosition] => {
       const known = positions.get(stream);
       // A position in another epoch is the store's to judge (`epoch-changed` if the stream never had it).
       const since = known === undefined || (known.epoch === attachedAt.epoch && known.offset < attachedAt.offset) ? attachedAt : known;
       // This connection owes the client the stream from `since` on: if it drops before its replay is
       // through, its own session must replay from there, not from where it joined the room.
       session.attached.set(stream, since);
-      return this.#read(stream, since);
+      return [stream, since];
     });
-    void Promise.all([Promise.all(joins), Promise.all(reads)])
-      .then(([, results]) => {
+    void Promise.all(joins)
+      .then(() => Promise.all(from.map(([stream, since]) => this.#read(stream, since))))
+      .then((results) => {
         const lost = results.flatMap(({ stream, read }) => (read.recovered ? [] : [{ s: stream, reason: read.reason }]));
         if (lost.length === 0) return this.#replay(connection, session, record, results);
         // Starts fresh: none of the session's rooms, none of what waited for them, and its streams count from now.
@@ -355,7 +305,7 @@ export class Recovery {
     this.#host.resumed(connection, {
       recovered: answer.recovered,
       previous: answer.recovered ? answer.previous : undefined,
-      lost: answer.recovered ? [] : answer.lost,
+      lost: answer.recovered ? [] : answer.lost.map(({ s, reason }) => ({ stream: s, reason })),
     });
   }
 

@@ -93,6 +93,7 @@ export class Replay implements FrameHold {
     this.#sources = sources;
     this.#identities = identities;
     for (const { stream, epoch, top } of sources) this.#tops.set(stream, { offset: top, epoch });
+    if (sources.length > 0) this.#connection.floors = new Map(sources.map(({ stream, top }) => [stream, top]));
     this.release(answer);
   }
 
