@@ -9,6 +9,8 @@ import { createClient } from 'redis';
 export interface RedisCpu {
   /** The redis-server process's user + system CPU since it started, µs. */
   read(): Promise<number>;
+  /** Time Redis spent executing commands since it started, µs (`INFO commandstats`, every command's `usec` summed): no idle time, no socket I/O. */
+  commands(): Promise<number>;
   /** Connections Redis has accepted since it started (`INFO stats`): a node's link that reconnects adds one. */
   connections(): Promise<number>;
   close(): Promise<void>;
@@ -23,6 +25,11 @@ export async function redisCpu(url: string): Promise<RedisCpu> {
       const info = await client.info('cpu');
       const field = (name: string) => Number(new RegExp(`^${name}:([0-9.]+)`, 'm').exec(info)?.[1] ?? NaN);
       return Math.round((field('used_cpu_user') + field('used_cpu_sys')) * 1e6);
+    },
+    commands: async () => {
+      let usec = 0;
+      for (const match of (await client.info('commandstats')).matchAll(/,usec=(\d+),/g)) usec += Number(match[1]);
+      return usec;
     },
     connections: async () => Number(/^total_connections_received:(\d+)/m.exec(await client.info('stats'))?.[1] ?? NaN),
     close: async () => {
