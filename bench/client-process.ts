@@ -94,7 +94,11 @@ async function handle(command: ClientCommand): Promise<ClientReply> {
     case 'cr-received':
       return { id: command.id, type: 'cr-received', report: await needCluster().waitReceived(command.upTo, command.timeoutMs) };
     case 'cr-back':
-      return { id: command.id, type: 'cr-back', report: await needCluster().waitBack(command.node, command.at, command.timeoutMs) };
+      return {
+        id: command.id,
+        type: 'cr-back',
+        report: await needCluster().waitBack(command.node, command.at, command.drain, command.timeoutMs),
+      };
     case 'cr-report':
       return { id: command.id, type: 'cr-report', report: needCluster().report(command.bounds) };
   }

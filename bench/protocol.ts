@@ -176,8 +176,18 @@ export type ClusterResumeCommand =
     }
   /** Answers once every client has number `upTo[p] - 1` of every publisher p with `upTo[p] > 0`, or after `timeoutMs`. */
   | { readonly id: number; readonly type: 'cr-received'; readonly upTo: readonly number[]; readonly timeoutMs: number }
-  /** Node `node` went away at `at` (wall ms): answers once every client whose home it was is back, or after `timeoutMs`. */
-  | { readonly id: number; readonly type: 'cr-back'; readonly node: number; readonly at: number; readonly timeoutMs: number }
+  /**
+   * Node `node` went away at `at` (wall ms); `drain`: it is being shut down, and the balancer takes it
+   * out now. Answers once every client whose home it was is back, or after `timeoutMs`.
+   */
+  | {
+      readonly id: number;
+      readonly type: 'cr-back';
+      readonly node: number;
+      readonly at: number;
+      readonly drain: boolean;
+      readonly timeoutMs: number;
+    }
   /** What the clients have: every publisher p's numbers 0..bounds[p][room]-1 are checked; `highest` in the reply says how far each got. */
   | { readonly id: number; readonly type: 'cr-report'; readonly bounds: readonly Readonly<Record<string, number>>[] };
 

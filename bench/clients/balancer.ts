@@ -3,25 +3,31 @@
  * see it: each client has a home node and connects there while it is up; a
  * node found down sends its clients round-robin to the nodes still up. A
  * node is found down as a load balancer's health check finds it: a TCP
- * connection to it refused. The check runs when one of the clients'
- * connections to a node ends or fails (at most one check per node at a
- * time), so it costs nothing while the cluster is quiet. berth/client and
- * socket.io-client consult the same balancer before every connection
- * attempt, so the two systems are routed alike.
+ * connection to it that fails (refused, reset, or not connected within
+ * `CHECK_TIMEOUT_MS`). The check runs when one of the clients' connections
+ * to a node ends or fails (at most one check per node at a time), so it
+ * costs nothing while the cluster is quiet; a deploy takes a node out
+ * before it shuts down (`drain`), as an orchestrator tells its load
+ * balancer. berth/client and socket.io-client consult the same balancer
+ * before every connection attempt, so the two systems are routed alike.
  */
 import { connect } from 'node:net';
 import { HOST } from '../protocol.js';
+
+const CHECK_TIMEOUT_MS = 2_000;
 
 export class Balancer {
   readonly #ports: readonly number[];
   readonly #down: boolean[];
   readonly #checking: boolean[];
+  readonly #drained: boolean[];
   #next = 0;
 
   constructor(ports: readonly number[]) {
     this.#ports = ports;
     this.#down = ports.map(() => false);
     this.#checking = ports.map(() => false);
+    this.#drained = ports.map(() => false);
   }
 
   /** The node a client whose home is `home` connects to now. */
@@ -37,17 +43,26 @@ export class Balancer {
     return this.#ports[node]!;
   }
 
+  /** Takes `node` out for good: it is being shut down. */
+  drain(node: number): void {
+    this.#drained[node] = true;
+    this.#down[node] = true;
+  }
+
   /** A connection to `node` ended or failed: is the node still there? */
   check(node: number): void {
-    if (this.#checking[node]) return;
+    if (this.#checking[node] || this.#drained[node]) return;
     this.#checking[node] = true;
     const socket = connect(this.#ports[node]!, HOST);
     const done = (down: boolean) => {
-      this.#down[node] = down;
+      if (!this.#checking[node]) return;
+      clearTimeout(timer);
+      this.#down[node] = down || this.#drained[node]!;
       this.#checking[node] = false;
       socket.destroy();
     };
+    const timer = setTimeout(() => done(true), CHECK_TIMEOUT_MS);
     socket.once('connect', () => done(false));
-    socket.once('error', (error: NodeJS.ErrnoException) => done(error.code === 'ECONNREFUSED'));
+    socket.once('error', () => done(true));
   }
 }

@@ -337,8 +337,12 @@ export class ClusterResumeClients {
     return this.#wait(() => this.#reached === this.size, timeoutMs);
   }
 
-  /** Node `node` went away at `at`: resolves once every client whose home it was is back, or after `timeoutMs`. */
-  waitBack(node: number, at: number, timeoutMs: number): Promise<ClusterResumeReport> {
+  /**
+   * Node `node` went away at `at` (`drain`: is being shut down, and the balancer takes it out first):
+   * resolves once every client whose home it was is back, or after `timeoutMs`.
+   */
+  waitBack(node: number, at: number, drain: boolean, timeoutMs: number): Promise<ClusterResumeReport> {
+    if (drain) this.#balancer.drain(node);
     this.#downNode = node;
     this.#downAt = at;
     for (let slot = 0; slot < this.size; slot++) this.#countBack(slot);

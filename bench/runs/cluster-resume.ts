@@ -146,6 +146,14 @@ export async function runClusterResume(system: SystemName, scenario: ClusterResu
     const overflowsBefore = listenOverflows();
     const linksBefore = await engine.connections();
     const downAt = wallNow();
+    // A deploy takes the node out of the load balancer before it shuts down; a SIGKILL is found out.
+    const backs = clients.map((client) =>
+      client.request(
+        { type: 'cr-back', node: victim, at: downAt, drain: scenario.end === 'graceful', timeoutMs: scenario.windowMs },
+        scenario.windowMs + 60_000,
+        'back',
+      ),
+    );
     const ending =
       scenario.end === 'kill'
         ? nodes[victim]!.server.kill().then(() => undefined)
@@ -156,19 +164,7 @@ export async function runClusterResume(system: SystemName, scenario: ClusterResu
     const ticker = setInterval(() => void progress(clients, log), PROGRESS_EVERY_MS);
     let back: ClusterResumeReport;
     try {
-      back = mergeReports(
-        (
-          await Promise.all(
-            clients.map((client) =>
-              client.request(
-                { type: 'cr-back', node: victim, at: downAt, timeoutMs: scenario.windowMs },
-                scenario.windowMs + 60_000,
-                'back',
-              ),
-            ),
-          )
-        ).map((reply) => reply.report),
-      );
+      back = mergeReports((await Promise.all(backs)).map((reply) => reply.report));
     } finally {
       clearInterval(ticker);
     }
