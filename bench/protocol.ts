@@ -215,6 +215,8 @@ export interface ClusterResumeReport {
   /** Clients that have the last number every `cr-received` waited for. */
   readonly reached: number;
   readonly missing: number;
+  /** `missing` by publisher (node). */
+  readonly missingBy: readonly number[];
   readonly duplicated: number;
   readonly reordered: number;
   readonly malformed: number;

@@ -12,6 +12,7 @@
  * before every connection attempt, so the two systems are routed alike.
  */
 import { connect } from 'node:net';
+import { WebSocket } from 'ws';
 import { HOST } from '../protocol.js';
 
 const CHECK_TIMEOUT_MS = 2_000;
@@ -64,5 +65,25 @@ export class Balancer {
     const timer = setTimeout(() => done(true), CHECK_TIMEOUT_MS);
     socket.once('connect', () => done(false));
     socket.once('error', () => done(true));
+  }
+}
+
+/** Set by the clients of this process: where a berth/client attempt connects, and what to tell of how its socket ended. */
+let router: ((url: string) => string) | undefined;
+let ended: ((kind: string) => void) | undefined;
+
+export function routeWebSockets(route: (url: string) => string, end: (kind: string) => void): void {
+  router = route;
+  ended = end;
+}
+
+/** `ws`'s WebSocket, connecting where the router says (berth/client opens one per attempt). */
+export class RoutedWebSocket extends WebSocket {
+  constructor(url: string, protocols: string[]) {
+    super(router === undefined ? url : router(url), protocols);
+    let open = false;
+    this.once('open', () => (open = true));
+    this.once('error', (error: NodeJS.ErrnoException) => ended?.(`socket error ${error.code ?? error.message}`));
+    this.once('close', (code: number, reason: Buffer) => ended?.(`${open ? 'close' : 'close before open'} ${code} ${reason.toString()}`));
   }
 }

@@ -11,10 +11,9 @@
  * back) are kept per client.
  */
 import { io, type Socket } from 'socket.io-client';
-import { WebSocket } from 'ws';
 import { createClient, type BerthClient, type WebSocketClass } from '../../src/client.js';
 import { HOST, PUBLISHER_SPAN, wallNow, type ClusterResumeReport, type ConnectReport } from '../protocol.js';
-import { Balancer } from './balancer.js';
+import { Balancer, RoutedWebSocket, routeWebSockets } from './balancer.js';
 import { BACKOFF, seqOf, type ResumeSystem } from './resume.js';
 
 const OPEN_TIMEOUT_MS = 30_000;
@@ -23,21 +22,6 @@ const TIME_AT = 16;
 const TIME_END = TIME_AT + 17;
 /** The client's slot in its URL (`c=<slot>`; the servers ignore it), so the router knows whose attempt it is. */
 const SLOT_PARAM = /[?&]c=(\d+)/;
-
-/** Set by the ClusterResumeClients of this process: where a berth/client attempt connects, and how its sockets ended. */
-let router: ((url: string) => string) | undefined;
-let ended: ((kind: string) => void) | undefined;
-
-/** `ws`'s WebSocket, connecting where the balancer says (berth/client opens one per attempt). */
-class RoutedWebSocket extends WebSocket {
-  constructor(url: string, protocols: string[]) {
-    super(router === undefined ? url : router(url), protocols);
-    let open = false;
-    this.once('open', () => (open = true));
-    this.once('error', (error: NodeJS.ErrnoException) => ended?.(`socket error ${error.code ?? error.message}`));
-    this.once('close', (code: number, reason: Buffer) => ended?.(`${open ? 'close' : 'close before open'} ${code} ${reason.toString()}`));
-  }
-}
 
 export interface ClusterGroup {
   readonly room: string;
@@ -117,14 +101,15 @@ export class ClusterResumeClients {
     this.#countedBack = new Uint8Array(total);
     this.#berth = new Array<BerthClient | undefined>(total);
     this.#socketio = new Array<Socket | undefined>(total);
-    ended = (kind) => {
-      if (this.#downAt > 0) this.#tally(kind);
-    };
-    router = (url) => {
-      const slot = Number(SLOT_PARAM.exec(url)?.[1] ?? -1);
-      if (slot < 0 || slot >= total) return url;
-      return this.#urlOf(slot, 'ws');
-    };
+    routeWebSockets(
+      (url) => {
+        const slot = Number(SLOT_PARAM.exec(url)?.[1] ?? -1);
+        return slot < 0 || slot >= total ? url : this.#urlOf(slot, 'ws');
+      },
+      (kind) => {
+        if (this.#downAt > 0) this.#tally(kind);
+      },
+    );
   }
 
   get size(): number {
@@ -381,6 +366,7 @@ export class ClusterResumeClients {
     const backMs: number[] = [];
     const liveMs: number[] = [];
     const highest = Array.from({ length: this.#publishers }, () => Object.fromEntries(this.#rooms.map((room) => [room, -1])));
+    const missingBy = Array.from({ length: this.#publishers }, () => 0);
     for (let slot = 0; slot < this.size; slot++) {
       const room = this.#rooms[this.#roomOf[slot]!]!;
       let gaps = 0;
@@ -388,7 +374,12 @@ export class ClusterResumeClients {
         const line = slot * this.#publishers + p;
         highest[p]![room] = Math.max(highest[p]![room]!, this.#highest[line]!);
         const bound = bounds[p]?.[room] ?? 0;
-        for (let k = 0; k < bound; k++) if (this.#counts[line * this.#messages + k] === 0) gaps++;
+        for (let k = 0; k < bound; k++) {
+          if (this.#counts[line * this.#messages + k] === 0) {
+            gaps++;
+            missingBy[p]!++;
+          }
+        }
       }
       if (gaps > 0 && process.env.BENCH_DEBUG && missing < 2_000) this.#note(`client ${slot} (home ${this.#home[slot]}) misses ${gaps}`);
       missing += gaps;
@@ -415,6 +406,7 @@ export class ClusterResumeClients {
       haveAll,
       reached: this.#reached,
       missing,
+      missingBy,
       duplicated: this.#duplicated,
       reordered: this.#reordered,
       malformed: this.#malformed,

@@ -63,6 +63,7 @@ export function mergeReports(reports: readonly ClusterResumeReport[]): ClusterRe
     haveAll: sum((r) => r.haveAll),
     reached: sum((r) => r.reached),
     missing: sum((r) => r.missing),
+    missingBy: Array.from({ length: publishers }, (_, p) => sum((r) => r.missingBy[p] ?? 0)),
     duplicated: sum((r) => r.duplicated),
     reordered: sum((r) => r.reordered),
     malformed: sum((r) => r.malformed),

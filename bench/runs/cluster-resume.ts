@@ -228,7 +228,9 @@ export async function runClusterResume(system: SystemName, scenario: ClusterResu
     if (live.length > 0) metrics.recovery_p99_ms = live[Math.min(live.length - 1, Math.ceil(0.99 * live.length) - 1)]!;
 
     const notes: string[] = [];
-    const faults = `${final.missing} lost, ${final.duplicated} duplicated, ${final.reordered} out of order`;
+    const faults =
+      `${final.missing} lost (${final.missingBy.map((count, i) => `${count} of node ${i + 1}'s`).join(', ')}), ` +
+      `${final.duplicated} duplicated, ${final.reordered} out of order`;
     const departed = Object.values(bounds[victim]!);
     log(
       `${final.haveAll.toLocaleString('en-US')}/${total.toLocaleString('en-US')} clients have every message (node ${victim + 1}'s: ` +
