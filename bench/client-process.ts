@@ -1,14 +1,17 @@
 /**
  * A client child: holds its share of a scenario's connections (receiver.ts),
  * runs churn cycles (churn.ts), or holds real clients that drop and resume
- * (resume.ts) against the server child, as the
+ * (resume.ts) or real clients of a cluster whose node goes away
+ * (cluster-resume.ts) against the server children, as the
  * orchestrator asks over IPC. Started by bench/children.ts as
  * `node --import tsx bench/client-process.ts <system>`; it dies with its
  * parent's IPC channel.
  */
 import { join } from 'node:path';
 import { churn } from './clients/churn.js';
+import { ClusterResumeClients } from './clients/cluster-resume.js';
 import { profiling, startProfile, stopProfile } from './cpu-profile.js';
+import { berthV1Dialect } from './clients/berth-dialect.js';
 import { plainDialect, type Dialect } from './clients/dialect.js';
 import { Receiver } from './clients/receiver.js';
 import { ResumeClients } from './clients/resume.js';
@@ -21,6 +24,7 @@ process.on('disconnect', () => process.exit(0));
 
 let receiver: Receiver | undefined;
 let resumers: ResumeClients | undefined;
+let cluster: ClusterResumeClients | undefined;
 
 const cpuUs = () => {
   const { user, system: sys } = process.cpuUsage();
@@ -32,6 +36,11 @@ function need(): Receiver {
   return receiver;
 }
 
+function needCluster(): ClusterResumeClients {
+  if (cluster === undefined) throw new Error('no cluster clients yet: send cr-open first');
+  return cluster;
+}
+
 function needResumers(): ResumeClients {
   if (resumers === undefined) throw new Error('no resume clients yet: send resume-open first');
   return resumers;
@@ -41,7 +50,8 @@ async function handle(command: ClientCommand): Promise<ClientReply> {
   switch (command.type) {
     case 'connect':
       receiver?.destroyAll();
-      receiver = new Receiver(command.port, dialect, command.groups, command.compression);
+      if (command.v1 === true && system !== 'berth') throw new Error(`${system} does not speak berth.v1`);
+      receiver = new Receiver(command.port, command.v1 === true ? berthV1Dialect : dialect, command.groups, command.compression);
       return { id: command.id, type: 'connect', report: await receiver.connect(command.concurrency) };
     case 'expect':
       need().expect(command.perRoom);
@@ -75,6 +85,22 @@ async function handle(command: ClientCommand): Promise<ClientReply> {
     }
     case 'resume-report':
       return { id: command.id, type: 'resume-report', report: needResumers().report(command.upTo) };
+    case 'cr-open': {
+      if (system !== 'berth' && system !== 'socketio') throw new Error(`${system} has no resume`);
+      cluster?.closeAll();
+      cluster = new ClusterResumeClients(system, command.ports, command.groups, command.publishers, command.messages);
+      return { id: command.id, type: 'cr-open', report: await cluster.open(command.concurrency) };
+    }
+    case 'cr-received':
+      return { id: command.id, type: 'cr-received', report: await needCluster().waitReceived(command.upTo, command.timeoutMs) };
+    case 'cr-back':
+      return {
+        id: command.id,
+        type: 'cr-back',
+        report: await needCluster().waitBack(command.node, command.at, command.drain, command.timeoutMs),
+      };
+    case 'cr-report':
+      return { id: command.id, type: 'cr-report', report: needCluster().report(command.bounds) };
   }
 }
 

@@ -79,6 +79,17 @@ export const METRICS = {
     better: 'lower',
     about: 'messages a client received more than once (every extra copy), summed over all clients',
   },
+  recovery_p99_ms: {
+    unit: 'ms',
+    better: 'lower',
+    about:
+      "99th percentile, over the clients of the node that went away, of the time from its end to the client's first live message (one sent after the client was back)",
+  },
+  redis_cpu_us_per_message: {
+    unit: 'µs',
+    better: 'lower',
+    about: "Redis's own CPU (INFO cpu: user + system) over the delivery / messages published",
+  },
   recovered_fraction: {
     unit: 'ratio',
     better: 'higher',

@@ -45,7 +45,13 @@ export type ServerCommand =
   /** Starts the V8 CPU profiler in the server process (`--cpu-prof DIR`). */
   | { readonly id: number; readonly type: 'profile-start' }
   /** Stops it and writes the profile to `path` (a `.cpuprofile`, for Chrome DevTools or speedscope). */
-  | { readonly id: number; readonly type: 'profile-stop'; readonly path: string };
+  | { readonly id: number; readonly type: 'profile-stop'; readonly path: string }
+  /**
+   * A graceful shutdown (cluster-resume/graceful): stops any plan running, closes the system as an
+   * application would on a deploy (berth `runtime.close()`, Socket.IO `io.close()`) and its Redis
+   * clients, answers, and exits.
+   */
+  | { readonly id: number; readonly type: 'shutdown' };
 
 export interface ServerStats {
   /** Open connections as the system itself counts them. */
@@ -95,6 +101,7 @@ export type ServerReply =
   | { readonly id: number; readonly type: 'finish'; readonly finished: BroadcastFinished }
   | { readonly id: number; readonly type: 'profile-start' }
   | { readonly id: number; readonly type: 'profile-stop' }
+  | { readonly id: number; readonly type: 'shutdown'; readonly closeMs: number }
   | { readonly id: number; readonly type: 'error'; readonly message: string };
 
 /** Connections a client process opens: `fast` ones read everything, `slow` ones stop reading after the handshake. */
@@ -116,6 +123,8 @@ export type ClientCommand =
       readonly concurrency: number;
       /** Offer permessage-deflate (fanout-deflate) [default false]. */
       readonly compression?: boolean;
+      /** berth: speak `berth.v1` rather than plain WebSocket (cluster-fanout-durable) [default false]. */
+      readonly v1?: boolean;
     }
   /** Resets the counters: each connection of `room` must now receive sequence numbers 0..n-1. */
   | { readonly id: number; readonly type: 'expect'; readonly perRoom: Record<string, number> }
@@ -146,7 +155,80 @@ export type ClientCommand =
   /** Answers once every client is back after the drop (resumed or not), or after `timeoutMs`. */
   | { readonly id: number; readonly type: 'resume-back'; readonly timeoutMs: number }
   /** What the clients have now; `upTo` [default: that of the last `resume-received`] bounds the sequence numbers checked. */
-  | { readonly id: number; readonly type: 'resume-report'; readonly upTo?: number };
+  | { readonly id: number; readonly type: 'resume-report'; readonly upTo?: number }
+  | ClusterResumeCommand;
+
+/**
+ * cluster-resume: real clients of several nodes, every node publishing to every room, each with
+ * its own sequence (bench/clients/cluster-resume.ts). A message's number is
+ * `publisher × PUBLISHER_SPAN + k`, k counting from 0 per publisher and room.
+ */
+export type ClusterResumeCommand =
+  /** Opens `count` clients of each group on node `node` (an index into `ports`); each publisher has `messages` numbers per room. */
+  | {
+      readonly id: number;
+      readonly type: 'cr-open';
+      readonly ports: readonly number[];
+      readonly groups: readonly { readonly room: string; readonly node: number; readonly count: number }[];
+      readonly publishers: number;
+      readonly messages: number;
+      readonly concurrency: number;
+    }
+  /** Answers once every client has number `upTo[p] - 1` of every publisher p with `upTo[p] > 0`, or after `timeoutMs`. */
+  | { readonly id: number; readonly type: 'cr-received'; readonly upTo: readonly number[]; readonly timeoutMs: number }
+  /**
+   * Node `node` went away at `at` (wall ms); `drain`: it is being shut down, and the balancer takes it
+   * out now. Answers once every client whose home it was is back, or after `timeoutMs`.
+   */
+  | {
+      readonly id: number;
+      readonly type: 'cr-back';
+      readonly node: number;
+      readonly at: number;
+      readonly drain: boolean;
+      readonly timeoutMs: number;
+    }
+  /** What the clients have: every publisher p's numbers 0..bounds[p][room]-1 are checked; `highest` in the reply says how far each got. */
+  | { readonly id: number; readonly type: 'cr-report'; readonly bounds: readonly Readonly<Record<string, number>>[] };
+
+/** Sequence numbers of one publisher in a cluster-resume message: publisher p sends p × this + k. */
+export const PUBLISHER_SPAN = 1_000_000;
+
+export interface ClusterResumeReport {
+  readonly clients: number;
+  /** Clients whose home node went away. */
+  readonly moved: number;
+  /** Of those, the ones back on another node (berth: `resumed`; Socket.IO: `connect`). */
+  readonly back: number;
+  /** Of those, the ones whose session was recovered. */
+  readonly recovered: number;
+  /** Clients of the other nodes that dropped too (they should not). */
+  readonly strayDrops: number;
+  /** When the last moved client came back (wall ms); 0 if none did. */
+  readonly lastBackAt: number;
+  /** Per moved client back: ms from the node's end until it was back. */
+  readonly backMs: readonly number[];
+  /** Per moved client: ms from the node's end until its first live message (sent after it was back); absent for those without one. */
+  readonly liveMs: readonly number[];
+  /** Clients that have every checked number. */
+  readonly haveAll: number;
+  /** Clients that have the last number every `cr-received` waited for. */
+  readonly reached: number;
+  readonly missing: number;
+  /** `missing` by publisher (node). */
+  readonly missingBy: readonly number[];
+  readonly duplicated: number;
+  readonly reordered: number;
+  readonly malformed: number;
+  /** berth `lost` events (streams the server said it could not heal); Socket.IO has none. */
+  readonly lostEvents: number;
+  readonly attempts: number;
+  readonly failedAttempts: number;
+  /** Per publisher and room, the highest k any client of this process received (-1: none). */
+  readonly highest: readonly Readonly<Record<string, number>>[];
+  readonly firstErrors: readonly string[];
+  readonly cpuUs: number;
+}
 
 export interface DeliveryReport {
   /** In-order, first-time deliveries to fast connections. */
@@ -242,6 +324,10 @@ export type ClientReply =
   | { readonly id: number; readonly type: 'resume-drop'; readonly report: ResumeReport }
   | { readonly id: number; readonly type: 'resume-back'; readonly report: ResumeReport }
   | { readonly id: number; readonly type: 'resume-report'; readonly report: ResumeReport }
+  | { readonly id: number; readonly type: 'cr-open'; readonly report: ConnectReport }
+  | { readonly id: number; readonly type: 'cr-received'; readonly report: ClusterResumeReport }
+  | { readonly id: number; readonly type: 'cr-back'; readonly report: ClusterResumeReport }
+  | { readonly id: number; readonly type: 'cr-report'; readonly report: ClusterResumeReport }
   | { readonly id: number; readonly type: 'error'; readonly message: string };
 
 /** Wall-clock milliseconds comparable across processes on one machine. */

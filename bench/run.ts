@@ -23,6 +23,7 @@ import { RESULTS_JSON, renderMarkdown, writeReport, type BenchResults, type Fail
 import { runBroadcast } from './runs/broadcast.js';
 import { runChurn } from './runs/churn.js';
 import { runCluster } from './runs/cluster.js';
+import { runClusterResume } from './runs/cluster-resume.js';
 import { runClusterSpread } from './runs/cluster-spread.js';
 import { runHeartbeat } from './runs/heartbeat.js';
 import { runIdle } from './runs/idle.js';
@@ -100,6 +101,7 @@ async function runOne(scenario: Scenario, system: SystemName, round: number): Pr
   // A cluster run starts its own servers, clients and Redis.
   if (scenario.kind === 'cluster') return runCluster(system, scenario, log);
   if (scenario.kind === 'cluster-spread') return runClusterSpread(system, scenario, log);
+  if (scenario.kind === 'cluster-resume') return runClusterResume(system, scenario, log);
   let session;
   try {
     // resume-storm: both systems keep a session for every client (see servers/system.ts).

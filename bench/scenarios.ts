@@ -4,115 +4,20 @@
  * both broadcast rows).
  */
 import type { MetricName } from './metrics.js';
-import type { BroadcastPlan, SystemName } from './protocol.js';
+import type { SystemName } from './protocol.js';
+import type { Scenario } from './scenario-types.js';
 
-interface Base {
-  readonly id: string;
-  /** What the row measures, with its sizes (for the report). */
-  readonly title: string;
-}
-
-/** Connections join rooms, the server runs a broadcast plan, clients check every message. */
-export interface BroadcastScenario extends Base {
-  readonly kind: 'broadcast';
-  readonly rooms: number;
-  /** Fast connections per room. */
-  readonly fastPerRoom: number;
-  /** Connections per room that stop reading after the handshake. */
-  readonly slowPerRoom: number;
-  readonly plan: Omit<BroadcastPlan, 'rooms'>;
-  readonly metrics: readonly MetricName[];
-  /** Deadline for all fast clients to have everything. */
-  readonly deliverTimeoutMs: number;
-  /** Servers and clients negotiate permessage-deflate [default false]. */
-  readonly compression?: boolean;
-}
-
-/** Server memory per idle open connection. */
-export interface IdleScenario extends Base {
-  readonly kind: 'idle';
-  readonly connections: number;
-}
-
-/**
- * Idle connections under a fast heartbeat: every system pings each connection every
- * `intervalMs` and drops one that has not answered within `timeoutMs`; the server's CPU and
- * RSS are read over a `windowMs` window once every connection is open and settled.
- */
-export interface HeartbeatScenario extends Base {
-  readonly kind: 'heartbeat';
-  readonly connections: number;
-  readonly intervalMs: number;
-  readonly timeoutMs: number;
-  readonly windowMs: number;
-}
-
-/** Connect, join, one message, close; `concurrency` at a time. */
-export interface ChurnScenario extends Base {
-  readonly kind: 'churn';
-  readonly cycles: number;
-  /** Cycles run before the "before" heap reading, so lazy initialisation and JIT are not counted as growth. */
-  readonly warmup: number;
-  readonly concurrency: number;
-  readonly timeoutMs: number;
-}
-
-/**
- * Nodes of one system on one Redis, `perNode` connections on each, all in one
- * room; the first node broadcasts, so every message crosses Redis once.
- */
-export interface ClusterScenario extends Base {
-  readonly kind: 'cluster';
-  readonly nodes: number;
-  readonly perNode: number;
-  readonly plan: Omit<BroadcastPlan, 'rooms'>;
-  readonly metrics: readonly MetricName[];
-  readonly deliverTimeoutMs: number;
-}
-
-/**
- * Nodes of one system on one Redis, each with its own `roomsPerNode` rooms of
- * `perRoom` connections; every node broadcasts to its own rooms only, all at
- * once, so no message needs another node.
- */
-export interface ClusterSpreadScenario extends Base {
-  readonly kind: 'cluster-spread';
-  readonly nodes: number;
-  readonly roomsPerNode: number;
-  readonly perRoom: number;
-  /** Client processes holding every node's connections between them. */
-  readonly clientProcesses: number;
-  /** What each node sends to each of its rooms. */
-  readonly plan: Omit<BroadcastPlan, 'rooms'>;
-  readonly metrics: readonly MetricName[];
-  readonly deliverTimeoutMs: number;
-}
-
-/**
- * Real clients in rooms; every TCP connection drops at once while the rooms
- * go on; the clients reconnect and resume by themselves.
- */
-export interface ResumeScenario extends Base {
-  readonly kind: 'resume';
-  readonly rooms: number;
-  readonly perRoom: number;
-  /** Messages per room before the drop, which every client must have (Socket.IO recovers only after one). */
-  readonly before: number;
-  /** Messages per room from the drop on, one to every room each `intervalMs`. */
-  readonly during: number;
-  readonly intervalMs: number;
-  /** Messages per room once every client is back. */
-  readonly after: number;
-  readonly metrics: readonly MetricName[];
-  /**
-   * How long after the drop the clients have to come back: full runs 2 minutes, the recovery window
-   * of both systems (a session is gone after it anyway); clients still away then count as not recovered.
-   */
-  readonly windowMs: number;
-}
-
-export type Scenario =
-  BroadcastScenario | IdleScenario | HeartbeatScenario | ChurnScenario | ClusterScenario | ClusterSpreadScenario | ResumeScenario;
+export type {
+  BroadcastScenario,
+  ChurnScenario,
+  ClusterResumeScenario,
+  ClusterScenario,
+  ClusterSpreadScenario,
+  HeartbeatScenario,
+  IdleScenario,
+  ResumeScenario,
+  Scenario,
+} from './scenario-types.js';
 
 /** Systems of the single-server scenarios (Socket.IO's sharded adapter is a cluster mode only). */
 export const SERVER_SYSTEMS: readonly SystemName[] = ['berth', 'ws', 'socketio'];
@@ -126,6 +31,7 @@ export const RESUME_SYSTEMS: readonly SystemName[] = ['berth', 'socketio'];
 export function systemsOf(scenario: Scenario): readonly SystemName[] {
   switch (scenario.kind) {
     case 'cluster':
+    case 'cluster-resume':
       return CLUSTER_SYSTEMS;
     case 'cluster-spread':
       return SPREAD_SYSTEMS;
@@ -166,6 +72,37 @@ export function scenarios(quick: boolean): Scenario[] {
   const big = ['peak_rss_delta_bytes', 'deliveries_per_s', 'server_cpu_us_per_delivery', 'delivered_fraction'] as const;
   const slow = ['p99_ms', 'peak_rss_delta_bytes', 'server_cpu_us_per_delivery', 'delivered_fraction'] as const;
   const deflate = ['server_cpu_us_per_delivery', 'wire_bytes_per_delivery', 'rss_bytes_per_conn', 'delivered_fraction'] as const;
+  const clusterDurable = [
+    'deliveries_per_s',
+    'server_cpu_us_per_delivery',
+    'redis_cpu_us_per_message',
+    'p99_ms',
+    'delivered_fraction',
+  ] as const;
+  // cluster-resume: 3 nodes × 10 rooms × this many clients; each node sends one message to every room
+  // every 250 ms, 12 a second per room across the cluster.
+  const resumePerNode = quick ? 40 : 200;
+  const resumeInterval = 250;
+  const clusterResume = {
+    nodes: 3,
+    rooms: 10,
+    perRoomPerNode: Number(process.env.BENCH_CR_PER_ROOM) || resumePerNode,
+    clientProcesses: 2,
+    before: 5,
+    during: quick ? 40 : 80,
+    intervalMs: resumeInterval,
+    endAfter: 8,
+    after: 5,
+    metrics: [
+      'resumes_per_s',
+      'server_cpu_us_per_resume',
+      'lost_messages',
+      'duplicated_messages',
+      'recovered_fraction',
+      'recovery_p99_ms',
+    ] as readonly MetricName[],
+    windowMs: 60_000,
+  } as const;
   const chat = { payloadBytes: KB, payload: 'chat', intervalMs: 0, sampleRss: false } as const;
   const paced = (messages: number) => ({
     turns: messages / slowPerTurn,
@@ -274,6 +211,47 @@ export function scenarios(quick: boolean): Scenario[] {
       plan: { turns: burstTurns, perTurn: 10, payloadBytes: 100, intervalMs: 0, sampleRss: false },
       metrics: fanout,
       deliverTimeoutMs: 240_000,
+    },
+    {
+      id: 'cluster-fanout-durable',
+      kind: 'cluster',
+      title:
+        'cluster-fanout with durable streams: berth `durable: true`, Socket.IO on its Redis Streams adapter with connection-state recovery',
+      durable: true,
+      v1: true,
+      nodes: 2,
+      perNode: n / 2,
+      plan: { turns: burstTurns, perTurn: 10, payloadBytes: 100, intervalMs: 0, sampleRss: false },
+      metrics: clusterDurable,
+      deliverTimeoutMs: 240_000,
+    },
+    {
+      id: 'cluster-fanout-durable/non-durable',
+      kind: 'cluster',
+      title: `the same without durable streams (berth's Redis adapter as it is by default, Socket.IO's classic Redis adapter), berth's clients on berth.v1 too`,
+      v1: true,
+      nodes: 2,
+      perNode: n / 2,
+      plan: { turns: burstTurns, perTurn: 10, payloadBytes: 100, intervalMs: 0, sampleRss: false },
+      metrics: clusterDurable,
+      deliverTimeoutMs: 240_000,
+    },
+    {
+      id: 'cluster-resume',
+      kind: 'cluster-resume',
+      title:
+        `3 nodes on one Redis with durable streams, ${fmt(resumePerNode * 30)} real clients in 10 rooms spanning all nodes, every node sending to every room ` +
+        `(one message every ${resumeInterval} ms each); the third node is SIGKILLed and its ${fmt(resumePerNode * 10)} clients come back through the other two`,
+      ...clusterResume,
+      end: 'kill',
+    },
+    {
+      id: 'cluster-resume/graceful',
+      kind: 'cluster-resume',
+      title:
+        'the same, the third node shut down gracefully (berth `runtime.close()`, Socket.IO `io.close()`, which saves its sessions in Redis)',
+      ...clusterResume,
+      end: 'graceful',
     },
     {
       id: 'cluster-spread',

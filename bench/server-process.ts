@@ -7,8 +7,9 @@
  * cluster node (counting what its Redis subscriber receives),
  * BENCH_RECOVERY_SESSIONS to keep sessions of dropped connections,
  * BENCH_HEARTBEAT (`intervalMs,timeoutMs`) to set the heartbeat and
- * BENCH_COMPRESSION=1 to negotiate permessage-deflate; it dies with its
- * parent's IPC channel.
+ * BENCH_COMPRESSION=1 to negotiate permessage-deflate, BENCH_DURABLE=1 for
+ * durable streams on the cluster's Redis; it dies with its parent's IPC
+ * channel, and exits by itself after a `shutdown`.
  */
 import { BusTally } from './bus-tally.js';
 import { startProfile, stopProfile } from './cpu-profile.js';
@@ -35,6 +36,8 @@ const compression =
   process.env.BENCH_COMPRESSION === '1'
     ? { level: process.env.BENCH_DEFLATE_LEVEL ? Number(process.env.BENCH_DEFLATE_LEVEL) : undefined }
     : undefined;
+/** Set by cluster-fanout-durable and cluster-resume: durable streams on the cluster's Redis (servers/system.ts). */
+const durable = process.env.BENCH_DURABLE === '1';
 /** Set by idle-heartbeat: `intervalMs,timeoutMs` of every system's heartbeat. */
 const [heartbeatInterval, heartbeatTimeout] = (process.env.BENCH_HEARTBEAT ?? '').split(',').map(Number);
 const heartbeat =
@@ -58,7 +61,7 @@ process.on('disconnect', () => process.exit(0));
 const gc = (globalThis as { gc?: () => void }).gc;
 /** A cluster node counts what its Redis subscriber receives, from before it subscribes. */
 const bus = redisUrl === undefined ? undefined : new BusTally();
-const server = await start({ redisUrl, recoverSessions, heartbeat, compression });
+const server = await start({ redisUrl, recoverSessions, heartbeat, compression, durable });
 const cpuUs = () => {
   const { user, system: sys } = process.cpuUsage();
   return user + sys;
@@ -68,9 +71,13 @@ const cpuUs = () => {
 const sampler = new RssSampler();
 let sampling = false;
 let baseRss = 0;
+/** Set by `shutdown`: plans still running stop at their next turn, and the process exits once it has answered. */
+let stopping = false;
+let exitAfterReply = false;
 
 function reply(message: ServerReply): void {
-  process.send!(message);
+  if (message.type === 'shutdown' && exitAfterReply) process.send!(message, () => process.exit(0));
+  else process.send!(message);
 }
 
 /** Runs the plan's turns; resolves when the last turn has been handed to the system. */
@@ -90,7 +97,7 @@ function run(plan: BroadcastPlan, started: number): Promise<number> {
         reject(error instanceof Error ? error : new Error(String(error)));
         return;
       }
-      if (++turn === plan.turns) return resolve(wallNow());
+      if (++turn === plan.turns || stopping) return resolve(wallNow());
       if (plan.intervalMs === 0) setImmediate(step);
       // Paced turns keep to a schedule from the start, so timer slack does not add up.
       else setTimeout(step, Math.max(0, started + turn * plan.intervalMs - wallNow()));
@@ -153,6 +160,13 @@ async function handle(command: ServerCommand): Promise<ServerReply> {
     case 'profile-stop': {
       await stopProfile(command.path);
       return { id: command.id, type: 'profile-stop' };
+    }
+    case 'shutdown': {
+      stopping = true;
+      const began = performance.now();
+      await server.close();
+      exitAfterReply = true;
+      return { id: command.id, type: 'shutdown', closeMs: performance.now() - began };
     }
   }
 }

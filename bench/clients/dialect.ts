@@ -2,7 +2,8 @@
  * What differs between the systems on the client side: the upgrade path, how
  * a client message is framed, and which server messages are protocol traffic
  * rather than benchmark messages. berth and ws speak plain WebSocket; the
- * Socket.IO dialect is in socketio-dialect.ts.
+ * Socket.IO dialect is in socketio-dialect.ts, berth's own protocol
+ * (`berth.v1`) in berth-dialect.ts.
  */
 import { payloadMaker } from '../payload.js';
 import { textFrame, type WireConnection } from './wire.js';
@@ -15,6 +16,8 @@ export const UNKNOWN = -3;
 export interface Dialect {
   /** The upgrade request's path for a connection that wants to be in `room`. */
   path(room: string): string;
+  /** The subprotocol the upgrade asks for (`Sec-WebSocket-Protocol`) [default none]. */
+  readonly protocol?: string;
   /** The frame of one client → server message (100 bytes of payload). */
   readonly messageFrame: Buffer;
   /** Called once upgraded: true if the connection is ready, false if the dialect's own handshake follows. */

@@ -141,6 +141,7 @@ export class Receiver implements WireHandler {
         {
           port: this.#ports[index]!,
           path: this.#dialect.path(this.#rooms[index]!),
+          protocol: this.#dialect.protocol,
           ...(this.#compression && { compression: slot % INFLATE_EVERY === 0 ? 'inflate' : 'count' }),
         },
         this,

@@ -50,7 +50,8 @@ function tcpOf(ws: unknown): { destroy(): void } | undefined {
   return (ws as { _socket?: { destroy(): void } } | undefined)?._socket ?? undefined;
 }
 
-function seqOf(text: string): number {
+/** The sequence number of a benchmark payload received as a string; -1 if it is not one. */
+export function seqOf(text: string): number {
   if (text.length < HEADER_BYTES || text.charCodeAt(0) !== 0x7b || text.charCodeAt(1) !== 0x73) return -1;
   let seq = 0;
   for (let i = SEQ_AT; i < SEQ_AT + SEQ_DIGITS; i++) {

@@ -7,7 +7,7 @@
  *   parsed before the next read, so no chunk is allocated or copied;
  * - a data message is never assembled: the parser keeps its first
  *   `PREFIX_BYTES` (enough for the sequence number and send time, behind
- *   Socket.IO's packet prefix) and counts the rest, so a 1 MB message costs
+ *   Socket.IO's packet prefix or berth.v1's message header) and counts the rest, so a 1 MB message costs
  *   a 64-byte copy instead of a 1 MB buffer per connection;
  * - frames the client sends are built (and masked, as clients must) once.
  *
@@ -24,7 +24,7 @@ import { HOST } from '../protocol.js';
 import { DEFLATE_OFFER, MessageInflater, parseAnswer } from './inflate.js';
 
 /** Bytes of each data message kept for the reader. */
-export const PREFIX_BYTES = 64;
+export const PREFIX_BYTES = 128;
 
 const KEY = randomBytes(16).toString('base64');
 const ACCEPT = createHash('sha1').update(`${KEY}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64').toLowerCase();
@@ -94,6 +94,8 @@ export interface WireOptions {
    * cannot be read without them). [default: no offer]
    */
   readonly compression?: 'inflate' | 'count';
+  /** The subprotocol to ask for [default none]. */
+  readonly protocol?: string | undefined;
 }
 
 export class WireConnection {
@@ -144,6 +146,7 @@ export class WireConnection {
       `GET ${options.path} HTTP/1.1\r\nHost: ${HOST}:${options.port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
       `Sec-WebSocket-Key: ${KEY}\r\nSec-WebSocket-Version: 13\r\n` +
       (options.compression === undefined ? '' : `Sec-WebSocket-Extensions: ${DEFLATE_OFFER}\r\n`) +
+      (options.protocol === undefined ? '' : `Sec-WebSocket-Protocol: ${options.protocol}\r\n`) +
       '\r\n';
     this.socket = net.connect({
       port: options.port,

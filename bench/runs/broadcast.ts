@@ -204,7 +204,7 @@ export function merge(reports: readonly DeliveryReport[]): DeliveryReport {
   };
 }
 
-function describeFaults(report: DeliveryReport): string {
+export function describeFaults(report: DeliveryReport): string {
   const faults = [
     report.duplicates > 0 && `${report.duplicates} duplicated or late`,
     report.gaps > 0 && `${report.gaps} skipped (lost or reordered)`,

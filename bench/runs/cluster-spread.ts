@@ -125,7 +125,7 @@ async function openNodes(
   });
 }
 
-const startClients = (system: SystemName, count: number) =>
+export const startClients = (system: SystemName, count: number) =>
   startAll(
     Array.from({ length: count }, (_, i) =>
       Child.start<ClientCommand, ClientReply>(`client ${i + 1}`, './client-process.ts', [system], { timeoutMs: START_TIMEOUT_MS }),
@@ -133,7 +133,7 @@ const startClients = (system: SystemName, count: number) =>
   );
 
 /** Waits for every start; if one failed, kills the others (none may outlive the run) and throws its error. */
-async function startAll<T extends { readonly child: { kill(): Promise<void> } }>(starts: readonly Promise<T>[]): Promise<T[]> {
+export async function startAll<T extends { readonly child: { kill(): Promise<void> } }>(starts: readonly Promise<T>[]): Promise<T[]> {
   const settled = await Promise.allSettled(starts);
   const failed = settled.find((result): result is PromiseRejectedResult => result.status === 'rejected');
   if (failed !== undefined) {

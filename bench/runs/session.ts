@@ -74,8 +74,8 @@ export const share = (total: number, parts: number, index: number) => Math.floor
  * waits until the server counts every one of them open and joined.
  * `compression`: the clients offer permessage-deflate [default false].
  */
-export async function connect(session: Session, groups: readonly ConnectionGroup[], compression = false): Promise<void> {
-  const { ms, retries, deadline } = await openConnections(session, groups, compression);
+export async function connect(session: Session, groups: readonly ConnectionGroup[], compression = false, v1 = false): Promise<void> {
+  const { ms, retries, deadline } = await openConnections(session, groups, compression, v1);
   await awaitJoined(session, groups, deadline);
   session.log(`connected and joined in ${(ms / 1000).toFixed(1)} s${retries > 0 ? ` (${retries} retries)` : ''}`);
 }
@@ -84,12 +84,13 @@ export async function connect(session: Session, groups: readonly ConnectionGroup
  * Has the client processes open every group's connections, each group's
  * connections shared among them, to `session.port` or the group's own port;
  * `deadline` is when their server should have them all joined; `compression`: they offer
- * permessage-deflate [default false].
+ * permessage-deflate [default false]; `v1`: berth's clients speak `berth.v1` [default false].
  */
 export async function openConnections(
   session: Session,
   groups: readonly ConnectionGroup[],
   compression = false,
+  v1 = false,
 ): Promise<{ ms: number; retries: number; deadline: number }> {
   const total = groups.reduce((sum, group) => sum + group.fast + group.slow, 0);
   const timeoutMs = 30_000 + 10 * total;
@@ -103,6 +104,7 @@ export async function openConnections(
           port: session.port,
           concurrency: 100,
           compression,
+          ...(v1 && { v1 }),
           groups: groups.map((group) => ({
             ...group,
             fast: share(group.fast, parts, index),

@@ -2,7 +2,8 @@
  * berth as an application uses it: a standalone runtime, `connection.join`
  * on connect, `runtime.sendToRoom` to broadcast. Defaults everywhere else
  * (heartbeat included, but in idle-heartbeat; no compression, but in fanout-deflate), as the other two systems keep theirs. As a cluster
- * node, the Redis adapter from `berth/redis`. Sessions of dropped `berth.v1`
+ * node, the Redis adapter from `berth/redis` (with `durable: true` in
+ * cluster-fanout-durable and cluster-resume). Sessions of dropped `berth.v1`
  * connections are kept by default; resume-storm only makes room for all of them.
  */
 import { createRuntime } from '../../src/index.js';
@@ -14,11 +15,15 @@ const PREFIX = 'bench';
 /** The adapter's channel of a room: `<prefix>:{room:<room>}` (the braces are a Redis Cluster hash tag). */
 const ROOM_CHANNEL = `${PREFIX}:{room:`;
 
-export async function startBerth({ redisUrl, recoverSessions, heartbeat, compression }: StartOptions): Promise<SystemServer> {
+export async function startBerth({ redisUrl, recoverSessions, heartbeat, compression, durable }: StartOptions): Promise<SystemServer> {
+  if (durable === true && redisUrl === undefined) throw new Error('durable streams need a cluster: start berth with a Redis');
   const runtime = createRuntime({
     port: 0,
     host: HOST,
-    ...(redisUrl !== undefined && { adapter: createRedisAdapter({ url: redisUrl, prefix: PREFIX }) }),
+    // cluster-fanout-durable, cluster-resume: every stream numbered in Redis, sessions kept there.
+    ...(redisUrl !== undefined && {
+      adapter: createRedisAdapter({ url: redisUrl, prefix: PREFIX, ...(durable === true && { durable: true }) }),
+    }),
     // The default window (2 minutes, as Socket.IO's maxDisconnectionDuration), room for every client's session.
     ...(recoverSessions !== undefined && { recovery: { windowMs: 120_000, maxSessions: recoverSessions } }),
     // idle-heartbeat: the runtime-wide sweep at the scenario's interval and timeout.
@@ -66,5 +71,7 @@ export async function startBerth({ redisUrl, recoverSessions, heartbeat, compres
     broadcast: (room, payload) => runtime.sendToRoom(room, payload),
     channelRoom: (channel) =>
       channel.startsWith(ROOM_CHANNEL) && channel.endsWith('}') ? channel.slice(ROOM_CHANNEL.length, -1) : undefined,
+    // A deploy: berth.v1 clients are closed with 1012 and a retry-after, their sessions stay resumable on the other nodes.
+    close: () => runtime.close(),
   };
 }

@@ -7,10 +7,15 @@
  * pattern-subscribed to every room's channel) for `socketio`,
  * `createShardedAdapter` (SPUBLISH, a channel per room a node has a member
  * of: its default `dynamic` mode) for `socketio-sharded`; in resume-storm,
- * `connectionStateRecovery`.
+ * `connectionStateRecovery`. With durable streams (cluster-fanout-durable,
+ * cluster-resume), `@socket.io/redis-streams-adapter` (every broadcast
+ * appended to one Redis stream, which every node reads; sessions saved in
+ * Redis when a connection closes) with `connectionStateRecovery`, as its
+ * documentation sets them up.
  */
 import http from 'node:http';
 import { createAdapter, createShardedAdapter } from '@socket.io/redis-adapter';
+import { createAdapter as createStreamsAdapter } from '@socket.io/redis-streams-adapter';
 import { createClient } from 'redis';
 import { Server } from 'socket.io';
 import { HOST } from '../protocol.js';
@@ -30,15 +35,21 @@ export async function startSocketIoSharded(options: StartOptions): Promise<Syste
   return start(options, createShardedAdapter);
 }
 
-async function start({ redisUrl, recoverSessions, heartbeat, compression }: StartOptions, adapter: AdapterFactory): Promise<SystemServer> {
+async function start(
+  { redisUrl, recoverSessions, heartbeat, compression, durable }: StartOptions,
+  adapter: AdapterFactory,
+): Promise<SystemServer> {
+  if (durable === true && (redisUrl === undefined || adapter !== createAdapter))
+    throw new Error('durable streams: Socket.IO on a Redis, classic setup');
   const httpServer = http.createServer();
   const io = new Server(httpServer, {
     transports: ['websocket'],
     // fanout-deflate: Engine.IO's permessage-deflate (ws's, with a 1 KiB threshold); every emit asks for compression by default.
     perMessageDeflate: compression !== undefined,
     // resume-storm: connection-state recovery with the in-memory adapter it brings (SessionAwareAdapter),
-    // 2 minutes as its documentation sets it up; it keeps every session (no count limit).
-    ...(recoverSessions !== undefined && { connectionStateRecovery: { maxDisconnectionDuration: 2 * 60 * 1000 } }),
+    // 2 minutes as its documentation sets it up; it keeps every session (no count limit). With durable
+    // streams, the same on the Redis Streams adapter, which keeps sessions in Redis.
+    ...((recoverSessions !== undefined || durable === true) && { connectionStateRecovery: { maxDisconnectionDuration: 2 * 60 * 1000 } }),
     // idle-heartbeat: Engine.IO's own heartbeat (a `2` packet answered by `3`, not a WebSocket ping).
     ...(heartbeat !== undefined && { pingInterval: heartbeat.intervalMs, pingTimeout: heartbeat.timeoutMs }),
     // fanout-deflate: a ping waits behind its socket's compressions (ws deflates at most ten messages at
@@ -46,11 +57,19 @@ async function start({ redisUrl, recoverSessions, heartbeat, compression }: Star
     // before the 50 messages were through (65.7 % delivered). The heartbeat is not what is measured here.
     ...(compression !== undefined && heartbeat === undefined && { pingTimeout: 10 * 60 * 1000 }),
   });
-  if (redisUrl !== undefined) {
+  const clients: { close(): Promise<void> }[] = [];
+  if (redisUrl !== undefined && durable === true) {
+    // The setup of the Redis Streams adapter's documentation: one client, which it duplicates to read the stream.
+    const client = createClient({ url: redisUrl });
+    await client.connect();
+    clients.push(client);
+    io.adapter(createStreamsAdapter(client));
+  } else if (redisUrl !== undefined) {
     // The setup of Socket.IO's documentation, on the same Redis client library as berth's adapter.
     const pub = createClient({ url: redisUrl });
     const sub = pub.duplicate();
     await Promise.all([pub.connect(), sub.connect()]);
+    clients.push(pub, sub);
     io.adapter(adapter(pub, sub));
   }
   const errors = new ErrorLog();
@@ -86,5 +105,12 @@ async function start({ redisUrl, recoverSessions, heartbeat, compression }: Star
       channel.startsWith(ROOM_CHANNEL) && channel.length > ROOM_CHANNEL.length + 1 && channel.endsWith('#')
         ? channel.slice(ROOM_CHANNEL.length, -1)
         : undefined,
+    // A deploy: `io.close()` ends every socket with "server shutting down", one of the reasons whose
+    // session the adapter saves (the Redis Streams adapter with a SET), then closes the HTTP server;
+    // closing the Redis clients afterwards waits for those SETs to be answered.
+    close: async () => {
+      await io.close();
+      await Promise.all(clients.map((client) => client.close()));
+    },
   };
 }

@@ -24,6 +24,12 @@ export interface StartOptions {
    * `perMessageDeflate: true`; otherwise none of them compresses.
    */
   readonly compression?: { readonly level?: number | undefined } | undefined;
+  /**
+   * Durable streams on the cluster's Redis (cluster-fanout-durable, cluster-resume): berth's
+   * `createRedisAdapter({ …, durable: true })`; Socket.IO's Redis Streams adapter
+   * (`@socket.io/redis-streams-adapter`) with `connectionStateRecovery`, instead of the classic adapter.
+   */
+  readonly durable?: boolean | undefined;
 }
 
 export interface SystemServer {
@@ -40,6 +46,8 @@ export interface SystemServer {
   broadcast(room: string, payload: string): void;
   /** The room whose broadcasts a cluster's pub/sub channel carries; undefined for any other channel (and without a cluster). */
   channelRoom(channel: string): string | undefined;
+  /** Shuts down as an application does on a deploy (cluster-resume/graceful); resolves once the system and its Redis clients are closed. */
+  close(): Promise<void>;
 }
 
 /** The room a client asked for with `?room=…` (clients always give one). */

@@ -79,5 +79,10 @@ export async function startWs({ redisUrl, recoverSessions, heartbeat, compressio
       }
     },
     channelRoom: () => undefined,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const client of wss.clients) client.terminate();
+        wss.close(() => resolve());
+      }),
   };
 }
