@@ -137,12 +137,21 @@ function membership<TData>(runtime: HostRuntime<TData>, change: MembershipReques
     const respond = (ok: boolean) => {
       if (!ok) return resolve(false);
       applied?.();
-      const tracked = bridge.track(change);
+      // With durable streams, where this node's delivery of the stream starts is read before it subscribes.
+      const stream =
+        change.kind === 'join'
+          ? `room:${change.room}`
+          : change.kind === 'bind' && change.user !== undefined
+            ? `user:${change.user}`
+            : undefined;
+      const joined = stream === undefined ? undefined : streams.known(stream);
+      const subscribing = bridge.track(change);
       const connection = runtime.connection(change.id) as ServerConnection<unknown> | undefined;
       if (change.kind !== 'bind') streams.membership(change.id, change.kind, change.room);
       else if (connection !== undefined) recovery.bound(connection, change.user);
       // An adapter that subscribes per room or user says when it has: a join resolves once the
       // member receives every cross-node broadcast published from then on.
+      const tracked = joined === undefined ? subscribing : Promise.all([subscribing, joined]).then(([subscribed]) => subscribed ?? true);
       if (tracked === undefined) return resolve(true);
       void tracked.then((subscribed) => {
         if (subscribed || change.kind === 'leave') return resolve(true);

@@ -106,6 +106,15 @@ export class DurableDelivery {
     this.feeds.whenKnown(stream, then);
   }
 
+  /**
+   * A connection opened (raw or `berth.v1`): the feeds of everyone's stream and of its user's are made
+   * now if there are none, so that this node's delivery of them starts before what it is sent next.
+   */
+  connected(user: string | undefined): void {
+    this.feeds.whenKnown('all', () => {});
+    if (user !== undefined) this.feeds.whenKnown(streamOf({ kind: 'user', user }), () => {});
+  }
+
   opened(id: string): void {
     this.#direct.set(id, { epoch: freshEpoch(), started: false });
   }

@@ -374,6 +374,7 @@ class BerthRuntime<TData> implements Runtime<TData> {
       connection.write(welcomeFrame(id, token));
     }
     this.#heartbeat?.add(connection);
+    this.#durable?.connected(grant.user);
     this.#metrics.accepted();
     void this.#bridge.track({ kind: 'connect', id, user: grant.user });
     this.#emit('connection', connection, connection);

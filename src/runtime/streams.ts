@@ -31,6 +31,9 @@ export interface StreamsHost {
   direct?(connection: ServerConnection<unknown>, payload: Payload): boolean;
 }
 
+/** How long a join waits for its stream's position before it resolves without it (the engine is down or stalled). */
+const KNOWN_WAIT_MS = 2000;
+
 export class Streams {
   readonly #host: StreamsHost;
   /** Streams with a message (or a position) still being numbered by a store that answers later: the last one's turn. */
@@ -78,6 +81,24 @@ export class Streams {
     // Told once the stream's feed knows where it stands; nothing of the room is delivered here before.
     whenKnown(stream, (position) => {
       if (connection.state === 'open' && connection.rooms.has(room)) joined(position);
+    });
+  }
+
+  /**
+   * With durable streams, once this node knows where its delivery of `stream` starts (its feed, made
+   * now if there is none: before the node subscribes, so that a message published after the join
+   * resolves is delivered, live or read from the history); undefined without them.
+   */
+  known(stream: string): Promise<void> | undefined {
+    const { whenKnown } = this.#host;
+    if (whenKnown === undefined) return undefined;
+    return new Promise((resolve) => {
+      // While the engine cannot say (it is down), the join does not wait for it: the feed reads it once it can.
+      const timer = setTimeout(resolve, KNOWN_WAIT_MS);
+      whenKnown(stream, () => {
+        clearTimeout(timer);
+        resolve();
+      });
     });
   }
 

@@ -188,6 +188,21 @@ describe('durable streams across nodes (Redis)', () => {
     expect(jumps).toHaveLength(1);
   });
 
+  it('a raw client on another node gets every message published after its join resolved, from a stream’s first', async () => {
+    const p = prefix();
+    const [a, b] = [await node(p), await node(p)];
+    let joined = false;
+    b.runtime.on('connection', (connection) => void connection.join('fresh').then(() => (joined = true)));
+    const got: string[] = [];
+    const raw = new WebSocket(b.url);
+    raw.on('message', (data) => void got.push(String(data)));
+    await eventually(() => joined, 'joined on B');
+    for (let i = 0; i < 15; i++) a.runtime.sendToRoom('fresh', `m${i}`);
+    await eventually(() => got.length >= 15, 'fifteen messages');
+    expect(got).toEqual(Array.from({ length: 15 }, (_, i) => `m${i}`));
+    raw.terminate();
+  });
+
   it('a token is never in Redis, an actor context, a snapshot or an inspector event: only its hash is', async () => {
     const p = prefix();
     const inspected: unknown[] = [];
