@@ -88,7 +88,8 @@ export const METRICS = {
   redis_cpu_us_per_message: {
     unit: 'µs',
     better: 'lower',
-    about: "Redis's own CPU (INFO cpu: user + system) over the delivery / messages published",
+    about:
+      "Redis's time executing commands over the delivery (INFO commandstats, every command's usec: scripts, publishes, reads; no idle time, no socket I/O) / messages published",
   },
   recovered_fraction: {
     unit: 'ratio',
