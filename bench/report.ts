@@ -71,7 +71,12 @@ const RIVALS: readonly { readonly label: string; readonly systems: readonly Syst
 const VARIANT_NOTES: Partial<Record<SystemName, string>> = { 'socketio-sharded': 'sharded' };
 
 /** Metrics that are checks rather than comparisons, with the value every system should have. */
-const CHECKS: Partial<Record<MetricName, number>> = { delivered_fraction: 1, recovered_fraction: 1, lost_messages: 0, duplicated_messages: 0 };
+const CHECKS: Partial<Record<MetricName, number>> = {
+  delivered_fraction: 1,
+  recovered_fraction: 1,
+  lost_messages: 0,
+  duplicated_messages: 0,
+};
 
 /**
  * The table and the scenario list. `[options.short=false]`: for the project README, which must
