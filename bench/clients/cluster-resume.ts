@@ -14,9 +14,8 @@ import { io, type Socket } from 'socket.io-client';
 import { createClient, type BerthClient, type WebSocketClass } from '../../src/client.js';
 import { HOST, PUBLISHER_SPAN, wallNow, type ClusterResumeReport, type ConnectReport } from '../protocol.js';
 import { Balancer, RoutedWebSocket, routeWebSockets } from './balancer.js';
-import { BACKOFF, seqOf, type ResumeSystem } from './resume.js';
+import { BACKOFF, openClients, seqOf, type ResumeSystem } from './resume.js';
 
-const OPEN_TIMEOUT_MS = 30_000;
 /** Where the send time sits in a benchmark payload (`{s:0000000042,t:1764100000000.123,…`). */
 const TIME_AT = 16;
 const TIME_END = TIME_AT + 17;
@@ -126,33 +125,13 @@ export class ClusterResumeClients {
 
   /** Opens every client, `concurrency` at a time; each is ready once open (berth: welcomed; Socket.IO: connected). */
   async open(concurrency: number): Promise<ConnectReport> {
-    const started = performance.now();
-    let next = 0;
-    let opened = 0;
-    let failed = 0;
-    const worker = async () => {
-      while (next < this.size) {
-        if (await this.#openOne(next++)) opened++;
-        else failed++;
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(concurrency, this.size) }, worker));
-    return { opened, failed, retries: this.#failedAttempts, firstErrors: this.#errors.slice(0, 5), ms: performance.now() - started };
-  }
-
-  #openOne(slot: number): Promise<boolean> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        this.#note(`client ${slot} not open after ${OPEN_TIMEOUT_MS} ms`);
-        resolve(false);
-      }, OPEN_TIMEOUT_MS);
-      const opened = () => {
-        clearTimeout(timer);
-        resolve(true);
-      };
-      if (this.#system === 'berth') this.#openBerth(slot, opened);
-      else this.#openSocketIo(slot, opened);
-    });
+    const report = await openClients(
+      this.size,
+      concurrency,
+      (slot, opened) => (this.#system === 'berth' ? this.#openBerth(slot, opened) : this.#openSocketIo(slot, opened)),
+      (slot, timeoutMs) => this.#note(`client ${slot} not open after ${timeoutMs} ms`),
+    );
+    return { ...report, retries: this.#failedAttempts, firstErrors: this.#errors.slice(0, 5) };
   }
 
   #openBerth(slot: number, opened: () => void): void {
@@ -198,13 +177,10 @@ export class ClusterResumeClients {
       if (!recovered) this.#note(`client ${slot} not recovered: ${reason ?? 'no reason'}`);
       this.#cameBack(slot, recovered);
     });
-    (client as unknown as { on(type: 'lost', handler: (event: { stream: string; reason: string }) => void): void }).on(
-      'lost',
-      ({ stream: lost, reason }) => {
-        this.#lostEvents++;
-        this.#note(`client ${slot}: lost ${lost} (${reason})`);
-      },
-    );
+    client.on('lost', ({ stream: lost, reason }) => {
+      this.#lostEvents++;
+      this.#note(`client ${slot}: lost ${lost} (${reason})`);
+    });
     client.on('error', ({ code, message }) => this.#note(`client ${slot}: server error ${code}: ${message}`));
   }
 

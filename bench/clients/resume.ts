@@ -29,6 +29,42 @@ export type ResumeSystem = 'berth' | 'socketio';
 export const BACKOFF = { initialMs: 250, maxMs: 30_000 } as const;
 
 const OPEN_TIMEOUT_MS = 30_000;
+
+/**
+ * Opens `size` clients, `concurrency` at a time: `start(slot, opened)` begins one, and it counts as
+ * open once it calls `opened` within `OPEN_TIMEOUT_MS` (then `late(slot)` is told, and it counts as failed).
+ */
+export async function openClients(
+  size: number,
+  concurrency: number,
+  start: (slot: number, opened: () => void) => void,
+  late: (slot: number, timeoutMs: number) => void,
+): Promise<{ opened: number; failed: number; ms: number }> {
+  const started = performance.now();
+  let next = 0;
+  let opened = 0;
+  let failed = 0;
+  const openOne = (slot: number) =>
+    new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => {
+        late(slot, OPEN_TIMEOUT_MS);
+        resolve(false);
+      }, OPEN_TIMEOUT_MS);
+      start(slot, () => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+    });
+  const worker = async () => {
+    while (next < size) {
+      if (await openOne(next++)) opened++;
+      else failed++;
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, size) }, worker));
+  return { opened, failed, ms: performance.now() - started };
+}
+
 /** Where the sequence number sits in a benchmark payload (`{s:0000000042,…`). */
 const SEQ_AT = 3;
 const SEQ_DIGITS = 10;
@@ -122,34 +158,17 @@ export class ResumeClients {
 
   /** Opens every client, `concurrency` at a time; each is ready once open (berth: welcomed; Socket.IO: connected). */
   async open(concurrency: number): Promise<ConnectReport> {
-    const started = performance.now();
-    let next = 0;
-    let opened = 0;
-    let failed = 0;
-    const worker = async () => {
-      while (next < this.size) {
-        if (await this.#openOne(next++)) opened++;
-        else failed++;
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(concurrency, this.size) }, worker));
-    return { opened, failed, retries: this.#failedAttempts, firstErrors: this.#errors.slice(0, 5), ms: performance.now() - started };
-  }
-
-  #openOne(slot: number): Promise<boolean> {
-    const room = this.#rooms[this.#roomOf[slot]!]!;
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        this.#note(`client ${slot} not open after ${OPEN_TIMEOUT_MS} ms`);
-        resolve(false);
-      }, OPEN_TIMEOUT_MS);
-      const opened = () => {
-        clearTimeout(timer);
-        resolve(true);
-      };
-      if (this.#system === 'berth') this.#openBerth(slot, room, opened);
-      else this.#openSocketIo(slot, room, opened);
-    });
+    const report = await openClients(
+      this.size,
+      concurrency,
+      (slot, opened) => {
+        const room = this.#rooms[this.#roomOf[slot]!]!;
+        if (this.#system === 'berth') this.#openBerth(slot, room, opened);
+        else this.#openSocketIo(slot, room, opened);
+      },
+      (slot, timeoutMs) => this.#note(`client ${slot} not open after ${timeoutMs} ms`),
+    );
+    return { ...report, retries: this.#failedAttempts, firstErrors: this.#errors.slice(0, 5) };
   }
 
   #openBerth(slot: number, room: string, opened: () => void): void {

@@ -1,10 +1,23 @@
 import { describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import type { Connection } from '../../src/index.js';
+import type { Connection, Runtime } from '../../src/index.js';
 import { decodeClientFrame, InvalidMessage } from '../../src/protocol/v1.js';
 import { connect, eventually } from '../helpers/client.js';
 import { nextConnection, startRuntime } from '../helpers/runtime.js';
 import { v1 } from '../helpers/v1.js';
+
+/** Two `berth.v1` clients of the runtime, both in the lobby: the sender (first) and the other. */
+async function lobbyOfTwo({ runtime, url }: { runtime: Runtime; url: string }) {
+  const connections: Connection[] = [];
+  runtime.on('connection', (connection) => {
+    connections.push(connection);
+    void connection.join('lobby');
+  });
+  const sender = await v1(url);
+  const other = await v1(url);
+  await eventually(() => runtime.snapshot().rooms.lobby?.length === 2, 'both in the lobby');
+  return { runtime, connections, sender, other };
+}
 
 /** The offset the client's `joined` of the lobby gave. */
 function lobby0(client: { received: ReadonlyArray<Record<string, unknown>> }): number {
@@ -390,15 +403,7 @@ describe('berth.v1: no silent gap, no lost message', () => {
   });
 
   it('a member left out by except gets a skip for the offset the others were given', async () => {
-    const { runtime, url } = await startRuntime();
-    const connections: Connection[] = [];
-    runtime.on('connection', (connection) => {
-      connections.push(connection);
-      void connection.join('lobby');
-    });
-    const sender = await v1(url);
-    const other = await v1(url);
-    await eventually(() => runtime.snapshot().rooms.lobby?.length === 2, 'both in the lobby');
+    const { runtime, connections, sender, other } = await lobbyOfTwo(await startRuntime());
     runtime.sendToRoom('lobby', 'one');
     runtime.sendToRoom('lobby', 'two', { except: connections[0] });
     runtime.sendToRoom('lobby', 'three');
@@ -424,15 +429,7 @@ describe('berth.v1: no silent gap, no lost message', () => {
       position: (stream: string) => later(inner.position(stream)),
       close: () => inner.close(),
     };
-    const { runtime, url } = await startRuntime({ history });
-    const connections: Connection[] = [];
-    runtime.on('connection', (connection) => {
-      connections.push(connection);
-      void connection.join('lobby');
-    });
-    const sender = await v1(url);
-    const other = await v1(url);
-    await eventually(() => runtime.snapshot().rooms.lobby?.length === 2, 'both in the lobby');
+    const { runtime, connections, sender, other } = await lobbyOfTwo(await startRuntime({ history }));
     for (let i = 1; i <= 40; i++) runtime.sendToRoom('lobby', `m${i}`, i === 7 ? { except: connections[0] } : undefined);
     for (let i = 1; i <= 10; i++) connections[1]!.send(`d${i}`);
     await eventually(() => other.received.filter((m) => m.t === 'msg').length === 50, 'every message');
