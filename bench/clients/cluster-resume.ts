@@ -14,7 +14,7 @@ import { io, type Socket } from 'socket.io-client';
 import { createClient, type BerthClient, type WebSocketClass } from '../../src/client.js';
 import { HOST, PUBLISHER_SPAN, wallNow, type ClusterResumeReport, type ConnectReport } from '../protocol.js';
 import { Balancer, RoutedWebSocket, routeWebSockets } from './balancer.js';
-import { BACKOFF, openClients, seqOf, type ResumeSystem } from './resume.js';
+import { BACKOFF, openClients, seqOf, SOCKET_IO_OPTIONS, type ResumeSystem } from './resume.js';
 
 /** Where the send time sits in a benchmark payload (`{s:0000000042,t:1764100000000.123,…`). */
 const TIME_AT = 16;
@@ -186,12 +186,8 @@ export class ClusterResumeClients {
 
   #openSocketIo(slot: number, opened: () => void): void {
     const socket = io(this.#urlOf(slot, 'http'), {
-      transports: ['websocket'],
+      ...SOCKET_IO_OPTIONS,
       query: { room: this.#rooms[this.#roomOf[slot]!]!, c: String(slot) },
-      forceNew: true,
-      reconnectionDelay: BACKOFF.initialMs / 2,
-      randomizationFactor: 1,
-      reconnectionDelayMax: BACKOFF.maxMs,
     });
     this.#socketio[slot] = socket;
     let ready = false;

@@ -28,6 +28,16 @@ export type ResumeSystem = 'berth' | 'socketio';
  */
 export const BACKOFF = { initialMs: 250, maxMs: 30_000 } as const;
 
+/** socket.io-client's options for that schedule, over WebSocket only, one Engine.IO connection per client. */
+export const SOCKET_IO_OPTIONS = {
+  transports: ['websocket'],
+  // Without it every io() to one URL shares a single Manager.
+  forceNew: true,
+  reconnectionDelay: BACKOFF.initialMs / 2,
+  randomizationFactor: 1,
+  reconnectionDelayMax: BACKOFF.maxMs,
+};
+
 const OPEN_TIMEOUT_MS = 30_000;
 
 /**
@@ -200,15 +210,7 @@ export class ResumeClients {
   }
 
   #openSocketIo(slot: number, room: string, opened: () => void): void {
-    const socket = io(`http://127.0.0.1:${this.#port}`, {
-      transports: ['websocket'],
-      query: { room },
-      // One Engine.IO connection per client: without it every io() to one URL shares a single Manager.
-      forceNew: true,
-      reconnectionDelay: BACKOFF.initialMs / 2,
-      randomizationFactor: 1,
-      reconnectionDelayMax: BACKOFF.maxMs,
-    });
+    const socket = io(`http://127.0.0.1:${this.#port}`, { ...SOCKET_IO_OPTIONS, query: { room } });
     this.#socketio[slot] = socket;
     let ready = false;
     socket.on('connect', () => {
